@@ -1,0 +1,28 @@
+# pilottrace: the two commands a newcomer runs are `make demo` and `make test`.
+SWIFT ?= swift
+BIN := .build/debug/pilottrace
+DEMO_CAPTURE := Captures/pilot2-login.pcap
+
+.PHONY: all bootstrap build release demo test clean
+
+all: build
+
+bootstrap:
+	@scripts/bootstrap
+
+build: bootstrap
+	$(SWIFT) build
+
+release: bootstrap
+	$(SWIFT) build -c release
+
+# The main job on the built-in example: the TCP conversations of a recorded Pilot 2-style login.
+demo: build
+	$(BIN) flows $(DEMO_CAPTURE)
+
+# Unit, capture and end-to-end tests (the end-to-end tests run the built binary).
+test: build
+	$(SWIFT) test
+
+clean:
+	rm -rf .build

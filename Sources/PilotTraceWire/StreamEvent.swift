@@ -1,0 +1,124 @@
+/// The direction of bytes on a connection, relative to whoever opened it.
+public enum Direction: Int, Hashable, Sendable, CaseIterable, Codable {
+    /// From the initiator (the client, who sent the SYN) to the responder.
+    case toServer = 0
+    /// From the responder back to the initiator.
+    case toClient = 1
+
+    public var reversed: Direction { self == .toServer ? .toClient : .toServer }
+    public var arrow: String { self == .toServer ? "→" : "←" }
+}
+
+/// A TCP connection's number in capture order, like Wireshark's `tcp.stream` (but counted from 1).
+public struct ConnectionID: RawRepresentable, Hashable, Comparable, Sendable, Codable, CustomStringConvertible {
+    public var rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public static func < (l: Self, r: Self) -> Bool { l.rawValue < r.rawValue }
+    public var description: String { "#\(rawValue)" }
+}
+
+/// How a connection's endpoints were told apart.
+public enum RoleEvidence: String, Sendable, Codable {
+    /// The SYN was captured: its sender is the client.
+    case syn
+    /// Only the SYN-ACK was captured: its receiver is the client.
+    case synAck = "syn-ack"
+    /// Neither was captured: the well-known or lower port is taken as the server.
+    case portHeuristic = "port-heuristic"
+    /// Nothing to go on: the first sender is taken as the client.
+    case firstPacket = "first-packet"
+}
+
+/// Why a connection ended.
+public enum CloseReason: String, Sendable, Codable {
+    /// Both sides sent FIN.
+    case fin
+    /// A RST was seen.
+    case rst
+    /// No packet for the idle timeout.
+    case idle
+    /// The capture ended while the connection was open (or only half-closed).
+    case captureEnd = "capture-end"
+    /// A new SYN reused the 4-tuple while the connection was still open.
+    case portReuse = "port-reuse"
+}
+
+/// Who opened a connection, and when.
+public struct ConnectionInfo: Hashable, Sendable {
+    public var id: ConnectionID
+    public var client: Endpoint
+    public var server: Endpoint
+    public var roleEvidence: RoleEvidence
+    /// True when the capture starts after the connection did (no SYN seen).
+    public var midstream: Bool { roleEvidence != .syn }
+    public var firstSeen: Timestamp
+}
+
+/// Per-direction counters of a connection.
+public struct DirectionStats: Hashable, Sendable, Codable {
+    /// Frames, as tshark counts them in its conversation table.
+    public var packets = 0
+    /// Frame bytes on the wire (frame length, link header included), as tshark counts them.
+    public var bytes = 0
+    /// Stream bytes delivered in order to decoders.
+    public var payloadBytes = 0
+    public var gaps = 0
+    public var gapBytes = 0
+    /// Segments wholly already delivered (retransmissions and duplicates), dropped.
+    public var retransmissions = 0
+    public var outOfOrder = 0
+    /// Segments partly overlapping delivered or buffered data, trimmed.
+    public var overlaps = 0
+    /// Overlaps whose bytes differ from the first copy (first copy kept).
+    public var conflicts = 0
+    public var finSeen = false
+    public var rstSeen = false
+    public init() {}
+}
+
+/// Everything known about a connection when it is released.
+public struct ConnectionSummary: Hashable, Sendable {
+    public var info: ConnectionInfo
+    public var lastSeen: Timestamp
+    public var synSeen: Bool
+    public var synAckSeen: Bool
+    /// The client's ACK of the SYN-ACK (the third packet of the handshake).
+    public var handshakeAckSeen: Bool
+    public var toServer: DirectionStats
+    public var toClient: DirectionStats
+    public var closeReason: CloseReason
+
+    public var handshakeComplete: Bool { synSeen && synAckSeen && handshakeAckSeen }
+
+    public subscript(direction: Direction) -> DirectionStats {
+        direction == .toServer ? toServer : toClient
+    }
+
+    /// Wireshark's `tcp.completeness` bit mask: 1 SYN, 2 SYN-ACK, 4 ACK, 8 data, 16 FIN, 32 RST.
+    public var completeness: Int {
+        var v = 0
+        if synSeen { v |= 1 }
+        if synAckSeen { v |= 2 }
+        if handshakeAckSeen { v |= 4 }
+        if toServer.payloadBytes + toClient.payloadBytes + toServer.gapBytes + toClient.gapBytes > 0 { v |= 8 }
+        if toServer.finSeen || toClient.finSeen { v |= 16 }
+        if toServer.rstSeen || toClient.rstSeen { v |= 32 }
+        return v
+    }
+}
+
+/// What the TCP reassembler tells its consumers, per connection and direction, in capture order.
+public enum StreamEvent: Sendable {
+    /// A new connection (first packet seen).
+    case opened(ConnectionInfo)
+    /// Contiguous stream bytes, with the capture time of the segment that completed them.
+    case data(ConnectionID, Direction, [UInt8], Timestamp)
+    /// Bytes known to be missing: the consumer must resynchronise or give up on this direction.
+    case gap(ConnectionID, Direction, length: Int, Timestamp)
+    /// Bytes that overlap already-seen bytes but differ (the first copy was kept).
+    case conflict(ConnectionID, Direction, streamOffset: Int, length: Int, Timestamp)
+    /// This direction's FIN was reached in order: no more bytes follow.
+    case end(ConnectionID, Direction, Timestamp)
+    /// The connection is over and its state released.
+    case closed(ConnectionSummary)
+}

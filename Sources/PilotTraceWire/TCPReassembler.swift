@@ -1,0 +1,458 @@
+/// Turns TCP segments into ordered byte streams per connection and direction.
+///
+/// Modelled on Zeek's `TCP_Reassembler`: out-of-order segments are buffered (bounded per direction and in
+/// total), retransmissions and duplicates are dropped, overlaps are trimmed with the first copy winning and
+/// conflicting overlaps reported, and bytes that cannot arrive any more become `.gap` events. Time comes only
+/// from the segments' capture timestamps.
+///
+/// ## Topics
+/// - ``process(_:at:frameLength:into:)``
+/// - ``finish(into:)``
+public struct TCPReassembler {
+    public struct Configuration: Sendable {
+        /// Out-of-order bytes buffered per direction before the hole in front of them is declared a gap.
+        public var maxBufferedPerDirection = 4 << 20
+        /// Out-of-order bytes buffered across all connections.
+        public var maxBufferedTotal = 256 << 20
+        /// Capture seconds without a packet after which an open connection is released.
+        public var idleTimeout: Double = 600
+        /// Capture seconds a connection closed by FIN or RST is kept, to absorb late ACKs and retransmissions.
+        public var closeLinger: Double = 30
+        /// Delivered bytes kept per direction to tell a faithful retransmission from a conflicting one.
+        public var conflictWindow = 4096
+        public init() {}
+    }
+
+    struct FlowKey: Hashable {
+        var low: Endpoint
+        var high: Endpoint
+        init(_ a: Endpoint, _ b: Endpoint) {
+            if a < b { low = a; high = b } else { low = b; high = a }
+        }
+    }
+
+    public let configuration: Configuration
+    var connections: [FlowKey: Connection] = [:]
+    var nextID: UInt64 = 1
+    let budget: Budget
+    var now = Timestamp(nanoseconds: .min)
+    var lastSweep = Timestamp(nanoseconds: .min)
+
+    public init(configuration: Configuration = .init()) {
+        self.configuration = configuration
+        self.budget = Budget(limit: configuration.maxBufferedTotal)
+    }
+
+    /// Connections currently held (open, or closed and lingering).
+    public var openConnections: Int { connections.count }
+    /// Out-of-order bytes currently buffered across all connections.
+    public var bufferedBytes: Int { budget.used }
+
+    /// Feeds one segment.
+    /// - Parameters:
+    ///   - segment: the decoded segment; its payload is copied where kept.
+    ///   - timestamp: the frame's capture time.
+    ///   - frameLength: the frame's length on the wire, for the byte counters.
+    ///   - events: receives what the segment caused, in order.
+    public mutating func process(_ segment: TCPSegment, at timestamp: Timestamp, frameLength: Int, into events: inout [StreamEvent]) {
+        advance(to: timestamp, into: &events)
+        let key = FlowKey(segment.source, segment.destination)
+        let flags = segment.flags
+        let bareSYN = flags.contains(.syn) && !flags.contains(.ack)
+        var connection = connections[key]
+        if let c = connection, bareSYN, c.isReplaced(bySYN: segment) {
+            release(key, c, reason: c.finalReason(otherwise: .portReuse), into: &events)
+            connection = nil
+        }
+        let c: Connection
+        if let existing = connection {
+            c = existing
+        } else {
+            c = Connection(info: Self.roles(of: segment, id: ConnectionID(rawValue: nextID), at: timestamp), window: configuration.conflictWindow)
+            nextID += 1
+            connections[key] = c
+            events.append(.opened(c.info))
+        }
+        c.process(segment, at: timestamp, frameLength: frameLength, configuration: configuration, budget: budget, into: &events)
+    }
+
+    /// Moves capture time forward, releasing idle connections and closed ones past their linger time.
+    public mutating func advance(to timestamp: Timestamp, into events: inout [StreamEvent]) {
+        if timestamp > now { now = timestamp }
+        guard now.nanoseconds &- lastSweep.nanoseconds >= 1_000_000_000 else { return }
+        lastSweep = now
+        var due: [(FlowKey, Connection, CloseReason)] = []
+        for (key, c) in connections {
+            let quiet = now.seconds(since: c.lastSeen)
+            if c.isClosing && quiet >= configuration.closeLinger {
+                due.append((key, c, c.finalReason(otherwise: .fin)))
+            } else if quiet >= configuration.idleTimeout {
+                due.append((key, c, c.finalReason(otherwise: .idle)))
+            }
+        }
+        for (key, c, reason) in due.sorted(by: { $0.1.info.id < $1.1.info.id }) {
+            release(key, c, reason: reason, into: &events)
+        }
+    }
+
+    /// The capture ended: flushes and releases every connection, in connection order.
+    public mutating func finish(into events: inout [StreamEvent]) {
+        for (key, c) in connections.sorted(by: { $0.value.info.id < $1.value.info.id }) {
+            release(key, c, reason: c.finalReason(otherwise: .captureEnd), into: &events)
+        }
+    }
+
+    mutating func release(_ key: FlowKey, _ c: Connection, reason: CloseReason, into events: inout [StreamEvent]) {
+        connections[key] = nil
+        c.flush(budget: budget, into: &events)
+        events.append(.closed(c.summary(reason: reason)))
+    }
+
+    /// Who is the client: the SYN's sender, the SYN-ACK's receiver, or a guess from the ports.
+    static func roles(of s: TCPSegment, id: ConnectionID, at ts: Timestamp) -> ConnectionInfo {
+        let f = s.flags
+        if f.contains(.syn) && !f.contains(.ack) {
+            return ConnectionInfo(id: id, client: s.source, server: s.destination, roleEvidence: .syn, firstSeen: ts)
+        }
+        if f.contains(.syn) && f.contains(.ack) {
+            return ConnectionInfo(id: id, client: s.destination, server: s.source, roleEvidence: .synAck, firstSeen: ts)
+        }
+        let src = isServicePort(s.source.port), dst = isServicePort(s.destination.port)
+        let sourceIsServer: Bool
+        if src != dst {
+            sourceIsServer = src
+        } else if s.source.port != s.destination.port {
+            sourceIsServer = s.source.port < s.destination.port
+        } else {
+            return ConnectionInfo(id: id, client: s.source, server: s.destination, roleEvidence: .firstPacket, firstSeen: ts)
+        }
+        return sourceIsServer
+            ? ConnectionInfo(id: id, client: s.destination, server: s.source, roleEvidence: .portHeuristic, firstSeen: ts)
+            : ConnectionInfo(id: id, client: s.source, server: s.destination, roleEvidence: .portHeuristic, firstSeen: ts)
+    }
+
+    /// Ports that are taken as the server's when the handshake was not captured.
+    static func isServicePort(_ p: UInt16) -> Bool {
+        if p < 1024 { return true }
+        switch p {
+        case 1883, 8883, 8083, 8084, 8080, 8443, 8000, 8888, 9000, 3000, 5000, 6379, 5432, 3306: return true
+        default: return false
+        }
+    }
+}
+
+/// The out-of-order bytes held across all connections.
+final class Budget {
+    let limit: Int
+    var used = 0
+    init(limit: Int) { self.limit = limit }
+}
+
+/// One buffered out-of-order piece; `bytes == nil` marks bytes known to be missing (cut by the snapshot length).
+struct Piece {
+    var offset: Int
+    var length: Int
+    var bytes: ArraySlice<UInt8>?
+    var end: Int { offset + length }
+}
+
+/// One direction of a connection.
+final class HalfStream {
+    var started = false
+    /// The sequence number of the byte at stream offset `delivered`.
+    var nextSeq: UInt32 = 0
+    /// Stream bytes delivered (or declared missing) so far.
+    var delivered = 0
+    /// Buffered pieces beyond `delivered`: sorted, non-overlapping.
+    var pending: [Piece] = []
+    var pendingBytes = 0
+    var isn: UInt32?
+    var finOffset: Int?
+    var ended = false
+    /// The last delivered bytes, for conflict checks; ends at `delivered`.
+    var recent: [UInt8] = []
+    var stats = DirectionStats()
+
+    /// Stream offset of a sequence number (wrap-around safe within ±2 GiB).
+    @inline(__always) func offset(of seq: UInt32) -> Int {
+        delivered + Int(Int32(bitPattern: seq &- nextSeq))
+    }
+}
+
+final class Connection {
+    let info: ConnectionInfo
+    let halves: (HalfStream, HalfStream)
+    let window: Int
+    var lastSeen: Timestamp
+    var synSeen = false
+    var synAckSeen = false
+    var handshakeAckSeen = false
+
+    init(info: ConnectionInfo, window: Int) {
+        self.info = info
+        self.window = window
+        self.lastSeen = info.firstSeen
+        self.halves = (HalfStream(), HalfStream())
+    }
+
+    @inline(__always) func stream(_ d: Direction) -> HalfStream { d == .toServer ? halves.0 : halves.1 }
+
+    var isClosing: Bool {
+        halves.0.stats.rstSeen || halves.1.stats.rstSeen || (halves.0.stats.finSeen && halves.1.stats.finSeen)
+    }
+
+    func finalReason(otherwise: CloseReason) -> CloseReason {
+        if halves.0.stats.rstSeen || halves.1.stats.rstSeen { return .rst }
+        if halves.0.stats.finSeen && halves.1.stats.finSeen { return .fin }
+        return otherwise
+    }
+
+    /// A new SYN starts a new connection on this 4-tuple when this one is closing or had another ISN.
+    func isReplaced(bySYN s: TCPSegment) -> Bool {
+        let client = s.source == info.client ? halves.0 : halves.1
+        if let isn = client.isn, isn == s.sequence { return false }  // a retransmitted SYN
+        if isClosing || halves.0.stats.finSeen || halves.1.stats.finSeen { return true }
+        if let isn = client.isn, isn != s.sequence { return true }
+        return s.source != info.client  // the roles turned around
+    }
+
+    func summary(reason: CloseReason) -> ConnectionSummary {
+        ConnectionSummary(info: info, lastSeen: lastSeen, synSeen: synSeen, synAckSeen: synAckSeen,
+                          handshakeAckSeen: handshakeAckSeen, toServer: halves.0.stats, toClient: halves.1.stats,
+                          closeReason: reason)
+    }
+
+    func process(_ s: TCPSegment, at ts: Timestamp, frameLength: Int, configuration: TCPReassembler.Configuration,
+                 budget: Budget, into events: inout [StreamEvent]) {
+        let dir: Direction = s.source == info.client ? .toServer : .toClient
+        let half = stream(dir), other = stream(dir.reversed)
+        half.stats.packets += 1
+        half.stats.bytes += frameLength
+        if ts > lastSeen { lastSeen = ts }
+        let f = s.flags
+
+        if f.contains(.rst) {
+            // RFC 9293 §3.5.3: a RST's payload is diagnostic text, not stream data.
+            half.stats.rstSeen = true
+            return
+        }
+        var dataSeq = s.sequence
+        if f.contains(.syn) {
+            if f.contains(.ack) {
+                if dir == .toClient { synAckSeen = true }
+            } else if dir == .toServer {
+                synSeen = true
+            }
+            if !half.started {
+                half.started = true
+                half.isn = s.sequence
+                half.nextSeq = s.sequence &+ 1
+            }
+            dataSeq = s.sequence &+ 1
+        } else if f.contains(.ack), dir == .toServer, synAckSeen, !handshakeAckSeen, let serverISN = other.isn,
+                  s.acknowledgment == serverISN &+ 1 {
+            handshakeAckSeen = true
+        }
+
+        let length = max(s.wireLength, s.payload.count)
+        let fin = f.contains(.fin)
+        if !half.started && (length > 0 || fin) {
+            half.started = true  // picked up mid-stream: this segment defines the stream's start
+            half.nextSeq = dataSeq
+        }
+        if half.started {
+            let start = half.offset(of: dataSeq)
+            if length > 0 {
+                accept(half, dir, start: start, payload: s.payload, length: length, at: ts, budget: budget,
+                       limit: configuration.maxBufferedPerDirection, into: &events)
+            }
+            if fin {
+                half.stats.finSeen = true
+                if half.finOffset == nil { half.finOffset = start + length }
+                checkEnd(half, dir, at: ts, into: &events)
+            }
+        }
+        // The peer acknowledged bytes we never saw in front of buffered ones: they will not come; skip them.
+        if f.contains(.ack), other.started, let first = other.pending.first {
+            let acked = other.offset(of: s.acknowledgment)
+            if acked > other.delivered && acked >= first.offset {
+                skipToPending(other, dir.reversed, at: ts, budget: budget, into: &events)
+            }
+        }
+    }
+
+    func accept(_ h: HalfStream, _ dir: Direction, start: Int, payload: UnsafeRawBufferPointer, length: Int, at ts: Timestamp,
+                budget: Budget, limit: Int, into events: inout [StreamEvent]) {
+        let end = start + length
+        if end <= h.delivered {
+            if length == 1 && start == h.delivered - 1 && payload.count <= 1 { return }  // keep-alive probe
+            h.stats.retransmissions += 1
+            checkConflict(h, dir, start: start, payload, at: ts, into: &events)
+            return
+        }
+        if start < h.delivered {
+            h.stats.overlaps += 1
+        } else if start > h.delivered {
+            h.stats.outOfOrder += 1
+        }
+        let captured = min(payload.count, length)
+        var pieces: [(Int, Int, UnsafeRawBufferPointer?)] = []
+        if captured > 0 { pieces.append((start, captured, UnsafeRawBufferPointer(rebasing: payload[0..<captured]))) }
+        if captured < length { pieces.append((start + captured, length - captured, nil)) }
+        for (offset, len, bytes) in pieces {
+            place(h, dir, offset: offset, length: len, bytes: bytes, at: ts, budget: budget, into: &events)
+        }
+        while h.pendingBytes > limit || (budget.used > budget.limit && !h.pending.isEmpty) {
+            skipToPending(h, dir, at: ts, budget: budget, into: &events)
+        }
+        checkEnd(h, dir, at: ts, into: &events)
+    }
+
+    /// Places one piece: trims what was delivered, delivers what is next, buffers what is ahead.
+    func place(_ h: HalfStream, _ dir: Direction, offset: Int, length: Int, bytes: UnsafeRawBufferPointer?, at ts: Timestamp,
+               budget: Budget, into events: inout [StreamEvent]) {
+        var offset = offset, length = length, bytes = bytes
+        if offset + length <= h.delivered {
+            if let b = bytes { checkConflict(h, dir, start: offset, b, at: ts, into: &events) }
+            return
+        }
+        if offset < h.delivered {
+            let k = h.delivered - offset
+            if let b = bytes {
+                checkConflict(h, dir, start: offset, UnsafeRawBufferPointer(rebasing: b[0..<k]), at: ts, into: &events)
+                bytes = UnsafeRawBufferPointer(rebasing: b[k...])
+            }
+            offset = h.delivered
+            length -= k
+        }
+        if offset == h.delivered {
+            deliver(h, dir, length: length, bytes: bytes.map { Array($0) }, at: ts, into: &events)
+            drain(h, dir, at: ts, budget: budget, into: &events)
+            return
+        }
+        buffer(h, dir, offset: offset, length: length, bytes: bytes, at: ts, budget: budget, into: &events)
+    }
+
+    /// Buffers an out-of-order piece, keeping only what no earlier buffered piece covers.
+    func buffer(_ h: HalfStream, _ dir: Direction, offset: Int, length: Int, bytes: UnsafeRawBufferPointer?, at ts: Timestamp,
+                budget: Budget, into events: inout [StreamEvent]) {
+        let end = offset + length
+        var lo = 0, hi = h.pending.count  // first piece ending after `offset`
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if h.pending[mid].end <= offset { lo = mid + 1 } else { hi = mid }
+        }
+        var cursor = offset
+        var fresh: [Piece] = []
+        var i = lo
+        var overlapped = false
+        func slice(_ from: Int, _ to: Int) -> ArraySlice<UInt8>? {
+            bytes.map { ArraySlice(UnsafeRawBufferPointer(rebasing: $0[(from - offset)..<(to - offset)])) }
+        }
+        while i < h.pending.count && h.pending[i].offset < end {
+            let p = h.pending[i]
+            if p.offset > cursor { fresh.append(Piece(offset: cursor, length: p.offset - cursor, bytes: slice(cursor, p.offset))) }
+            let a = max(offset, p.offset), b = min(end, p.end)
+            if a < b {
+                overlapped = true
+                if let mine = bytes, let theirs = p.bytes {
+                    let x = UnsafeRawBufferPointer(rebasing: mine[(a - offset)..<(b - offset)])
+                    let y = theirs[(theirs.startIndex + a - p.offset)..<(theirs.startIndex + b - p.offset)]
+                    if !x.elementsEqual(y) { reportConflict(h, dir, offset: a, length: b - a, at: ts, into: &events) }
+                }
+            }
+            cursor = max(cursor, p.end)
+            i += 1
+        }
+        if cursor < end { fresh.append(Piece(offset: cursor, length: end - cursor, bytes: slice(cursor, end))) }
+        if overlapped { h.stats.overlaps += 1 }
+        var at = lo
+        for piece in fresh {
+            while at < h.pending.count && h.pending[at].offset < piece.offset { at += 1 }
+            h.pending.insert(piece, at: at)
+            at += 1
+            let held = piece.bytes?.count ?? 0
+            h.pendingBytes += held
+            budget.used += held
+        }
+    }
+
+    func deliver(_ h: HalfStream, _ dir: Direction, length: Int, bytes: [UInt8]?, at ts: Timestamp, into events: inout [StreamEvent]) {
+        guard length > 0 else { return }
+        if let bytes {
+            events.append(.data(info.id, dir, bytes, ts))
+            h.stats.payloadBytes += length
+            if bytes.count >= window {
+                h.recent = Array(bytes.suffix(window))
+            } else {
+                let overflow = h.recent.count + bytes.count - window
+                if overflow > 0 { h.recent.removeFirst(overflow) }
+                h.recent.append(contentsOf: bytes)
+            }
+        } else {
+            events.append(.gap(info.id, dir, length: length, ts))
+            h.stats.gaps += 1
+            h.stats.gapBytes += length
+            h.recent.removeAll(keepingCapacity: true)
+        }
+        h.delivered += length
+        h.nextSeq = h.nextSeq &+ UInt32(truncatingIfNeeded: length)
+    }
+
+    /// Delivers buffered pieces that have become contiguous.
+    func drain(_ h: HalfStream, _ dir: Direction, at ts: Timestamp, budget: Budget, into events: inout [StreamEvent]) {
+        while let first = h.pending.first, first.offset <= h.delivered {
+            h.pending.removeFirst()
+            let held = first.bytes?.count ?? 0
+            h.pendingBytes -= held
+            budget.used -= held
+            guard first.end > h.delivered else { continue }
+            let k = h.delivered - first.offset
+            deliver(h, dir, length: first.length - k, bytes: first.bytes.map { Array($0.dropFirst(k)) }, at: ts, into: &events)
+        }
+    }
+
+    /// Declares the hole in front of the first buffered piece a gap, then delivers what follows it.
+    func skipToPending(_ h: HalfStream, _ dir: Direction, at ts: Timestamp, budget: Budget, into events: inout [StreamEvent]) {
+        guard let first = h.pending.first else { return }
+        if first.offset > h.delivered { deliver(h, dir, length: first.offset - h.delivered, bytes: nil, at: ts, into: &events) }
+        drain(h, dir, at: ts, budget: budget, into: &events)
+        checkEnd(h, dir, at: ts, into: &events)
+    }
+
+    func checkEnd(_ h: HalfStream, _ dir: Direction, at ts: Timestamp, into events: inout [StreamEvent]) {
+        if !h.ended, let fin = h.finOffset, h.delivered >= fin {
+            h.ended = true
+            events.append(.end(info.id, dir, ts))
+        }
+    }
+
+    /// Compares re-sent bytes with the delivered bytes still retained.
+    func checkConflict(_ h: HalfStream, _ dir: Direction, start: Int, _ b: UnsafeRawBufferPointer, at ts: Timestamp,
+                       into events: inout [StreamEvent]) {
+        let windowStart = h.delivered - h.recent.count
+        let a = max(start, windowStart), e = min(start + b.count, h.delivered)
+        guard a < e else { return }
+        let mine = UnsafeRawBufferPointer(rebasing: b[(a - start)..<(e - start)])
+        let kept = h.recent[(a - windowStart)..<(e - windowStart)]
+        if !mine.elementsEqual(kept) { reportConflict(h, dir, offset: a, length: e - a, at: ts, into: &events) }
+    }
+
+    func reportConflict(_ h: HalfStream, _ dir: Direction, offset: Int, length: Int, at ts: Timestamp, into events: inout [StreamEvent]) {
+        h.stats.conflicts += 1
+        events.append(.conflict(info.id, dir, streamOffset: offset, length: length, ts))
+    }
+
+    /// The connection is released: what is still buffered is delivered after gaps, and bytes missing before a
+    /// FIN become a gap.
+    func flush(budget: Budget, into events: inout [StreamEvent]) {
+        for dir in Direction.allCases {
+            let h = stream(dir)
+            while !h.pending.isEmpty { skipToPending(h, dir, at: lastSeen, budget: budget, into: &events) }
+            if let fin = h.finOffset, fin > h.delivered {
+                deliver(h, dir, length: fin - h.delivered, bytes: nil, at: lastSeen, into: &events)
+            }
+            checkEnd(h, dir, at: lastSeen, into: &events)
+        }
+    }
+}

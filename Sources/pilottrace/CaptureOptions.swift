@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import PilotTraceCapture
+import PilotTraceWire
+
+/// Capture files and reassembly settings, shared by the commands that read captures.
+struct CaptureOptions: ParsableArguments {
+    @Argument(help: ArgumentHelp("Capture files (pcap, pcapng, optionally gzip-compressed), read in order as one trace.",
+                                 valueName: "capture"))
+    var captures: [String]
+
+    @Option(help: ArgumentHelp("Capture seconds without packets after which an open TCP connection is closed.", valueName: "seconds"))
+    var idleTimeout: Double = 600
+
+    @Option(help: ArgumentHelp("Out-of-order bytes buffered per TCP direction before the hole before them is declared a gap.",
+                               valueName: "bytes"))
+    var maxBuffered: Int = 4 << 20
+
+    func validate() throws {
+        guard !captures.isEmpty else { throw ValidationError("Name at least one capture file.") }
+        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive.") }
+        guard maxBuffered >= 1024 else { throw ValidationError("--max-buffered must be at least 1024 bytes.") }
+    }
+
+    var reassembly: TCPReassembler.Configuration {
+        var c = TCPReassembler.Configuration()
+        c.idleTimeout = idleTimeout
+        c.maxBufferedPerDirection = maxBuffered
+        return c
+    }
+}
+
+/// A progress line on stderr for files that take more than a second; silent when stderr is not a terminal.
+final class ProgressLine {
+    let enabled = isatty(STDERR_FILENO) == 1
+    let started = Date()
+    var shown = false
+
+    func update(path: String, consumed: UInt64, size: UInt64?, records: Int) {
+        guard enabled, Date().timeIntervalSince(started) > 1 else { return }
+        shown = true
+        var line = "\r\(path): \(records) frames"
+        if let size, size > 0 { line += String(format: " (%.0f%%)", Double(consumed) * 100 / Double(size)) }
+        FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
+    }
+
+    func clear() {
+        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}
+
+/// Prints to standard error.
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+}
