@@ -2,7 +2,8 @@ import PilotTraceWire
 
 /// Reads pcap and pcapng files (optionally gzip-compressed) record by record, with bounded memory.
 ///
-/// The formats are read directly: pcap (microsecond and nanosecond magic, both byte orders) and pcapng
+/// The formats are read directly: pcap (microsecond and nanosecond magic, both byte orders, and the "modified"
+/// format of Kuznetzov's patched libpcap) and pcapng
 /// (several sections and interfaces, per-interface link type, `if_tsresol` and `if_tsoffset`). libpcap cannot
 /// read pcapng files whose interfaces have different link types; this reader can.
 ///
@@ -10,7 +11,7 @@ import PilotTraceWire
 /// delivered; a file cut short in the middle of a record ends with a warning instead.
 public final class CaptureFileReader {
     public enum Format: String, Sendable {
-        case pcap, pcapNanosecond = "pcap-nanosecond", pcapng
+        case pcap, pcapNanosecond = "pcap-nanosecond", pcapModified = "pcap-modified", pcapng
     }
 
     public let path: String
@@ -33,6 +34,8 @@ public final class CaptureFileReader {
     // pcap state
     var bigEndian = false
     var nanosecond = false
+    /// The record header's size: 16, or 24 in Kuznetzov's modified format (ifindex, protocol, packet type).
+    var recordHeader = 16
     var snaplen = 0
     // pcapng state
     struct Interface {
@@ -131,6 +134,8 @@ public final class CaptureFileReader {
         case 0xD4C3_B2A1: format = .pcap; bigEndian = false; nanosecond = false
         case 0xA1B2_3C4D: format = .pcapNanosecond; bigEndian = true; nanosecond = true
         case 0x4D3C_B2A1: format = .pcapNanosecond; bigEndian = false; nanosecond = true
+        case 0xA1B2_CD34: format = .pcapModified; bigEndian = true; recordHeader = 24
+        case 0x34CD_B2A1: format = .pcapModified; bigEndian = false; recordHeader = 24
         case 0x0A0D_0D0A: format = .pcapng; return  // blocks are read as records come
         default:
             throw error(.notACapture, "not a pcap or pcapng capture (magic 0x\(String(magic, radix: 16, uppercase: true)))", at: 0)
@@ -154,7 +159,7 @@ public final class CaptureFileReader {
     /// - Throws: ``CaptureFileError`` for corrupt input (after the records before it), or what `body` throws.
     public func forEach(_ body: (CaptureRecord) throws -> Void) throws {
         switch format {
-        case .pcap, .pcapNanosecond: try readPcapRecords(body)
+        case .pcap, .pcapNanosecond, .pcapModified: try readPcapRecords(body)
         case .pcapng: try readPcapngBlocks(body)
         }
     }
@@ -166,9 +171,10 @@ public final class CaptureFileReader {
     func readPcapRecords(_ body: (CaptureRecord) throws -> Void) throws {
         let limit = max(Self.maxRecord, snaplen)
         let link = linkTypes[0]
+        let header = recordHeader
         while true {
-            guard try ensure(16) else {
-                if end > start { truncated("a record header", have: end - start, need: 16) }
+            guard try ensure(header) else {
+                if end > start { truncated("a record header", have: end - start, need: header) }
                 return
             }
             let sec = u32(0, bigEndian: bigEndian), frac = u32(4, bigEndian: bigEndian)
@@ -176,19 +182,19 @@ public final class CaptureFileReader {
             guard caplen <= limit else {
                 throw error(.absurdLength, "record claims \(caplen) captured bytes, more than the maximum of \(limit): the file is corrupt")
             }
-            guard try ensure(16 + caplen) else {
-                truncated("a record", have: end - start, need: 16 + caplen)
+            guard try ensure(header + caplen) else {
+                truncated("a record", have: end - start, need: header + caplen)
                 return
             }
             let fracNs = nanosecond ? Int64(frac) : Int64(frac) * 1000
             let record = CaptureRecord(
                 timestamp: Timestamp(seconds: Int64(sec), nanoseconds: fracNs),
                 linkType: link,
-                data: UnsafeRawBufferPointer(rebasing: buffer[(start + 16)..<(start + 16 + caplen)]),
+                data: UnsafeRawBufferPointer(rebasing: buffer[(start + header)..<(start + header + caplen)]),
                 originalLength: max(origlen, caplen),
                 interface: 0
             )
-            start += 16 + caplen
+            start += header + caplen
             try body(record)
         }
     }

@@ -36,7 +36,7 @@ public struct TCPReassembler {
     var nextID: UInt64 = 1
     let budget: Budget
     var now = Timestamp(nanoseconds: .min)
-    var lastSweep = Timestamp(nanoseconds: .min)
+    var lastSweep: Timestamp?
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -79,7 +79,7 @@ public struct TCPReassembler {
     /// Moves capture time forward, releasing idle connections and closed ones past their linger time.
     public mutating func advance(to timestamp: Timestamp, into events: inout [StreamEvent]) {
         if timestamp > now { now = timestamp }
-        guard now.nanoseconds &- lastSweep.nanoseconds >= 1_000_000_000 else { return }
+        if let last = lastSweep, now.seconds(since: last) < 1 { return }
         lastSweep = now
         var due: [(FlowKey, Connection, CloseReason)] = []
         for (key, c) in connections {
@@ -187,6 +187,8 @@ final class Connection {
     var synSeen = false
     var synAckSeen = false
     var handshakeAckSeen = false
+    /// The client's ISN as the SYN-ACK acknowledged it (when the SYN itself was not captured).
+    var expectedClientISN: UInt32?
 
     init(info: ConnectionInfo, window: Int) {
         self.info = info
@@ -208,12 +210,17 @@ final class Connection {
     }
 
     /// A new SYN starts a new connection on this 4-tuple when this one is closing or had another ISN.
+    ///
+    /// A SYN whose sequence number is the client's known ISN (from its SYN, or from the SYN-ACK that
+    /// acknowledged it) is a retransmission; a SYN from the server's side is a simultaneous open or a split
+    /// handshake, not a new connection.
     func isReplaced(bySYN s: TCPSegment) -> Bool {
-        let client = s.source == info.client ? halves.0 : halves.1
-        if let isn = client.isn, isn == s.sequence { return false }  // a retransmitted SYN
+        let fromClient = s.source == info.client
+        let sender = fromClient ? halves.0 : halves.1
+        if let isn = sender.isn ?? (fromClient ? expectedClientISN : nil), isn == s.sequence { return false }
         if isClosing || halves.0.stats.finSeen || halves.1.stats.finSeen { return true }
-        if let isn = client.isn, isn != s.sequence { return true }
-        return s.source != info.client  // the roles turned around
+        if let isn = sender.isn, isn != s.sequence { return true }
+        return false
     }
 
     func summary(reason: CloseReason) -> ConnectionSummary {
@@ -239,7 +246,10 @@ final class Connection {
         var dataSeq = s.sequence
         if f.contains(.syn) {
             if f.contains(.ack) {
-                if dir == .toClient { synAckSeen = true }
+                if dir == .toClient {
+                    synAckSeen = true
+                    expectedClientISN = s.acknowledgment &- 1
+                }
             } else if dir == .toServer {
                 synSeen = true
             }
