@@ -246,10 +246,8 @@ final class Connection {
         var dataSeq = s.sequence
         if f.contains(.syn) {
             if f.contains(.ack) {
-                if dir == .toClient {
-                    synAckSeen = true
-                    expectedClientISN = s.acknowledgment &- 1
-                }
+                synAckSeen = true  // from either side: a split handshake has the client send it
+                if dir == .toClient { expectedClientISN = s.acknowledgment &- 1 }
             } else if dir == .toServer {
                 synSeen = true
             }
