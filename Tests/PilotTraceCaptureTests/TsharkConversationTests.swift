@@ -23,7 +23,7 @@ struct Conversation: Equatable, CustomStringConvertible {
 /// fields (`tcp.stream`, addresses, ports, `frame.len`) with two passes, so that `tcp.completeness` is final.
 @Suite struct TsharkConversationTests {
     static let tshark = TestPaths.which("tshark")
-    static let files: [URL] = tshark == nil ? [] : TestPaths.publicCaptureFiles
+    static let files: [URL] = tshark == nil ? [] : TestPaths.publicCaptureFiles + TestPaths.projectCaptureFiles
 
     /// Where pilottrace and tshark 4.0 count differently, and why. Keys are folder/file.
     static let explained: [String: String] = [

@@ -27,6 +27,13 @@ public enum TestPaths {
             .sorted { $0.path < $1.path }
     }
 
+    /// The captures in `Captures/`.
+    public static var projectCaptureFiles: [URL] {
+        ((try? FileManager.default.contentsOfDirectory(at: captures, includingPropertiesForKeys: nil)) ?? [])
+            .filter { ["pcap", "pcapng"].contains($0.pathExtension) }
+            .sorted { $0.path < $1.path }
+    }
+
     /// The built `pilottrace` binary (`make test` builds it before the tests run).
     public static var binary: URL { packageRoot.appendingPathComponent(".build/debug/pilottrace") }
 
