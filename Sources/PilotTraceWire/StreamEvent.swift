@@ -67,6 +67,8 @@ public struct DirectionStats: Hashable, Sendable, Codable {
     /// Segments wholly already delivered (retransmissions and duplicates), dropped.
     public var retransmissions = 0
     public var outOfOrder = 0
+    /// Segments starting more than 1 GiB beyond the next expected byte (no TCP window is that large), dropped.
+    public var outOfWindow = 0
     /// Segments partly overlapping delivered or buffered data, trimmed.
     public var overlaps = 0
     /// Overlaps whose bytes differ from the first copy (first copy kept).

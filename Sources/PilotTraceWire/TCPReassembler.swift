@@ -301,6 +301,11 @@ final class Connection {
         if start < h.delivered {
             h.stats.overlaps += 1
         } else if start > h.delivered {
+            // Beyond the largest window TCP can offer (RFC 7323 §2.3: 2^30 bytes): not this stream's data.
+            guard start - h.delivered <= 1 << 30 else {
+                h.stats.outOfWindow += 1
+                return
+            }
             h.stats.outOfOrder += 1
         }
         let captured = min(payload.count, length)

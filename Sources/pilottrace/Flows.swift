@@ -165,6 +165,8 @@ enum FlowTable {
         if retrans > 0 { n.append("\(retrans) retransmitted") }
         let ooo = f.toServer.outOfOrder + f.toClient.outOfOrder
         if ooo > 0 { n.append("\(ooo) out of order") }
+        let outside = f.toServer.outOfWindow + f.toClient.outOfWindow
+        if outside > 0 { n.append("\(outside) beyond the window") }
         let conflicts = f.toServer.conflicts + f.toClient.conflicts
         if conflicts > 0 { n.append("\(conflicts) conflicting overlap\(conflicts == 1 ? "" : "s")") }
         return n.joined(separator: "; ")

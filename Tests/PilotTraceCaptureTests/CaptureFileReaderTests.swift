@@ -229,3 +229,38 @@ func readAll(_ path: String) throws -> (records: [ReadRecord], reader: CaptureFi
         #expect(compared > 80)
     }
 }
+
+@Suite struct CaptureFileRobustnessTests {
+    /// Mutated pcap and pcapng files: reading either succeeds or throws a CaptureFileError; it never traps or hangs.
+    @Test func mutatedFilesFailCleanly() throws {
+        var rng = SplitMix64(seed: 99)
+        var pcap = CaptureBytes.pcap()
+        var ng = CaptureBytes()
+        ng.sectionHeader()
+        ng.interface(linkType: 1, tsresol: 9)
+        ng.interface(linkType: 113, tsresol: 0x83, tsoffset: -5)
+        for i in 0..<20 {
+            let frame = (0..<(40 + i)).map { UInt8(truncatingIfNeeded: $0 * 7) }
+            pcap.pcapRecord(seconds: UInt32(i), fraction: 0, data: frame)
+            ng.enhancedPacket(interface: UInt32(i % 2), ticks: UInt64(i) << 20, data: frame)
+            ng.simplePacket(data: frame)
+        }
+        var errors = 0, clean = 0
+        for round in 0..<600 {
+            var bytes = round % 2 == 0 ? pcap.bytes : ng.bytes
+            for _ in 0..<Int.random(in: 1...8, using: &rng) {
+                bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            if round % 5 == 0 { bytes.removeLast(Int.random(in: 0..<bytes.count, using: &rng)) }
+            let path = try CaptureBytes(bytes: bytes).write()
+            do {
+                var pipeline = TCPPipeline()
+                let (_, error) = try CaptureFiles.analyze([path], pipeline: &pipeline) { $0.removeAll() }
+                if error == nil { clean += 1 } else { errors += 1 }
+            }
+            try? FileManager.default.removeItem(atPath: path)
+        }
+        #expect(errors > 50)
+        #expect(clean > 50)
+    }
+}

@@ -1,3 +1,4 @@
+import PilotTraceTestSupport
 import Testing
 @testable import PilotTraceWire
 
@@ -152,5 +153,42 @@ import Testing
         let d = decode(Array(packet[0..<42]), link: .ipv4, originalLength: packet.count)
         #expect(d.kind == "tcp")
         #expect(d.seq == 5)
+    }
+}
+
+@Suite struct PacketDecoderRobustnessTests {
+    /// Random and mutated frames on every link type: every outcome is a value, nothing traps.
+    @Test func randomAndMutatedFramesNeverCrash() {
+        var rng = SplitMix64(seed: 7)
+        let links: [LinkType] = [.ethernet, .linuxSLL, .linuxSLL2, .null, .loop, .raw, .ipv4, .ipv6, .rawBSD12]
+        let tcp = Frame.tcp(src: 1, dst: 2, seq: 3, flags: .ack, options: [2, 4, 5, 0xb4], payload: Array("payload".utf8))
+        let seeds: [[UInt8]] = [
+            Frame.ethernet(type: 0x0800, vlanTags: [0x8100], payload: Frame.ipv4(fragment: (8, true), payload: tcp)),
+            Frame.ethernet(type: 0x86DD, payload: Frame.ipv6(first: 0, extensions: [44, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 1, 0, 0, 0, 9], payload: tcp)),
+            Frame.sll2(protocol: 0x0800, payload: Frame.ipv4(options: [1, 1, 1, 1], payload: tcp)),
+        ]
+        var decoder = PacketDecoder()
+        var outcomes: [String: Int] = [:]
+        for round in 0..<30_000 {
+            var bytes: [UInt8]
+            if round % 3 == 0 {
+                bytes = (0..<Int.random(in: 0...120, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            } else {
+                bytes = seeds.randomElement(using: &rng)!
+                for _ in 0..<Int.random(in: 1...6, using: &rng) where !bytes.isEmpty {
+                    bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+                }
+                if Bool.random(using: &rng) { bytes.removeLast(Int.random(in: 0...bytes.count, using: &rng)) }
+            }
+            let link = round % 3 == 0 ? links.randomElement(using: &rng)! : (round % 3 == 1 ? .ethernet : links.randomElement(using: &rng)!)
+            let d = decode(&decoder, bytes, link: link, originalLength: bytes.count + Int.random(in: 0...50, using: &rng))
+            outcomes[d.kind, default: 0] += 1
+            if let p = d.payload.first { _ = p }
+        }
+        // The mutations reach every kind of outcome, so the test exercises the error paths.
+        #expect(outcomes["tcp", default: 0] > 100)
+        #expect(outcomes["malformed", default: 0] > 100)
+        #expect(outcomes["fragment", default: 0] > 0)
+        #expect(decoder.pendingFragmentedDatagrams <= 4096)
     }
 }

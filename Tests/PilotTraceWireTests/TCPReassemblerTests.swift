@@ -309,3 +309,41 @@ struct ReassemblyHarness {
         #expect(h.reassembler.openConnections < 300)
     }
 }
+
+@Suite struct TCPReassemblerRobustnessTests {
+    @Test func aSegmentBeyondAnyWindowIsDroppedNotBuffered() {
+        var h = ReassemblyHarness()
+        h.handshake()
+        h.send(.toServer, seq: 101, Array("abc".utf8))
+        h.send(.toServer, seq: 101 &+ 0x7000_0000, Array("spoofed".utf8))
+        h.send(.toServer, seq: 104, Array("def".utf8))
+        h.finish()
+        #expect(h.stream(.toServer).bytes == Array("abcdef".utf8))
+        #expect(h.stream(.toServer).gaps.isEmpty)
+        #expect(h.summaries[0].toServer.outOfWindow == 1)
+    }
+
+    /// Random segments (random flags, sequence numbers, lengths, endpoints): no crash, buffers stay bounded.
+    @Test func randomSegmentsNeverBreakTheBounds() {
+        var config = TCPReassembler.Configuration()
+        config.maxBufferedPerDirection = 64 << 10
+        config.maxBufferedTotal = 256 << 10
+        var h = ReassemblyHarness(configuration: config)
+        var rng = SplitMix64(seed: 42)
+        let endpoints = (0..<6).map { Endpoint(address: .v4(0x0A00_0000 | UInt32($0)), port: UInt16(1000 + $0)) }
+        for i in 0..<20_000 {
+            let from = endpoints.randomElement(using: &rng)!, to = endpoints.randomElement(using: &rng)!
+            let n = Int.random(in: 0...1500, using: &rng)
+            let payload = [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: n)
+            let base = UInt32.random(in: 0...3, using: &rng) * 0x4000_0000
+            h.send(.toServer, seq: base &+ UInt32.random(in: 0...200_000, using: &rng), ack: UInt32.random(in: 0...UInt32.max, using: &rng),
+                   flags: TCPFlags(rawValue: UInt8.random(in: 0...255, using: &rng)), payload,
+                   wireLength: n + Int.random(in: 0...3, using: &rng) * 100, from: from, to: to, at: Double(i) * 0.01)
+            #expect(h.reassembler.bufferedBytes <= config.maxBufferedTotal + 1500)
+            h.events.removeAll(keepingCapacity: true)
+        }
+        h.finish()
+        #expect(h.reassembler.bufferedBytes == 0)
+        #expect(h.reassembler.openConnections == 0)
+    }
+}
