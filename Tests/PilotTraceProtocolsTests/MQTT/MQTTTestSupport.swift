@@ -1,0 +1,209 @@
+import Testing
+@testable import PilotTraceProtocols
+
+/// SplitMix64 (Steele, Lea, Flood 2014): a small seeded generator so random tests are reproducible.
+struct MQTTTestRNG: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
+    mutating func byte() -> UInt8 { UInt8.random(in: 0...255, using: &self) }
+}
+
+/// Builders for MQTT wire bytes, written from the specification independently of the decoder.
+enum MQTTWire {
+    /// MQTT 3.1.1 §2.2.3 Variable Byte Integer.
+    static func vbi(_ value: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        var x = value
+        repeat {
+            var b = UInt8(x % 128)
+            x /= 128
+            if x > 0 { b |= 0x80 }
+            out.append(b)
+        } while x > 0
+        return out
+    }
+
+    static func u16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+    static func u32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+    static func str(_ s: String) -> [UInt8] { bin(Array(s.utf8)) }
+    static func bin(_ b: [UInt8]) -> [UInt8] { u16(UInt16(b.count)) + b }
+
+    /// First byte, Remaining Length, body.
+    static func packet(_ first: UInt8, _ body: [UInt8]) -> [UInt8] { [first] + vbi(body.count) + body }
+
+    /// A property block: Property Length then the properties.
+    static func props(_ items: [UInt8]...) -> [UInt8] {
+        let body = items.flatMap { $0 }
+        return vbi(body.count) + body
+    }
+
+    static func userProperty(_ k: String, _ v: String) -> [UInt8] { [0x26] + str(k) + str(v) }
+    static func topicAlias(_ a: UInt16) -> [UInt8] { [0x23] + u16(a) }
+    static func sessionExpiry(_ s: UInt32) -> [UInt8] { [0x11] + u32(s) }
+    static func reasonString(_ s: String) -> [UInt8] { [0x1F] + str(s) }
+
+    static func hex(_ s: String) -> [UInt8] {
+        let digits = Array(s.filter { !$0.isWhitespace })
+        return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(digits[$0...$0 + 1]), radix: 16)! }
+    }
+
+    // Frequently used packets.
+    static let pingReq: [UInt8] = [0xC0, 0x00]
+    static let pingResp: [UInt8] = [0xD0, 0x00]
+
+    static func connect311(clientID: String = "pilot", keepAlive: UInt16 = 60) -> [UInt8] {
+        packet(0x10, str("MQTT") + [4, 0x02] + u16(keepAlive) + str(clientID))
+    }
+
+    static func connect5(clientID: String = "pilot", properties: [UInt8] = props()) -> [UInt8] {
+        packet(0x10, str("MQTT") + [5, 0x02] + u16(30) + properties + str(clientID))
+    }
+
+    static func publish(_ topic: String, _ payload: [UInt8], qos: UInt8 = 0, id: UInt16 = 1, v5props: [UInt8]? = nil,
+                        dup: Bool = false, retain: Bool = false) -> [UInt8] {
+        var body = str(topic)
+        if qos > 0 { body += u16(id) }
+        if let v5props { body += v5props }
+        let first = 0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 1 : 0)
+        return packet(first, body + payload)
+    }
+}
+
+/// Everything a decode produced: the records and the error that stopped it, if any.
+struct MQTTOutcome: Equatable {
+    var records: [MQTTPacketRecord] = []
+    var error: MQTTError?
+    var packetsDecoded = 0
+    var desyncBytes = 0
+    var consumed = 0
+}
+
+enum MQTTHarness {
+    /// Feeds the chunks in order, draining after each.
+    static func decode(_ chunks: [[UInt8]], _ configuration: MQTTStreamDecoder.Configuration) -> MQTTOutcome {
+        var decoder = MQTTStreamDecoder(configuration: configuration)
+        var out = MQTTOutcome()
+        for chunk in chunks {
+            decoder.feed(chunk)
+            var guardCount = 0
+            while true {
+                guardCount += 1
+                if guardCount > chunk.count + 2 {
+                    Issue.record("next() did not stop")
+                    break
+                }
+                do {
+                    guard let r = try decoder.next() else { break }
+                    out.records.append(r)
+                } catch {
+                    out.error = error
+                    break
+                }
+            }
+            if decoder.bufferedByteCount > decoder.maximumBufferedBytes {
+                Issue.record("buffered \(decoder.bufferedByteCount) > \(decoder.maximumBufferedBytes)")
+            }
+        }
+        out.packetsDecoded = decoder.packetsDecoded
+        out.desyncBytes = decoder.desyncBytes
+        out.consumed = decoder.offset
+        return out
+    }
+
+    static func randomSplit(_ bytes: [UInt8], _ rng: inout MQTTTestRNG, maxChunk: Int) -> [[UInt8]] {
+        var chunks: [[UInt8]] = []
+        var i = 0
+        while i < bytes.count {
+            let n = min(bytes.count - i, rng.int(0...maxChunk))
+            chunks.append(Array(bytes[i..<(i + n)]))  // empty chunks are allowed on purpose
+            i += n
+        }
+        return chunks
+    }
+
+    /// Decodes byte by byte, all at once and in many seeded random splits; expects identical outcomes and that
+    /// each record re-parses identically through the two-stage API. Returns the all-at-once outcome.
+    static func decodeAllWays(
+        _ bytes: [UInt8], _ configuration: MQTTStreamDecoder.Configuration = .init(), rounds: Int = 40,
+        seed: UInt64 = 0x5EED, sourceLocation: SourceLocation = #_sourceLocation
+    ) -> MQTTOutcome {
+        let whole = decode([bytes], configuration)
+        let single = decode(bytes.map { [$0] }, configuration)
+        #expect(single == whole, "byte-by-byte differs from all-at-once", sourceLocation: sourceLocation)
+        var rng = MQTTTestRNG(seed: seed)
+        for round in 0..<rounds {
+            let maxChunk = [1, 2, 3, 7, 16, 64, 1000][round % 7]
+            let split = decode(randomSplit(bytes, &rng, maxChunk: maxChunk), configuration)
+            if split != whole {
+                Issue.record("random split round \(round) differs", sourceLocation: sourceLocation)
+                break
+            }
+        }
+        // Accounting: every fed byte is consumed, still buffered, or dropped after a desync.
+        #expect(whole.consumed + whole.desyncBytes <= bytes.count, sourceLocation: sourceLocation)
+        // Records are contiguous from offset 0.
+        var expected = 0
+        for r in whole.records {
+            #expect(r.offset == expected, sourceLocation: sourceLocation)
+            expected = r.offset + r.length
+        }
+        // Stage 1 + stage 2 give the same packet as the stream decoder.
+        var aliases = MQTTTopicAliases(maxBytes: configuration.maxTopicAliasBytes)
+        for r in whole.records {
+            do {
+                let frame = try #require(
+                    try MQTTFrame.read(bytes, at: r.offset, streamOffset: r.offset,
+                                       maxRemainingLength: configuration.maxRemainingLength),
+                    sourceLocation: sourceLocation)
+                #expect(frame.header.frameLength == r.length, sourceLocation: sourceLocation)
+                let packet = try MQTTPacket.parse(
+                    frame, version: r.version, maxStoredPayload: configuration.maxStoredPayload, topicAliases: &aliases)
+                #expect(packet == r.packet, sourceLocation: sourceLocation)
+            } catch {
+                Issue.record("two-stage parse failed: \(error)", sourceLocation: sourceLocation)
+            }
+        }
+        return whole
+    }
+
+    /// Decodes one packet (all ways) and returns it.
+    static func single(
+        _ bytes: [UInt8], version: MQTTVersion = .v3_1_1, sourceLocation: SourceLocation = #_sourceLocation
+    ) -> MQTTPacket? {
+        let out = decodeAllWays(bytes, .init(defaultVersion: version), sourceLocation: sourceLocation)
+        #expect(out.error == nil, "unexpected \(String(describing: out.error))", sourceLocation: sourceLocation)
+        #expect(out.records.count == 1, sourceLocation: sourceLocation)
+        #expect(out.records.first?.length == bytes.count, sourceLocation: sourceLocation)
+        return out.records.first?.packet
+    }
+
+    /// Decodes a PINGREQ followed by `bad` (all ways) and expects exactly one error with this code and offset.
+    @discardableResult
+    static func expectError(
+        _ bad: [UInt8], version: MQTTVersion = .v3_1_1, _ code: MQTTError.Code, at offsetInPacket: Int,
+        configuration: MQTTStreamDecoder.Configuration? = nil, sourceLocation: SourceLocation = #_sourceLocation
+    ) -> MQTTError? {
+        var config = configuration ?? .init()
+        config.defaultVersion = version
+        let bytes = MQTTWire.pingReq + bad + MQTTWire.pingReq
+        let out = decodeAllWays(bytes, config, sourceLocation: sourceLocation)
+        #expect(out.records.map(\.packet) == [.pingReq], sourceLocation: sourceLocation)
+        #expect(out.error?.code == code, "got \(String(describing: out.error))", sourceLocation: sourceLocation)
+        #expect(out.error?.offset == 2 + offsetInPacket, "got \(String(describing: out.error))",
+                sourceLocation: sourceLocation)
+        #expect(out.error?.packetOffset == 2, sourceLocation: sourceLocation)
+        // Desynchronised: the trailing PINGREQ is not decoded; everything after the first packet is dropped.
+        #expect(out.consumed + out.desyncBytes == bytes.count, sourceLocation: sourceLocation)
+        return out.error
+    }
+}
