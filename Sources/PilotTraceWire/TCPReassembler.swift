@@ -251,10 +251,13 @@ final class Connection {
             } else if dir == .toServer {
                 synSeen = true
             }
-            if !half.started {
+            if !half.started || (half.isn == nil && half.delivered == 0 && half.pending.isEmpty) {
+                // A stream started by data-less segments before its SYN (forged FIN/RST, reordering) is rebased
+                // on the SYN's sequence number.
                 half.started = true
                 half.isn = s.sequence
                 half.nextSeq = s.sequence &+ 1
+                half.finOffset = nil
             }
             dataSeq = s.sequence &+ 1
         } else if f.contains(.ack), dir == .toServer, synAckSeen, !handshakeAckSeen, let serverISN = other.isn,
@@ -277,7 +280,9 @@ final class Connection {
             if fin {
                 half.stats.finSeen = true
                 if half.finOffset == nil { half.finOffset = start + length }
-                checkEnd(half, dir, at: ts, into: &events)
+                // A bare FIN on a stream with neither SYN nor data yet may be forged or reordered (a SYN may still
+                // rebase the stream): its end is only announced when the connection is released.
+                if half.isn != nil || half.delivered > 0 || length > 0 { checkEnd(half, dir, at: ts, into: &events) }
             }
         }
         // The peer acknowledged bytes we never saw in front of buffered ones: they will not come; skip them.
