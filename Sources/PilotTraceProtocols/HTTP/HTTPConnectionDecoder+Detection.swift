@@ -1,15 +1,12 @@
 extension HTTPConnectionDecoder {
-    /// RFC 9110 §9.3 and RFC 5789: the methods a request line must start with to be recognised by content.
-    /// (`PRI`, the HTTP/2 preface, is deliberately absent.)
-    static let standardMethods: [[UInt8]] = [
-        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-    ].map { Array($0.utf8) }
+    /// The longest method token recognised by content (the HTTP/2 preface `PRI * HTTP/2.0` fails the version).
+    static let maxMethodBytes = 24
 
     /// The longest request or status line that detection waits for before saying no.
     public static let maxDetectableLineBytes = 8 * 1024
 
-    /// Whether `prefix` starts with an HTTP/1.x request line: a standard method, SP, a request-target, SP,
-    /// `HTTP/1.` DIGIT, CRLF (RFC 9112 §3).
+    /// Whether `prefix` starts with an HTTP/1.x request line: an upper-case method token, SP, a request-target, SP,
+    /// `HTTP/1.` DIGIT, CRLF or a bare LF (RFC 9112 §3, §2.2).
     ///
     /// For content-based protocol detection and for resynchronising after a gap.
     /// - Returns: true or false, or nil when the prefix is too short to tell.
@@ -18,7 +15,7 @@ extension HTTPConnectionDecoder {
     }
 
     /// Whether `prefix` starts with an HTTP/1.x status line: `HTTP/1.` DIGIT, SP, a three-digit status code
-    /// from 100 to 599, then CRLF or SP, a reason phrase and CRLF (RFC 9112 §4).
+    /// from 100 to 599, then CRLF or SP, a reason phrase and CRLF; a bare LF is accepted for CRLF (RFC 9112 §4, §2.2).
     /// - Returns: true or false, or nil when the prefix is too short to tell.
     public static func looksLikeStatusLine(_ prefix: [UInt8]) -> Bool? {
         matchStatusLine(prefix[...], maxLineBytes: maxDetectableLineBytes)
@@ -26,13 +23,15 @@ extension HTTPConnectionDecoder {
 
     static func matchRequestLine(_ p: ArraySlice<UInt8>, maxLineBytes: Int) -> Bool? {
         var i = p.startIndex
-        // Method: a standard one, in upper case.
-        while i < p.endIndex, i - p.startIndex < 8, p[i] >= UInt8(ascii: "A"), p[i] <= UInt8(ascii: "Z") { i += 1 }
-        let method = p[p.startIndex..<i]
-        if i == p.endIndex {
-            return standardMethods.contains { $0.starts(with: method) } ? nil : false
+        // Method: an upper-case token (RFC 9110 §9.1: methods are case-sensitive and registered in upper case;
+        // extension methods such as PROPFIND or CCM_POST exist). The rest of the line keeps false positives out.
+        func isMethodByte(_ b: UInt8) -> Bool {
+            (b >= UInt8(ascii: "A") && b <= UInt8(ascii: "Z")) || b == UInt8(ascii: "_") || b == UInt8(ascii: "-")
         }
-        guard p[i] == UInt8(ascii: " "), standardMethods.contains(where: { $0.elementsEqual(method) }) else { return false }
+        while i < p.endIndex, i - p.startIndex < maxMethodBytes, isMethodByte(p[i]) { i += 1 }
+        let method = p[p.startIndex..<i]
+        if i == p.endIndex { return method.count < maxMethodBytes ? nil : false }
+        guard p[i] == UInt8(ascii: " "), !method.isEmpty, p[p.startIndex] != UInt8(ascii: "_") else { return false }
         i += 1
         // Request-target: origin-form, absolute-form, authority-form or asterisk; visible ASCII.
         let targetStart = i
@@ -50,7 +49,10 @@ extension HTTPConnectionDecoder {
         if i == p.endIndex { return nil }
         guard p[i] == UInt8(ascii: " "), i > targetStart else { return false }
         i += 1
-        return matchLiteral(p, from: i, "HTTP/1.#\r\n")
+        switch matchLiteral(p, from: i, "HTTP/1.#") {
+        case true?: return matchLineEnd(p, from: i + 8)
+        case let other: return other
+        }
     }
 
     static func matchStatusLine(_ p: ArraySlice<UInt8>, maxLineBytes: Int) -> Bool? {
@@ -69,7 +71,7 @@ extension HTTPConnectionDecoder {
             i += 1
         }
         guard i < p.endIndex else { return nil }
-        if p[i] == UInt8(ascii: "\r") { return matchLiteral(p, from: i, "\r\n") }
+        if p[i] == UInt8(ascii: "\r") || p[i] == UInt8(ascii: "\n") { return matchLineEnd(p, from: i) }
         guard p[i] == UInt8(ascii: " ") else { return false }
         i += 1
         // Reason phrase: HTAB / SP / VCHAR / obs-text.
@@ -77,6 +79,13 @@ extension HTTPConnectionDecoder {
             i += 1
             if i - p.startIndex > maxLineBytes { return false }
         }
+        return matchLineEnd(p, from: i)
+    }
+
+    /// CRLF, or a bare LF, which RFC 9112 §2.2 lets a recipient accept as a line terminator.
+    private static func matchLineEnd(_ p: ArraySlice<UInt8>, from i: Int) -> Bool? {
+        guard i < p.endIndex else { return nil }
+        if p[i] == UInt8(ascii: "\n") { return true }
         return matchLiteral(p, from: i, "\r\n")
     }
 

@@ -162,6 +162,15 @@ public struct HTTPConnectionDecoder: Sendable {
         drive()
     }
 
+    /// The capture starts inside `direction`'s stream (no SYN seen): its first bytes may be the middle of a
+    /// message, so decoding starts at the first request (or status) line instead. Call before any bytes.
+    public mutating func startMidstream(_ direction: Direction) {
+        switch direction {
+        case .toServer: requests.startMidstream()
+        case .toClient: responses.startMidstream()
+        }
+    }
+
     /// One direction ended (its FIN): a body delimited by close ends here; anything else in progress is
     /// emitted incomplete.
     public mutating func end(_ direction: Direction, at: Timestamp) {

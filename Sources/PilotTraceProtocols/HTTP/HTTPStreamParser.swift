@@ -245,6 +245,11 @@ struct HTTPStreamParser: Sendable {
         state = .resync(candidate: base)
     }
 
+    /// The capture starts inside this direction's stream: skip to the next start line, as after a gap.
+    mutating func startMidstream() {
+        if case .idle = state, read == base, end == base { state = .resync(candidate: base) }
+    }
+
     mutating func end(at: Timestamp, fin: Bool, context: inout HTTPConnectionContext) {
         catchUp(context: &context)
         switch state {

@@ -20,10 +20,16 @@ import Testing
         // Not a request line.
         #expect(HTTPConnectionDecoder.looksLikeRequest(b("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")) == false)
         #expect(HTTPConnectionDecoder.looksLikeRequest(b("get / HTTP/1.1\r\n")) == false)
-        #expect(HTTPConnectionDecoder.looksLikeRequest(b("FETCH / HTTP/1.1\r\n")) == false)
+        #expect(HTTPConnectionDecoder.looksLikeRequest(b("_GET / HTTP/1.1\r\n")) == false)
+        #expect(HTTPConnectionDecoder.looksLikeRequest(b("ABCDEFGHIJKLMNOPQRSTUVWXYZ / HTTP/1.1\r\n")) == false)
         #expect(HTTPConnectionDecoder.looksLikeRequest(b("GET  / HTTP/1.1\r\n")) == false)
         #expect(HTTPConnectionDecoder.looksLikeRequest(b("GET / HTTP/2.0\r\n")) == false)
-        #expect(HTTPConnectionDecoder.looksLikeRequest(b("GET / HTTP/1.1\n")) == false)
+        #expect(HTTPConnectionDecoder.looksLikeRequest(b("GET / HTTP/1.1 \n")) == false)
+        // Extension methods (RFC 9110 §9.1) and a bare LF line end (RFC 9112 §2.2) are requests too.
+        #expect(HTTPConnectionDecoder.looksLikeRequest(b("PROPFIND /dav HTTP/1.1\r\n")) == true)
+        #expect(HTTPConnectionDecoder.looksLikeRequest(b("CCM_POST /x HTTP/1.1\r\n")) == true)
+        #expect(HTTPConnectionDecoder.looksLikeRequest(b("GET / HTTP/1.1\n")) == true)
+        #expect(HTTPConnectionDecoder.looksLikeStatusLine(b("HTTP/1.1 200 OK\n")) == true)
         #expect(HTTPConnectionDecoder.looksLikeRequest([0x10, 0x20, 0x00, 0x04]) == false)
         #expect(HTTPConnectionDecoder.looksLikeRequest(b("GET /") + [UInt8](repeating: 0x61, count: 9000)) == false)
     }
