@@ -1,0 +1,243 @@
+import PilotTraceWire
+
+/// A decoded message, or a fact about a connection, in capture order.
+///
+/// Directions are those of the connection as `.classified` gives it: when the content showed the TCP layer's
+/// client/server guess the wrong way round, the roles there (and in every later event) are corrected.
+public enum MessageEvent: Sendable {
+    /// The connection's protocol was decided.
+    case classified(ConnectionInfo, Classification)
+    /// An HTTP request, response, upgrade, WebSocket message or decoding problem.
+    case http(ConnectionID, HTTPConnectionEvent)
+    /// An MQTT packet, with the capture time of the bytes that completed it. `overWebSocket` when it came in
+    /// WebSocket binary messages.
+    case mqtt(ConnectionID, Direction, MQTTPacketRecord, Timestamp, overWebSocket: Bool)
+    /// A malformed MQTT packet: that direction is desynchronised from here on.
+    case mqttError(ConnectionID, Direction, MQTTError, Timestamp, overWebSocket: Bool)
+    /// The connection was released, with what its classification ended as.
+    case closed(ConnectionSummary, Classification)
+}
+
+/// Stream events in, decoded messages out: classifies each connection by content, then runs the HTTP (and
+/// WebSocket) or MQTT decoder on its streams. Pure: no I/O, time only from the events.
+public struct StreamAnalyzer {
+    public struct Configuration: Sendable {
+        public var http = HTTPDecoderConfiguration()
+        public var mqtt = MQTTStreamDecoder.Configuration()
+        public init() {}
+    }
+
+    final class Connection {
+        let info: ConnectionInfo
+        var sample: ProtocolDetector.Sample?
+        var queued: [StreamEvent] = []
+        var classification: Classification?
+        var http: HTTPConnectionDecoder?
+        var mqtt: MQTTConnectionDecoder?
+        /// MQTT carried in WebSocket binary messages after an HTTP upgrade.
+        var webSocketMQTT: MQTTConnectionDecoder?
+        /// Whether a direction has delivered bytes yet: a gap before any byte only means the capture starts later.
+        var sawData: [Bool] = [false, false]
+        /// The content showed the TCP layer's client/server guess the wrong way round: decoders see swapped roles.
+        var reversed = false
+
+        /// The connection as the decoders see it (roles corrected by content).
+        var decodedInfo: ConnectionInfo {
+            guard reversed else { return info }
+            var i = info
+            (i.client, i.server) = (info.server, info.client)
+            return i
+        }
+
+        init(info: ConnectionInfo) {
+            self.info = info
+            sample = ProtocolDetector.Sample(info: info)
+        }
+    }
+
+    public let configuration: Configuration
+    var connections: [ConnectionID: Connection] = [:]
+    /// Connections per protocol, as classified.
+    public private(set) var classified: [AppProtocol: Int] = [:]
+
+    public init(configuration: Configuration = .init()) {
+        self.configuration = configuration
+    }
+
+    /// Consumes stream events and appends the messages they complete.
+    public mutating func consume(_ events: [StreamEvent], into out: inout [MessageEvent]) {
+        for event in events { consume(event, into: &out) }
+    }
+
+    public mutating func consume(_ event: StreamEvent, into out: inout [MessageEvent]) {
+        switch event {
+        case .opened(let info):
+            connections[info.id] = Connection(info: info)
+        case .data(let id, let dir, let bytes, _):
+            guard let c = connections[id] else { return }
+            if var s = c.sample {
+                c.queued.append(event)
+                appendSample(&s, dir, bytes: bytes)
+                c.sample = s
+                decideIfPossible(c, force: false, into: &out)
+            } else {
+                deliver(c, event, into: &out)
+            }
+        case .gap(let id, let dir, _, _):
+            guard let c = connections[id] else { return }
+            if var s = c.sample {
+                c.queued.append(event)
+                markBroken(&s, dir)
+                c.sample = s
+                decideIfPossible(c, force: false, into: &out)
+            } else {
+                deliver(c, event, into: &out)
+            }
+        case .end(let id, let dir, _):
+            guard let c = connections[id] else { return }
+            if var s = c.sample {
+                c.queued.append(event)
+                if dir == .toServer { s.clientDone = true } else { s.serverDone = true }
+                c.sample = s
+                decideIfPossible(c, force: false, into: &out)
+            } else {
+                deliver(c, event, into: &out)
+            }
+        case .conflict:
+            break
+        case .closed(let summary):
+            guard let c = connections.removeValue(forKey: summary.info.id) else { return }
+            if c.sample != nil { decideIfPossible(c, force: true, into: &out) }
+            if var http = c.http {
+                http.finish(at: summary.lastSeen)
+                emit(c, http.drainEvents(), into: &out)
+                c.http = http
+            }
+            out.append(.closed(summary, c.classification ?? Classification(.unknown, .none, "no payload")))
+        }
+    }
+
+    func appendSample(_ s: inout ProtocolDetector.Sample, _ dir: Direction, bytes: [UInt8]) {
+        let room: Int
+        if dir == .toServer {
+            guard !s.clientDone else { return }
+            room = ProtocolDetector.maxInspectedBytes - s.client.count
+            s.client += bytes.prefix(max(0, room))
+        } else {
+            guard !s.serverDone else { return }
+            room = ProtocolDetector.maxInspectedBytes - s.server.count
+            s.server += bytes.prefix(max(0, room))
+        }
+    }
+
+    /// A gap: bytes before it are all the sample gets; with nothing before it, the stream starts mid-way.
+    func markBroken(_ s: inout ProtocolDetector.Sample, _ dir: Direction) {
+        if dir == .toServer {
+            if s.client.isEmpty { s.clientFromStart = false } else { s.clientDone = true }
+        } else {
+            if s.server.isEmpty { s.serverFromStart = false } else { s.serverDone = true }
+        }
+    }
+
+    mutating func decideIfPossible(_ c: Connection, force: Bool, into out: inout [MessageEvent]) {
+        guard var s = c.sample else { return }
+        let full = s.client.count >= ProtocolDetector.maxInspectedBytes || s.server.count >= ProtocolDetector.maxInspectedBytes
+        if force || full {
+            s.clientDone = true
+            s.serverDone = true
+        }
+        guard let decision = ProtocolDetector.classify(s) else { return }
+        c.sample = nil
+        c.classification = decision
+        c.reversed = decision.rolesReversed
+        classified[decision.appProtocol, default: 0] += 1
+        out.append(.classified(c.decodedInfo, decision))
+        switch decision.appProtocol {
+        case .http: c.http = HTTPConnectionDecoder(configuration: configuration.http)
+        case .mqtt:
+            var mqtt = configuration.mqtt
+            if let v = decision.mqttVersion { mqtt.defaultVersion = v }
+            c.mqtt = MQTTConnectionDecoder(configuration: mqtt)
+        case .tls, .unknown: break
+        }
+        let queued = c.queued
+        c.queued = []
+        if decision.evidence == .midstream, c.http != nil {
+            // The capture starts inside the streams: the HTTP decoder resynchronises at the next message line.
+            for dir in Direction.allCases { c.http!.startMidstream(dir) }
+        }
+        for e in queued { deliver(c, e, into: &out) }
+    }
+
+    func deliver(_ c: Connection, _ event: StreamEvent, into out: inout [MessageEvent]) {
+        var event = event
+        if c.reversed {
+            switch event {
+            case let .data(id, dir, bytes, ts): event = .data(id, dir.reversed, bytes, ts)
+            case let .gap(id, dir, n, ts): event = .gap(id, dir.reversed, length: n, ts)
+            case let .end(id, dir, ts): event = .end(id, dir.reversed, ts)
+            default: break
+            }
+        }
+        if case .gap(let id, let dir, _, let ts) = event, !c.sawData[dir.rawValue] {
+            // Nothing was decoded in this direction yet: its stream simply starts after the gap, mid-way.
+            c.http?.startMidstream(dir)
+            event = .gap(id, dir, length: 0, ts)
+        }
+        if case .data(_, let dir, _, _) = event { c.sawData[dir.rawValue] = true }
+        if var http = c.http {
+            switch event {
+            case .data(_, let dir, let bytes, let ts): http.feed(dir, bytes, at: ts)
+            case .gap(_, let dir, let n, let ts): http.gap(dir, length: n, at: ts)
+            case .end(_, let dir, let ts): http.end(dir, at: ts)
+            default: break
+            }
+            let events = http.drainEvents()
+            c.http = http
+            emit(c, events, into: &out)
+        } else if var mqtt = c.mqtt {
+            switch event {
+            case .data(_, let dir, let bytes, let ts):
+                mqtt.feed(direction: dir, bytes: bytes)
+                drain(&mqtt, c.info.id, dir, at: ts, overWebSocket: false, into: &out)
+            case .gap(_, let dir, let n, let ts) where n > 0:
+                mqtt.gap(direction: dir, length: n)
+                drain(&mqtt, c.info.id, dir, at: ts, overWebSocket: false, into: &out)
+            default: break
+            }
+            c.mqtt = mqtt
+        }
+    }
+
+    /// Passes HTTP events on; WebSocket binary messages on an MQTT upgrade also go through an MQTT decoder.
+    func emit(_ c: Connection, _ events: [HTTPConnectionEvent], into out: inout [MessageEvent]) {
+        for e in events {
+            out.append(.http(c.info.id, e))
+            guard case .webSocket(let message) = e, case .binary = message.kind else { continue }
+            if c.webSocketMQTT == nil {
+                let sub = c.http?.upgrade?.subprotocol?.lowercased() ?? ""
+                let mqttLike = sub.contains("mqtt") || MQTTStreamDecoder.looksLikeConnect(message.payload) == true
+                guard mqttLike else { continue }
+                c.webSocketMQTT = MQTTConnectionDecoder(configuration: configuration.mqtt)
+            }
+            c.webSocketMQTT!.feed(direction: message.direction, bytes: message.payload)
+            if message.truncated || message.lostBytes > 0 {
+                c.webSocketMQTT!.gap(direction: message.direction, length: max(1, message.length - message.payload.count))
+            }
+            drain(&c.webSocketMQTT!, c.info.id, message.direction, at: message.lastByteAt, overWebSocket: true, into: &out)
+        }
+    }
+
+    func drain(_ mqtt: inout MQTTConnectionDecoder, _ id: ConnectionID, _ dir: Direction, at ts: Timestamp, overWebSocket: Bool,
+               into out: inout [MessageEvent]) {
+        // A CONNECT from the client may set the version for the server's direction too: drain both.
+        for d in [dir, dir.reversed] {
+            for e in mqtt.drain(direction: d) {
+                switch e {
+                case .packet(let record): out.append(.mqtt(id, d, record, ts, overWebSocket: overWebSocket))
+                case .error(let error): out.append(.mqttError(id, d, error, ts, overWebSocket: overWebSocket))
+                }
+            }
+        }
+    }
+}

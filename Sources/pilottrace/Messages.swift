@@ -1,0 +1,169 @@
+import ArgumentParser
+import Foundation
+import PilotTraceCapture
+import PilotTraceProtocols
+import PilotTraceWire
+
+struct Messages: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "messages",
+        abstract: "Print the decoded HTTP, WebSocket and MQTT messages in captures, one line each.",
+        discussion: """
+            Each connection's protocol is recognised from its bytes (ports are only a hint): an HTTP request line, \
+            an MQTT CONNECT, a TLS ClientHello (encrypted: the line says so and names the server), or, for \
+            connections picked up mid-stream, consecutive well-formed MQTT packets or a request/status line. \
+            Lines: capture time, connection number, direction (→ client to server, ← back), protocol, summary. \
+            Passwords, tokens and device secrets are masked unless --show-secrets.
+            """
+    )
+
+    enum ProtocolFilter: String, ExpressibleByArgument, CaseIterable {
+        case http, mqtt, ws
+    }
+
+    @OptionGroup var input: CaptureOptions
+
+    @Flag(help: "Write JSON Lines (one object per message) instead of text.")
+    var json = false
+
+    @Option(name: .customLong("protocol"), help: "Only this protocol's messages: http, mqtt or ws (WebSocket, MQTT over WebSocket included).")
+    var only: ProtocolFilter?
+
+    @Flag(help: "Show passwords, tokens and secrets as captured instead of masking them.")
+    var showSecrets = false
+
+    @Option(help: ArgumentHelp("Stored body/payload cap per message, in bytes.", valueName: "bytes"))
+    var bodyCap: Int = 1 << 20
+
+    func run() throws {
+        var pipeline = TCPPipeline(configuration: input.reassembly)
+        var config = StreamAnalyzer.Configuration()
+        config.http.maxBodyBytes = bodyCap
+        config.http.maxWebSocketMessageBytes = bodyCap
+        config.mqtt.maxStoredPayload = bodyCap
+        var analyzer = StreamAnalyzer(configuration: config)
+        var printer = MessagePrinter(json: json, only: only, showSecrets: showSecrets)
+        var decoded: [MessageEvent] = []
+        let progress = ProgressLine()
+        let (files, error) = try CaptureFiles.analyze(input.captures, pipeline: &pipeline, progress: progress.update) { events in
+            analyzer.consume(events, into: &decoded)
+            progress.clear()
+            for m in decoded { printer.print(m) }
+            decoded.removeAll(keepingCapacity: true)
+        }
+        progress.clear()
+        if !json { printer.footer(counters: pipeline.counters, classified: analyzer.classified) }
+        for w in files.flatMap(\.warnings) { warn("warning: \(w)") }
+        if let error {
+            warn("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Formats message events as text lines or JSON Lines.
+struct MessagePrinter {
+    let json: Bool
+    let only: Messages.ProtocolFilter?
+    let showSecrets: Bool
+    var connections: [ConnectionID: ConnectionInfo] = [:]
+    /// Requests by connection and index, until their response is printed (bounded by the HTTP decoder's pipeline).
+    var requests: [ConnectionID: [Int: HTTPRequest]] = [:]
+    var counts: [String: Int] = [:]
+    let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        e.keyEncodingStrategy = .convertToSnakeCase
+        return e
+    }()
+
+    init(json: Bool, only: Messages.ProtocolFilter?, showSecrets: Bool) {
+        self.json = json
+        self.only = only
+        self.showSecrets = showSecrets
+    }
+
+    mutating func print(_ event: MessageEvent) {
+        switch event {
+        case .classified(let info, let c):
+            connections[info.id] = info
+            // Worth a line only when nothing will be decoded or the decision rests on less than the first bytes.
+            if c.appProtocol == .tls || c.appProtocol == .unknown || c.evidence != .firstBytes {
+                emit(info.id, nil, info.firstSeen, c.appProtocol == .tls ? "TLS" : "TCP", "connection",
+                     "\(c.appProtocol.rawValue) (\(c.evidence.rawValue)): \(c.note)", filter: nil)
+            }
+        case .http(let id, let e):
+            http(id, e)
+        case let .mqtt(id, dir, record, ts, overWebSocket):
+            emit(id, dir, ts, overWebSocket ? "MQTT/WS" : "MQTT", String(describing: record.packet.type),
+                 MessageSummary.mqtt(record, showSecrets: showSecrets), filter: overWebSocket ? .ws : .mqtt)
+        case let .mqttError(id, dir, error, ts, overWebSocket):
+            emit(id, dir, ts, overWebSocket ? "MQTT/WS" : "MQTT", "error",
+                 "malformed: \(error); this direction is no longer decoded", filter: overWebSocket ? .ws : .mqtt)
+        case .closed(let summary, _):
+            connections[summary.info.id] = nil
+            requests[summary.info.id] = nil
+        }
+    }
+
+    mutating func http(_ id: ConnectionID, _ e: HTTPConnectionEvent) {
+        switch e {
+        case .request(let r):
+            requests[id, default: [:]][r.index] = r
+            emit(id, .toServer, r.span.lastByteAt, "HTTP", "request", MessageSummary.request(r, showSecrets: showSecrets), filter: .http)
+        case .response(let r):
+            let request = r.requestIndex.flatMap { requests[id]?[$0] }
+            if let i = r.requestIndex, !r.head.isInformational { requests[id]?[i] = nil }
+            var line = MessageSummary.response(r, request: request, showSecrets: showSecrets)
+            if let request {
+                line += String(format: " [%.1f ms]", r.span.lastByteAt.seconds(since: request.span.lastByteAt) * 1000)
+            }
+            emit(id, .toClient, r.span.lastByteAt, "HTTP", "response", line, filter: .http)
+        case .upgrade(let u):
+            emit(id, nil, nil, "HTTP", "upgrade", u.display(showSecrets: showSecrets), filter: .http)
+        case .webSocket(let m):
+            emit(id, m.direction, m.lastByteAt, "WS", "websocket", MessageSummary.webSocket(m, showSecrets: showSecrets), filter: .ws)
+        case .webSocketError(let error):
+            emit(id, nil, nil, "WS", "error", "\(error)", filter: .ws)
+        case .error(let error):
+            emit(id, error.direction, nil, "HTTP", "error", "\(error)", filter: .http)
+        case .resynchronised(let r):
+            emit(id, r.direction, r.at, "HTTP", "resync", "resynchronised at stream byte \(r.offset) after skipping \(r.skippedBytes) B",
+                 filter: .http)
+        }
+    }
+
+    struct Line: Encodable {
+        var time: String?
+        var connection: UInt64
+        var client: String?
+        var server: String?
+        var direction: String?
+        var `protocol`: String
+        var kind: String
+        var summary: String
+    }
+
+    mutating func emit(_ id: ConnectionID, _ dir: Direction?, _ ts: Timestamp?, _ proto: String, _ kind: String, _ summary: String,
+                       filter: Messages.ProtocolFilter?) {
+        if let only, filter != only { return }
+        counts[proto, default: 0] += 1
+        let info = connections[id]
+        if json {
+            let line = Line(time: ts?.iso8601, connection: id.rawValue, client: info?.client.description, server: info?.server.description,
+                            direction: dir.map { $0 == .toServer ? "to-server" : "to-client" }, protocol: proto, kind: kind, summary: summary)
+            Swift.print(String(decoding: (try? encoder.encode(line)) ?? Data(), as: UTF8.self))
+        } else {
+            let time = ts?.iso8601 ?? String(repeating: " ", count: 27)
+            let arrow = dir?.arrow ?? " "
+            let pad = proto.count < 7 ? String(repeating: " ", count: 7 - proto.count) : ""
+            Swift.print("\(time)  #\(id.rawValue) \(arrow) \(proto)\(pad) \(summary)")
+        }
+    }
+
+    func footer(counters: PacketCounters, classified: [AppProtocol: Int]) {
+        let lines = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        let conns = classified.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
+        Swift.print("\n\(lines.isEmpty ? "no messages" : lines) in \(counters.frames) frames; connections: \(conns.isEmpty ? "none" : conns)")
+    }
+}
