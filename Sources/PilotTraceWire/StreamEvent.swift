@@ -52,6 +52,14 @@ public struct ConnectionInfo: Hashable, Sendable {
     /// True when the capture starts after the connection did (no SYN seen).
     public var midstream: Bool { roleEvidence != .syn }
     public var firstSeen: Timestamp
+
+    public init(id: ConnectionID, client: Endpoint, server: Endpoint, roleEvidence: RoleEvidence, firstSeen: Timestamp) {
+        self.id = id
+        self.client = client
+        self.server = server
+        self.roleEvidence = roleEvidence
+        self.firstSeen = firstSeen
+    }
 }
 
 /// Per-direction counters of a connection.
@@ -89,6 +97,18 @@ public struct ConnectionSummary: Hashable, Sendable {
     public var toServer: DirectionStats
     public var toClient: DirectionStats
     public var closeReason: CloseReason
+
+    public init(info: ConnectionInfo, lastSeen: Timestamp, synSeen: Bool, synAckSeen: Bool, handshakeAckSeen: Bool,
+                toServer: DirectionStats, toClient: DirectionStats, closeReason: CloseReason) {
+        self.info = info
+        self.lastSeen = lastSeen
+        self.synSeen = synSeen
+        self.synAckSeen = synAckSeen
+        self.handshakeAckSeen = handshakeAckSeen
+        self.toServer = toServer
+        self.toClient = toClient
+        self.closeReason = closeReason
+    }
 
     public var handshakeComplete: Bool { synSeen && synAckSeen && handshakeAckSeen }
 

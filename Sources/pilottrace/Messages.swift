@@ -96,7 +96,7 @@ struct MessagePrinter {
             http(id, e)
         case let .mqtt(id, dir, record, ts, overWebSocket):
             emit(id, dir, ts, overWebSocket ? "MQTT/WS" : "MQTT", String(describing: record.packet.type),
-                 MessageSummary.mqtt(record, showSecrets: showSecrets), filter: overWebSocket ? .ws : .mqtt)
+                 MessageSummary.mqtt(record, showSecrets: showSecrets), filter: overWebSocket ? .ws : .mqtt, fields: Self.fields(record.packet))
         case let .mqttError(id, dir, error, ts, overWebSocket):
             emit(id, dir, ts, overWebSocket ? "MQTT/WS" : "MQTT", "error",
                  "malformed: \(error); this direction is no longer decoded", filter: overWebSocket ? .ws : .mqtt)
@@ -110,7 +110,8 @@ struct MessagePrinter {
         switch e {
         case .request(let r):
             requests[id, default: [:]][r.index] = r
-            emit(id, .toServer, r.span.lastByteAt, "HTTP", "request", MessageSummary.request(r, showSecrets: showSecrets), filter: .http)
+            emit(id, .toServer, r.span.lastByteAt, "HTTP", "request", MessageSummary.request(r, showSecrets: showSecrets), filter: .http,
+                 fields: Self.fields(r))
         case .response(let r):
             let request = r.requestIndex.flatMap { requests[id]?[$0] }
             if let i = r.requestIndex, !r.head.isInformational { requests[id]?[i] = nil }
@@ -118,7 +119,9 @@ struct MessagePrinter {
             if let request {
                 line += String(format: " [%.1f ms]", r.span.lastByteAt.seconds(since: request.span.lastByteAt) * 1000)
             }
-            emit(id, .toClient, r.span.lastByteAt, "HTTP", "response", line, filter: .http)
+            var f = Self.fields(r)
+            f.path = request?.head.path
+            emit(id, .toClient, r.span.lastByteAt, "HTTP", "response", line, filter: .http, fields: f)
         case .upgrade(let u):
             emit(id, nil, nil, "HTTP", "upgrade", u.display(showSecrets: showSecrets), filter: .http)
         case .webSocket(let m):
@@ -127,10 +130,26 @@ struct MessagePrinter {
             emit(id, nil, nil, "WS", "error", "\(error)", filter: .ws)
         case .error(let error):
             emit(id, error.direction, nil, "HTTP", "error", "\(error)", filter: .http)
-        case .resynchronised(let r):
+        case .resynchronised(let r) where r.skippedBytes > 0:
             emit(id, r.direction, r.at, "HTTP", "resync", "resynchronised at stream byte \(r.offset) after skipping \(r.skippedBytes) B",
                  filter: .http)
+        case .resynchronised:
+            break  // a mid-stream start that found its first message at once: nothing was skipped
         }
+    }
+
+    /// The machine-readable fields of a message, besides its summary.
+    struct Fields: Encodable {
+        var method: String?
+        var path: String?
+        var status: Int?
+        var contentType: String?
+        var bodyLength: Int?
+        var incomplete: String?
+        var topic: String?
+        var qos: Int?
+        var packetId: Int?
+        var returnCode: Int?
     }
 
     struct Line: Encodable {
@@ -142,16 +161,41 @@ struct MessagePrinter {
         var `protocol`: String
         var kind: String
         var summary: String
+        var fields: Fields?
+    }
+
+    static func fields(_ r: HTTPRequest) -> Fields {
+        Fields(method: r.method, path: r.head.path, contentType: r.headers["content-type"], bodyLength: r.body.length,
+               incomplete: r.incomplete?.reason.rawValue)
+    }
+
+    static func fields(_ r: HTTPResponse) -> Fields {
+        Fields(method: r.requestMethod, status: r.status, contentType: r.headers["content-type"], bodyLength: r.body.length,
+               incomplete: r.incomplete?.reason.rawValue)
+    }
+
+    static func fields(_ p: MQTTPacket) -> Fields {
+        var f = Fields(packetId: p.packetIdentifier.map(Int.init))
+        switch p {
+        case .publish(let publish):
+            f.topic = publish.topic
+            f.qos = Int(publish.qos.rawValue)
+        case .connAck(let ack):
+            f.returnCode = Int(ack.returnCode.rawValue)
+        default: break
+        }
+        return f
     }
 
     mutating func emit(_ id: ConnectionID, _ dir: Direction?, _ ts: Timestamp?, _ proto: String, _ kind: String, _ summary: String,
-                       filter: Messages.ProtocolFilter?) {
+                       filter: Messages.ProtocolFilter?, fields: Fields? = nil) {
         if let only, filter != only { return }
         counts[proto, default: 0] += 1
         let info = connections[id]
         if json {
             let line = Line(time: ts?.iso8601, connection: id.rawValue, client: info?.client.description, server: info?.server.description,
-                            direction: dir.map { $0 == .toServer ? "to-server" : "to-client" }, protocol: proto, kind: kind, summary: summary)
+                            direction: dir.map { $0 == .toServer ? "to-server" : "to-client" }, protocol: proto, kind: kind, summary: summary,
+                            fields: fields)
             Swift.print(String(decoding: (try? encoder.encode(line)) ?? Data(), as: UTF8.self))
         } else {
             let time = ts?.iso8601 ?? String(repeating: " ", count: 27)
