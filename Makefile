@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIN := .build/debug/pilottrace
 DEMO_CAPTURE := Captures/pilot2-login.pcap
 
-.PHONY: all bootstrap build release demo test clean
+.PHONY: all bootstrap build release demo test fuzz clean
 
 all: build
 
@@ -24,5 +24,9 @@ demo: build
 test: build
 	$(SWIFT) test
 
+# libFuzzer over the pure decoders (MQTT, HTTP, WebSocket, detection, packet decoding and reassembly) for a minute.
+fuzz: bootstrap
+	scripts/fuzz 60
+
 clean:
-	rm -rf .build
+	rm -rf .build .build-fuzz
