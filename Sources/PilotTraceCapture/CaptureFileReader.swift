@@ -323,9 +323,20 @@ public final class CaptureFileReader {
         try body(record)
     }
 
+    /// Enhanced packet block (type 6): a 32-bit interface id.
     func enhancedPacket(_ length: Int, _ body: (CaptureRecord) throws -> Void) throws {
         guard length >= 32 else { throw error(.corruptHeader, "pcapng enhanced packet block too short (\(length) bytes)") }
-        let id = Int(u32(8, bigEndian: bigEndian))
+        try timedPacket(length, interfaceID: Int(u32(8, bigEndian: bigEndian)), body)
+    }
+
+    /// Obsolete packet block (type 2): a 16-bit interface id and a 16-bit drop count, otherwise the same layout.
+    func obsoletePacket(_ length: Int, _ body: (CaptureRecord) throws -> Void) throws {
+        guard length >= 32 else { throw error(.corruptHeader, "pcapng packet block too short (\(length) bytes)") }
+        try timedPacket(length, interfaceID: Int(u16(8, bigEndian: bigEndian)), body)
+    }
+
+    /// The layout enhanced and obsolete packet blocks share from byte 12: timestamp, lengths, data.
+    func timedPacket(_ length: Int, interfaceID id: Int, _ body: (CaptureRecord) throws -> Void) throws {
         let i = try interface(id)
         let caplen = Int(u32(20, bigEndian: bigEndian)), origlen = Int(u32(24, bigEndian: bigEndian))
         guard 28 + caplen <= length - 4 else {
@@ -343,17 +354,5 @@ public final class CaptureFileReader {
         if i.snaplen > 0 { caplen = min(caplen, i.snaplen) }
         // Simple packet blocks carry no timestamp.
         try packet(i, id: 0, ts: .zero, dataAt: 12, caplen: caplen, origlen: origlen, body)
-    }
-
-    func obsoletePacket(_ length: Int, _ body: (CaptureRecord) throws -> Void) throws {
-        guard length >= 32 else { throw error(.corruptHeader, "pcapng packet block too short (\(length) bytes)") }
-        let id = Int(u16(8, bigEndian: bigEndian))
-        let i = try interface(id)
-        let caplen = Int(u32(20, bigEndian: bigEndian)), origlen = Int(u32(24, bigEndian: bigEndian))
-        guard 28 + caplen <= length - 4 else {
-            throw error(.absurdLength, "pcapng packet claims \(caplen) captured bytes, more than its \(length)-byte block holds")
-        }
-        let ts = timestamp(i, high: u32(12, bigEndian: bigEndian), low: u32(16, bigEndian: bigEndian))
-        try packet(i, id: id, ts: ts, dataAt: 28, caplen: caplen, origlen: origlen, body)
     }
 }

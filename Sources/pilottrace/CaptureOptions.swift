@@ -46,6 +46,7 @@ final class ProgressLine {
 
     func clear() {
         if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        shown = false
     }
 }
 

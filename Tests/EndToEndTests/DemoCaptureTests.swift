@@ -7,6 +7,16 @@ import Testing
     let pcap = TestPaths.captures.appendingPathComponent("pilot2-login.pcap").path
     let pcapng = TestPaths.captures.appendingPathComponent("pilot2-login-any.pcapng").path
 
+    /// The byte offset of record `n` (from 0) of a little-endian classic pcap file.
+    static func offset(ofRecord n: Int, in bytes: [UInt8]) -> Int {
+        var at = 24
+        for _ in 0..<n {
+            let caplen = Int(bytes[at + 8]) | Int(bytes[at + 9]) << 8 | Int(bytes[at + 10]) << 16 | Int(bytes[at + 11]) << 24
+            at += 16 + caplen
+        }
+        return at
+    }
+
     @Test func tableListsTheThreeConnections() throws {
         let r = try pilottrace("flows", pcap)
         #expect(r.status == 0)
@@ -61,12 +71,8 @@ import Testing
 
     @Test func aCorruptRecordStopsWithTheOffsetButKeepsWhatWasRead() throws {
         var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: pcap)))
-        // Record 1 starts at 24; its captured length is at 24+8. Walk 10 records and corrupt the 11th's length.
-        var at = 24
-        for _ in 0..<10 {
-            let caplen = Int(bytes[at + 8]) | Int(bytes[at + 9]) << 8 | Int(bytes[at + 10]) << 16 | Int(bytes[at + 11]) << 24
-            at += 16 + caplen
-        }
+        // Corrupt the 11th record's captured length (its top byte).
+        let at = Self.offset(ofRecord: 10, in: bytes)
         bytes[at + 11] = 0x7f
         let path = try temporaryFile("corrupt.pcap", bytes)
         let r = try pilottrace("flows", path)
@@ -79,11 +85,7 @@ import Testing
     @Test func rotatedPiecesReadInOrderAreOneTrace() throws {
         // Split the capture after its 40th record, as a rotating capture would: the pieces give the same flows.
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: pcap)))
-        var at = 24
-        for _ in 0..<40 {
-            let caplen = Int(bytes[at + 8]) | Int(bytes[at + 9]) << 8 | Int(bytes[at + 10]) << 16 | Int(bytes[at + 11]) << 24
-            at += 16 + caplen
-        }
+        let at = Self.offset(ofRecord: 40, in: bytes)
         let first = try temporaryFile("part1.pcap", Array(bytes[0..<at]))
         let second = try temporaryFile("part2.pcap", Array(bytes[0..<24] + bytes[at...]))
         let whole = try pilottrace("flows", pcap)

@@ -1,4 +1,5 @@
 import CZlib
+import PilotTraceTestSupport
 import PilotTraceWire
 import Testing
 
@@ -6,18 +7,8 @@ import Testing
 
 /// Helpers for the HTTP and WebSocket decoder tests (namespaced so as not to clash with other test files).
 enum HTTPTestSupport {
-    /// SplitMix64 (Steele, Lea, Flood 2014): a tiny seeded generator, so random tests replay exactly.
-    struct SplitMix64: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    /// The shared seeded generator (PilotTraceTestSupport).
+    typealias SplitMix64 = PilotTraceTestSupport.SplitMix64
 
     /// One input to a connection decoder.
     enum Step {

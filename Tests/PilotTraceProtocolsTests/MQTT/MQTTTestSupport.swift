@@ -1,22 +1,9 @@
+import PilotTraceTestSupport
 import Testing
 @testable import PilotTraceProtocols
 
-/// SplitMix64 (Steele, Lea, Flood 2014): a small seeded generator so random tests are reproducible.
-struct MQTTTestRNG: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
-    mutating func byte() -> UInt8 { UInt8.random(in: 0...255, using: &self) }
-}
+/// The shared seeded generator (PilotTraceTestSupport), under the name these tests use.
+typealias MQTTTestRNG = SplitMix64
 
 /// Builders for MQTT wire bytes, written from the specification independently of the decoder.
 enum MQTTWire {
