@@ -9,9 +9,12 @@ let package = Package(
         .library(name: "PilotTraceWire", targets: ["PilotTraceWire"]),
         .library(name: "PilotTraceCapture", targets: ["PilotTraceCapture"]),
         .library(name: "PilotTraceProtocols", targets: ["PilotTraceProtocols"]),
+        .library(name: "PilotTraceFlow", targets: ["PilotTraceFlow"]),
+        .library(name: "PilotTraceStore", targets: ["PilotTraceStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // C libraries behind system-library targets (the GRDBSQLite pattern).
@@ -23,13 +26,17 @@ let package = Package(
         .target(name: "PilotTraceWire"),
         // PURE: HTTP/1.1, WebSocket and MQTT decoders over reassembled streams (zlib for gzip/deflate bodies).
         .target(name: "PilotTraceProtocols", dependencies: ["PilotTraceWire", "CZlib"]),
+        // PURE: the DJI Cloud API layer and the Pilot 2 session model (sessions, six-phase timelines).
+        .target(name: "PilotTraceFlow", dependencies: ["PilotTraceProtocols", "PilotTraceWire"]),
+        // SQLite through GRDB: schema, migrations, batched writes, queries.
+        .target(name: "PilotTraceStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),
 
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "CMosquitto",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -39,6 +46,8 @@ let package = Package(
         .testTarget(name: "PilotTraceWireTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceCaptureTests", dependencies: ["PilotTraceCapture", "PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceProtocolsTests", dependencies: ["PilotTraceProtocols", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport"]),
+        .testTarget(name: "PilotTraceFlowTests", dependencies: ["PilotTraceFlow", "PilotTraceProtocols", "PilotTraceWire", "PilotTraceTestSupport"]),
+        .testTarget(name: "PilotTraceStoreTests", dependencies: ["PilotTraceStore", "PilotTraceTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
     ]
 )

@@ -1,0 +1,1 @@
+/// The SQLite store: see the files of this target.
