@@ -1,3 +1,4 @@
+import PilotTraceTestSupport
 import Testing
 import PilotTraceWire
 @testable import PilotTraceProtocols

@@ -1,3 +1,4 @@
+import PilotTraceTestSupport
 import Testing
 @testable import PilotTraceProtocols
 

@@ -1,4 +1,5 @@
 import PilotTraceWire
+import PilotTraceTestSupport
 import Testing
 @testable import PilotTraceProtocols
 

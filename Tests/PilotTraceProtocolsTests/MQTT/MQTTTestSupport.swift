@@ -5,67 +5,6 @@ import Testing
 /// The shared seeded generator (PilotTraceTestSupport), under the name these tests use.
 typealias MQTTTestRNG = SplitMix64
 
-/// Builders for MQTT wire bytes, written from the specification independently of the decoder.
-enum MQTTWire {
-    /// MQTT 3.1.1 §2.2.3 Variable Byte Integer.
-    static func vbi(_ value: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        var x = value
-        repeat {
-            var b = UInt8(x % 128)
-            x /= 128
-            if x > 0 { b |= 0x80 }
-            out.append(b)
-        } while x > 0
-        return out
-    }
-
-    static func u16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
-    static func u32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
-    static func str(_ s: String) -> [UInt8] { bin(Array(s.utf8)) }
-    static func bin(_ b: [UInt8]) -> [UInt8] { u16(UInt16(b.count)) + b }
-
-    /// First byte, Remaining Length, body.
-    static func packet(_ first: UInt8, _ body: [UInt8]) -> [UInt8] { [first] + vbi(body.count) + body }
-
-    /// A property block: Property Length then the properties.
-    static func props(_ items: [UInt8]...) -> [UInt8] {
-        let body = items.flatMap { $0 }
-        return vbi(body.count) + body
-    }
-
-    static func userProperty(_ k: String, _ v: String) -> [UInt8] { [0x26] + str(k) + str(v) }
-    static func topicAlias(_ a: UInt16) -> [UInt8] { [0x23] + u16(a) }
-    static func sessionExpiry(_ s: UInt32) -> [UInt8] { [0x11] + u32(s) }
-    static func reasonString(_ s: String) -> [UInt8] { [0x1F] + str(s) }
-
-    static func hex(_ s: String) -> [UInt8] {
-        let digits = Array(s.filter { !$0.isWhitespace })
-        return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(digits[$0...$0 + 1]), radix: 16)! }
-    }
-
-    // Frequently used packets.
-    static let pingReq: [UInt8] = [0xC0, 0x00]
-    static let pingResp: [UInt8] = [0xD0, 0x00]
-
-    static func connect311(clientID: String = "pilot", keepAlive: UInt16 = 60) -> [UInt8] {
-        packet(0x10, str("MQTT") + [4, 0x02] + u16(keepAlive) + str(clientID))
-    }
-
-    static func connect5(clientID: String = "pilot", properties: [UInt8] = props()) -> [UInt8] {
-        packet(0x10, str("MQTT") + [5, 0x02] + u16(30) + properties + str(clientID))
-    }
-
-    static func publish(_ topic: String, _ payload: [UInt8], qos: UInt8 = 0, id: UInt16 = 1, v5props: [UInt8]? = nil,
-                        dup: Bool = false, retain: Bool = false) -> [UInt8] {
-        var body = str(topic)
-        if qos > 0 { body += u16(id) }
-        if let v5props { body += v5props }
-        let first = 0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 1 : 0)
-        return packet(first, body + payload)
-    }
-}
-
 /// Everything a decode produced: the records and the error that stopped it, if any.
 struct MQTTOutcome: Equatable {
     var records: [MQTTPacketRecord] = []

@@ -1,1 +1,0 @@
-/// The Pilot 2 flow model: see the files of this target.

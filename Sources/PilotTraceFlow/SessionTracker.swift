@@ -1,0 +1,486 @@
+import PilotTraceProtocols
+import PilotTraceWire
+
+/// Turns decoded messages into Pilot 2 device sessions with six-phase timelines (protocol reference §1, §2, §4).
+///
+/// Pure: fed ``MessageEvent``s in capture order (each with the reference the caller stores it under), moved
+/// forward with capture time, finished at the capture's end. No I/O, no clock.
+///
+/// - MQTT connections are classified by role: *device* (publishes uplink topics for a gateway SN, or subscribes to
+///   its own downlink topics), *cloud* (wildcard subscriptions, replies and downlink publishes), *other*. Only
+///   device connections make sessions; a refused CONNECT makes one too (gateway SN unknown).
+/// - HTTP exchanges are grouped into H5 contexts (one per issued token and client address) and join the session
+///   of the device whose MQTT CONNECT used the credentials they issued, or else the same client address, nearest
+///   in time. A context with a login step but no device connection is a session of its own (the classic "MQTT
+///   never connected" failure).
+/// - A reconnect within the grace period after a lost link continues the session; later, a new one starts.
+public struct SessionTracker {
+    public struct Configuration: Sendable {
+        /// Seconds the cloud waits after a lost link before the device counts as offline (§1.3: 30 s).
+        public var offlineGrace: Double = 30
+        /// A device connection silent for this many keep-alive intervals has lost its link.
+        public var keepAliveFactor: Double = 1.5
+        /// Seconds a `status` may wait for its reply before a session that never got one counts as failed.
+        public var replyDeadline: Double = 5
+        public var profile: HTTPProfile = .reference
+        public init() {}
+    }
+
+    public let configuration: Configuration
+
+    struct Connection {
+        var info: ConnectionInfo
+        var role: MQTTRole?
+        var sn: String?
+        var clientID: String?
+        var username: String?
+        var password: [UInt8]?
+        var keepAlive: Double = 0
+        var connectTime: Timestamp?
+        var connectRef: MessageRef?
+        var refused = false
+        var pending: [TimelineEvent] = []
+        var session: Int?
+        var lastClientPacket: Timestamp
+        var linkLostReported = false
+        var disconnected = false
+        var pendingSubscribe: [UInt16: (Timestamp, [String], MessageRef?)] = [:]
+        var pendingStatus: [(tid: String?, bid: String?, time: Timestamp)] = []
+        var closed = false
+    }
+
+    struct H5Context {
+        var client: String
+        var tokens: Set<String> = []
+        var mqttUsername: String?
+        var mqttPassword: String?
+        var events: [TimelineEvent] = []
+        var session: Int?
+        var hasFlowStep = false
+        var last: Timestamp
+    }
+
+    struct Working {
+        var session: Session
+        var linkLostAt: Timestamp?
+        var confirmedOffline = false
+        var online = false
+        var failedStep = false
+        var lastTopoTime: Timestamp?
+        var lastReplyTime: Timestamp?
+        var openConnections: Set<ConnectionID> = []
+        var lastAircraft: [String] = []
+    }
+
+    var connections: [ConnectionID: Connection] = [:]
+    var infos: [ConnectionID: ConnectionInfo] = [:]
+    /// HTTP requests waiting for their responses, by connection and index.
+    var requests: [ConnectionID: [Int: (HTTPRequest, MessageRef?)]] = [:]
+    var contexts: [H5Context] = []
+    /// The last HTML page fetched by each client address, waiting for a login context to claim it.
+    var lastPage: [String: TimelineEvent] = [:]
+    var sessions: [Working] = []
+    var sessionBySN: [String: Int] = [:]
+    var now = Timestamp(nanoseconds: .min)
+    /// Roles of the MQTT connections seen, for storage and reports.
+    public private(set) var roles: [ConnectionID: MQTTRole] = [:]
+
+    public init(configuration: Configuration = .init()) {
+        self.configuration = configuration
+    }
+
+    // MARK: - Input
+
+    /// Consumes one decoded message; `ref` is how the caller stored it (for the timeline's links).
+    public mutating func consume(_ event: MessageEvent, ref: MessageRef? = nil) {
+        switch event {
+        case .classified(let info, let c):
+            infos[info.id] = info
+            if c.appProtocol == .mqtt { connections[info.id] = Connection(info: info, lastClientPacket: info.firstSeen) }
+        case let .mqtt(id, dir, record, ts, _):
+            advance(to: ts)
+            if connections[id] == nil, let info = infos[id] {
+                connections[id] = Connection(info: info, lastClientPacket: ts)  // MQTT over WebSocket
+            }
+            mqtt(id, dir, record, ts, ref)
+        case .http(let id, let e):
+            http(id, e, ref)
+        case .closed(let summary, _):
+            advance(to: summary.lastSeen)
+            closed(summary)
+        case .mqttError:
+            break
+        }
+    }
+
+    /// Moves capture time forward: silent links are declared lost, grace periods expire.
+    public mutating func advance(to t: Timestamp) {
+        guard t > now else { return }
+        now = t
+        for id in connections.keys {
+            guard var c = connections[id], c.role == .device, !c.closed, !c.linkLostReported, !c.disconnected, c.keepAlive > 0 else { continue }
+            let limit = c.keepAlive * configuration.keepAliveFactor
+            if t.seconds(since: c.lastClientPacket) > limit {
+                c.linkLostReported = true
+                let at = c.lastClientPacket.adding(seconds: limit)
+                connections[id] = c
+                linkLost(c, at: at, detail: .members([("reason", .text("keep-alive")), ("keep_alive", .int(Int(c.keepAlive))),
+                                                      ("silent_seconds", .number(JSONNumber((limit * 1000).rounded() / 1000)))]))
+            }
+        }
+        for i in sessions.indices {
+            if let lost = sessions[i].linkLostAt, !sessions[i].confirmedOffline, sessions[i].openConnections.isEmpty,
+               t.seconds(since: lost) > configuration.offlineGrace {
+                sessions[i].confirmedOffline = true
+                add(i, TimelineEvent(time: lost.adding(seconds: configuration.offlineGrace), step: .offlineConfirmed, ok: true,
+                                     detail: .members([("grace_seconds", .number(JSONNumber(configuration.offlineGrace)))])))
+                if let sn = sessions[i].session.gatewaySN, sessionBySN[sn] == i { sessionBySN[sn] = nil }
+            }
+        }
+    }
+
+    /// The capture ended: decides each session's state and returns them, in start order.
+    public mutating func finish(at end: Timestamp) -> [Session] {
+        advance(to: end)
+        // H5 contexts that never met a device connection are sessions of their own.
+        for i in contexts.indices where contexts[i].session == nil && contexts[i].hasFlowStep {
+            let s = newSession(start: contexts[i].events.map(\.time).min() ?? contexts[i].last, client: contexts[i].client)
+            contexts[i].session = s
+            for e in contexts[i].events { add(s, e) }
+        }
+        var out: [Session] = []
+        for w in sessions {
+            var s = w.session
+            s.events.sort { ($0.time, $0.step.rawValue) < ($1.time, $1.step.rawValue) }
+            s.start = s.events.first?.time ?? s.start
+            s.end = s.events.last?.time ?? s.end
+            s.state = state(w, captureEnd: end)
+            out.append(s)
+        }
+        out.sort { ($0.start, $0.number) < ($1.start, $1.number) }
+        for i in out.indices { out[i].number = i + 1 }
+        return out
+    }
+
+    func state(_ w: Working, captureEnd: Timestamp) -> SessionState {
+        let s = w.session
+        if w.online {
+            if w.confirmedOffline || s.events.last?.step == .mqttDisconnect { return .offline }
+            if !w.openConnections.isEmpty { return .online }
+            return .incomplete  // link lost, capture ended inside the grace period
+        }
+        if w.failedStep { return .failed }
+        if let topo = w.lastTopoTime, w.lastReplyTime == nil, captureEnd.seconds(since: topo) > configuration.replyDeadline { return .failed }
+        return .incomplete
+    }
+
+    // MARK: - MQTT
+
+    mutating func mqtt(_ id: ConnectionID, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?) {
+        guard var c = connections[id] else { return }
+        if dir == .toServer {
+            c.lastClientPacket = ts
+            if c.linkLostReported, !c.closed {
+                c.linkLostReported = false  // it spoke again: the silence was not a lost link after all
+            }
+        }
+        var events: [TimelineEvent] = []
+        switch record.packet {
+        case .connect(let connect) where dir == .toServer:
+            c.clientID = connect.clientIdentifier
+            c.username = connect.username
+            c.password = connect.password?.stored
+            c.keepAlive = Double(connect.keepAlive)
+            c.connectTime = ts
+            c.connectRef = ref
+            events.append(TimelineEvent(time: ts, step: .mqttConnect, ok: true, connection: id, message: ref, detail: .members([
+                ("client_id", .text(connect.clientIdentifier)), ("username", .text(connect.username)),
+                ("password_present", .bool(connect.password != nil)), ("anonymous", .bool(connect.username == nil)),
+                ("keep_alive", .int(Int(connect.keepAlive))), ("version", .text(connect.version.description)),
+                ("clean_session", .bool(connect.cleanSession)),
+            ])))
+        case .connAck(let ack) where dir == .toClient:
+            let ok = ack.returnCode.isSuccess
+            c.refused = !ok
+            events.append(TimelineEvent(time: ts, step: .mqttConnack, ok: ok, latency: c.connectTime.map { ts.seconds(since: $0) },
+                                        connection: id, message: ref, detail: .members([
+                                            ("return_code", .int(Int(ack.returnCode.rawValue))), ("reason", .text(ack.returnCode.name)),
+                                            ("session_present", .bool(ack.sessionPresent)),
+                                        ])))
+        case .subscribe(let sub) where dir == .toServer:
+            let filters = sub.subscriptions.map(\.topicFilter)
+            c.pendingSubscribe[sub.packetIdentifier] = (ts, filters, ref)
+            if c.role == nil { c.role = Self.role(subscribing: filters, &c.sn) }
+        case .subAck(let ack) where dir == .toClient:
+            if let (t, filters, subRef) = c.pendingSubscribe.removeValue(forKey: ack.packetIdentifier) {
+                let ok = ack.returnCodes.allSatisfy(\.isSuccess)
+                events.append(TimelineEvent(time: t, step: .mqttSubscribe, ok: ok, latency: ts.seconds(since: t), connection: id,
+                                            message: subRef, detail: .members([("topics", .strings(filters))])))
+            }
+        case .publish(let p):
+            let topic = DJITopic(p.topic)
+            if dir == .toServer, c.role == nil {
+                if topic.isUplink { c.role = .device; c.sn = topic.sn }
+                else if topic.isDownlink { c.role = .cloud }
+            }
+            events += publishEvents(&c, dir, p, topic, ts, ref)
+        case .disconnect where dir == .toServer:
+            c.disconnected = true
+            events.append(TimelineEvent(time: ts, step: .mqttDisconnect, ok: true, connection: id, message: ref))
+        default:
+            break
+        }
+        connections[id] = c
+        route(id, events)
+    }
+
+    /// The role a client's SUBSCRIBE reveals: wildcards over device topics mean the cloud; one gateway's
+    /// downlink topics mean that device.
+    static func role(subscribing filters: [String], _ sn: inout String?) -> MQTTRole? {
+        for f in filters {
+            let t = DJITopic(f)
+            if let s = t.sn, s.contains("+") || s.contains("#") { return .cloud }
+            if f.hasPrefix("sys/product/#") || f.hasPrefix("thing/product/#") || f == "#" { return .cloud }
+            if t.isDownlink, let s = t.sn {
+                sn = s
+                return .device
+            }
+            if t.isUplink { return .cloud }  // subscribing to what devices publish
+        }
+        return nil
+    }
+
+    mutating func publishEvents(_ c: inout Connection, _ dir: Direction, _ p: MQTTPublish, _ topic: DJITopic, _ ts: Timestamp,
+                                _ ref: MessageRef?) -> [TimelineEvent] {
+        guard let kind = topic.kind, let sn = topic.sn else { return [] }
+        var out: [TimelineEvent] = []
+        switch (dir, kind) {
+        case (.toServer, .status), (.toServer, .statusTypo):
+            let env = DJIEnvelope(payload: p.payload.stored)
+            let topo = UpdateTopo(env)
+            c.pendingStatus.append((env.tid, env.bid, ts))
+            let subs = topo?.subDevices ?? []
+            let aircraft = subs.compactMap(\.sn)
+            out.append(TimelineEvent(time: ts, step: .updateTopo, ok: env.isValid && topo != nil && topo!.missing.isEmpty,
+                                     connection: c.info.id, message: ref, detail: .members([
+                                        ("gateway_sn", .text(sn)), ("topic", .text(p.topic)), ("method", .text(env.method)),
+                                        ("gateway_model", .text(topo?.gateway?.key)), ("gateway_model_name", .text(topo?.gateway?.name)),
+                                        ("sub_devices", .array(subs.map { .members([("sn", .text($0.sn)), ("model", .text($0.model?.key)),
+                                                                                    ("model_name", .text($0.model?.name)), ("index", .text($0.index))]) })),
+                                        ("thing_version", .text(topo?.thingVersion)), ("version_field", .text(topo?.versionField)),
+                                        ("missing", topo.map { .strings($0.missing) }), ("problem", .text(env.problem)),
+                                        ("tid", .text(env.tid)), ("bid", .text(env.bid)),
+                                     ])))
+            if let topo { noteTopology(c, topo, aircraft: aircraft, ts: ts, ref: ref, into: &out) }
+        case (.toClient, .statusReply):
+            let env = DJIEnvelope(payload: p.payload.stored)
+            let i = c.pendingStatus.firstIndex { $0.tid == env.tid && $0.bid == env.bid }
+            let result = env.data?["result"]?.int64Value
+            let matched = i.map { c.pendingStatus.remove(at: $0) }
+            out.append(TimelineEvent(time: ts, step: .statusReply, ok: matched != nil && result == 0,
+                                     latency: matched.map { ts.seconds(since: $0.time) }, connection: c.info.id, message: ref,
+                                     detail: .members([("gateway_sn", .text(sn)), ("result", .int(result.map(Int.init))),
+                                                       ("matched", .bool(matched != nil)), ("method", .text(env.method)),
+                                                       ("tid", .text(env.tid)), ("bid", .text(env.bid)), ("problem", .text(env.problem))])))
+        default:
+            break
+        }
+        return out
+    }
+
+    /// Aircraft listed and removed: the session's aircraft, and `device-offline` when the list empties.
+    func noteTopology(_ c: Connection, _ topo: UpdateTopo, aircraft: [String], ts: Timestamp, ref: MessageRef?, into out: inout [TimelineEvent]) {
+        guard let s = c.session ?? c.sn.flatMap({ sessionBySN[$0] }) else { return }
+        let before = sessions[s].lastAircraft
+        let removed = before.filter { !aircraft.contains($0) }
+        if !removed.isEmpty {
+            out.append(TimelineEvent(time: ts, step: .deviceOffline, ok: true, connection: c.info.id, message: ref,
+                                     detail: .members([("removed", .strings(removed)), ("sub_devices", .int(aircraft.count))])))
+        }
+    }
+
+    /// Sends a connection's events to its session, holding them until its role is known.
+    mutating func route(_ id: ConnectionID, _ events: [TimelineEvent]) {
+        guard var c = connections[id] else { return }
+        switch c.role {
+        case .device?:
+            c.pending += events
+            if c.session == nil { c.session = attach(&c) }
+            if let s = c.session {
+                for e in c.pending { add(s, e) }
+                c.pending.removeAll()
+                updateAircraft(s, events)
+            }
+        case .cloud?, .other?:
+            c.pending.removeAll()
+        case nil:
+            c.pending += events
+            // A refused CONNECT will not say more: treat it as a device's failed attempt.
+            if c.refused {
+                c.role = .device
+                connections[id] = c
+                route(id, [])
+                return
+            }
+        }
+        roles[id] = c.role
+        connections[id] = c
+    }
+
+    mutating func updateAircraft(_ s: Int, _ events: [TimelineEvent]) {
+        for e in events where e.step == .updateTopo {
+            guard case .array(let subs)? = e.detail["sub_devices"] else { continue }
+            let sns = subs.compactMap { $0["sn"]?.stringValue }
+            for sn in sns where !sessions[s].session.aircraft.contains(sn) { sessions[s].session.aircraft.append(sn) }
+            sessions[s].lastAircraft = sns
+            sessions[s].lastTopoTime = e.time
+            if sessions[s].session.gatewayModel == nil, let key = e.detail["gateway_model"]?.stringValue {
+                let parts = key.split(separator: "-").map { Int($0) }
+                if parts.count == 3, let t = parts[1], let st = parts[2] { sessions[s].session.gatewayModel = DeviceModel(domain: parts[0], type: t, subType: st) }
+            }
+        }
+        for e in events where e.step == .statusReply && e.ok {
+            sessions[s].online = true
+            sessions[s].lastReplyTime = e.time
+        }
+    }
+
+    /// The session a device connection belongs to: the one of its SN (a reconnect within the grace) or a new
+    /// one, joined by the H5 context whose credentials it used.
+    mutating func attach(_ c: inout Connection) -> Int? {
+        let start = c.connectTime ?? c.pending.first?.time ?? c.info.firstSeen
+        if let sn = c.sn, let s = sessionBySN[sn], !sessions[s].confirmedOffline {
+            if let lost = sessions[s].linkLostAt {
+                add(s, TimelineEvent(time: start, step: .reconnect, ok: true, connection: c.info.id,
+                                     detail: .members([("after_seconds", .number(JSONNumber((start.seconds(since: lost) * 1000).rounded() / 1000)))])))
+                sessions[s].linkLostAt = nil
+            }
+            join(&c, s)
+            return s
+        }
+        let s = newSession(start: start, client: address(c.info.client))
+        join(&c, s)
+        if let ctx = context(for: c, before: start) {
+            contexts[ctx].session = s
+            for e in contexts[ctx].events { add(s, e) }
+            contexts[ctx].events.removeAll()
+        }
+        return s
+    }
+
+    mutating func join(_ c: inout Connection, _ s: Int) {
+        sessions[s].openConnections.insert(c.info.id)
+        sessions[s].session.connections.append(c.info.id)
+        if let sn = c.sn {
+            sessionBySN[sn] = s
+            if sessions[s].session.gatewaySN == nil { sessions[s].session.gatewaySN = sn }
+        }
+        if sessions[s].session.mqttClientID == nil { sessions[s].session.mqttClientID = c.clientID }
+        if sessions[s].session.mqttUsername == nil { sessions[s].session.mqttUsername = c.username }
+        if sessions[s].session.client == nil { sessions[s].session.client = address(c.info.client) }
+    }
+
+    /// The H5 context that handed out this connection's credentials, else the latest one from the same address.
+    func context(for c: Connection, before t: Timestamp) -> Int? {
+        let addr = address(c.info.client)
+        let candidates = contexts.indices.filter { contexts[$0].session == nil && contexts[$0].hasFlowStep && contexts[$0].last <= t.adding(seconds: 1) }
+        let password = c.password.map { String(decoding: $0, as: UTF8.self) }
+        let byCredentials = candidates.filter {
+            contexts[$0].mqttUsername != nil && contexts[$0].mqttUsername == c.username
+                && (contexts[$0].mqttPassword == nil || password == nil || contexts[$0].mqttPassword == password)
+        }
+        let pool = byCredentials.isEmpty ? candidates.filter { contexts[$0].client == addr } : byCredentials
+        return pool.max { (contexts[$0].client == addr ? 1 : 0, contexts[$0].last) < (contexts[$1].client == addr ? 1 : 0, contexts[$1].last) }
+    }
+
+    mutating func closed(_ summary: ConnectionSummary) {
+        let id = summary.info.id
+        requests[id] = nil
+        guard var c = connections.removeValue(forKey: id) else { return }
+        c.closed = true
+        if c.role == nil, !c.pending.isEmpty, c.connectTime != nil, c.refused { c.role = .device }
+        roles[id] = c.role ?? .other
+        guard c.role == .device, let s = c.session else { return }
+        sessions[s].openConnections.remove(id)
+        if !c.disconnected && !c.linkLostReported {
+            c.linkLostReported = true
+            linkLost(c, at: summary.lastSeen, detail: .members([("reason", .text(summary.closeReason.rawValue))]))
+        } else if c.disconnected {
+            sessions[s].linkLostAt = nil
+        }
+    }
+
+    mutating func linkLost(_ c: Connection, at t: Timestamp, detail: JSONValue) {
+        guard let s = c.session else { return }
+        add(s, TimelineEvent(time: t, step: .linkLost, ok: false, connection: c.info.id, detail: detail))
+        sessions[s].linkLostAt = t
+        sessions[s].openConnections.remove(c.info.id)
+    }
+
+    // MARK: - HTTP
+
+    mutating func http(_ id: ConnectionID, _ e: HTTPConnectionEvent, _ ref: MessageRef?) {
+        switch e {
+        case .request(let r):
+            requests[id, default: [:]][r.index] = (r, ref)
+        case .response(let r):
+            guard !r.head.isInformational else { return }
+            let pending = r.requestIndex.flatMap { requests[id]?.removeValue(forKey: $0) }
+            advance(to: r.span.lastByteAt)
+            exchange(id, pending?.0, r, ref ?? pending?.1)
+        default:
+            break
+        }
+    }
+
+    mutating func exchange(_ id: ConnectionID, _ request: HTTPRequest?, _ response: HTTPResponse, _ ref: MessageRef?) {
+        let m = HTTPStepRecognizer.recognize(request, response, profile: configuration.profile)
+        guard !m.steps.isEmpty, let info = infos[id] else { return }
+        let addr = address(info.client)
+        let time = request?.span.firstByteAt ?? response.span.firstByteAt
+        let latency = request.map { response.span.lastByteAt.seconds(since: $0.span.lastByteAt) }
+        let events = m.steps.map { TimelineEvent(time: time, step: $0.step, ok: $0.ok, latency: latency, connection: id, message: ref, detail: $0.detail) }
+        if m.isHTMLPage, m.steps.count == 1 {
+            lastPage[addr] = events[0]  // claimed by the login that follows, if any
+            return
+        }
+        // The context: by the token presented, else a fresh one for a login from this address.
+        var ctx = m.presentedToken.flatMap { t in contexts.lastIndex { $0.tokens.contains(t) } }
+        if ctx == nil, m.presentedToken == nil || m.issuedToken != nil {
+            ctx = contexts.lastIndex { $0.client == addr && $0.session == nil && !$0.tokens.isEmpty == false }
+        }
+        if ctx == nil {
+            contexts.append(H5Context(client: addr, last: time))
+            ctx = contexts.count - 1
+            if let page = lastPage.removeValue(forKey: addr) { contexts[ctx!].events.append(page) }
+        }
+        let i = ctx!
+        if let t = m.issuedToken { contexts[i].tokens.insert(t) }
+        if let u = m.mqttUsername { contexts[i].mqttUsername = u }
+        if let p = m.mqttPassword { contexts[i].mqttPassword = p }
+        contexts[i].last = max(contexts[i].last, time)
+        contexts[i].hasFlowStep = true
+        if let s = contexts[i].session {
+            for e in events { add(s, e) }
+        } else {
+            contexts[i].events += events
+        }
+    }
+
+    // MARK: - Sessions
+
+    mutating func newSession(start: Timestamp, client: String?) -> Int {
+        sessions.append(Working(session: Session(number: sessions.count + 1, gatewaySN: nil, gatewayModel: nil, state: .incomplete,
+                                                 start: start, end: start, client: client, mqttClientID: nil, mqttUsername: nil,
+                                                 aircraft: [], events: [], connections: [])))
+        return sessions.count - 1
+    }
+
+    mutating func add(_ s: Int, _ e: TimelineEvent) {
+        sessions[s].session.events.append(e)
+        if !e.ok, [.loginFailed, .mqttConnack, .statusReply, .tokenRejected].contains(e.step) { sessions[s].failedStep = true }
+        if e.ok, [.statusReply].contains(e.step) { sessions[s].failedStep = false }
+    }
+
+    func address(_ e: Endpoint) -> String { e.address.description }
+}

@@ -1,0 +1,128 @@
+import PilotTraceProtocols
+import PilotTraceWire
+
+/// The six phases of the documented sequence (protocol reference §1).
+public enum Phase: String, Hashable, Sendable, CaseIterable, Codable {
+    case license, token
+    case cloudModule = "cloud-module"
+    case connect, status, offline
+}
+
+/// The step names of the timeline; these names are a contract (scripts depend on them).
+public enum Step: String, Hashable, Sendable, CaseIterable, Codable {
+    // license
+    case h5Page = "h5-page", licenseVerified = "license-verified"
+    // token
+    case tokenRefresh = "token-refresh", tokenRejected = "token-rejected", login, loginFailed = "login-failed"
+    // cloud-module
+    case mqttCredentials = "mqtt-credentials", workspaceInfo = "workspace-info"
+    // connect
+    case mqttConnect = "mqtt-connect", mqttConnack = "mqtt-connack", mqttSubscribe = "mqtt-subscribe"
+    // status
+    case updateTopo = "update-topo", statusReply = "status-reply", topologyFetch = "topology-fetch"
+    // offline
+    case deviceOffline = "device-offline", mqttDisconnect = "mqtt-disconnect", linkLost = "link-lost", reconnect
+    case offlineConfirmed = "offline-confirmed"
+
+    public var phase: Phase {
+        switch self {
+        case .h5Page, .licenseVerified: .license
+        case .tokenRefresh, .tokenRejected, .login, .loginFailed: .token
+        case .mqttCredentials, .workspaceInfo: .cloudModule
+        case .mqttConnect, .mqttConnack, .mqttSubscribe: .connect
+        case .updateTopo, .statusReply, .topologyFetch: .status
+        case .deviceOffline, .mqttDisconnect, .linkLost, .reconnect, .offlineConfirmed: .offline
+        }
+    }
+}
+
+/// Which stored message an event comes from: its kind and a number the caller assigned (the store's row id).
+public struct MessageRef: Hashable, Sendable {
+    public enum Kind: String, Hashable, Sendable { case http, mqtt, websocket }
+    public var kind: Kind
+    public var id: Int64
+    public init(_ kind: Kind, _ id: Int64) {
+        self.kind = kind
+        self.id = id
+    }
+}
+
+/// One step of a session's timeline.
+public struct TimelineEvent: Hashable, Sendable {
+    public var time: Timestamp
+    public var step: Step
+    public var ok: Bool
+    /// Seconds from the request to its answer, where the step has one (CONNECT → CONNACK, status → reply, …).
+    public var latency: Double?
+    public var connection: ConnectionID?
+    public var message: MessageRef?
+    /// A small JSON object with the step's facts (no secrets).
+    public var detail: JSONValue
+
+    public var phase: Phase { step.phase }
+
+    public init(time: Timestamp, step: Step, ok: Bool, latency: Double? = nil, connection: ConnectionID? = nil,
+                message: MessageRef? = nil, detail: JSONValue = .object([])) {
+        self.time = time
+        self.step = step
+        self.ok = ok
+        self.latency = latency
+        self.connection = connection
+        self.message = message
+        self.detail = detail
+    }
+}
+
+/// Where a session ended up.
+public enum SessionState: String, Hashable, Sendable, Codable {
+    /// The status exchange succeeded and the device was still connected when the capture ended.
+    case online
+    /// It went offline: a clean DISCONNECT, or a lost link not restored within the grace period.
+    case offline
+    /// It never came online: login failed, the CONNECT was refused, or `status` went unanswered.
+    case failed
+    /// The capture does not tell: it ended before the outcome (or began after it).
+    case incomplete
+}
+
+/// The role of an MQTT connection on the broker.
+public enum MQTTRole: String, Hashable, Sendable, Codable {
+    /// Pilot 2 (a gateway): publishes uplink topics for its SN.
+    case device
+    /// The cloud backend: subscribes with wildcards, publishes replies and downlink topics.
+    case cloud
+    /// Anything else on the same broker.
+    case other
+}
+
+/// One Pilot 2 device's cycle from H5 login to offline.
+public struct Session: Hashable, Sendable {
+    /// Numbered from 1 in the order sessions start.
+    public var number: Int
+    public var gatewaySN: String?
+    public var gatewayModel: DeviceModel?
+    public var state: SessionState
+    public var start: Timestamp
+    public var end: Timestamp
+    /// The device's IP address (MQTT or H5 client).
+    public var client: String?
+    public var mqttClientID: String?
+    public var mqttUsername: String?
+    /// Aircraft SNs listed in `sub_devices`, in the order first seen.
+    public var aircraft: [String]
+    /// Events in time order.
+    public var events: [TimelineEvent]
+    public var connections: [ConnectionID]
+}
+
+extension JSONValue {
+    /// An object from members, leaving out nil values.
+    static func members(_ items: [(String, JSONValue?)]) -> JSONValue {
+        .object(items.compactMap { k, v in v.map { (k, $0) } })
+    }
+
+    static func text(_ s: String?) -> JSONValue? { s.map { .string($0) } }
+    static func int(_ i: Int?) -> JSONValue? { i.map { .number(JSONNumber($0)) } }
+    static func bool(_ b: Bool?) -> JSONValue? { b.map { .bool($0) } }
+    static func strings(_ a: [String]) -> JSONValue { .array(a.map { .string($0) }) }
+}
