@@ -1,0 +1,217 @@
+import GRDB
+
+extension PilotTraceDatabase {
+    /// `PRAGMA application_id` of a pilottrace database: "PTRC". It lets ``open(path:)`` refuse other databases.
+    static let applicationID: Int32 = 0x5054_5243
+
+    /// The tables, in foreign-key order (parents first).
+    public static let tableNames = [
+        "analyses", "captures", "flows", "http_exchanges", "websocket_messages", "mqtt_packets", "sessions",
+        "timeline_events", "deviations",
+    ]
+
+    /// The named indexes the schema creates.
+    public static let indexNames = [
+        "analyses_by_key", "captures_by_analysis", "flows_by_analysis", "http_exchanges_by_flow",
+        "websocket_messages_by_flow", "mqtt_packets_by_flow", "mqtt_packets_by_topic", "sessions_by_analysis",
+        "timeline_events_by_session", "timeline_events_by_flow", "deviations_by_session", "deviations_by_analysis",
+        "deviations_by_flow",
+    ]
+
+    /// The schema's migrations. Append new ones (`v2`, …); never edit a migration that has shipped.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: "PRAGMA application_id = \(applicationID)")
+            try db.execute(sql: schemaV1)
+        }
+        return migrator
+    }
+
+    /// Version 1. Every column is NOT NULL unless NULL has a documented meaning (docs/schema.md); booleans are
+    /// 0/1; `*_json` columns hold valid JSON; enumerated texts are checked.
+    static let schemaV1 = """
+        CREATE TABLE analyses (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            frames INTEGER,
+            frame_bytes INTEGER,
+            first_time REAL,
+            last_time REAL,
+            tool_version TEXT NOT NULL,
+            counters_json TEXT CHECK (counters_json IS NULL OR json_valid(counters_json))
+        );
+        CREATE UNIQUE INDEX analyses_by_key ON analyses(key);
+
+        CREATE TABLE captures (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            format TEXT NOT NULL,
+            compressed INTEGER NOT NULL CHECK (compressed IN (0, 1)),
+            link_types TEXT NOT NULL,
+            records INTEGER NOT NULL,
+            first_time REAL,
+            last_time REAL,
+            warnings_json TEXT NOT NULL CHECK (json_valid(warnings_json))
+        );
+        CREATE UNIQUE INDEX captures_by_analysis ON captures(analysis_id, ordinal);
+
+        CREATE TABLE flows (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            connection_number INTEGER NOT NULL,
+            client TEXT NOT NULL,
+            server TEXT NOT NULL,
+            role_evidence TEXT NOT NULL,
+            protocol TEXT NOT NULL CHECK (protocol IN ('http', 'mqtt', 'tls', 'unknown')),
+            classification_evidence TEXT NOT NULL,
+            classification_note TEXT NOT NULL,
+            tls_server_name TEXT,
+            mqtt_role TEXT CHECK (mqtt_role IN ('device', 'cloud', 'other')),
+            first_time REAL NOT NULL,
+            last_time REAL NOT NULL,
+            close_reason TEXT NOT NULL,
+            handshake_complete INTEGER NOT NULL CHECK (handshake_complete IN (0, 1)),
+            up_packets INTEGER NOT NULL,
+            up_bytes INTEGER NOT NULL,
+            up_payload_bytes INTEGER NOT NULL,
+            up_gaps INTEGER NOT NULL,
+            up_gap_bytes INTEGER NOT NULL,
+            up_retransmissions INTEGER NOT NULL,
+            down_packets INTEGER NOT NULL,
+            down_bytes INTEGER NOT NULL,
+            down_payload_bytes INTEGER NOT NULL,
+            down_gaps INTEGER NOT NULL,
+            down_gap_bytes INTEGER NOT NULL,
+            down_retransmissions INTEGER NOT NULL
+        );
+        CREATE INDEX flows_by_analysis ON flows(analysis_id, connection_number);
+
+        CREATE TABLE http_exchanges (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            flow_id INTEGER NOT NULL REFERENCES flows(id) ON DELETE CASCADE,
+            sequence INTEGER NOT NULL,
+            method TEXT,
+            target TEXT,
+            path TEXT,
+            query TEXT,
+            request_headers_json TEXT CHECK (request_headers_json IS NULL OR json_valid(request_headers_json)),
+            request_body BLOB,
+            request_body_length INTEGER,
+            request_json TEXT CHECK (request_json IS NULL OR json_valid(request_json)),
+            request_time REAL,
+            status INTEGER,
+            reason TEXT,
+            response_headers_json TEXT CHECK (response_headers_json IS NULL OR json_valid(response_headers_json)),
+            response_body BLOB,
+            response_body_length INTEGER,
+            response_json TEXT CHECK (response_json IS NULL OR json_valid(response_json)),
+            response_time REAL,
+            incomplete TEXT,
+            CHECK (method IS NOT NULL OR status IS NOT NULL)
+        );
+        CREATE INDEX http_exchanges_by_flow ON http_exchanges(flow_id, sequence);
+
+        CREATE TABLE websocket_messages (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            flow_id INTEGER NOT NULL REFERENCES flows(id) ON DELETE CASCADE,
+            direction TEXT NOT NULL CHECK (direction IN ('to-server', 'to-client')),
+            time REAL NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('text', 'binary', 'close', 'ping', 'pong')),
+            length INTEGER NOT NULL,
+            payload BLOB NOT NULL,
+            text TEXT,
+            json TEXT CHECK (json IS NULL OR json_valid(json)),
+            close_code INTEGER
+        );
+        CREATE INDEX websocket_messages_by_flow ON websocket_messages(flow_id, time);
+
+        CREATE TABLE mqtt_packets (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            flow_id INTEGER NOT NULL REFERENCES flows(id) ON DELETE CASCADE,
+            direction TEXT NOT NULL CHECK (direction IN ('to-server', 'to-client')),
+            time REAL NOT NULL,
+            over_websocket INTEGER NOT NULL CHECK (over_websocket IN (0, 1)),
+            version TEXT NOT NULL CHECK (version IN ('3.1', '3.1.1', '5.0')),
+            version_assumed INTEGER NOT NULL CHECK (version_assumed IN (0, 1)),
+            type TEXT NOT NULL,
+            packet_id INTEGER,
+            qos INTEGER CHECK (qos IN (0, 1, 2)),
+            retain INTEGER CHECK (retain IN (0, 1)),
+            dup INTEGER CHECK (dup IN (0, 1)),
+            topic TEXT,
+            payload BLOB,
+            payload_length INTEGER,
+            payload_json TEXT CHECK (payload_json IS NULL OR json_valid(payload_json)),
+            client_id TEXT,
+            username TEXT,
+            password BLOB,
+            keep_alive INTEGER,
+            return_code INTEGER,
+            summary TEXT NOT NULL
+        );
+        CREATE INDEX mqtt_packets_by_flow ON mqtt_packets(flow_id, time);
+        CREATE INDEX mqtt_packets_by_topic ON mqtt_packets(topic);
+
+        CREATE TABLE sessions (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            gateway_sn TEXT,
+            gateway_model TEXT,
+            gateway_model_name TEXT,
+            state TEXT NOT NULL CHECK (state IN ('online', 'offline', 'failed', 'incomplete')),
+            start_time REAL NOT NULL,
+            end_time REAL,
+            client TEXT,
+            mqtt_client_id TEXT,
+            mqtt_username TEXT,
+            aircraft_sns_json TEXT NOT NULL CHECK (json_valid(aircraft_sns_json)),
+            summary_json TEXT CHECK (summary_json IS NULL OR json_valid(summary_json))
+        );
+        CREATE INDEX sessions_by_analysis ON sessions(analysis_id, start_time);
+
+        CREATE TABLE timeline_events (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            time REAL NOT NULL,
+            phase TEXT NOT NULL,
+            step TEXT NOT NULL,
+            ok INTEGER NOT NULL CHECK (ok IN (0, 1)),
+            latency REAL,
+            flow_id INTEGER REFERENCES flows(id) ON DELETE SET NULL,
+            message_kind TEXT CHECK (message_kind IN ('http', 'mqtt', 'websocket')),
+            message_id INTEGER,
+            detail_json TEXT NOT NULL CHECK (json_valid(detail_json)),
+            CHECK ((message_kind IS NULL) = (message_id IS NULL))
+        );
+        CREATE INDEX timeline_events_by_session ON timeline_events(session_id, ordinal);
+        CREATE INDEX timeline_events_by_flow ON timeline_events(flow_id);
+
+        CREATE TABLE deviations (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            session_id INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+            rule_id TEXT NOT NULL,
+            severity TEXT NOT NULL CHECK (severity IN ('error', 'warning', 'info')),
+            title TEXT NOT NULL,
+            time REAL,
+            flow_id INTEGER REFERENCES flows(id) ON DELETE SET NULL,
+            message_kind TEXT CHECK (message_kind IN ('http', 'mqtt', 'websocket')),
+            message_id INTEGER,
+            evidence_json TEXT NOT NULL CHECK (json_valid(evidence_json)),
+            CHECK ((message_kind IS NULL) = (message_id IS NULL))
+        );
+        CREATE INDEX deviations_by_session ON deviations(session_id, severity);
+        CREATE INDEX deviations_by_analysis ON deviations(analysis_id);
+        CREATE INDEX deviations_by_flow ON deviations(flow_id);
+        """
+}

@@ -1,1 +1,0 @@
-/// The SQLite store: see the files of this target.

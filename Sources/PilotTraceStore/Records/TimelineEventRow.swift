@@ -1,0 +1,61 @@
+import GRDB
+
+/// One step of a session's timeline (table `timeline_events`).
+///
+/// `id` is nil until stored (SQLite assigns it). `messageKind` and `messageID` point at the row that evidences the
+/// step: `http` → `http_exchanges.id`, `mqtt` → `mqtt_packets.id`, `websocket` → `websocket_messages.id`.
+public struct TimelineEventRow: Codable, Sendable, Hashable {
+    public var id: Int64?
+    /// Set by the writer.
+    public var analysisID: Int64
+    public var sessionID: Int64
+    /// Order within the session, from 0.
+    public var ordinal: Int
+    public var time: Double
+    public var phase: String
+    public var step: String
+    public var ok: Bool
+    /// Seconds from the step's request to its reply (e.g. status → status_reply), when it has one.
+    public var latency: Double?
+    public var flowID: Int64?
+    /// `http`, `mqtt` or `websocket`.
+    public var messageKind: String?
+    public var messageID: Int64?
+    /// A JSON object (text) with the step's details.
+    public var detailJSON: String
+
+    public init(
+        id: Int64? = nil, analysisID: Int64 = 0, sessionID: Int64, ordinal: Int, time: Double, phase: String,
+        step: String, ok: Bool, latency: Double? = nil, flowID: Int64? = nil, messageKind: String? = nil,
+        messageID: Int64? = nil, detailJSON: String = "{}"
+    ) {
+        self.id = id
+        self.analysisID = analysisID
+        self.sessionID = sessionID
+        self.ordinal = ordinal
+        self.time = time
+        self.phase = phase
+        self.step = step
+        self.ok = ok
+        self.latency = latency
+        self.flowID = flowID
+        self.messageKind = messageKind
+        self.messageID = messageID
+        self.detailJSON = detailJSON
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id
+        case analysisID = "analysis_id"
+        case sessionID = "session_id"
+        case ordinal, time, phase, step, ok, latency
+        case flowID = "flow_id"
+        case messageKind = "message_kind"
+        case messageID = "message_id"
+        case detailJSON = "detail_json"
+    }
+}
+
+extension TimelineEventRow: FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "timeline_events"
+}

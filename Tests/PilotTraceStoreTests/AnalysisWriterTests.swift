@@ -1,0 +1,305 @@
+import Foundation
+import GRDB
+import Testing
+@testable import PilotTraceStore
+
+@Suite("Analysis writer and queries")
+struct AnalysisWriterTests {
+    @Test("A small analysis reads back field by field, BLOBs and NULLs included")
+    func roundTrip() throws {
+        try withDatabase { database, _ in
+            // Given an analysis with a bit of everything
+            let written = try writeSmallAnalysis(database)
+            let a = written.analysisID
+
+            // Then every row reads back exactly as given (with the analysis id stamped)
+            let analysis = try #require(try database.latestAnalysis())
+            #expect(analysis == AnalysisRow(
+                id: a, key: "aaaa,bbbb", createdAt: "1970-01-01T00:00:00Z", frames: 127, frameBytes: 99_000,
+                firstTime: 1_700_000_000.25, lastTime: 1_700_000_012.75, toolVersion: "0.1.0-test",
+                countersJSON: #"{"dropped":0}"#))
+            #expect(try database.analyses() == [analysis])
+
+            let captures = try database.captures(analysisID: a)
+            #expect(captures.map(\.ordinal) == [0, 1])
+            #expect(captures.map { row -> CaptureRow in var r = row; r.id = nil; return r } == written.captures)
+            #expect(captures[1].warnings == ["truncated last record", "snaplen 96 < frame 1514"])
+
+            let flows = try database.flows(analysisID: a)
+            #expect(flows == written.flows)
+            #expect(flows[2].closeReason == "rst" && flows[2].upPackets == 3)  // the later upsert won
+            #expect(flows[0].tlsServerName == nil && flows[0].mqttRole == nil)
+            #expect(flows[0].downGapBytes == 120 && flows[0].upRetransmissions == 1)
+
+            let http = try database.httpExchanges(analysisID: a)
+            #expect(http == written.http)
+            #expect(http[0].responseBody == Data([0x00, 0xff, 0x10, 0x80]))
+            #expect(http[1].requestBody == Data() && http[1].requestHeaders == [])  // empty, not NULL
+            #expect(http[2].method == nil && http[2].requestHeaders == nil && http[2].requestBody == nil)
+            #expect(http[2].status == 500)
+
+            #expect(try database.webSocketMessages(analysisID: a) == written.webSocket)
+            let mqtt = try database.mqttPackets(analysisID: a)
+            #expect(mqtt == written.mqtt)
+            #expect(mqtt[0].password == Data([0x70, 0x00, 0x77]))
+            #expect(mqtt[0].maskedPassword == "<3 bytes hidden>")
+            #expect(mqtt[3].packetID == nil && mqtt[1].payload == nil && mqtt[1].topic == nil)
+            #expect(try database.mqttPackets(analysisID: a, topic: "sys/product/GW1/status").map(\.id)
+                == [written.mqtt[2].id])
+
+            let sessions = try database.sessions(analysisID: a)
+            #expect(sessions == [written.session])
+            #expect(try database.sessions() == sessions)
+
+            let timeline = try database.timeline(sessionID: written.session.id)
+            #expect(timeline.allSatisfy { $0.id != nil })
+            #expect(timeline.map { row -> TimelineEventRow in var r = row; r.id = nil; return r } == written.timeline)
+
+            let deviations = try database.deviations(sessionID: written.session.id)
+            #expect(deviations.count == 1)
+            var deviation = try #require(deviations.first)
+            #expect(deviation.id != nil)
+            deviation.id = nil
+            #expect(deviation == written.deviation)
+            #expect(try database.deviations(analysisID: a).count == 1)
+
+            #expect(try database.counts(analysisID: a) == AnalysisCounts(
+                captures: 2, flows: 3, http: 3, websocket: 3, mqtt: 4, sessions: 1, timeline: 3, deviations: 1))
+        }
+    }
+
+    @Test("Columns hold what docs/schema.md says: snake_case, BLOBs, JSON text, NULLs, 0/1")
+    func rawStorage() throws {
+        try withDatabase { database, _ in
+            let written = try writeSmallAnalysis(database)
+            let firstHTTP = written.http[0].id
+            #expect(try database.scalar("SELECT typeof(response_body) FROM http_exchanges WHERE id = ?", [firstHTTP])
+                == "blob")
+            #expect(try database.scalar("SELECT request_headers_json FROM http_exchanges WHERE id = ?", [firstHTTP])
+                == #"[["Host","10.0.0.5"],["Content-Type","application/json"]]"#)
+            #expect(try database.scalar("SELECT typeof(request_body) FROM http_exchanges WHERE id = ?",
+                                        [written.http[2].id]) == "null")
+            #expect(try database.scalar("SELECT json_extract(request_json, '$.user') FROM http_exchanges WHERE id = ?",
+                                        [firstHTTP]) == "pilot")
+            #expect(try database.scalar("SELECT aircraft_sns_json FROM sessions") == #"["AC1","AC2"]"#)
+            #expect(try database.scalar("SELECT warnings_json FROM captures WHERE ordinal = 0") == "[]")
+            #expect(try database.scalar("SELECT typeof(password) FROM mqtt_packets WHERE type = 'CONNECT'") == "blob")
+            #expect(try database.scalar("SELECT over_websocket FROM mqtt_packets WHERE type = 'CONNECT'") == 1)
+            #expect(try database.scalar("SELECT typeof(first_time) FROM flows LIMIT 1") == "real")
+            #expect(try database.scalar(
+                "SELECT count(*) FROM timeline_events WHERE latency IS NULL AND flow_id IS NULL") == 1)
+        }
+    }
+
+    @Test("Analysing the same input again replaces its rows; another input adds")
+    func replaceOnReanalysis() throws {
+        try withDatabase { database, _ in
+            // Given one analysis
+            let first = try writeSmallAnalysis(database, key: "k1")
+            let once = try database.totalRows()
+            #expect(once["mqtt_packets"] == 4 && once["analyses"] == 1)
+
+            // When the same input is analysed again
+            let second = try writeSmallAnalysis(database, key: "k1")
+
+            // Then its rows are replaced, not duplicated
+            #expect(try database.totalRows() == once)
+            #expect(try database.analyses().map(\.id) == [second.analysisID])
+            #expect(second.analysisID != first.analysisID)
+            #expect(try database.counts(analysisID: first.analysisID) == AnalysisCounts())
+            // and ids are not handed out again
+            #expect(second.flows[0].id > first.flows[2].id)
+            #expect(second.mqtt[0].id > first.mqtt[3].id)
+
+            // When another input is analysed, it adds
+            let third = try writeSmallAnalysis(database, key: "k2")
+            let twice = try database.totalRows()
+            for (table, count) in once { #expect(twice[table] == 2 * count, "\(table)") }
+            #expect(try database.analyses().map(\.key) == ["k1", "k2"])
+            #expect(try database.latestAnalysis()?.id == third.analysisID)
+            #expect(try database.sessions().count == 2)
+        }
+    }
+
+    @Test("10,000 MQTT rows in batches: all present with the ids assigned; a flush is visible to another connection")
+    func batching() throws {
+        try withDatabase { database, folder in
+            let writer = try database.beginAnalysis(key: "big", captures: [], toolVersion: "t", batchSize: 2_000)
+            let flow = FlowRow(
+                id: writer.nextFlowID(), connectionNumber: 1, client: "1.2.3.4:5", server: "5.6.7.8:1883",
+                roleEvidence: "syn", protocol: "mqtt", classificationEvidence: "first-bytes", firstTime: 0,
+                lastTime: 0, closeReason: "open", handshakeComplete: true)
+            try writer.upsertFlow(flow)
+            let other = try PilotTraceDatabase.open(path: database.path)  // a second pool: other connections
+
+            var ids: [Int64] = []
+            func insert(_ n: Int) throws {
+                for _ in 0..<n {
+                    let id = writer.nextMQTTID()
+                    ids.append(id)
+                    try writer.insertMQTTPacket(MQTTPacketRow(
+                        id: id, flowID: flow.id, direction: "to-server", time: Double(ids.count), version: "3.1.1",
+                        type: "PUBLISH", qos: 0, topic: "t/\(ids.count % 10)", payload: Data([UInt8(ids.count % 256)]),
+                        payloadLength: 1, summary: "PUBLISH"))
+                    #expect(writer.pendingRowCount < 2_000)
+                }
+            }
+
+            // 1,500 rows (plus the flow) stay buffered: the other connection sees none
+            try insert(1_500)
+            #expect(try other.counts(analysisID: writer.analysisID).mqtt == 0)
+            // An explicit flush makes them visible at once
+            try writer.flush()
+            #expect(writer.pendingRowCount == 0)
+            #expect(try other.counts(analysisID: writer.analysisID) == AnalysisCounts(flows: 1, mqtt: 1_500))
+
+            // Batches of 2,000 are written as the buffer fills, before finish
+            try insert(4_000)
+            #expect(try other.counts(analysisID: writer.analysisID).mqtt == 5_000 + 500)
+            try insert(4_500)
+            try writer.finish(frames: 10_000, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
+
+            let stored = try other.mqttPackets(analysisID: writer.analysisID)
+            #expect(stored.count == 10_000)
+            #expect(stored.map(\.id) == ids)
+            #expect(Set(ids).count == 10_000)
+            #expect(stored.last?.payload == Data([UInt8(10_000 % 256)]))
+            #expect(writer.writtenRowCount == 10_001)
+            _ = folder
+        }
+    }
+
+    @Test("Upserting a session twice keeps one row with the latest state, and its timeline")
+    func upsertSession() throws {
+        try withDatabase { database, _ in
+            let writer = try database.beginAnalysis(key: "s", captures: [], toolVersion: "t")
+            let id = writer.nextSessionID()
+            var session = SessionRow(id: id, state: "incomplete", startTime: 10)
+            try writer.upsertSession(session)
+            try writer.insertTimelineEvent(TimelineEventRow(
+                sessionID: id, ordinal: 0, time: 10, phase: "login", step: "http-login", ok: true))
+            try writer.flush()
+
+            // Updated in the same batch twice, and after its timeline was written
+            session.state = "failed"
+            try writer.upsertSession(session)
+            session.state = "online"
+            session.endTime = 20
+            session.aircraftSNs = ["AC9"]
+            try writer.upsertSession(session)
+            #expect(writer.pendingRowCount == 1)
+            try writer.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
+
+            let sessions = try database.sessions()
+            #expect(sessions.count == 1)
+            #expect(sessions.first?.state == "online")
+            #expect(sessions.first?.endTime == 20)
+            #expect(sessions.first?.aircraftSNs == ["AC9"])
+            #expect(try database.timeline(sessionID: id).count == 1)  // not deleted by a REPLACE
+        }
+    }
+
+    @Test("Deleting an analysis cascades to everything it holds, and nothing else")
+    func cascade() throws {
+        try withDatabase { database, _ in
+            let doomed = try writeSmallAnalysis(database, key: "doomed")
+            let kept = try writeSmallAnalysis(database, key: "kept")
+            let both = try database.totalRows()
+
+            #expect(try database.deleteAnalysis(id: doomed.analysisID))
+            #expect(try database.deleteAnalysis(id: doomed.analysisID) == false)
+
+            #expect(try database.counts(analysisID: doomed.analysisID) == AnalysisCounts())
+            let after = try database.totalRows()
+            for (table, count) in both { #expect(after[table] == count / 2, "\(table)") }
+            #expect(try database.timeline(sessionID: doomed.session.id).isEmpty)
+            #expect(try database.timeline(sessionID: kept.session.id).count == 3)
+        }
+    }
+
+    @Test("Timelines of several sessions come from one query, in order")
+    func timelines() throws {
+        try withDatabase { database, _ in
+            let writer = try database.beginAnalysis(key: "t", captures: [], toolVersion: "t")
+            let s1 = writer.nextSessionID(), s2 = writer.nextSessionID(), s3 = writer.nextSessionID()
+            for (id, start) in [(s1, 5.0), (s2, 1.0), (s3, 3.0)] {
+                try writer.upsertSession(SessionRow(id: id, state: "online", startTime: start))
+            }
+            for ordinal in [2, 0, 1] {
+                try writer.insertTimelineEvent(TimelineEventRow(
+                    sessionID: s1, ordinal: ordinal, time: Double(ordinal), phase: "p", step: "s\(ordinal)", ok: true))
+            }
+            try writer.insertTimelineEvent(TimelineEventRow(
+                sessionID: s2, ordinal: 0, time: 0, phase: "p", step: "only", ok: false))
+            try writer.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
+
+            #expect(try database.sessions().map(\.id) == [s2, s3, s1])  // by start time
+            let all = try database.timelines(sessionIDs: [s1, s2, s3, 999])
+            #expect(all[s1]?.map(\.step) == ["s0", "s1", "s2"])
+            #expect(all[s2]?.map(\.step) == ["only"])
+            #expect(all[s3] == [])
+            #expect(all[999] == [])
+            #expect(try database.timeline(sessionID: s1) == all[s1])
+            #expect(try database.timelines(sessionIDs: []).isEmpty)
+        }
+    }
+
+    @Test("Ids continue after the rows already in the database")
+    func idsContinue() throws {
+        try withDatabase { database, _ in
+            let first = try writeSmallAnalysis(database, key: "one")
+            let writer = try database.beginAnalysis(key: "two", captures: [], toolVersion: "t")
+            #expect(writer.nextFlowID() == first.flows.map(\.id).max()! + 1)
+            #expect(writer.nextSessionID() == first.session.id + 1)
+            #expect(writer.nextHTTPID() == first.http.map(\.id).max()! + 1)
+            #expect(writer.nextMQTTID() == first.mqtt.map(\.id).max()! + 1)
+            #expect(writer.nextWebSocketID() == first.webSocket.map(\.id).max()! + 1)
+            #expect(writer.nextMQTTID() == first.mqtt.map(\.id).max()! + 2)
+        }
+    }
+
+    @Test("An interrupted analysis keeps what was flushed; a finished writer refuses rows")
+    func interruptedAndFinished() throws {
+        try withDatabase { database, _ in
+            let writer = try database.beginAnalysis(
+                key: "i", captures: [CaptureRow(ordinal: 0, path: "/c.pcap", sha256: "c", format: "pcap",
+                                                compressed: false)], toolVersion: "t")
+            try writer.upsertSession(SessionRow(id: writer.nextSessionID(), state: "incomplete", startTime: 1))
+            try writer.flush()
+            try writer.upsertSession(SessionRow(id: writer.nextSessionID(), state: "incomplete", startTime: 2))
+            // The process stops here: no flush, no finish.
+            let analysis = try #require(try database.analysis(key: "i"))
+            #expect(analysis.frames == nil)
+            #expect(try database.counts(analysisID: analysis.id!) == AnalysisCounts(captures: 1, sessions: 1))
+
+            #expect(throws: PilotTraceStoreError.self) {
+                try writer.updateCapture(CaptureRow(ordinal: 5, path: "", sha256: "", format: "", compressed: false))
+            }
+            try writer.finish(frames: 1, frameBytes: 2, firstTime: 1, lastTime: 2, countersJSON: "{}")
+            #expect(writer.isFinished)
+            let error = #expect(throws: PilotTraceStoreError.self) {
+                try writer.upsertSession(SessionRow(id: 77, state: "online", startTime: 3))
+            }
+            #expect(error?.kind == .writerFinished)
+            #expect(try database.analysis(key: "i")?.frames == 1)
+            #expect(try database.sessions().count == 2)
+        }
+    }
+
+    @Test("Two captures with one ordinal are refused")
+    func duplicateOrdinals() throws {
+        try withDatabase { database, _ throws in
+            let capture = CaptureRow(ordinal: 0, path: "/a", sha256: "a", format: "pcap", compressed: false)
+            let error = #expect(throws: PilotTraceStoreError.self) {
+                _ = try database.beginAnalysis(key: "d", captures: [capture, capture], toolVersion: "t")
+            }
+            #expect(error?.kind == .invalidRow)
+            #expect(try database.analyses().isEmpty)
+        }
+    }
+
+    @Test("Analysis key: digests joined in order")
+    func analysisKey() {
+        #expect(AnalysisRow.key(captureDigests: ["b", "a"]) == "b,a")
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import GRDB
+import PilotTraceTestSupport
+import Testing
+@testable import PilotTraceStore
+
+@Suite("Schema and opening")
+struct SchemaTests {
+    @Test("Migrations create every table and index; foreign keys and WAL are on")
+    func schema() throws {
+        try withDatabase { database, _ in
+            let tables = try database.strings(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+                    + "AND name != 'grdb_migrations' ORDER BY name")
+            #expect(tables == PilotTraceDatabase.tableNames.sorted())
+            let indexes = try database.strings(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+            #expect(indexes == PilotTraceDatabase.indexNames.sorted())
+            #expect(try database.strings("SELECT identifier FROM grdb_migrations") == ["v1"])
+
+            // The indexes the queries rely on cover the right columns.
+            let timelineIndex = try database.strings(
+                "SELECT name FROM pragma_index_info('timeline_events_by_session') ORDER BY seqno")
+            #expect(timelineIndex == ["session_id", "ordinal"])
+            #expect(try database.strings("SELECT name FROM pragma_index_info('mqtt_packets_by_topic')") == ["topic"])
+            #expect(try database.strings("SELECT name FROM pragma_index_info('deviations_by_session') ORDER BY seqno")
+                == ["session_id", "severity"])
+            #expect(try database.scalar("SELECT \"unique\" FROM pragma_index_list('analyses') "
+                + "WHERE name = 'analyses_by_key'") == 1)
+
+            // Every connection, writer and readers, enforces foreign keys; the file is in WAL mode.
+            #expect(try database.pool.write { try Int.fetchOne($0, sql: "PRAGMA foreign_keys") } == 1)
+            #expect(try database.scalar("PRAGMA foreign_keys") == 1)
+            #expect(try database.scalar("PRAGMA journal_mode") == "wal")
+            #expect(try database.scalar("PRAGMA application_id") == PilotTraceDatabase.applicationID)
+            #expect(try database.strings("PRAGMA foreign_key_check").isEmpty)
+        }
+    }
+
+    @Test("Every column of every table is documented in docs/schema.md")
+    func documented() throws {
+        let doc = try String(contentsOfFile: schemaDoc, encoding: .utf8)
+        try withDatabase { database, _ in
+            for table in PilotTraceDatabase.tableNames {
+                #expect(doc.contains("### `\(table)`"), "table \(table)")
+                for column in try database.strings("SELECT name FROM pragma_table_info('\(table)')") {
+                    #expect(doc.contains("| `\(column)` |"), "column \(table).\(column)")
+                }
+            }
+        }
+    }
+
+    @Test("The example queries in docs/schema.md run, and the status latency query pairs by tid")
+    func exampleQueries() throws {
+        let doc = try String(contentsOfFile: schemaDoc, encoding: .utf8)
+        let blocks = doc.components(separatedBy: "```sql\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+        #expect(blocks.count >= 8)
+        try withDatabase { database, _ in
+            _ = try writeSmallAnalysis(database)
+            for sql in blocks {
+                try database.pool.writeWithoutTransaction { db in
+                    for statement in sql.components(separatedBy: ";\n") where !statement.trimmingCharacters(
+                        in: .whitespacesAndNewlines).isEmpty
+                    {
+                        _ = try Row.fetchAll(db, sql: statement)
+                    }
+                }
+            }
+            let pairing = try #require(blocks.first { $0.contains("'_reply'") })
+            let rows = try database.pool.read { try Row.fetchAll($0, sql: pairing) }
+            #expect(rows.count == 1)
+            #expect(rows.first?["latency_ms"] == 200.0)
+            #expect(rows.first?["tid"] == "t1")
+        }
+    }
+
+    @Test("Foreign keys are enforced: a message of an unknown flow is refused")
+    func foreignKeysEnforced() throws {
+        try withDatabase { database, _ in
+            let writer = try database.beginAnalysis(key: "k", captures: [], toolVersion: "t")
+            try writer.insertMQTTPacket(MQTTPacketRow(
+                id: writer.nextMQTTID(), flowID: 999, direction: "to-server", time: 1, version: "3.1.1",
+                type: "PINGREQ", summary: "PINGREQ"))
+            let error = #expect(throws: PilotTraceStoreError.self) { try writer.flush() }
+            #expect(error?.kind == .writeFailed)
+            #expect(error?.message.contains("FOREIGN KEY") == true)
+            #expect(try database.counts(analysisID: writer.analysisID).mqtt == 0)
+        }
+    }
+
+    @Test("Checks are enforced: invalid JSON and unknown enumerations are refused")
+    func checksEnforced() throws {
+        try withDatabase { database, _ in
+            let writer = try database.beginAnalysis(key: "k", captures: [], toolVersion: "t")
+            try writer.upsertSession(SessionRow(id: writer.nextSessionID(), state: "online", startTime: 1))
+            try writer.flush()
+            try writer.insertDeviation(DeviationRow(
+                ruleID: "r", severity: "warning", title: "t", evidenceJSON: "{not json"))
+            #expect(throws: PilotTraceStoreError.self) { try writer.flush() }
+            try writer.upsertSession(SessionRow(id: writer.nextSessionID(), state: "sleeping", startTime: 1))
+            #expect(throws: PilotTraceStoreError.self) { try writer.flush() }
+            #expect(try database.counts(analysisID: writer.analysisID) == AnalysisCounts(sessions: 1))
+        }
+    }
+
+    @Test("Reopening keeps the data and does not migrate again")
+    func reopen() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path("p.sqlite")
+        let id = try writeSmallAnalysis(try PilotTraceDatabase.open(path: path)).analysisID
+        let again = try PilotTraceDatabase.open(path: path)
+        #expect(try again.analyses().map(\.id) == [id])
+        #expect(try again.counts(analysisID: id).mqtt == 4)
+    }
+
+    @Test("An empty file becomes a pilottrace database")
+    func emptyFile() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path("empty.sqlite")
+        #expect(FileManager.default.createFile(atPath: path, contents: Data()))
+        let database = try PilotTraceDatabase.open(path: path)
+        #expect(try database.analyses().isEmpty)
+    }
+
+    @Test("A file that is not a database is refused, named, and left untouched")
+    func notADatabase() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path("notes.sqlite")
+        let content = Data("these are my notes, not a database\n".utf8)
+        try content.write(to: URL(fileURLWithPath: path))
+        let error = #expect(throws: PilotTraceStoreError.self) { try PilotTraceDatabase.open(path: path) }
+        #expect(error?.kind == .notAPilotTraceDatabase)
+        #expect(error?.path == path)
+        #expect(error?.description.contains(path) == true)
+        #expect(error?.description.contains("not a pilottrace database") == true)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == content)
+    }
+
+    @Test("Another program's SQLite database is refused without being changed")
+    func foreignDatabase() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path("other.sqlite")
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try queue.write { try $0.execute(sql: "CREATE TABLE players (id INTEGER PRIMARY KEY, name TEXT)") }
+            try queue.close()
+        }
+        let error = #expect(throws: PilotTraceStoreError.self) { try PilotTraceDatabase.open(path: path) }
+        #expect(error?.kind == .notAPilotTraceDatabase)
+        #expect(error?.description.contains(path) == true)
+        let queue = try DatabaseQueue(path: path)
+        #expect(try queue.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") } == "delete")
+        #expect(try queue.read { try Bool.fetchOne($0, sql: "SELECT count(*) FROM sqlite_master WHERE name = 'flows'") }
+            == false)
+    }
+
+    @Test("A path that cannot be created is an error naming it")
+    func unwritablePath() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let file = folder.path("plain-file")
+        try Data("x".utf8).write(to: URL(fileURLWithPath: file))
+        // A folder cannot be created below a regular file (even as root).
+        let path = file + "/sub/pilottrace.sqlite"
+        let error = #expect(throws: PilotTraceStoreError.self) { try PilotTraceDatabase.open(path: path) }
+        #expect(error?.kind == .cannotOpen)
+        #expect(error?.description.contains(path) == true)
+
+        let folderError = #expect(throws: PilotTraceStoreError.self) {
+            try PilotTraceDatabase.open(path: folder.url.path)
+        }
+        #expect(folderError?.kind == .cannotOpen)
+        #expect(folderError?.description.contains(folder.url.path) == true)
+        #expect(folderError?.description.contains("is a folder") == true)
+    }
+
+    @Test("A database migrated by a newer pilottrace is refused")
+    func newerSchema() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path("future.sqlite")
+        let database = try PilotTraceDatabase.open(path: path)
+        try database.pool.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99')") }
+        let error = #expect(throws: PilotTraceStoreError.self) { try PilotTraceDatabase.open(path: path) }
+        #expect(error?.kind == .newerSchema)
+        #expect(error?.description.contains(path) == true)
+    }
+
+    @Test("Database path: --db, else $PILOTTRACE_DB, else ./pilottrace.sqlite")
+    func resolvePath() {
+        let environment = ["PILOTTRACE_DB": "/data/env.sqlite"]
+        #expect(PilotTraceDatabase.resolvePath(option: "/x/opt.sqlite", environment: environment) == "/x/opt.sqlite")
+        #expect(PilotTraceDatabase.resolvePath(option: nil, environment: environment) == "/data/env.sqlite")
+        #expect(PilotTraceDatabase.resolvePath(option: "", environment: environment) == "/data/env.sqlite")
+        #expect(PilotTraceDatabase.resolvePath(option: nil, environment: [:]) == "./pilottrace.sqlite")
+        #expect(PilotTraceDatabase.resolvePath(option: nil, environment: ["PILOTTRACE_DB": ""])
+            == "./pilottrace.sqlite")
+    }
+
+    private var schemaDoc: String { TestPaths.packageRoot.appendingPathComponent("docs/schema.md").path }
+}
