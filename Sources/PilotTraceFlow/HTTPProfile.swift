@@ -155,7 +155,7 @@ enum HTTPStepRecognizer {
                 ("platform_name", .text(p["platform_name"]?.stringValue)), ("workspace_name", .text(p["workspace_name"]?.stringValue)),
                 ("workspace_id", .text(p["workspace_id"]?.stringValue)),
             ])))
-        } else if HTTPProfile.matches(profile.workspace, path), !okEnvelope {
+        } else if HTTPProfile.matches(profile.workspace, path), !okEnvelope, !m.steps.contains(where: { $0.step == .tokenRejected }) {
             m.steps.append((.workspaceInfo, false, .members(base)))
         }
 

@@ -151,7 +151,8 @@ public struct SessionTracker {
         var out: [Session] = []
         for w in sessions {
             var s = w.session
-            s.events.sort { ($0.time, $0.step.rawValue) < ($1.time, $1.step.rawValue) }
+            // Time order; events at the same instant keep the order they happened in.
+            s.events = s.events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
             s.start = s.events.first?.time ?? s.start
             s.end = s.events.last?.time ?? s.end
             s.state = state(w, captureEnd: end)
