@@ -1,0 +1,152 @@
+import Foundation
+
+/// What `sessions` and `timeline` print, built from the store's rows (or straight from an analysis).
+struct SessionView {
+    struct Event {
+        var time: Double
+        var phase: String
+        var step: String
+        var ok: Bool
+        var latency: Double?
+        var connection: Int?
+        /// The detail object, as parsed JSON (`[String: Any]`).
+        var detail: [String: Any]
+    }
+
+    var id: Int64
+    var gatewaySN: String?
+    var gatewayModel: String?
+    var gatewayModelName: String?
+    var state: String
+    var start: Double
+    var end: Double?
+    var client: String?
+    var mqttClientID: String?
+    var mqttUsername: String?
+    var aircraft: [String]
+    var events: [Event]
+
+    /// The contract of `sessions --json` / `timeline --json` (README.md): snake_case keys, times in seconds.
+    func json(withEvents: Bool) -> [String: Any] {
+        var o: [String: Any] = [
+            "id": id, "gateway_sn": gatewaySN as Any? ?? NSNull(), "state": state, "start": start, "end": end as Any? ?? NSNull(),
+            "client": client as Any? ?? NSNull(), "gateway_model": gatewayModel as Any? ?? NSNull(),
+            "gateway_model_name": gatewayModelName as Any? ?? NSNull(), "mqtt_client_id": mqttClientID as Any? ?? NSNull(),
+            "mqtt_username": mqttUsername as Any? ?? NSNull(), "aircraft_sns": aircraft,
+        ]
+        if withEvents {
+            o["events"] = events.map { e -> [String: Any] in
+                ["time": e.time, "phase": e.phase, "step": e.step, "ok": e.ok, "latency": e.latency as Any? ?? NSNull(), "detail": e.detail]
+            }
+        }
+        return o
+    }
+}
+
+enum TimelineText {
+    static func clock(_ t: Double) -> String {
+        let whole = Int64(t.rounded(.down))
+        let micros = Int64(((t - Double(whole)) * 1e6).rounded())
+        let s = ((whole % 86_400) + 86_400) % 86_400
+        return String(format: "%02lld:%02lld:%02lld.%06lld", s / 3600, (s / 60) % 60, s % 60, micros)
+    }
+
+    static func date(_ t: Double) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date(timeIntervalSince1970: t))
+    }
+
+    static func header(_ s: SessionView) -> String {
+        var line = "Session \(s.id): "
+        if let sn = s.gatewaySN {
+            line += "gateway \(sn)"
+            if let model = s.gatewayModel { line += " (\(s.gatewayModelName.map { "\($0), " } ?? "")\(model))" }
+        } else {
+            line += "gateway unknown"
+        }
+        line += ", \(s.state.uppercased())"
+        return line
+    }
+
+    static func facts(_ s: SessionView) -> String {
+        var parts = ["from \(date(s.start))"]
+        if let end = s.end { parts.append(String(format: "for %.3f s", end - s.start)) }
+        if let c = s.client { parts.append("client \(c)") }
+        if let id = s.mqttClientID { parts.append("MQTT client id \(id)") }
+        if let u = s.mqttUsername { parts.append("user \(u)") }
+        if !s.aircraft.isEmpty { parts.append("aircraft \(s.aircraft.joined(separator: ", "))") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// One line per event: clock, offset from the session start, phase, step, outcome, facts.
+    static func render(_ s: SessionView) -> String {
+        var out = header(s) + "\n  " + facts(s) + "\n"
+        var lastPhase = ""
+        for e in s.events {
+            let phase = e.phase == lastPhase ? "" : e.phase
+            lastPhase = e.phase
+            let offset = String(format: "+%.3fs", e.time - s.start)
+            let outcome = e.ok ? "ok" : "FAILED"
+            var line = "  \(clock(e.time))  \(pad(offset, 10))  \(pad(phase, 12)) \(pad(e.step, 17)) \(pad(outcome, 6))"
+            let facts = describe(e)
+            if !facts.isEmpty { line += " " + facts }
+            out += line.trimmingTrailingSpaces() + "\n"
+        }
+        return out
+    }
+
+    static func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+
+    /// The facts worth a glance, per step.
+    static func describe(_ e: SessionView.Event) -> String {
+        let d = e.detail
+        func str(_ k: String) -> String? { d[k] as? String }
+        func num(_ k: String) -> String? { (d[k] as? NSNumber).map { "\($0)" } }
+        var parts: [String] = []
+        switch e.step {
+        case "h5-page", "login", "login-failed", "token-refresh", "token-rejected", "topology-fetch", "workspace-info", "mqtt-credentials":
+            if let m = str("method"), let p = str("path") { parts.append("\(m) \(p)") }
+            if let s = num("status") { parts.append("→ \(s)") }
+            if let c = num("code"), c != "0" { parts.append("code \(c)") }
+            if let m = str("message") { parts.append("\"\(m)\"") }
+            if let a = str("mqtt_addr") { parts.append("broker \(a)") }
+            if let u = str("mqtt_username") { parts.append("user \(u)") }
+            if let p = str("platform_name") { parts.append("platform \"\(p)\"") }
+            if let w = str("workspace_name") { parts.append("workspace \"\(w)\"") }
+            if let n = num("devices") { parts.append("\(n) devices") }
+        case "mqtt-connect":
+            if let c = str("client_id") { parts.append("client id \(c)") }
+            parts.append((d["anonymous"] as? Bool == true) ? "anonymous" : "user \(str("username") ?? "?")")
+            if let k = num("keep_alive") { parts.append("keep-alive \(k) s") }
+            if let v = str("version") { parts.append("MQTT \(v)") }
+        case "mqtt-connack":
+            if let r = num("return_code") { parts.append("return code \(r)") }
+            if let r = str("reason") { parts.append("(\(r))") }
+        case "mqtt-subscribe":
+            if let t = d["topics"] as? [String] { parts.append("\(t.count) topic\(t.count == 1 ? "" : "s"): \(t.joined(separator: ", "))") }
+        case "update-topo":
+            if let m = str("gateway_model_name") ?? str("gateway_model") { parts.append(m) }
+            if let subs = d["sub_devices"] as? [[String: Any]] {
+                parts.append(subs.isEmpty ? "no aircraft" : "aircraft " + subs.map { "\($0["sn"] as? String ?? "?")\(($0["model_name"] as? String).map { " (\($0))" } ?? "")" }.joined(separator: ", "))
+            }
+            if let missing = d["missing"] as? [String], !missing.isEmpty { parts.append("missing \(missing.joined(separator: ", "))") }
+            if let p = str("problem") { parts.append(p) }
+        case "status-reply":
+            if let r = num("result") { parts.append("result \(r)") }
+            if d["matched"] as? Bool == false { parts.append("matches no pending status (tid/bid)") }
+        case "device-offline":
+            if let r = d["removed"] as? [String] { parts.append("aircraft gone: \(r.joined(separator: ", "))") }
+        case "link-lost":
+            if let r = str("reason") { parts.append(r == "keep-alive" ? "silent past 1.5× keep-alive" : "connection closed (\(r)) without DISCONNECT") }
+        case "reconnect":
+            if let a = num("after_seconds") { parts.append("after \(a) s") }
+        case "offline-confirmed":
+            if let g = num("grace_seconds") { parts.append("no reconnect within \(g) s") }
+        default:
+            break
+        }
+        if let l = e.latency { parts.append(String(format: "[%.1f ms]", l * 1000)) }
+        return parts.joined(separator: " ")
+    }
+}
