@@ -16,9 +16,12 @@ build: bootstrap
 release: bootstrap
 	$(SWIFT) build -c release
 
-# The main job on the built-in example: the TCP conversations of a recorded Pilot 2-style login.
+# The main job on the built-in example: analyze a recorded Pilot 2 login into SQLite and print its timeline.
+DEMO_DB := Reports/demo.sqlite
 demo: build
-	$(BIN) flows $(DEMO_CAPTURE)
+	$(BIN) analyze --db $(DEMO_DB) $(DEMO_CAPTURE)
+	@echo
+	$(BIN) timeline --db $(DEMO_DB)
 
 # Unit, capture and end-to-end tests (the end-to-end tests run the built binary).
 test: build

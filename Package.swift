@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "PilotTraceProtocols", targets: ["PilotTraceProtocols"]),
         .library(name: "PilotTraceFlow", targets: ["PilotTraceFlow"]),
         .library(name: "PilotTraceStore", targets: ["PilotTraceStore"]),
+        .library(name: "PilotTraceAnalysis", targets: ["PilotTraceAnalysis"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -30,13 +31,15 @@ let package = Package(
         .target(name: "PilotTraceFlow", dependencies: ["PilotTraceProtocols", "PilotTraceWire"]),
         // SQLite through GRDB: schema, migrations, batched writes, queries.
         .target(name: "PilotTraceStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        // The offline analysis run: capture files → pipeline → decoders → sessions → the store.
+        .target(name: "PilotTraceAnalysis", dependencies: ["PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceWire"]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),
 
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "CMosquitto",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -8,6 +8,9 @@ public struct CaptureFileReport: Sendable {
     public var linkTypes: [LinkType]
     public var records: Int
     public var warnings: [String]
+    /// The earliest and latest record timestamps (records need not be in time order).
+    public var firstTime: Timestamp?
+    public var lastTime: Timestamp?
 }
 
 /// Drives capture files through a ``TCPPipeline``: the offline analysis loop.
@@ -41,9 +44,12 @@ public enum CaptureFiles {
                 break
             }
             var records = 0
+            var first: Timestamp?, last: Timestamp?
             do {
                 try reader.forEach { record in
                     records += 1
+                    if first == nil || record.timestamp < first! { first = record.timestamp }
+                    if last == nil || record.timestamp > last! { last = record.timestamp }
                     pipeline.process(record, into: &events)
                     if !events.isEmpty {
                         try consume(&events)
@@ -57,7 +63,8 @@ public enum CaptureFiles {
                 failure = e
             }
             reports.append(CaptureFileReport(path: path, format: reader.format.rawValue, compressed: reader.compressed,
-                                             linkTypes: reader.linkTypes, records: records, warnings: reader.warnings))
+                                             linkTypes: reader.linkTypes, records: records, warnings: reader.warnings,
+                                             firstTime: first, lastTime: last))
             if failure != nil { break }
         }
         pipeline.finish(into: &events)

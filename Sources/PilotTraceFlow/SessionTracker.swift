@@ -316,9 +316,10 @@ public struct SessionTracker {
             c.pending.removeAll()
         case nil:
             c.pending += events
-            // A refused CONNECT will not say more: treat it as a device's failed attempt.
+            // A refused CONNECT will not say more: a device's failed attempt when something says Pilot 2 (the
+            // credentials an H5 login handed out, or a client id shaped like a DJI serial number).
             if c.refused {
-                c.role = .device
+                c.role = looksLikePilot(c) ? .device : .other
                 connections[id] = c
                 route(id, [])
                 return
@@ -394,12 +395,19 @@ public struct SessionTracker {
         return pool.max { (contexts[$0].client == addr ? 1 : 0, contexts[$0].last) < (contexts[$1].client == addr ? 1 : 0, contexts[$1].last) }
     }
 
+    /// Evidence that a connection with no DJI topics is Pilot 2's.
+    func looksLikePilot(_ c: Connection) -> Bool {
+        if let u = c.username, contexts.contains(where: { $0.mqttUsername == u }) { return true }
+        guard let id = c.clientID, (10...24).contains(id.count) else { return false }
+        return id.allSatisfy { ($0 >= "0" && $0 <= "9") || ($0 >= "A" && $0 <= "Z") }
+    }
+
     mutating func closed(_ summary: ConnectionSummary) {
         let id = summary.info.id
         requests[id] = nil
         guard var c = connections.removeValue(forKey: id) else { return }
         c.closed = true
-        if c.role == nil, !c.pending.isEmpty, c.connectTime != nil, c.refused { c.role = .device }
+        if c.role == nil, !c.pending.isEmpty, c.connectTime != nil, c.refused { c.role = looksLikePilot(c) ? .device : .other }
         roles[id] = c.role ?? .other
         guard c.role == .device, let s = c.session else { return }
         sessions[s].openConnections.remove(id)

@@ -98,6 +98,16 @@ import Testing
         #expect(sessions[0].first(.login) != nil)  // the H5 context joined by credentials username
     }
 
+    @Test func aRefusedConnectWithNothingPilotAboutItIsNoSession() {
+        var s = Scenario()
+        let m = s.open("10.0.0.5", server: 1883)
+        s.send(m, .toServer, MQTTWire.connect(clientID: "myvoiceismypassport", username: "guest", password: "x"))
+        s.send(m, .toClient, MQTTWire.connAck(5))
+        s.close(m)
+        #expect(s.finish().isEmpty)
+        #expect(s.tracker.roles[m] == .other)
+    }
+
     @Test func anAnonymousConnectSaysSo() {
         var s = Scenario()
         _ = s.deviceOnline(from: "10.0.0.5", username: nil, password: nil)

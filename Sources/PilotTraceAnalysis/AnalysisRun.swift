@@ -1,0 +1,257 @@
+import Foundation
+import PilotTraceCapture
+import PilotTraceFlow
+import PilotTraceProtocols
+import PilotTraceStore
+import PilotTraceWire
+
+/// Settings of an analysis run.
+public struct AnalysisOptions: Sendable {
+    public var reassembly = TCPReassembler.Configuration()
+    public var decoders = StreamAnalyzer.Configuration()
+    public var sessions = SessionTracker.Configuration()
+    public init() {}
+}
+
+/// What an analysis run produced.
+public struct AnalysisReport: Sendable {
+    public var analysisID: Int64
+    public var files: [CaptureFileReport]
+    /// The first capture file error: reading stopped there; everything before it was analyzed and stored.
+    public var error: CaptureFileError?
+    public var counters: PacketCounters
+    public var connections: [AppProtocol: Int]
+    public var messages: (http: Int, webSocket: Int, mqtt: Int)
+    /// The sessions, in start order, with the ids they were stored under.
+    public var sessions: [(id: Int64, session: Session)]
+}
+
+/// Runs capture files through the whole pipeline and stores flows, messages, sessions and timelines.
+///
+/// The I/O shell around the pure core: files are read here and rows written here; everything in between is
+/// ``TCPPipeline``, ``StreamAnalyzer`` and ``SessionTracker``.
+public final class AnalysisRun {
+    let writer: AnalysisWriter
+    var pipeline: TCPPipeline
+    var analyzer: StreamAnalyzer
+    var tracker: SessionTracker
+    var flowIDs: [ConnectionID: Int64] = [:]
+    var flowRows: [ConnectionID: FlowRow] = [:]
+    /// Requests waiting for their responses: (row id, request), by connection and request index.
+    var pendingRequests: [ConnectionID: [Int: (Int64, HTTPRequest)]] = [:]
+    var messageCounts = (http: 0, webSocket: 0, mqtt: 0)
+    var lastTime: Timestamp?
+
+    /// Begins an analysis of `paths`: an earlier analysis of the same files (same content) is replaced.
+    public init(paths: [String], database: PilotTraceDatabase, options: AnalysisOptions = .init(), toolVersion: String) throws {
+        var captures: [CaptureRow] = []
+        var digests: [String] = []
+        for (i, path) in paths.enumerated() {
+            let digest = try FileDigest.sha256(path: path)
+            digests.append(digest)
+            captures.append(CaptureRow(ordinal: i, path: path, sha256: digest, format: "unknown", compressed: false))
+        }
+        writer = try database.beginAnalysis(key: AnalysisRow.key(captureDigests: digests), captures: captures, toolVersion: toolVersion)
+        pipeline = TCPPipeline(configuration: options.reassembly)
+        analyzer = StreamAnalyzer(configuration: options.decoders)
+        tracker = SessionTracker(configuration: options.sessions)
+    }
+
+    public var analysisID: Int64 { writer.analysisID }
+
+    /// Writes what is buffered (for an interrupted run: nothing recorded is lost).
+    public func flush() throws { try writer.flush() }
+
+    /// Reads the files and stores everything; the report says what was found.
+    public func run(_ paths: [String], progress: CaptureFiles.Progress? = nil) throws -> AnalysisReport {
+        var decoded: [MessageEvent] = []
+        var storeError: Error?
+        let (files, error) = try CaptureFiles.analyze(paths, pipeline: &pipeline, progress: progress) { events in
+            if let last = events.last.flatMap(Self.time) { lastTime = max(lastTime ?? last, last) }
+            analyzer.consume(events, into: &decoded)
+            do {
+                for m in decoded { try handle(m) }
+            } catch {
+                storeError = error
+            }
+            decoded.removeAll(keepingCapacity: true)
+            if let t = lastTime { tracker.advance(to: t) }
+        }
+        if let storeError { throw storeError }
+        for (ordinal, f) in files.enumerated() {
+            try writer.updateCapture(CaptureRow(ordinal: ordinal, path: f.path, sha256: "", format: f.format, compressed: f.compressed,
+                                                linkTypes: f.linkTypes.map(\.name).joined(separator: ","), records: f.records,
+                                                firstTime: f.firstTime?.seconds, lastTime: f.lastTime?.seconds, warnings: f.warnings))
+        }
+        let end = lastTime ?? Timestamp.zero
+        let sessions = tracker.finish(at: end)
+        var stored: [(Int64, Session)] = []
+        for s in sessions {
+            let id = writer.nextSessionID()
+            try writer.upsertSession(Self.row(s, id: id))
+            for (ordinal, e) in s.events.enumerated() {
+                try writer.insertTimelineEvent(TimelineEventRow(
+                    sessionID: id, ordinal: ordinal, time: e.time.seconds, phase: e.phase.rawValue, step: e.step.rawValue, ok: e.ok,
+                    latency: e.latency, flowID: e.connection.flatMap { flowIDs[$0] }, messageKind: e.message?.kind.rawValue,
+                    messageID: e.message?.id, detailJSON: e.detail.compact))
+            }
+            stored.append((id, s))
+        }
+        let counters = pipeline.counters
+        let countersJSON = (try? JSONEncoder().encode(counters)).map { String(decoding: $0, as: UTF8.self) }
+        try writer.finish(frames: counters.frames, frameBytes: counters.frameBytes,
+                          firstTime: files.compactMap(\.firstTime).min()?.seconds, lastTime: lastTime?.seconds, countersJSON: countersJSON)
+        return AnalysisReport(analysisID: writer.analysisID, files: files, error: error, counters: counters,
+                              connections: analyzer.classified, messages: messageCounts, sessions: stored)
+    }
+
+    static func time(_ e: StreamEvent) -> Timestamp? {
+        switch e {
+        case .data(_, _, _, let t), .gap(_, _, _, let t), .end(_, _, let t), .conflict(_, _, _, _, let t): t
+        case .opened(let info): info.firstSeen
+        case .closed(let s): s.lastSeen
+        }
+    }
+
+    // MARK: - Messages to rows
+
+    func handle(_ m: MessageEvent) throws {
+        var ref: MessageRef?
+        switch m {
+        case .classified(let info, let c):
+            let id = writer.nextFlowID()
+            flowIDs[info.id] = id
+            let row = FlowRow(id: id, connectionNumber: Int(info.id.rawValue), client: info.client.description, server: info.server.description,
+                              roleEvidence: info.roleEvidence.rawValue, protocol: c.appProtocol.rawValue,
+                              classificationEvidence: c.evidence.rawValue, classificationNote: c.note, tlsServerName: c.tls?.serverName,
+                              firstTime: info.firstSeen.seconds, lastTime: info.firstSeen.seconds, closeReason: "open", handshakeComplete: false)
+            flowRows[info.id] = row
+            try writer.upsertFlow(row)
+        case .http(let conn, let e):
+            ref = try http(conn, e)
+        case let .mqtt(conn, dir, record, ts, overWebSocket):
+            guard let flow = flowIDs[conn] else { break }
+            let id = writer.nextMQTTID()
+            try writer.insertMQTTPacket(Self.row(record, id: id, flow: flow, dir: dir, ts: ts, overWebSocket: overWebSocket))
+            messageCounts.mqtt += 1
+            ref = MessageRef(.mqtt, id)
+        case .closed(let summary, let c):
+            try closed(summary, c)
+        case .mqttError:
+            break
+        }
+        tracker.consume(m, ref: ref)
+        if case .closed(let summary, _) = m, var row = flowRows.removeValue(forKey: summary.info.id) {
+            row.mqttRole = tracker.roles[summary.info.id]?.rawValue
+            try writer.upsertFlow(row)
+        }
+    }
+
+    func http(_ conn: ConnectionID, _ e: HTTPConnectionEvent) throws -> MessageRef? {
+        guard let flow = flowIDs[conn] else { return nil }
+        switch e {
+        case .request(let r):
+            let id = writer.nextHTTPID()
+            pendingRequests[conn, default: [:]][r.index] = (id, r)
+            messageCounts.http += 1
+            return MessageRef(.http, id)
+        case .response(let r):
+            guard !r.head.isInformational else { return nil }
+            messageCounts.http += 1
+            if let i = r.requestIndex, let (id, request) = pendingRequests[conn]?.removeValue(forKey: i) {
+                try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: r))
+                return MessageRef(.http, id)
+            }
+            let id = writer.nextHTTPID()
+            try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: nil, response: r))
+            return MessageRef(.http, id)
+        case .webSocket(let message):
+            let id = writer.nextWebSocketID()
+            let kind: String
+            var closeCode: Int?
+            switch message.kind {
+            case .text: kind = "text"
+            case .binary: kind = "binary"
+            case .close(let code, _): kind = "close"; closeCode = code.map { Int($0.rawValue) }
+            case .ping: kind = "ping"
+            case .pong: kind = "pong"
+            }
+            try writer.insertWebSocketMessage(WebSocketMessageRow(
+                id: id, flowID: flow, direction: Self.direction(message.direction), time: message.lastByteAt.seconds, kind: kind,
+                length: message.length, payload: Data(message.payload), text: message.text, json: message.json?.compact, closeCode: closeCode))
+            messageCounts.webSocket += 1
+            return MessageRef(.websocket, id)
+        default:
+            return nil
+        }
+    }
+
+    func closed(_ s: ConnectionSummary, _ c: Classification) throws {
+        let conn = s.info.id
+        if let waiting = pendingRequests.removeValue(forKey: conn), let flow = flowIDs[conn] {
+            for (_, (id, request)) in waiting.sorted(by: { $0.key < $1.key }) {
+                try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: nil))
+            }
+        }
+        guard var row = flowRows[conn] else { return }
+        row.lastTime = s.lastSeen.seconds
+        row.closeReason = s.closeReason.rawValue
+        row.handshakeComplete = s.handshakeComplete
+        (row.upPackets, row.upBytes, row.upPayloadBytes, row.upGaps, row.upGapBytes, row.upRetransmissions) =
+            (s.toServer.packets, s.toServer.bytes, s.toServer.payloadBytes, s.toServer.gaps, s.toServer.gapBytes, s.toServer.retransmissions)
+        (row.downPackets, row.downBytes, row.downPayloadBytes, row.downGaps, row.downGapBytes, row.downRetransmissions) =
+            (s.toClient.packets, s.toClient.bytes, s.toClient.payloadBytes, s.toClient.gaps, s.toClient.gapBytes, s.toClient.retransmissions)
+        flowRows[conn] = row
+    }
+
+    static func direction(_ d: Direction) -> String { d == .toServer ? "to-server" : "to-client" }
+
+    static func headers(_ h: HTTPHeaders) -> [HTTPHeaderField] { h.map { HTTPHeaderField($0.name, $0.value) } }
+
+    static func row(id: Int64, flow: Int64, request q: HTTPRequest?, response r: HTTPResponse?) -> HTTPExchangeRow {
+        var incomplete: [String] = []
+        if let i = q?.incomplete { incomplete.append("request: \(i.reason.rawValue)") }
+        if let i = r?.incomplete { incomplete.append("response: \(i.reason.rawValue)") }
+        return HTTPExchangeRow(
+            id: id, flowID: flow, sequence: q?.index ?? r?.requestIndex ?? -1,
+            method: q?.method ?? r?.requestMethod, target: q?.head.target, path: q?.head.path, query: q?.head.query,
+            requestHeaders: q.map { headers($0.headers) }, requestBody: q.map { Data($0.body.content) }, requestBodyLength: q?.body.length,
+            requestJSON: q?.body.json?.compact, requestTime: q?.span.firstByteAt.seconds,
+            status: r?.status, reason: r?.head.reason, responseHeaders: r.map { headers($0.headers) },
+            responseBody: r.map { Data($0.body.content) }, responseBodyLength: r?.body.length, responseJSON: r?.body.json?.compact,
+            responseTime: r?.span.lastByteAt.seconds, incomplete: incomplete.isEmpty ? nil : incomplete.joined(separator: "; "))
+    }
+
+    static func row(_ record: MQTTPacketRecord, id: Int64, flow: Int64, dir: Direction, ts: Timestamp, overWebSocket: Bool) -> MQTTPacketRow {
+        var row = MQTTPacketRow(id: id, flowID: flow, direction: direction(dir), time: ts.seconds, overWebSocket: overWebSocket,
+                                version: record.version.description, versionAssumed: record.versionAssumed,
+                                type: record.packet.type.description, packetID: record.packet.packetIdentifier.map(Int.init),
+                                summary: record.summary(showSecrets: false))
+        switch record.packet {
+        case .connect(let c):
+            row.clientID = c.clientIdentifier
+            row.username = c.username
+            row.password = c.password.map { Data($0.stored) }
+            row.keepAlive = Int(c.keepAlive)
+        case .connAck(let a):
+            row.returnCode = Int(a.returnCode.rawValue)
+        case .publish(let p):
+            row.topic = p.topic
+            row.qos = Int(p.qos.rawValue)
+            row.retain = p.retain
+            row.dup = p.dup
+            row.payload = Data(p.payload.stored)
+            row.payloadLength = p.payload.length
+            row.payloadJSON = p.payload.truncated ? nil : (try? JSONValue.parse(p.payload.stored))?.compact
+        default:
+            break
+        }
+        return row
+    }
+
+    static func row(_ s: Session, id: Int64) -> SessionRow {
+        SessionRow(id: id, gatewaySN: s.gatewaySN, gatewayModel: s.gatewayModel?.key, gatewayModelName: s.gatewayModel?.name,
+                   state: s.state.rawValue, startTime: s.start.seconds, endTime: s.end.seconds, client: s.client,
+                   mqttClientID: s.mqttClientID, mqttUsername: s.mqttUsername, aircraftSNs: s.aircraft)
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import PilotTraceAnalysis
+import PilotTraceFlow
+import PilotTraceProtocols
+import PilotTraceStore
+import PilotTraceWire
+
+struct Analyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analyze",
+        abstract: "Analyze captures and store flows, messages, sessions and timelines in SQLite.",
+        discussion: """
+            Reads the captures as one trace, decodes HTTP, WebSocket and MQTT, reconstructs each Pilot 2 device's \
+            session (license, token, cloud-module, connect, status, offline) and stores everything. Analyzing the same \
+            files again replaces their rows. Prints a short summary; exit status 0 when the analysis ran, whatever it \
+            found (1 when a capture is corrupt: what was read before the corruption is stored).
+            """
+    )
+
+    @OptionGroup var input: CaptureOptions
+    @OptionGroup var database: DatabaseOptions
+
+    @Option(help: ArgumentHelp("A JSON file mapping this cloud's HTTP routes to steps (see docs/profile.md).", valueName: "file"))
+    var profile: String?
+
+    func run() throws {
+        var options = AnalysisOptions()
+        options.reassembly = input.reassembly
+        if let profile {
+            do {
+                options.sessions.profile = try JSONDecoder().decode(HTTPProfile.self, from: Data(contentsOf: URL(fileURLWithPath: profile)))
+            } catch {
+                warn("error: \(profile): not a usable profile: \(error)")
+                throw ExitCode(1)
+            }
+        }
+        let db = try database.open()
+        let run: AnalysisRun
+        do {
+            run = try AnalysisRun(paths: input.captures, database: db, options: options, toolVersion: PilotTraceVersion.string)
+        } catch {
+            warn("error: \(error)")
+            throw ExitCode(1)
+        }
+        // Ctrl-C / SIGTERM: write what was analyzed so far, then stop.
+        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                try? run.flush()
+                warn("\ninterrupted: rows analyzed so far are in \(database.resolved) (analysis \(run.analysisID))")
+                Foundation.exit(130)
+            }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        let progress = ProgressLine()
+        let report = try run.run(input.captures, progress: progress.update)
+        progress.clear()
+        print(Self.summary(report, database: database.resolved), terminator: "")
+        for w in report.files.flatMap(\.warnings) { warn("warning: \(w)") }
+        if let error = report.error {
+            warn("error: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    static func summary(_ r: AnalysisReport, database: String) -> String {
+        let conns = r.connections.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
+        var out = "Analyzed \(r.files.map(\.path).joined(separator: ", ")): \(r.counters.frames) frames, "
+        out += "connections: \(conns.isEmpty ? "none" : conns); messages: \(r.messages.http) HTTP, \(r.messages.webSocket) WebSocket, \(r.messages.mqtt) MQTT\n"
+        out += "Stored in \(database) as analysis \(r.analysisID).\n"
+        let states = Dictionary(grouping: r.sessions, by: \.session.state.rawValue).mapValues(\.count)
+        out += "\n\(r.sessions.count) Pilot 2 session\(r.sessions.count == 1 ? "" : "s")"
+        if !states.isEmpty { out += " (" + states.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") + ")" }
+        out += r.sessions.isEmpty ? "\n" : ":\n"
+        for (id, s) in r.sessions {
+            var line = "  #\(id)  \(s.state.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) gateway \(s.gatewaySN ?? "unknown")"
+            if let name = s.gatewayModel?.name { line += " (\(name))" }
+            if !s.aircraft.isEmpty { line += ", aircraft \(s.aircraft.joined(separator: ", "))" }
+            line += ", \(s.events.count) steps"
+            if let failed = s.events.first(where: { !$0.ok }) { line += ", first failure: \(failed.step.rawValue)" }
+            out += line + "\n"
+        }
+        out += "Deviations: not evaluated yet (the rule catalogue is a later issue).\n"
+        if !r.sessions.isEmpty { out += "\nShow the timelines with: pilottrace timeline --db \(database)\n" }
+        return out
+    }
+}

@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import PilotTraceStore
+
+struct Timeline: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "timeline",
+        abstract: "Show the timeline of every stored session, or of one.",
+        discussion: """
+            Each line is a step of the documented sequence, in time order: clock (UTC), offset from the session's \
+            start, phase, step, ok or FAILED, and its facts (latency in brackets). --json prints the contract \
+            documented in README.md.
+            """
+    )
+
+    @Argument(help: "A session id (from `pilottrace sessions`); all sessions when omitted.")
+    var session: Int64?
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Flag(help: "Print one JSON object: {\"sessions\": [{…, \"events\": […]}]}.")
+    var json = false
+
+    func run() throws {
+        let db = try database.openExisting()
+        var rows = try db.sessions()
+        if let session {
+            rows = rows.filter { $0.id == session }
+            guard !rows.isEmpty else {
+                warn("error: no session \(session) in \(database.resolved)")
+                throw ExitCode(1)
+            }
+        }
+        let views = try SessionViews.load(rows, from: db)
+        if json {
+            try printJSON(["sessions": views.map { $0.json(withEvents: true) }])
+        } else if views.isEmpty {
+            print("No Pilot 2 sessions in \(database.resolved).")
+        } else {
+            print(views.map(TimelineText.render).joined(separator: "\n"), terminator: "")
+        }
+    }
+}
+
+struct Sessions: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sessions",
+        abstract: "List the stored Pilot 2 sessions, one line each."
+    )
+
+    @OptionGroup var database: DatabaseOptions
+
+    @Flag(help: "Print one JSON object: {\"sessions\": [...]} (the timeline contract without events).")
+    var json = false
+
+    func run() throws {
+        let db = try database.openExisting()
+        let views = try SessionViews.load(try db.sessions(), from: db, events: false)
+        if json {
+            try printJSON(["sessions": views.map { $0.json(withEvents: false) }])
+            return
+        }
+        guard !views.isEmpty else {
+            print("No Pilot 2 sessions in \(database.resolved).")
+            return
+        }
+        var rows = [["id", "state", "gateway", "model", "start (UTC)", "dur s", "client", "mqtt client id", "aircraft"]]
+        for v in views {
+            rows.append([String(v.id), v.state, v.gatewaySN ?? "unknown", v.gatewayModelName ?? v.gatewayModel ?? "",
+                         TimelineText.date(v.start), v.end.map { String(format: "%.3f", $0 - v.start) } ?? "",
+                         v.client ?? "", v.mqttClientID ?? "", v.aircraft.joined(separator: ",")])
+        }
+        print(TextTable.render(rows, numeric: [0, 5]), terminator: "")
+    }
+}
+
+enum SessionViews {
+    static func load(_ rows: [SessionRow], from db: PilotTraceDatabase, events: Bool = true) throws -> [SessionView] {
+        let timelines = events ? try db.timelines(sessionIDs: rows.map(\.id)) : [:]
+        return rows.map { r in
+            SessionView(id: r.id, gatewaySN: r.gatewaySN, gatewayModel: r.gatewayModel, gatewayModelName: r.gatewayModelName, state: r.state,
+                        start: r.startTime, end: r.endTime, client: r.client, mqttClientID: r.mqttClientID, mqttUsername: r.mqttUsername,
+                        aircraft: r.aircraftSNs, events: (timelines[r.id] ?? []).map { e in
+                            SessionView.Event(time: e.time, phase: e.phase, step: e.step, ok: e.ok, latency: e.latency,
+                                              connection: nil, detail: (try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) as? [String: Any] ?? [:])
+                        })
+        }
+    }
+}
+
+func printJSON(_ object: [String: Any]) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+enum TextTable {
+    static func render(_ rows: [[String]], numeric: Set<Int>) -> String {
+        var widths = [Int](repeating: 0, count: rows[0].count)
+        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+        return rows.map { r in
+            r.enumerated().map { i, c in
+                let pad = String(repeating: " ", count: widths[i] - c.count)
+                return numeric.contains(i) ? pad + c : c + pad
+            }.joined(separator: "  ").trimmingTrailingSpaces()
+        }.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import PilotTraceTestSupport
+import Testing
+
+/// `analyze`, `sessions` and `timeline` on the project's own captures, through a real SQLite file.
+@Suite struct AnalyzeCommandTests {
+    let pcap = TestPaths.captures.appendingPathComponent("pilot2-login.pcap").path
+    let pcapng = TestPaths.captures.appendingPathComponent("pilot2-login-any.pcapng").path
+
+    func database() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-db-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir.appendingPathComponent("test.sqlite").path
+    }
+
+    func timelineJSON(_ db: String, _ extra: String...) throws -> [[String: Any]] {
+        let r = try runProcess(TestPaths.binary.path, ["timeline", "--db", db, "--json"] + extra)
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(Set(doc.keys) == ["sessions"])
+        return doc["sessions"] as! [[String: Any]]
+    }
+
+    @Test(arguments: ["pilot2-login.pcap", "pilot2-login-any.pcapng"])
+    func theRecordedLoginHasTheDocumentedStepsInOrder(capture: String) throws {
+        let db = try database()
+        let r = try pilottrace("analyze", "--db", db, TestPaths.captures.appendingPathComponent(capture).path)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("1 Pilot 2 session (1 offline)"))
+        #expect(r.stdout.contains("#1  offline    gateway 5YSZL260021E9A (DJI RC Plus), aircraft 1581F5FHD232600D3B4E, 14 steps"))
+        let sessions = try timelineJSON(db)
+        #expect(sessions.count == 1)
+        let s = sessions[0]
+        #expect(s["gateway_sn"] as? String == "5YSZL260021E9A")
+        #expect(s["state"] as? String == "offline")
+        #expect(s["client"] as? String == "127.0.0.1")
+        #expect((s["start"] as? Double ?? 0) > 1.7e9)
+        let events = s["events"] as! [[String: Any]]
+        #expect(events.map { $0["step"] as! String } == [
+            "h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-credentials", "mqtt-connect", "mqtt-connack",
+            "mqtt-subscribe", "update-topo", "status-reply", "update-topo", "device-offline", "status-reply", "mqtt-disconnect",
+        ])
+        #expect(events.map { $0["phase"] as! String }.first == "license")
+        let times = events.map { $0["time"] as! Double }
+        #expect(times == times.sorted())
+        #expect(events.allSatisfy { $0["ok"] as? Bool == true })
+        for e in events {
+            #expect(Set(e.keys) == ["time", "phase", "step", "ok", "latency", "detail"])
+        }
+        let reply = events.first { $0["step"] as? String == "status-reply" }!
+        #expect((reply["latency"] as? Double ?? 0) > 0.01)
+        #expect(events.first { $0["step"] as? String == "mqtt-connect" }!["latency"] is NSNull)
+    }
+
+    @Test func analyzingTheSameFileAgainReplacesItsRows() throws {
+        let db = try database()
+        _ = try pilottrace("analyze", "--db", db, pcap)
+        let again = try pilottrace("analyze", "--db", db, pcap)
+        #expect(again.status == 0)
+        let sessions = try pilottrace("sessions", "--db", db, "--json")
+        let list = (try JSONSerialization.jsonObject(with: Data(sessions.stdout.utf8)) as! [String: Any])["sessions"] as! [[String: Any]]
+        #expect(list.count == 1)
+        #expect(list[0]["events"] == nil)
+        // A different capture adds its own session.
+        _ = try pilottrace("analyze", "--db", db, pcapng)
+        let table = try pilottrace("sessions", "--db", db)
+        #expect(table.stdout.split(separator: "\n").count == 3)
+        #expect(table.stdout.hasPrefix("id  state    gateway"))
+    }
+
+    @Test func timelineOfOneSessionAndErrors() throws {
+        let db = try database()
+        _ = try pilottrace("analyze", "--db", db, pcap)
+        let sessions = try timelineJSON(db)
+        let id = sessions[0]["id"] as! Int
+        let one = try pilottrace("timeline", "--db", db, String(id))
+        #expect(one.status == 0)
+        #expect(one.stdout.hasPrefix("Session \(id): gateway 5YSZL260021E9A (DJI RC Plus, 2-119-0), OFFLINE"))
+        #expect(one.stdout.contains("status-reply      ok     result 0 ["))
+        let missing = try pilottrace("timeline", "--db", db, "999999")
+        #expect(missing.status == 1)
+        #expect(missing.stderr.contains("no session 999999"))
+        let noDB = try pilottrace("timeline", "--db", "/nonexistent/x.sqlite")
+        #expect(noDB.status == 1)
+        #expect(noDB.stderr.contains("/nonexistent/x.sqlite: no such database"))
+    }
+
+    @Test func theDatabaseComesFromTheEnvironmentWhenNotGiven() throws {
+        let db = try database()
+        let p = Process()
+        p.executableURL = TestPaths.binary
+        p.arguments = ["analyze", pcap]
+        p.environment = ProcessInfo.processInfo.environment.merging(["PILOTTRACE_DB": db]) { $1 }
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(FileManager.default.fileExists(atPath: db))
+    }
+
+    @Test func secretsStayOutOfTheTimeline() throws {
+        let db = try database()
+        _ = try pilottrace("analyze", "--db", db, pcap)
+        let text = try pilottrace("timeline", "--db", db)
+        let json = try pilottrace("timeline", "--db", db, "--json")
+        for output in [text.stdout, json.stdout] {
+            #expect(!output.contains("pilot123"))
+            #expect(!output.contains("eyJhbGciOi"))  // the access token
+            #expect(!output.contains("d3v1c3-s3cr3t"))
+        }
+    }
+
+    /// Every public capture analyzes without an error of pilottrace's own; none holds Pilot 2 traffic.
+    @Test func thePublicCapturesAnalyzeWithoutErrors() throws {
+        let files = TestPaths.publicCaptureFiles
+        guard !files.isEmpty else {
+            print("skipped: ../shared/captures/public is absent")
+            return
+        }
+        let db = try database()
+        var analyzed = 0
+        for f in files {
+            let r = try pilottrace("analyze", "--db", db, f.path)
+            // Exit 1 is allowed only for a corrupt capture, named with its offset.
+            if r.status != 0 {
+                #expect(r.status == 1 && r.stderr.contains("error: \(f.path)"), "\(f.lastPathComponent): \(r.stderr)")
+            } else {
+                analyzed += 1
+            }
+            #expect(!r.stderr.contains("Fatal error"))
+        }
+        #expect(analyzed > 100)
+        let sessions = try pilottrace("sessions", "--db", db, "--json")
+        let list = (try JSONSerialization.jsonObject(with: Data(sessions.stdout.utf8)) as! [String: Any])["sessions"] as! [Any]
+        #expect(list.isEmpty)
+    }
+}
