@@ -252,6 +252,7 @@ public final class AnalysisRun {
     static func row(_ s: Session, id: Int64) -> SessionRow {
         SessionRow(id: id, gatewaySN: s.gatewaySN, gatewayModel: s.gatewayModel?.key, gatewayModelName: s.gatewayModel?.name,
                    state: s.state.rawValue, startTime: s.start.seconds, endTime: s.end.seconds, client: s.client,
-                   mqttClientID: s.mqttClientID, mqttUsername: s.mqttUsername, aircraftSNs: s.aircraft)
+                   mqttClientID: s.mqttClientID, mqttUsername: s.mqttUsername, aircraftSNs: s.aircraft,
+                   summaryJSON: JSONValue.object([("exchanges", s.exchangeSummary())]).compact)
     }
 }

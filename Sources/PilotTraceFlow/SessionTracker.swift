@@ -82,6 +82,7 @@ public struct SessionTracker {
     var sessions: [Working] = []
     var sessionBySN: [String: Int] = [:]
     var now = Timestamp(nanoseconds: .min)
+    var correlator = ReplyCorrelator()
     /// Roles of the MQTT connections seen, for storage and reports.
     public private(set) var roles: [ConnectionID: MQTTRole] = [:]
 
@@ -99,6 +100,7 @@ public struct SessionTracker {
             if c.appProtocol == .mqtt { connections[info.id] = Connection(info: info, lastClientPacket: info.firstSeen) }
         case let .mqtt(id, dir, record, ts, _):
             advance(to: ts)
+            if case .publish(let p) = record.packet { correlator.publish(p, on: id, at: ts) }
             if connections[id] == nil, let info = infos[id] {
                 connections[id] = Connection(info: info, lastClientPacket: ts)  // MQTT over WebSocket
             }
@@ -148,9 +150,13 @@ public struct SessionTracker {
             contexts[i].session = s
             for e in contexts[i].events { add(s, e) }
         }
+        let exchanges = correlator.finish()
         var out: [Session] = []
         for w in sessions {
             var s = w.session
+            if let sn = s.gatewaySN {
+                s.exchanges = exchanges.filter { $0.gateway == sn && s.connections.contains($0.requestConnection) || ($0.gateway == sn && $0.replyConnection.map(s.connections.contains) == true) }
+            }
             // Time order; events at the same instant keep the order they happened in.
             s.events = s.events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
             s.start = s.events.first?.time ?? s.start

@@ -113,6 +113,25 @@ public struct Session: Hashable, Sendable {
     /// Events in time order.
     public var events: [TimelineEvent]
     public var connections: [ConnectionID]
+    /// The Cloud API request/reply exchanges of this gateway (status, services, events, requests, property/set).
+    public var exchanges: [RequestReply] = []
+
+    /// Per kind: requests, answered, unanswered, non-zero results, plus replies that matched nothing.
+    public func exchangeSummary(unmatchedReplies: Int = 0) -> JSONValue {
+        var members: [(String, JSONValue)] = []
+        for kind in RequestReply.Kind.allCases {
+            let of = exchanges.filter { $0.kind == kind }
+            guard !of.isEmpty else { continue }
+            let latencies = of.compactMap(\.latency)
+            members.append((kind.rawValue, .members([
+                ("requests", .int(of.count)), ("answered", .int(of.filter(\.answered).count)),
+                ("unanswered", .int(of.filter { !$0.answered }.count)),
+                ("failed_results", .int(of.filter { ($0.result ?? 0) != 0 }.count)),
+                ("max_latency", latencies.max().map { .number(JSONNumber(($0 * 1e6).rounded() / 1e6)) }),
+            ])))
+        }
+        return .object(members)
+    }
 }
 
 extension JSONValue {

@@ -37,6 +37,22 @@ import Testing
         #expect(s.tracker.roles[m] == .device)
     }
 
+    @Test func theSessionCarriesItsRequestReplyExchanges() {
+        var s = Scenario()
+        let cloud = s.cloudBackend()
+        let m = s.deviceOnline(from: "10.0.0.5")
+        // The cloud asks a service; the device answers, once late.
+        s.send(cloud, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/services", Array(#"{"tid":"s1","bid":"sb1","method":"live_start_push","data":{}}"#.utf8)))
+        s.send(m, .toClient, MQTTWire.publish("thing/product/\(Scenario.rc)/services", Array(#"{"tid":"s1","bid":"sb1","method":"live_start_push","data":{}}"#.utf8)))
+        s.send(m, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/services_reply", Array(#"{"tid":"s1","bid":"sb1","data":{"result":613006}}"#.utf8)), after: 0.5)
+        let session = s.finish()[0]
+        #expect(session.exchanges.map(\.kind) == [.status, .services])
+        #expect(session.exchanges[1].result == 613_006)
+        let summary = session.exchangeSummary()
+        #expect(summary["services"]?["failed_results"]?.int64Value == 1)
+        #expect(summary["status"]?["answered"]?.int64Value == 1)
+    }
+
     @Test func stillConnectedAtTheEndIsOnline() {
         var s = Scenario()
         _ = s.deviceOnline(from: "10.0.0.5")
