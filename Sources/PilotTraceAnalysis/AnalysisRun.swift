@@ -10,6 +10,7 @@ public struct AnalysisOptions: Sendable {
     public var reassembly = TCPReassembler.Configuration()
     public var decoders = StreamAnalyzer.Configuration()
     public var sessions = SessionTracker.Configuration()
+    public var deviations = DeviationEngine.Configuration()
     public init() {}
 }
 
@@ -24,6 +25,8 @@ public struct AnalysisReport: Sendable {
     public var messages: (http: Int, webSocket: Int, mqtt: Int)
     /// The sessions, in start order, with the ids they were stored under.
     public var sessions: [(id: Int64, session: Session)]
+    /// The findings, in time order.
+    public var deviations: [Deviation]
 }
 
 /// Runs capture files through the whole pipeline and stores flows, messages, sessions and timelines.
@@ -35,6 +38,7 @@ public final class AnalysisRun {
     var pipeline: TCPPipeline
     var analyzer: StreamAnalyzer
     var tracker: SessionTracker
+    var engine: DeviationEngine
     var flowIDs: [ConnectionID: Int64] = [:]
     var flowRows: [ConnectionID: FlowRow] = [:]
     /// Requests waiting for their responses: (row id, request), by connection and request index.
@@ -55,6 +59,10 @@ public final class AnalysisRun {
         pipeline = TCPPipeline(configuration: options.reassembly)
         analyzer = StreamAnalyzer(configuration: options.decoders)
         tracker = SessionTracker(configuration: options.sessions)
+        var rules = options.deviations
+        rules.profile = options.sessions.profile
+        rules.replyDeadline = options.sessions.replyDeadline
+        engine = DeviationEngine(configuration: rules)
     }
 
     public var analysisID: Int64 { writer.analysisID }
@@ -97,12 +105,20 @@ public final class AnalysisRun {
             }
             stored.append((id, s))
         }
+        let sessionIDs = Dictionary(uniqueKeysWithValues: stored.map { ($0.1.number, $0.0) })
+        let deviations = engine.finish(sessions: sessions, captureEnd: end)
+        for d in deviations {
+            try writer.insertDeviation(DeviationRow(
+                sessionID: d.session.flatMap { sessionIDs[$0] }, ruleID: d.rule.id, severity: d.rule.severity.rawValue, title: d.text,
+                time: d.time?.seconds, flowID: d.connection.flatMap { flowIDs[$0] }, messageKind: d.message?.kind.rawValue,
+                messageID: d.message?.id, evidenceJSON: d.evidence.compact))
+        }
         let counters = pipeline.counters
         let countersJSON = (try? JSONEncoder().encode(counters)).map { String(decoding: $0, as: UTF8.self) }
         try writer.finish(frames: counters.frames, frameBytes: counters.frameBytes,
                           firstTime: files.compactMap(\.firstTime).min()?.seconds, lastTime: lastTime?.seconds, countersJSON: countersJSON)
         return AnalysisReport(analysisID: writer.analysisID, files: files, error: error, counters: counters,
-                              connections: analyzer.classified, messages: messageCounts, sessions: stored)
+                              connections: analyzer.classified, messages: messageCounts, sessions: stored, deviations: deviations)
     }
 
     static func time(_ e: StreamEvent) -> Timestamp? {
@@ -141,6 +157,7 @@ public final class AnalysisRun {
             break
         }
         tracker.consume(m, ref: ref)
+        engine.consume(m, ref: ref)
         if case .closed(let summary, _) = m, var row = flowRows.removeValue(forKey: summary.info.id) {
             row.mqttRole = tracker.roles[summary.info.id]?.rawValue
             try writer.upsertFlow(row)

@@ -143,6 +143,12 @@ public struct SessionTracker {
 
     /// The capture ended: decides each session's state and returns them, in start order.
     public mutating func finish(at end: Timestamp) -> [Session] {
+        // Connections whose role nothing revealed: a CONNECT that looks like Pilot 2's still makes a session.
+        for id in connections.keys.sorted() where connections[id]?.role == nil {
+            guard let c = connections[id], c.connectTime != nil, looksLikePilot(c) else { continue }
+            connections[id]!.role = .device
+            route(id, [])
+        }
         advance(to: end)
         // H5 contexts that never met a device connection are sessions of their own.
         for i in contexts.indices where contexts[i].session == nil && contexts[i].hasFlowStep {
@@ -323,7 +329,7 @@ public struct SessionTracker {
         case nil:
             c.pending += events
             // A refused CONNECT will not say more: a device's failed attempt when something says Pilot 2 (the
-            // credentials an H5 login handed out, or a client id shaped like a DJI serial number).
+            // credentials an H5 login handed out, or a client id shaped like an RC serial number).
             if c.refused {
                 c.role = looksLikePilot(c) ? .device : .other
                 connections[id] = c
@@ -404,7 +410,8 @@ public struct SessionTracker {
     /// Evidence that a connection with no DJI topics is Pilot 2's.
     func looksLikePilot(_ c: Connection) -> Bool {
         if let u = c.username, contexts.contains(where: { $0.mqttUsername == u }) { return true }
-        guard let id = c.clientID, (10...24).contains(id.count) else { return false }
+        // RC serial numbers are 14 upper-case letters and digits (5YSZL260021E9A).
+        guard let id = c.clientID, id.count == 14 else { return false }
         return id.allSatisfy { ($0 >= "0" && $0 <= "9") || ($0 >= "A" && $0 <= "Z") }
     }
 
@@ -413,7 +420,16 @@ public struct SessionTracker {
         requests[id] = nil
         guard var c = connections.removeValue(forKey: id) else { return }
         c.closed = true
-        if c.role == nil, !c.pending.isEmpty, c.connectTime != nil, c.refused { c.role = looksLikePilot(c) ? .device : .other }
+        if c.role == nil, !c.pending.isEmpty, c.connectTime != nil {
+            // Nothing revealed the role: a refused or silent CONNECT that looks like Pilot 2's is a device's.
+            c.role = looksLikePilot(c) ? .device : .other
+            if c.role == .device {
+                connections[id] = c
+                route(id, [])
+                c = connections.removeValue(forKey: id)!
+                c.closed = true
+            }
+        }
         roles[id] = c.role ?? .other
         guard c.role == .device, let s = c.session else { return }
         sessions[s].openConnections.remove(id)

@@ -25,6 +25,9 @@ struct Analyze: ParsableCommand {
     @Option(help: ArgumentHelp("A JSON file mapping this cloud's HTTP routes to steps (see docs/profile.md).", valueName: "file"))
     var profile: String?
 
+    @Option(help: ArgumentHelp("Exit 1 when there are findings at or above this severity (for CI): error or warning.", valueName: "severity"))
+    var failOn: Severity?
+
     func run() throws {
         var options = AnalysisOptions()
         options.reassembly = input.reassembly
@@ -66,6 +69,9 @@ struct Analyze: ParsableCommand {
             warn("error: \(error)")
             throw ExitCode(1)
         }
+        if let failOn, report.deviations.contains(where: { $0.rule.severity >= failOn }) {
+            throw ExitCode(1)
+        }
     }
 
     static func summary(_ r: AnalysisReport, database: String) -> String {
@@ -85,7 +91,14 @@ struct Analyze: ParsableCommand {
             if let failed = s.events.first(where: { !$0.ok }) { line += ", first failure: \(failed.step.rawValue)" }
             out += line + "\n"
         }
-        out += "Deviations: not evaluated yet (the rule catalogue is a later issue).\n"
+        let bySeverity = Dictionary(grouping: r.deviations, by: \.rule.severity)
+        out += "\nDeviations: " + (r.deviations.isEmpty ? "none" : Severity.allCases.reversed().compactMap { sev in
+            bySeverity[sev].map { "\($0.count) \(sev.rawValue)\($0.count == 1 ? "" : "s")" }
+        }.joined(separator: ", ")) + "\n"
+        for d in r.deviations where d.rule.severity == .error {
+            out += "  \(d.rule.severity.rawValue.uppercased())  \(d.rule.id)\(d.session.map { " (session #\(r.sessions[$0 - 1].id))" } ?? ""): \(d.text)\n"
+        }
+        if !r.deviations.isEmpty { out += "Details: pilottrace deviations --db \(database)\n" }
         if !r.sessions.isEmpty { out += "\nShow the timelines with: pilottrace timeline --db \(database)\n" }
         return out
     }

@@ -8,6 +8,7 @@ import PilotTraceWire
 struct Scenario {
     var analyzer = StreamAnalyzer()
     var tracker: SessionTracker
+    var engine = DeviationEngine()
     var t = 1_700_000_000.0
     var next: UInt64 = 1
     var refs: Int64 = 0
@@ -62,6 +63,7 @@ struct Scenario {
             default: kind = .http
             }
             tracker.consume(m, ref: MessageRef(kind, refs))
+            engine.consume(m, ref: MessageRef(kind, refs))
             decoded.append(m)
         }
     }
@@ -69,6 +71,12 @@ struct Scenario {
     mutating func finish(after seconds: Double = 0.5) -> [Session] {
         t += seconds
         return tracker.finish(at: now)
+    }
+
+    /// Finishes and returns the rule ids found, in time order.
+    mutating func findings(after seconds: Double = 0.5) -> [Deviation] {
+        let sessions = finish(after: seconds)
+        return engine.finish(sessions: sessions, captureEnd: now)
     }
 
     // MARK: - Building blocks of the documented sequence

@@ -1,0 +1,309 @@
+import Foundation
+import PilotTraceProtocols
+import PilotTraceWire
+
+/// A finding: which rule, when, where, and what was seen.
+public struct Deviation: Hashable, Sendable {
+    public var rule: Rule
+    public var time: Timestamp?
+    /// The session (its number from ``SessionTracker/finish(at:)``), when the finding belongs to one.
+    public var session: Int?
+    public var connection: ConnectionID?
+    public var message: MessageRef?
+    /// What happened, in one sentence.
+    public var text: String
+    public var evidence: JSONValue
+}
+
+/// Checks the documented rules over the message stream (MQTT and HTTP conformance) and over the finished
+/// sessions' timelines. Pure: fed the same ``MessageEvent``s as the ``SessionTracker``.
+public struct DeviationEngine {
+    public struct Configuration: Sendable {
+        /// Seconds a reply may take (status → status_reply, CONNACK → update_topo).
+        public var replyDeadline: Double = 5
+        public var profile: HTTPProfile = .reference
+        public init() {}
+    }
+
+    struct MQTTState {
+        var connects = 0
+        var connectSeen = false
+        var connackSeen = false
+        var serverSpoke = false
+        /// In-flight ids by direction of the request (`toServer` = the client's requests).
+        var inFlight: [Direction: [UInt16: (kind: String, time: Timestamp)]] = [.toServer: [:], .toClient: [:]]
+        var releasing: [Direction: Set<UInt16>] = [.toServer: [], .toClient: []]
+    }
+
+    public let configuration: Configuration
+    var mqtt: [ConnectionID: MQTTState] = [:]
+    var requests: [ConnectionID: [Int: (HTTPRequest, MessageRef?)]] = [:]
+    var findings: [Deviation] = []
+    var gaps: Set<ConnectionID> = []
+    var encrypted: [ConnectionInfo] = []
+
+    public init(configuration: Configuration = .init()) {
+        self.configuration = configuration
+    }
+
+    mutating func report(_ rule: Rule, _ time: Timestamp?, _ connection: ConnectionID?, _ ref: MessageRef?, _ text: String,
+                         _ evidence: [(String, JSONValue?)] = []) {
+        findings.append(Deviation(rule: rule, time: time, session: nil, connection: connection, message: ref, text: text,
+                                  evidence: .members(evidence)))
+    }
+
+    // MARK: - Stream rules
+
+    public mutating func consume(_ event: MessageEvent, ref: MessageRef? = nil) {
+        switch event {
+        case .classified(let info, let c):
+            if c.appProtocol == .tls { encrypted.append(info) }
+        case let .mqtt(id, dir, record, ts, _):
+            mqttPacket(id, dir, record, ts, ref)
+        case .http(let id, .request(let r)):
+            requests[id, default: [:]][r.index] = (r, ref)
+        case .http(let id, .response(let r)):
+            guard !r.head.isInformational else { return }
+            let pending = r.requestIndex.flatMap { requests[id]?.removeValue(forKey: $0) }
+            httpExchange(id, pending?.0, r, ref ?? pending?.1)
+        case .closed(let summary, _):
+            if summary.toServer.gaps + summary.toClient.gaps > 0 { gaps.insert(summary.info.id) }
+            requests[summary.info.id] = nil
+            if let state = mqtt.removeValue(forKey: summary.info.id) { mqttClosed(summary.info.id, state, summary.lastSeen) }
+        default:
+            break
+        }
+    }
+
+    mutating func mqttPacket(_ id: ConnectionID, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?) {
+        var s = mqtt[id] ?? MQTTState()
+        defer { mqtt[id] = s }
+        let p = record.packet
+        if dir == .toClient {
+            if s.connectSeen, !s.serverSpoke, p.type != .connAck {
+                report(Rules.mqttTrafficBeforeConnack, ts, id, ref, "the server's first packet is \(p.type), not CONNACK", [("type", .text(p.type.description))])
+            }
+            s.serverSpoke = true
+        }
+        let other = dir.reversed
+        switch p {
+        case .connect where dir == .toServer:
+            s.connects += 1
+            s.connectSeen = true
+            if s.connects == 2 { report(Rules.mqttSecondConnect, ts, id, ref, "a second CONNECT on the same connection") }
+        case .connAck:
+            s.connackSeen = true
+        case .publish(let pub) where pub.qos.rawValue > 0:
+            if let pid = pub.packetIdentifier {
+                if s.inFlight[dir]![pid] != nil, !pub.dup {
+                    report(Rules.mqttPacketIDReused, ts, id, ref, "PUBLISH reuses packet id \(pid) while it is still in flight",
+                           [("packet_id", .int(Int(pid))), ("topic", .text(pub.topic))])
+                }
+                s.inFlight[dir]![pid] = ("PUBLISH \(pub.topic) qos \(pub.qos.rawValue)", ts)
+            }
+        case .subscribe(let sub):
+            if s.inFlight[dir]![sub.packetIdentifier] != nil {
+                report(Rules.mqttPacketIDReused, ts, id, ref, "SUBSCRIBE reuses packet id \(sub.packetIdentifier) while it is still in flight")
+            }
+            s.inFlight[dir]![sub.packetIdentifier] = ("SUBSCRIBE", ts)
+        case .unsubscribe(let u):
+            s.inFlight[dir]![u.packetIdentifier] = ("UNSUBSCRIBE", ts)
+        case .pubAck(let a), .pubRec(let a):
+            if s.inFlight[other]!.removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
+                report(Rules.mqttAckUnknownID, ts, id, ref, "\(p.type) for packet id \(a.packetIdentifier), which has no PUBLISH in flight",
+                       [("packet_id", .int(Int(a.packetIdentifier))), ("type", .text(p.type.description))])
+            }
+            if case .pubRec = p { s.releasing[other]!.insert(a.packetIdentifier) }
+        case .pubComp(let a):
+            if s.releasing[other]!.remove(a.packetIdentifier) == nil, s.connectSeen {
+                report(Rules.mqttAckUnknownID, ts, id, ref, "PUBCOMP for packet id \(a.packetIdentifier), which has no PUBREL in flight",
+                       [("packet_id", .int(Int(a.packetIdentifier)))])
+            }
+        case .subAck(let a):
+            if s.inFlight[other]!.removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
+                report(Rules.mqttAckUnknownID, ts, id, ref, "SUBACK for packet id \(a.packetIdentifier), which has no SUBSCRIBE in flight")
+            }
+        case .unsubAck(let a):
+            if s.inFlight[other]!.removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
+                report(Rules.mqttAckUnknownID, ts, id, ref, "UNSUBACK for packet id \(a.packetIdentifier), which has no UNSUBSCRIBE in flight")
+            }
+        default:
+            break
+        }
+    }
+
+    mutating func mqttClosed(_ id: ConnectionID, _ s: MQTTState, _ at: Timestamp) {
+        for dir in Direction.allCases {
+            let waiting = s.inFlight[dir]!.filter { $0.value.kind.hasPrefix("PUBLISH") }
+            guard let first = waiting.min(by: { $0.value.time < $1.value.time }) else { continue }
+            report(Rules.mqttPublishUnacknowledged, first.value.time, id, nil,
+                   "\(waiting.count) QoS>0 PUBLISH\(waiting.count == 1 ? "" : "es") from the \(dir == .toServer ? "client" : "server") never acknowledged (first: \(first.value.kind), id \(first.key))",
+                   [("packet_ids", .array(waiting.keys.sorted().map { .int(Int($0))! })), ("direction", .text(dir == .toServer ? "to-server" : "to-client"))])
+        }
+    }
+
+    static let apiPath = try! NSRegularExpression(pattern: "^/(manage|map|media|wayline|storage)/api/v[0-9]+/")
+
+    static func isAPIPath(_ path: String) -> Bool {
+        apiPath.firstMatch(in: path, range: NSRange(path.startIndex..., in: path)) != nil
+    }
+
+    mutating func httpExchange(_ id: ConnectionID, _ q: HTTPRequest?, _ r: HTTPResponse, _ ref: MessageRef?) {
+        guard let q else { return }
+        let path = q.head.path
+        let time = q.span.firstByteAt
+        let isLogin = HTTPProfile.matches(configuration.profile.login, path)
+        let isRefresh = HTTPProfile.matches(configuration.profile.tokenRefresh, path)
+        let token = HTTPStepRecognizer.token(q)
+        let base: [(String, JSONValue?)] = [("method", .text(q.method)), ("path", .text(path)), ("status", .int(r.status))]
+        if Self.isAPIPath(path), !isLogin, !isRefresh, token == nil {
+            report(Rules.tokenMissing, time, id, ref, "\(q.method) \(path) carries no x-auth-token", base)
+        }
+        if isRefresh, q.method != "POST" {
+            report(Rules.tokenRefreshNotPost, time, id, ref, "token refresh called with \(q.method)", base)
+        }
+        if let token, !isRefresh, (200..<300).contains(r.status), let exp = Self.jwtExpiry(token), exp < time.seconds {
+            report(Rules.expiredTokenAccepted, time, id, ref,
+                   String(format: "%@ %@ answered %d with a token that expired %.0f s earlier", q.method, path, r.status, time.seconds - exp),
+                   base + [("expired_at", .number(JSONNumber(exp)))])
+        }
+        let env = HTTPStepRecognizer.envelope(r.body)
+        if Self.isAPIPath(path) || isLogin, r.body.json != nil, (200..<300).contains(r.status) {
+            if env == nil || env!.code == nil || r.body.json?["message"] == nil || r.body.json?["data"] == nil {
+                let keys: [String]
+                if case .object(let members)? = r.body.json { keys = members.map(\.0) } else { keys = [] }
+                report(Rules.httpEnvelopeMissing, time, id, ref, "\(q.method) \(path): the JSON response lacks the {code, message, data} envelope",
+                       base + [("keys", .strings(keys))])
+            }
+        }
+        if isLogin, r.status == 200, let code = env?.code, code != 0 {
+            report(Rules.loginErrorWith200, time, id, ref, "login failed with envelope code \(code) under HTTP 200", base + [("code", .int(Int(code)))])
+        }
+        if isLogin || HTTPStepRecognizer.recognize(q, r, profile: configuration.profile).issuedToken != nil,
+           q.body.json?["password"] != nil || r.body.json?["data"]?["access_token"] != nil {
+            report(Rules.cleartextCredentials, time, id, ref, "\(q.method) \(path): credentials and tokens travel in clear text (plain HTTP)", base)
+        }
+    }
+
+    /// The `exp` claim (seconds) of a JWT, when the token is one.
+    static func jwtExpiry(_ token: String) -> Double? {
+        let parts = token.split(separator: ".")
+        guard parts.count == 3 else { return nil }
+        var b64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while b64.count % 4 != 0 { b64 += "=" }
+        guard let data = Data(base64Encoded: b64), let json = try? JSONValue.parse([UInt8](data)) else { return nil }
+        return json["exp"]?.doubleValue
+    }
+
+    // MARK: - Timeline rules
+
+    /// Checks the finished sessions and attaches every finding to its session; returns all, in time order.
+    public mutating func finish(sessions: [Session], captureEnd: Timestamp) -> [Deviation] {
+        var sessionOf: [ConnectionID: Int] = [:]
+        for s in sessions {
+            for c in s.connections { sessionOf[c] = s.number }
+            for e in s.events { if let c = e.connection, sessionOf[c] == nil { sessionOf[c] = s.number } }
+        }
+        var out = findings.map { f -> Deviation in
+            var f = f
+            f.session = f.connection.flatMap { sessionOf[$0] }
+            return f
+        }
+        for s in sessions { out += timelineRules(s, captureEnd: captureEnd) }
+        // One clear-text finding per session (or per connection outside sessions) is enough.
+        var seenCleartext = Set<String>()
+        out = out.filter { f in
+            guard f.rule == Rules.cleartextCredentials else { return true }
+            return seenCleartext.insert(f.session.map { "s\($0)" } ?? "c\(f.connection?.rawValue ?? 0)").inserted
+        }
+        return out.enumerated().sorted { ($0.element.time ?? .zero, $0.offset) < ($1.element.time ?? .zero, $1.offset) }.map(\.element)
+    }
+
+    func timelineRules(_ s: Session, captureEnd: Timestamp) -> [Deviation] {
+        var out: [Deviation] = []
+        func add(_ rule: Rule, _ e: TimelineEvent?, _ text: String, _ evidence: [(String, JSONValue?)] = []) {
+            out.append(Deviation(rule: rule, time: e?.time, session: s.number, connection: e?.connection, message: e?.message,
+                                 text: text, evidence: .members(evidence)))
+        }
+        let deadline = configuration.replyDeadline
+        let events = s.events
+        var lastIssuedUser: String?
+        var unansweredTopo: TimelineEvent?
+        for (i, e) in events.enumerated() {
+            switch e.step {
+            case .mqttConnack where e.ok:
+                let later = events[(i + 1)...].first { $0.step == .updateTopo && $0.connection == e.connection }
+                let closed = events[(i + 1)...].first { ($0.step == .linkLost || $0.step == .mqttDisconnect) && $0.connection == e.connection }
+                let horizon = min(closed?.time ?? captureEnd, captureEnd)
+                if (later.map { $0.time.seconds(since: e.time) > deadline } ?? true) && horizon.seconds(since: e.time) > deadline {
+                    add(Rules.statusNotSent, e, later == nil ? "no update_topo followed the accepted CONNECT"
+                        : String(format: "update_topo came %.1f s after the CONNACK", later!.time.seconds(since: e.time)))
+                }
+            case .mqttConnack:
+                add(Rules.mqttConnectRefused, e, "CONNACK \(e.detail["return_code"]?.int64Value.map(String.init) ?? "?") (\(e.detail["reason"]?.stringValue ?? "refused"))",
+                    [("return_code", e.detail["return_code"])])
+            case .mqttConnect:
+                if e.detail["anonymous"]?.boolValue == true { add(Rules.mqttAnonymousLogin, e, "CONNECT without a username") }
+                if let issued = lastIssuedUser, let used = e.detail["username"]?.stringValue, used != issued {
+                    add(Rules.mqttCredentialsMismatch, e, "CONNECT as \(used), but the cloud handed out \(issued)",
+                        [("issued_username", .text(issued)), ("used_username", .text(used))])
+                }
+            case .mqttCredentials:
+                lastIssuedUser = e.detail["mqtt_username"]?.stringValue ?? lastIssuedUser
+            case .updateTopo:
+                if let topic = e.detail["topic"]?.stringValue, topic.hasPrefix("thing/") {
+                    add(Rules.statusTopicWrong, e, "update_topo published on \(topic)", [("topic", .text(topic))])
+                }
+                if !e.ok {
+                    var why = e.detail["problem"]?.stringValue ?? "missing fields"
+                    if case .array(let missing)? = e.detail["missing"], !missing.isEmpty {
+                        why = "missing " + missing.compactMap(\.stringValue).joined(separator: ", ")
+                    }
+                    add(Rules.updateTopoInvalid, e, "update_topo: \(why)", [("missing", e.detail["missing"]), ("problem", e.detail["problem"])])
+                }
+                if let previous = unansweredTopo {
+                    add(Rules.statusRetransmitted, e, String(format: "status re-sent %.1f s after an unanswered one", e.time.seconds(since: previous.time)))
+                }
+                unansweredTopo = e
+            case .statusReply:
+                if e.ok { unansweredTopo = nil }
+                else {
+                    let matched = e.detail["matched"]?.boolValue ?? false
+                    add(Rules.statusReplyMismatch, e, matched ? "status_reply result \(e.detail["result"]?.int64Value.map(String.init) ?? "missing")"
+                        : "status_reply tid/bid match no pending status", [("tid", e.detail["tid"]), ("bid", e.detail["bid"]), ("result", e.detail["result"])])
+                }
+            case .linkLost where e.detail["reason"]?.stringValue == "keep-alive":
+                add(Rules.mqttKeepAliveExceeded, e, "no packet from the device for 1.5 × its keep-alive")
+            default:
+                break
+            }
+        }
+        for x in s.exchanges where x.kind == .status {
+            let late = x.latency.map { $0 > deadline } ?? false
+            let observable = captureEnd.seconds(since: x.requestTime) > deadline
+            if (!x.answered && observable) || late {
+                let topo = events.first { $0.step == .updateTopo && $0.time == x.requestTime }
+                out.append(Deviation(rule: Rules.statusReplyMissing, time: x.requestTime, session: s.number, connection: x.requestConnection,
+                                     message: topo?.message,
+                                     text: late ? String(format: "status_reply came after %.1f s (deadline %.0f s)", x.latency!, deadline)
+                                        : "no status_reply within \(Int(deadline)) s",
+                                     evidence: .members([("tid", .text(x.tid)), ("bid", .text(x.bid)), ("gateway_sn", .text(x.gateway))])))
+            }
+        }
+        if events.contains(where: { $0.step == .mqttConnect }), let c = events.first(where: { $0.step == .mqttConnect }), c.detail["password_present"]?.boolValue == true {
+            add(Rules.cleartextCredentials, c, "the MQTT password travels in clear text (plain TCP)")
+        }
+        var partial: [String] = []
+        if let first = events.first, ![.h5Page, .login, .loginFailed, .tokenRefresh, .tokenRejected, .mqttConnect].contains(first.step) {
+            partial.append("the capture starts after the session began (first step: \(first.step.rawValue))")
+        }
+        let gapped = s.connections.filter(gaps.contains)
+        if !gapped.isEmpty { partial.append("TCP gaps on connection\(gapped.count == 1 ? "" : "s") \(gapped.map { "#\($0.rawValue)" }.joined(separator: ", "))") }
+        if !encrypted.isEmpty { partial.append("\(encrypted.count) encrypted (TLS) connection\(encrypted.count == 1 ? "" : "s") in the capture") }
+        if !partial.isEmpty {
+            out.append(Deviation(rule: Rules.captureIncomplete, time: s.start, session: s.number, connection: nil, message: nil,
+                                 text: partial.joined(separator: "; "), evidence: .members([("reasons", .strings(partial))])))
+        }
+        return out
+    }
+}
