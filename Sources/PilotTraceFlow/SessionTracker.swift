@@ -67,6 +67,7 @@ public struct SessionTracker {
         var online = false
         var failedStep = false
         var lastTopoTime: Timestamp?
+        var firstTopoTime: Timestamp?
         var lastReplyTime: Timestamp?
         var openConnections: Set<ConnectionID> = []
         var lastAircraft: [String] = []
@@ -183,7 +184,8 @@ public struct SessionTracker {
             return .incomplete  // link lost, capture ended inside the grace period
         }
         if w.failedStep { return .failed }
-        if let topo = w.lastTopoTime, w.lastReplyTime == nil, captureEnd.seconds(since: topo) > configuration.replyDeadline { return .failed }
+        // The first status went unanswered past the deadline (Pilot 2 retries, then gives up).
+        if let topo = w.firstTopoTime, w.lastReplyTime == nil, captureEnd.seconds(since: topo) > configuration.replyDeadline { return .failed }
         return .incomplete
     }
 
@@ -348,6 +350,7 @@ public struct SessionTracker {
             for sn in sns where !sessions[s].session.aircraft.contains(sn) { sessions[s].session.aircraft.append(sn) }
             sessions[s].lastAircraft = sns
             sessions[s].lastTopoTime = e.time
+            if sessions[s].firstTopoTime == nil { sessions[s].firstTopoTime = e.time }
             if sessions[s].session.gatewayModel == nil, let key = e.detail["gateway_model"]?.stringValue {
                 let parts = key.split(separator: "-").map { Int($0) }
                 if parts.count == 3, let t = parts[1], let st = parts[2] { sessions[s].session.gatewayModel = DeviceModel(domain: parts[0], type: t, subType: st) }

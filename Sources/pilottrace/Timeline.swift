@@ -77,13 +77,15 @@ struct Sessions: ParsableCommand {
 enum SessionViews {
     static func load(_ rows: [SessionRow], from db: PilotTraceDatabase, events: Bool = true) throws -> [SessionView] {
         let timelines = events ? try db.timelines(sessionIDs: rows.map(\.id)) : [:]
+        var findings: [Int64: [DeviationRow]] = [:]
+        if events { for r in rows { findings[r.id] = try db.deviations(sessionID: r.id) } }
         return rows.map { r in
             SessionView(id: r.id, gatewaySN: r.gatewaySN, gatewayModel: r.gatewayModel, gatewayModelName: r.gatewayModelName, state: r.state,
                         start: r.startTime, end: r.endTime, client: r.client, mqttClientID: r.mqttClientID, mqttUsername: r.mqttUsername,
                         aircraft: r.aircraftSNs, events: (timelines[r.id] ?? []).map { e in
                             SessionView.Event(time: e.time, phase: e.phase, step: e.step, ok: e.ok, latency: e.latency,
                                               connection: nil, detail: (try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) as? [String: Any] ?? [:])
-                        })
+                        }, deviations: (findings[r.id] ?? []).map { ($0.severity, $0.ruleID, $0.time, $0.title) })
         }
     }
 }

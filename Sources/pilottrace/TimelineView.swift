@@ -25,6 +25,8 @@ struct SessionView {
     var mqttUsername: String?
     var aircraft: [String]
     var events: [Event]
+    /// Findings of this session: (severity, rule, time, message).
+    var deviations: [(severity: String, rule: String, time: Double?, message: String)] = []
 
     /// The contract of `sessions --json` / `timeline --json` (README.md): snake_case keys, times in seconds.
     func json(withEvents: Bool) -> [String: Any] {
@@ -37,6 +39,9 @@ struct SessionView {
         if withEvents {
             o["events"] = events.map { e -> [String: Any] in
                 ["time": e.time, "phase": e.phase, "step": e.step, "ok": e.ok, "latency": e.latency as Any? ?? NSNull(), "detail": e.detail]
+            }
+            o["deviations"] = deviations.map { d -> [String: Any] in
+                ["severity": d.severity, "rule": d.rule, "time": d.time as Any? ?? NSNull(), "message": d.message]
             }
         }
         return o
@@ -83,6 +88,10 @@ enum TimelineText {
     static func render(_ s: SessionView) -> String {
         var out = header(s) + "\n  " + facts(s) + "\n"
         var lastPhase = ""
+        var pending = s.deviations
+        func finding(_ d: (severity: String, rule: String, time: Double?, message: String)) -> String {
+            "      ↳ \(d.severity.uppercased()) \(d.rule): \(d.message)\n"
+        }
         for e in s.events {
             let phase = e.phase == lastPhase ? "" : e.phase
             lastPhase = e.phase
@@ -92,6 +101,14 @@ enum TimelineText {
             let facts = describe(e)
             if !facts.isEmpty { line += " " + facts }
             out += line.trimmingTrailingSpaces() + "\n"
+            // Findings at this event's time go right under it.
+            while let i = pending.firstIndex(where: { $0.time.map { abs($0 - e.time) < 1e-6 } ?? false }) {
+                out += finding(pending.remove(at: i))
+            }
+        }
+        if !pending.isEmpty {
+            out += "  findings:\n"
+            for d in pending { out += finding(d) }
         }
         return out
     }

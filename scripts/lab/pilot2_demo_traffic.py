@@ -7,6 +7,7 @@ answers status_reply, and a Pilot 2 that logs in over HTTP, connects to the brok
 waits for the reply, sends osd, goes actively offline (empty sub_devices) and disconnects.
 """
 import http.client
+import os
 import http.server
 import json
 import socket
@@ -17,6 +18,8 @@ import time
 import uuid
 
 HTTP_PORT, MQTT_PORT = int(sys.argv[1]), int(sys.argv[2])
+# Fault injection: FAULT=no-status-reply makes the cloud backend ignore update_topo.
+FAULT = os.environ.get("FAULT", "")
 RC_SN, AIRCRAFT_SN = "5YSZL260021E9A", "1581F5FHD232600D3B4E"
 WORKSPACE = "e3dea0f5-37f2-4d79-ae58-490af3228069"
 TOKEN = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ3b3Jrc3BhY2VfaWQiOiJlM2RlYTBmNS0zN2YyLTRkNzktYWU1OC00OTBhZjMyMjgwNjkiLCJ"
@@ -136,6 +139,8 @@ def cloud_backend(ready):
             if (kind >> 1) & 3 == 1:
                 sock.sendall(mqtt_packet(0x40, body[2 + struct.unpack("!H", body[:2])[0]:][:2]))  # PUBACK
             topic, msg = parse_publish(kind, body)
+            if FAULT == "no-status-reply":
+                continue
             # The reference demo's reply: tid and bid echoed, data.result 0, no method.
             reply = {"tid": msg["tid"], "bid": msg["bid"], "timestamp": int(time.time() * 1000), "data": {"result": 0}}
             publish(sock, topic + "_reply", reply)
@@ -177,12 +182,25 @@ def pilot():
                         "timestamp": int(time.time() * 1000), "gateway": RC_SN, "data": {"capacity_percent": 87}})
             time.sleep(0.2)
             continue
-        msg = update_topo(sub_devices)
-        publish(sock, f"sys/product/{RC_SN}/status", msg, qos=1, packet_id=2)
-        while True:
-            kind, body = read_packet(sock)
-            if kind >> 4 == 3 and parse_publish(kind, body)[1].get("tid") == msg["tid"]:
+        # Like Pilot 2: re-send status until a reply comes (here every 2 s, 3 tries, then give up).
+        answered = False
+        for attempt in range(3):
+            msg = update_topo(sub_devices)
+            publish(sock, f"sys/product/{RC_SN}/status", msg, qos=1, packet_id=2 + attempt)
+            sock.settimeout(2)
+            try:
+                while True:
+                    kind, body = read_packet(sock)
+                    if kind >> 4 == 3 and parse_publish(kind, body)[1].get("tid") == msg["tid"]:
+                        answered = True
+                        break
+            except socket.timeout:
+                pass
+            sock.settimeout(None)
+            if answered:
                 break
+        if not answered:
+            break
         time.sleep(0.1)
     sock.sendall(b"\xe0\x00")  # DISCONNECT
     sock.close()
