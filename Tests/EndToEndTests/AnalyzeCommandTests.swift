@@ -7,11 +7,7 @@ import Testing
     let pcap = TestPaths.captures.appendingPathComponent("pilot2-login.pcap").path
     let pcapng = TestPaths.captures.appendingPathComponent("pilot2-login-any.pcapng").path
 
-    func database() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-db-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.appendingPathComponent("test.sqlite").path
-    }
+    func database() throws -> String { try temporaryDatabase() }
 
     func timelineJSON(_ db: String, _ extra: String...) throws -> [[String: Any]] {
         let r = try runProcess(TestPaths.binary.path, ["timeline", "--db", db, "--json"] + extra)

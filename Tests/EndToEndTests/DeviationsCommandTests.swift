@@ -8,11 +8,7 @@ import Testing
     let clean = TestPaths.captures.appendingPathComponent("pilot2-login.pcap").path
     let noReply = TestPaths.captures.appendingPathComponent("pilot2-no-status-reply.pcap").path
 
-    func database() throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-dev-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        return dir.appendingPathComponent("d.sqlite").path
-    }
+    func database() throws -> String { try temporaryDatabase() }
 
     func deviations(_ db: String, _ extra: [String] = []) throws -> [[String: Any]] {
         let r = try runProcess(TestPaths.binary.path, ["deviations", "--db", db, "--json"] + extra)

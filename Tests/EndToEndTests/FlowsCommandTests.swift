@@ -16,6 +16,13 @@ struct BinaryMissing: Error, CustomStringConvertible {
     var description: String { "\(path) is not built: run `make test` (it builds before testing)" }
 }
 
+/// A path for a new SQLite database in a fresh temporary folder.
+func temporaryDatabase() throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-db-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir.appendingPathComponent("test.sqlite").path
+}
+
 func temporaryFile(_ name: String, _ bytes: [UInt8]) throws -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-e2e-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
