@@ -55,10 +55,11 @@ public struct ProcessResult: Sendable {
 }
 
 /// Runs `executable` with `arguments`, collecting its output; stdin is empty.
-public func runProcess(_ executable: String, _ arguments: [String], timeout: TimeInterval = 120) throws -> ProcessResult {
+public func runProcess(_ executable: String, _ arguments: [String], timeout: TimeInterval = 120, in directory: URL? = nil) throws -> ProcessResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
+    if let directory { p.currentDirectoryURL = directory }
     let out = Pipe(), err = Pipe()
     p.standardOutput = out
     p.standardError = err

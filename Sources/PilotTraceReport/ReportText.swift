@@ -1,0 +1,80 @@
+import Foundation
+import PilotTraceFlow
+import PilotTraceStore
+
+/// Shared wording and facts for every report format.
+enum ReportText {
+    /// The documented sequence (protocol reference §1.1), as the steps that show it happened.
+    static let documented: [(step: String, phase: String, what: String)] = [
+        ("h5-page", "license", "The access link's H5 page is fetched"),
+        ("login", "token", "POST login issues the access token"),
+        ("mqtt-credentials", "cloud-module", "The MQTT address and credentials are handed out"),
+        ("workspace-info", "cloud-module", "Workspace and platform names are fetched"),
+        ("mqtt-connect", "connect", "Pilot 2 connects to the broker"),
+        ("mqtt-connack", "connect", "The broker accepts the CONNECT"),
+        ("mqtt-subscribe", "connect", "Pilot 2 subscribes to its downlink topics"),
+        ("update-topo", "status", "update_topo on sys/product/{sn}/status"),
+        ("status-reply", "status", "The cloud answers status_reply (same tid/bid, result 0)"),
+        ("topology-fetch", "status", "Pilot 2 fetches the device topology"),
+    ]
+
+    enum Mark: String { case done = "✓", failed = "✗", missing = "–" }
+
+    static func mark(_ step: String, in events: [TimelineEventRow]) -> Mark {
+        let of = events.filter { $0.step == step }
+        if of.contains(where: \.ok) { return .done }
+        return of.isEmpty ? .missing : .failed
+    }
+
+    static func clock(_ t: Double) -> String {
+        let whole = Int64(t.rounded(.down))
+        let millis = Int64(((t - Double(whole)) * 1000).rounded(.down))
+        let s = ((whole % 86_400) + 86_400) % 86_400
+        return String(format: "%02lld:%02lld:%02lld.%03lld", s / 3600, (s / 60) % 60, s % 60, millis)
+    }
+
+    static func date(_ t: Double) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date(timeIntervalSince1970: t))
+    }
+
+    static func title(_ s: SessionRow) -> String {
+        var t = "Session \(s.id): gateway \(s.gatewaySN ?? "unknown")"
+        if let name = s.gatewayModelName ?? s.gatewayModel { t += " (\(name))" }
+        return t
+    }
+
+    static func verdict(_ s: ReportSession) -> String {
+        let errors = s.deviations.filter { $0.severity == "error" }.count
+        switch s.row.state {
+        case "online": return errors == 0 ? "came online" : "came online, with \(errors) error\(errors == 1 ? "" : "s")"
+        case "offline": return "came online and went offline"
+        case "failed":
+            if let first = s.events.first(where: { !$0.ok }) { return "failed at \(first.step)" }
+            if let e = s.deviations.first(where: { $0.severity == "error" }) { return "failed: \(e.ruleID)" }
+            return "failed"
+        default: return "incomplete: the capture does not show the outcome"
+        }
+    }
+
+    struct PhaseSpan { var phase: String; var start: Double; var end: Double; var steps: Int; var latencies: [(String, Double)] }
+
+    static func phases(_ events: [TimelineEventRow]) -> [PhaseSpan] {
+        var out: [PhaseSpan] = []
+        for e in events {
+            if let i = out.lastIndex(where: { $0.phase == e.phase }), i == out.count - 1 {
+                out[i].end = e.time
+                out[i].steps += 1
+                if let l = e.latency { out[i].latencies.append((e.step, l)) }
+            } else {
+                out.append(PhaseSpan(phase: e.phase, start: e.time, end: e.time, steps: 1, latencies: e.latency.map { [(e.step, $0)] } ?? []))
+            }
+        }
+        return out
+    }
+
+    static func rule(_ id: String) -> Rule? { Rules.rule(id) }
+
+    static let severities = ["error", "warning", "info"]
+}

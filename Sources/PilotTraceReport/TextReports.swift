@@ -1,0 +1,96 @@
+import Foundation
+import PilotTraceStore
+
+/// The report as Markdown: the same content as the HTML without the diagram (for a pull request or an issue).
+public enum MarkdownReport {
+    public static func render(_ doc: ReportDocument) -> String {
+        var out = "# pilottrace report\n\n"
+        if doc.sessions.isEmpty { return out + "No Pilot 2 sessions.\n" }
+        out += "| session | gateway | state | verdict | findings |\n|---|---|---|---|---|\n"
+        for s in doc.sessions {
+            let counts = ReportText.severities.compactMap { sev -> String? in
+                let n = s.deviations.filter { $0.severity == sev }.count
+                return n == 0 ? nil : "\(n) \(sev)"
+            }.joined(separator: ", ")
+            out += "| #\(s.row.id) | \(s.row.gatewaySN ?? "unknown") | \(s.row.state) | \(ReportText.verdict(s)) | \(counts.isEmpty ? "none" : counts) |\n"
+        }
+        for s in doc.sessions {
+            let r = s.row
+            out += "\n## \(ReportText.title(r)) — \(r.state)\n\n"
+            out += "From \(ReportText.date(r.startTime)), client \(r.client ?? "?"), MQTT client id \(r.mqttClientID ?? "?")"
+            if !r.aircraftSNs.isEmpty { out += ", aircraft \(r.aircraftSNs.joined(separator: ", "))" }
+            out += ". **\(ReportText.verdict(s))**.\n\n### Documented sequence\n\n"
+            for d in ReportText.documented { out += "- \(ReportText.mark(d.step, in: s.events).rawValue) `\(d.step)` — \(d.what)\n" }
+            out += "\n### Timeline\n\n| time | phase | step | ok | latency |\n|---|---|---|---|---|\n"
+            for e in s.events {
+                out += "| \(ReportText.clock(e.time)) | \(e.phase) | \(e.step) | \(e.ok ? "ok" : "**FAILED**") | \(e.latency.map { String(format: "%.1f ms", $0 * 1000) } ?? "") |\n"
+            }
+            out += "\n### Findings\n\n"
+            if s.deviations.isEmpty { out += "None.\n" }
+            for sev in ReportText.severities {
+                for d in s.deviations where d.severity == sev {
+                    out += "- **\(sev.uppercased())** `\(d.ruleID)` at \(d.time.map(ReportText.clock) ?? "?"): \(d.title)"
+                    if let rule = ReportText.rule(d.ruleID) { out += "  \n  \(rule.explanation) _Basis: \(rule.basis)_" }
+                    out += "\n"
+                }
+            }
+        }
+        return out
+    }
+}
+
+/// The observed session as a Mermaid `sequenceDiagram`, comparable with the documentation's diagram.
+public enum MermaidReport {
+    public static func render(_ doc: ReportDocument) -> String {
+        var out = ""
+        for s in doc.sessions {
+            out += "%% \(ReportText.title(s.row)) — \(s.row.state)\nsequenceDiagram\n"
+            out += "    participant P as Pilot 2 / H5\n    participant B as MQTT broker\n    participant C as Cloud\n"
+            var phase: String?
+            for a in s.arrows {
+                if a.phase != phase, let p = a.phase {
+                    out += "    Note over P,C: \(p)\n"
+                    phase = p
+                }
+                let ids = ["P", "B", "C"]
+                let label = (a.label + (a.count > 1 ? " ×\(a.count)" : "")).replacingOccurrences(of: ";", with: ",").replacingOccurrences(of: "#", with: "")
+                out += "    \(ids[a.from.rawValue])\(a.ok ? "->>" : "-x")\(ids[a.to.rawValue]): \(label)\n"
+                for f in a.findings { out += "    Note right of \(ids[a.to.rawValue]): \(f.severity.uppercased()) \(f.ruleID)\n" }
+            }
+            out += "\n"
+        }
+        return out
+    }
+}
+
+/// The full session model for other tools: the `timeline --json` fields plus findings and the diagram's arrows.
+public enum JSONReport {
+    public static func render(_ doc: ReportDocument) throws -> String {
+        let sessions: [[String: Any]] = doc.sessions.map { s in
+            let r = s.row
+            return [
+                "id": r.id, "gateway_sn": r.gatewaySN as Any? ?? NSNull(), "state": r.state, "start": r.startTime,
+                "end": r.endTime as Any? ?? NSNull(), "client": r.client as Any? ?? NSNull(),
+                "gateway_model": r.gatewayModel as Any? ?? NSNull(), "gateway_model_name": r.gatewayModelName as Any? ?? NSNull(),
+                "mqtt_client_id": r.mqttClientID as Any? ?? NSNull(), "mqtt_username": r.mqttUsername as Any? ?? NSNull(),
+                "aircraft_sns": r.aircraftSNs, "verdict": ReportText.verdict(s),
+                "events": s.events.map { e -> [String: Any] in
+                    ["time": e.time, "phase": e.phase, "step": e.step, "ok": e.ok, "latency": e.latency as Any? ?? NSNull(),
+                     "detail": (try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) ?? [:]]
+                },
+                "deviations": s.deviations.map { d -> [String: Any] in
+                    ["id": d.id ?? 0, "session": d.sessionID as Any? ?? NSNull(), "rule": d.ruleID, "severity": d.severity,
+                     "time": d.time as Any? ?? NSNull(), "message": d.title,
+                     "evidence": (try? JSONSerialization.jsonObject(with: Data(d.evidenceJSON.utf8))) ?? [:]]
+                },
+                "messages": s.arrows.map { a -> [String: Any] in
+                    ["time": a.time, "from": ["pilot", "broker", "cloud"][a.from.rawValue], "to": ["pilot", "broker", "cloud"][a.to.rawValue],
+                     "label": a.label, "count": a.count, "ok": a.ok, "kind": a.kind, "message_id": a.messageID,
+                     "phase": a.phase as Any? ?? NSNull(), "findings": a.findings.map(\.ruleID)]
+                },
+            ]
+        }
+        let data = try JSONSerialization.data(withJSONObject: ["sessions": sessions], options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        return String(decoding: data, as: UTF8.self) + "\n"
+    }
+}
