@@ -6,6 +6,7 @@ import PilotTraceFlow
 import PilotTraceProtocols
 import PilotTraceStore
 import PilotTraceWire
+import Yams
 
 struct Analyze: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -22,7 +23,7 @@ struct Analyze: ParsableCommand {
     @OptionGroup var input: CaptureOptions
     @OptionGroup var database: DatabaseOptions
 
-    @Option(help: ArgumentHelp("A JSON file mapping this cloud's HTTP routes to steps (see docs/profile.md).", valueName: "file"))
+    @Option(help: ArgumentHelp("A JSON or YAML (.yaml/.yml) file mapping this cloud's HTTP routes to steps (see docs/profile.md).", valueName: "file"))
     var profile: String?
 
     @Option(help: ArgumentHelp("Exit 1 when there are findings at or above this severity (for CI): error or warning.", valueName: "severity"))
@@ -33,7 +34,12 @@ struct Analyze: ParsableCommand {
         options.reassembly = input.reassembly
         if let profile {
             do {
-                options.sessions.profile = try JSONDecoder().decode(HTTPProfile.self, from: Data(contentsOf: URL(fileURLWithPath: profile)))
+                let data = try Data(contentsOf: URL(fileURLWithPath: profile))
+                if profile.hasSuffix(".yaml") || profile.hasSuffix(".yml") {
+                    options.sessions.profile = try YAMLDecoder().decode(HTTPProfile.self, from: data)
+                } else {
+                    options.sessions.profile = try JSONDecoder().decode(HTTPProfile.self, from: data)
+                }
             } catch {
                 warn("error: \(profile): not a usable profile: \(error)")
                 throw ExitCode(1)

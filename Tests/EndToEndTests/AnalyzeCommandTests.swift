@@ -81,6 +81,21 @@ import Testing
         #expect(noDB.stderr.contains("/nonexistent/x.sqlite: no such database"))
     }
 
+    @Test func profilesInJSONAndYAMLAndABadOne() throws {
+        let db = try database()
+        let dir = URL(fileURLWithPath: db).deletingLastPathComponent()
+        let yaml = dir.appendingPathComponent("p.yaml").path, json = dir.appendingPathComponent("p.json").path
+        let bad = dir.appendingPathComponent("bad.yml").path
+        try "login: [/manage/api/v1/login]\ntopology: [\"/api/w/*/devices/topologies\"]\n".write(toFile: yaml, atomically: true, encoding: .utf8)
+        try #"{"h5_page": ["/pilot-login"]}"#.write(toFile: json, atomically: true, encoding: .utf8)
+        try "login: {not: a list}\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        #expect(try pilottrace("analyze", "--db", db, "--profile", yaml, pcap).status == 0)
+        #expect(try pilottrace("analyze", "--db", db, "--profile", json, pcap).status == 0)
+        let r = try pilottrace("analyze", "--db", db, "--profile", bad, pcap)
+        #expect(r.status == 1)
+        #expect(r.stderr.contains("error: \(bad): not a usable profile"))
+    }
+
     @Test func theDatabaseComesFromTheEnvironmentWhenNotGiven() throws {
         let db = try database()
         let p = Process()
