@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "PilotTraceStore", targets: ["PilotTraceStore"]),
         .library(name: "PilotTraceAnalysis", targets: ["PilotTraceAnalysis"]),
         .library(name: "PilotTraceReport", targets: ["PilotTraceReport"]),
+        .library(name: "PilotTraceLab", targets: ["PilotTraceLab"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -37,13 +38,15 @@ let package = Package(
         .target(name: "PilotTraceAnalysis", dependencies: ["PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceWire"]),
         // Reports for people and tools (HTML with SVG sequence diagrams, Markdown, JSON, Mermaid) from the store.
         .target(name: "PilotTraceReport", dependencies: ["PilotTraceStore", "PilotTraceFlow", "PilotTraceProtocols"]),
+        // PURE: synthetic Pilot 2 traffic (correct TCP, HTTP, MQTT) for benchmarks and tests.
+        .target(name: "PilotTraceLab", dependencies: ["PilotTraceWire"]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),
 
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "CMosquitto",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -57,6 +60,7 @@ let package = Package(
         .testTarget(name: "PilotTraceFlowTests", dependencies: ["PilotTraceFlow", "PilotTraceProtocols", "PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceStoreTests", dependencies: ["PilotTraceStore", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceReportTests", dependencies: ["PilotTraceReport", "PilotTraceStore"]),
+        .testTarget(name: "PilotTraceLabTests", dependencies: ["PilotTraceLab", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow"]),
         .testTarget(name: "EndToEndTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
     ]
 )

@@ -179,7 +179,8 @@ public struct SessionTracker {
     func state(_ w: Working, captureEnd: Timestamp) -> SessionState {
         let s = w.session
         if w.online {
-            if w.confirmedOffline || s.events.last?.step == .mqttDisconnect { return .offline }
+            let last = s.events.max { $0.time < $1.time }
+            if w.confirmedOffline || last?.step == .mqttDisconnect { return .offline }
             if !w.openConnections.isEmpty { return .online }
             return .incomplete  // link lost, capture ended inside the grace period
         }
@@ -367,6 +368,14 @@ public struct SessionTracker {
     mutating func attach(_ c: inout Connection) -> Int? {
         let start = c.connectTime ?? c.pending.first?.time ?? c.info.firstSeen
         if let sn = c.sn, let s = sessionBySN[sn], !sessions[s].confirmedOffline {
+            // The same gateway connects again while its old connection still looks open (its RST or FIN not yet
+            // released, or never captured): the old link is lost, as a broker's session takeover would have it.
+            for old in sessions[s].openConnections where old != c.info.id {
+                guard var o = connections[old], !o.linkLostReported else { continue }
+                o.linkLostReported = true
+                connections[old] = o
+                linkLost(o, at: min(o.lastClientPacket, start), detail: .members([("reason", .text("superseded by a new connection"))]))
+            }
             if let lost = sessions[s].linkLostAt {
                 add(s, TimelineEvent(time: start, step: .reconnect, ok: true, connection: c.info.id,
                                      detail: .members([("after_seconds", .number(JSONNumber((start.seconds(since: lost) * 1000).rounded() / 1000)))])))

@@ -10,7 +10,7 @@ struct PilotTrace: ParsableCommand {
             explains what DJI Pilot 2 and a third-party cloud said to each other.
             """,
         version: "pilottrace \(PilotTraceVersion.string)",
-        subcommands: [Analyze.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self, Flows.self, Messages.self, Versions.self]
+        subcommands: [Analyze.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self, Lab.self, Flows.self, Messages.self, Versions.self]
     )
 }
 

@@ -1,0 +1,371 @@
+import PilotTraceWire
+
+/// Synthetic but protocol-correct Pilot 2 traffic: N remote controllers log in over HTTP, hold MQTT sessions
+/// (status and its reply, osd at 0.5 Hz for the RC and its aircraft, some reconnects within the grace), go offline
+/// and disconnect; plus unrelated HTTP and MQTT traffic. Deterministic from the seed. Frames come out in time
+/// order through a callback, with bounded memory (one pending chunk per device).
+///
+/// What analysis must find is known from the parameters: one `offline` session per device, no finding above info.
+public struct TrafficGenerator {
+    public struct Parameters: Sendable {
+        public var devices = 10
+        /// Seconds each device stays online.
+        public var duration: Double = 60
+        /// Unrelated connections started per second.
+        public var noise: Double = 1
+        public var seed: UInt64 = 1
+        public init() {}
+    }
+
+    public let parameters: Parameters
+
+    public init(_ parameters: Parameters) { self.parameters = parameters }
+
+    /// What a correct analysis of the generated capture finds.
+    public struct Expectation: Sendable {
+        public var sessions: Int
+        public var reconnects: Int
+    }
+
+    public var expectation: Expectation {
+        Expectation(sessions: parameters.devices, reconnects: (0..<parameters.devices).filter(Device.reconnects).count)
+    }
+
+    /// Generates everything, calling `emit` with each frame (Ethernet) and its time, in time order.
+    public func run(_ emit: (Timestamp, [UInt8]) throws -> Void) rethrows {
+        var rng = SplitMix(parameters.seed)
+        var sources: [any FrameSource] = (0..<parameters.devices).map { Device(index: $0, parameters: parameters, rng: &rng) }
+        sources.append(CloudBackend(start: 0.01))
+        let span = Double(parameters.devices) * 0.05 + parameters.duration + 5
+        var t = 0.0, n = 0
+        while parameters.noise > 0 && t < span {
+            t += -log(max(1e-9, Double(rng.next() % 1_000_000) / 1e6)) / parameters.noise
+            sources.append(Noise(index: n, start: t, mqtt: rng.next() % 3 == 0))
+            n += 1
+        }
+        // A k-way merge on the next frame time of every source.
+        var heap = MinHeap()
+        for i in sources.indices { if let f = sources[i].next() { heap.push(f.0, i, f.1) } }
+        let base: Int64 = 1_795_000_000_000_000_000
+        while let (time, i, frame) = heap.pop() {
+            try emit(Timestamp(nanoseconds: base + Int64(time * 1e9)), frame)
+            if let f = sources[i].next() { heap.push(f.0, i, f.1) }
+        }
+    }
+}
+
+/// SplitMix64, for deterministic parameters.
+struct SplitMix {
+    var state: UInt64
+    init(_ seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+func log(_ x: Double) -> Double {
+    // Natural logarithm without Foundation (keeps the target pure): ln(x) = 2·atanh((x-1)/(x+1)).
+    var x = x, k = 0.0
+    while x > 2 { x /= 2.718281828459045; k += 1 }
+    while x < 0.5 { x *= 2.718281828459045; k -= 1 }
+    let y = (x - 1) / (x + 1), y2 = y * y
+    var term = y, sum = 0.0
+    for i in stride(from: 1.0, through: 41, by: 2) { sum += term / i; term *= y2 }
+    return k + 2 * sum
+}
+
+struct MinHeap {
+    var items: [(Double, Int, [UInt8])] = []
+    mutating func push(_ t: Double, _ i: Int, _ f: [UInt8]) {
+        items.append((t, i, f))
+        var c = items.count - 1
+        while c > 0 {
+            let p = (c - 1) / 2
+            guard (items[c].0, items[c].1) < (items[p].0, items[p].1) else { break }
+            items.swapAt(c, p)
+            c = p
+        }
+    }
+    mutating func pop() -> (Double, Int, [UInt8])? {
+        guard !items.isEmpty else { return nil }
+        items.swapAt(0, items.count - 1)
+        let top = items.removeLast()
+        var p = 0
+        while true {
+            let l = 2 * p + 1, r = l + 1
+            var m = p
+            if l < items.count && (items[l].0, items[l].1) < (items[m].0, items[m].1) { m = l }
+            if r < items.count && (items[r].0, items[r].1) < (items[m].0, items[m].1) { m = r }
+            if m == p { break }
+            items.swapAt(p, m)
+            p = m
+        }
+        return top
+    }
+}
+
+/// Something that produces frames in time order.
+protocol FrameSource {
+    mutating func next() -> (Double, [UInt8])?
+}
+
+/// One TCP connection's sequence numbers, and its frames (Ethernet, IPv4, TCP).
+struct SyntheticTCP {
+    let client: (ip: UInt32, port: UInt16)
+    let server: (ip: UInt32, port: UInt16)
+    var clientSeq: UInt32
+    var serverSeq: UInt32
+    static let mss = 1448
+
+    init(client: (UInt32, UInt16), server: (UInt32, UInt16), isn: UInt32) {
+        self.client = client
+        self.server = server
+        clientSeq = isn
+        serverSeq = isn &* 2_654_435_761
+    }
+
+    func frame(fromClient: Bool, seq: UInt32, ack: UInt32, flags: UInt8, payload: ArraySlice<UInt8>) -> [UInt8] {
+        let (s, d) = fromClient ? (client, server) : (server, client)
+        var f = [UInt8](repeating: 0, count: 54)
+        f.reserveCapacity(54 + payload.count)
+        f[12] = 0x08; f[13] = 0x00
+        f[14] = 0x45
+        let total = 40 + payload.count
+        f[16] = UInt8(total >> 8); f[17] = UInt8(total & 0xff)
+        f[22] = 64; f[23] = 6
+        for i in 0..<4 { f[26 + i] = UInt8((s.ip >> (24 - 8 * UInt32(i))) & 0xff); f[30 + i] = UInt8((d.ip >> (24 - 8 * UInt32(i))) & 0xff) }
+        f[34] = UInt8(s.port >> 8); f[35] = UInt8(s.port & 0xff); f[36] = UInt8(d.port >> 8); f[37] = UInt8(d.port & 0xff)
+        for i in 0..<4 { f[38 + i] = UInt8((seq >> (24 - 8 * UInt32(i))) & 0xff); f[42 + i] = UInt8((ack >> (24 - 8 * UInt32(i))) & 0xff) }
+        f[46] = 0x50; f[47] = flags; f[48] = 0xff; f[49] = 0xff
+        f += payload
+        return f
+    }
+
+    mutating func open(at t: Double, into out: inout [(Double, [UInt8])]) {
+        out.append((t, frame(fromClient: true, seq: clientSeq, ack: 0, flags: 0x02, payload: [])))
+        out.append((t + 0.0001, frame(fromClient: false, seq: serverSeq, ack: clientSeq &+ 1, flags: 0x12, payload: [])))
+        clientSeq &+= 1
+        serverSeq &+= 1
+        out.append((t + 0.0002, frame(fromClient: true, seq: clientSeq, ack: serverSeq, flags: 0x10, payload: [])))
+    }
+
+    /// Sends `payload`, cut into MSS-sized segments, each acknowledged by the peer.
+    mutating func send(fromClient: Bool, _ payload: [UInt8], at t: Double, into out: inout [(Double, [UInt8])]) {
+        var at = t, i = 0
+        while i < payload.count {
+            let n = min(Self.mss, payload.count - i)
+            let seq = fromClient ? clientSeq : serverSeq, ack = fromClient ? serverSeq : clientSeq
+            out.append((at, frame(fromClient: fromClient, seq: seq, ack: ack, flags: i + n == payload.count ? 0x18 : 0x10, payload: payload[i..<(i + n)])))
+            if fromClient { clientSeq &+= UInt32(n) } else { serverSeq &+= UInt32(n) }
+            i += n
+            at += 0.00001
+        }
+        let ackSeq = fromClient ? serverSeq : clientSeq, acked = fromClient ? clientSeq : serverSeq
+        out.append((at + 0.0001, frame(fromClient: !fromClient, seq: ackSeq, ack: acked, flags: 0x10, payload: [])))
+    }
+
+    mutating func close(at t: Double, reset: Bool = false, into out: inout [(Double, [UInt8])]) {
+        if reset {
+            out.append((t, frame(fromClient: true, seq: clientSeq, ack: serverSeq, flags: 0x14, payload: [])))
+            return
+        }
+        out.append((t, frame(fromClient: true, seq: clientSeq, ack: serverSeq, flags: 0x11, payload: [])))
+        clientSeq &+= 1
+        out.append((t + 0.0001, frame(fromClient: false, seq: serverSeq, ack: clientSeq, flags: 0x11, payload: [])))
+        serverSeq &+= 1
+        out.append((t + 0.0002, frame(fromClient: true, seq: clientSeq, ack: serverSeq, flags: 0x10, payload: [])))
+    }
+}
+
+enum Wire {
+    static func str(_ s: String) -> [UInt8] { let b = Array(s.utf8); return [UInt8(b.count >> 8), UInt8(b.count & 0xff)] + b }
+    static func packet(_ first: UInt8, _ body: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [first], n = body.count
+        repeat {
+            var byte = UInt8(n % 128)
+            n /= 128
+            if n > 0 { byte |= 0x80 }
+            out.append(byte)
+        } while n > 0
+        return out + body
+    }
+    static func connect(_ id: String, user: String, password: String, keepAlive: UInt16 = 60) -> [UInt8] {
+        packet(0x10, str("MQTT") + [4, 0xC2, UInt8(keepAlive >> 8), UInt8(keepAlive & 0xff)] + str(id) + str(user) + str(password))
+    }
+    static func publish(_ topic: String, _ json: String, qos: UInt8 = 0, id: UInt16 = 1) -> [UInt8] {
+        packet(0x30 | (qos << 1), str(topic) + (qos > 0 ? [UInt8(id >> 8), UInt8(id & 0xff)] : []) + Array(json.utf8))
+    }
+    static func http(_ head: String, _ body: String) -> [UInt8] {
+        Array((head + "Content-Length: \(body.utf8.count)\r\n\r\n" + body).utf8)
+    }
+}
+
+/// One remote controller: H5 login, MQTT session with osd, offline.
+struct Device: FrameSource {
+    let index: Int
+    let sn: String
+    let aircraft: String
+    let start: Double
+    let end: Double
+    var mqtt: SyntheticTCP
+    var chunk: [(Double, [UInt8])] = []
+    var position = 0
+    var stage = 0
+    var osdTime: Double
+    var counter: UInt64 = 0
+    var reconnected = false
+
+    static func reconnects(_ index: Int) -> Bool { index % 10 == 3 }
+
+    init(index: Int, parameters: TrafficGenerator.Parameters, rng: inout SplitMix) {
+        self.index = index
+        sn = "5YSZL\(String(260_000_000 + index).suffix(9))"
+        aircraft = "1581F5FHD\(String(23_000_000_000 + index).suffix(11))"
+        start = Double(index) * 0.05 + Double(rng.next() % 1000) / 1e5
+        end = start + parameters.duration
+        let ip = 0x0A00_0000 | UInt32(index + 10)
+        mqtt = SyntheticTCP(client: (ip, 50_000), server: (0x0A01_0001, 1883), isn: UInt32(truncatingIfNeeded: rng.next()))
+        osdTime = start + 1.5
+        chunk = loginAndConnect(ip: ip, rng: &rng)
+    }
+
+    mutating func loginAndConnect(ip: UInt32, rng: inout SplitMix) -> [(Double, [UInt8])] {
+        var out: [(Double, [UInt8])] = []
+        var h = SyntheticTCP(client: (ip, 40_000), server: (0x0A01_0002, 6789), isn: UInt32(truncatingIfNeeded: rng.next()))
+        var t = start
+        h.open(at: t, into: &out)
+        let token = "eyJhbGciOiJIUzI1NiJ9.eyJkZXZpY2UiOiJ\(index)In0.c2lnbmF0dXJl"
+        let exchanges: [(String, String, String)] = [
+            ("GET /pilot-login HTTP/1.1\r\nHost: cloud\r\n", "", "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n|<!doctype html><title>Cloud Api Platform</title>"),
+            ("POST /manage/api/v1/login HTTP/1.1\r\nHost: cloud\r\nContent-Type: application/json\r\n", #"{"username":"pilot\#(index)","password":"pw\#(index)","flag":2}"#,
+             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n|" + #"{"code":0,"message":"success","data":{"username":"pilot\#(index)","workspace_id":"w1","mqtt_username":"rc\#(index)","mqtt_password":"mp\#(index)","mqtt_addr":"tcp://10.1.0.1:1883","access_token":"\#(token)"}}"#),
+            ("GET /manage/api/v1/workspaces/current HTTP/1.1\r\nHost: cloud\r\nx-auth-token: \(token)\r\n", "",
+             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n|" + #"{"code":0,"message":"success","data":{"workspace_id":"w1","workspace_name":"Fleet","platform_name":"Cloud"}}"#),
+        ]
+        for (request, body, response) in exchanges {
+            t += 0.002
+            h.send(fromClient: true, Wire.http(request, body), at: t, into: &out)
+            let parts = response.split(separator: "|", maxSplits: 1).map(String.init)
+            t += 0.004
+            h.send(fromClient: false, Wire.http(parts[0], parts[1]), at: t, into: &out)
+        }
+        h.close(at: t + 0.001, into: &out)
+        connect(at: start + 0.1, into: &out)
+        return out.sorted { $0.0 < $1.0 }
+    }
+
+    mutating func connect(at t0: Double, into out: inout [(Double, [UInt8])]) {
+        var t = t0
+        mqtt.open(at: t, into: &out)
+        t += 0.001
+        mqtt.send(fromClient: true, Wire.connect(sn, user: "rc\(index)", password: "mp\(index)"), at: t, into: &out)
+        mqtt.send(fromClient: false, [0x20, 0x02, 0x00, 0x00], at: t + 0.001, into: &out)
+        mqtt.send(fromClient: true, Wire.packet(0x82, [0, 1] + Wire.str("sys/product/\(sn)/status_reply") + [1] + Wire.str("thing/product/\(sn)/services") + [1]),
+                  at: t + 0.002, into: &out)
+        mqtt.send(fromClient: false, Wire.packet(0x90, [0, 1, 1, 1]), at: t + 0.003, into: &out)
+        status(aircraft: [aircraft], at: t + 0.004, into: &out)
+    }
+
+    mutating func status(aircraft: [String], at t: Double, into out: inout [(Double, [UInt8])]) {
+        counter += 1
+        let tid = "t-\(index)-\(counter)"
+        let subs = aircraft.map { #"{"sn":"\#($0)","domain":"0","type":89,"sub_type":0,"index":"A","device_secret":"s","nonce":"n","thing_version":"1.1.2"}"# }
+        let topo = #"{"tid":"\#(tid)","bid":"b\#(tid)","method":"update_topo","timestamp":1795000000000,"gateway":"\#(sn)","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1.1.2","sub_devices":[\#(subs.joined(separator: ","))]}}"#
+        mqtt.send(fromClient: true, Wire.publish("sys/product/\(sn)/status", topo), at: t, into: &out)
+        mqtt.send(fromClient: false, Wire.publish("sys/product/\(sn)/status_reply", #"{"tid":"\#(tid)","bid":"b\#(tid)","timestamp":1795000000100,"data":{"result":0}}"#),
+                  at: t + 0.02, into: &out)
+    }
+
+    mutating func next() -> (Double, [UInt8])? {
+        while position >= chunk.count {
+            chunk.removeAll(keepingCapacity: true)
+            position = 0
+            var out: [(Double, [UInt8])] = []
+            switch stage {
+            case 0:
+                // osd for the RC and the aircraft every 2 s.
+                if osdTime < end {
+                    counter += 1
+                    for sn in [sn, aircraft] {
+                        mqtt.send(fromClient: true, Wire.publish("thing/product/\(sn)/osd", #"{"tid":"o\#(counter)","bid":"o","timestamp":1795000000000,"gateway":"\#(self.sn)","data":{"capacity_percent":87,"latitude":22.5,"longitude":113.9,"height":120.5}}"#),
+                                  at: osdTime + (sn == self.sn ? 0 : 0.001), into: &out)
+                    }
+                    osdTime += 2
+                    // Some devices lose the link half-way and reconnect within the grace.
+                    if Self.reconnects(index), !reconnected, osdTime > start + (end - start) / 2 {
+                        reconnected = true
+                        mqtt.close(at: osdTime, reset: true, into: &out)
+                        mqtt = SyntheticTCP(client: (mqtt.client.ip, 50_001), server: mqtt.server, isn: mqtt.clientSeq &+ 99_999)
+                        connect(at: osdTime + 5, into: &out)
+                        osdTime += 6
+                    }
+                } else {
+                    stage = 1
+                    status(aircraft: [], at: end, into: &out)
+                    mqtt.send(fromClient: true, [0xE0, 0x00], at: end + 0.1, into: &out)
+                    mqtt.close(at: end + 0.1001, into: &out)
+                }
+            default:
+                return nil
+            }
+            chunk = out.sorted { $0.0 < $1.0 }
+        }
+        defer { position += 1 }
+        return chunk[position]
+    }
+}
+
+/// The cloud backend's own MQTT client: connects and subscribes with a wildcard.
+struct CloudBackend: FrameSource {
+    var frames: [(Double, [UInt8])] = []
+    var position = 0
+    init(start: Double) {
+        var c = SyntheticTCP(client: (0x0A01_0003, 45_000), server: (0x0A01_0001, 1883), isn: 7)
+        c.open(at: start, into: &frames)
+        c.send(fromClient: true, Wire.connect("cloud-backend", user: "cloud", password: "secret", keepAlive: 10), at: start + 0.001, into: &frames)
+        c.send(fromClient: false, [0x20, 0x02, 0x00, 0x00], at: start + 0.002, into: &frames)
+        c.send(fromClient: true, Wire.packet(0x82, [0, 1] + Wire.str("sys/product/+/status") + [1]), at: start + 0.003, into: &frames)
+        c.send(fromClient: false, Wire.packet(0x90, [0, 1, 1]), at: start + 0.004, into: &frames)
+        frames.sort { $0.0 < $1.0 }
+    }
+    mutating func next() -> (Double, [UInt8])? {
+        guard position < frames.count else { return nil }
+        defer { position += 1 }
+        return frames[position]
+    }
+}
+
+/// Unrelated traffic: a web page fetch, or an MQTT client on other topics.
+struct Noise: FrameSource {
+    var frames: [(Double, [UInt8])] = []
+    var position = 0
+    init(index: Int, start: Double, mqtt: Bool) {
+        let ip = 0xC0A8_0000 | UInt32(index % 60_000 + 1)
+        if mqtt {
+            var c = SyntheticTCP(client: (ip, UInt16(30_000 + index % 20_000)), server: (0x0A01_0001, 1883), isn: UInt32(truncatingIfNeeded: index &* 7919))
+            c.open(at: start, into: &frames)
+            c.send(fromClient: true, Wire.connect("sensor-\(index)", user: "sensor", password: "x"), at: start + 0.001, into: &frames)
+            c.send(fromClient: false, [0x20, 0x02, 0x00, 0x00], at: start + 0.002, into: &frames)
+            for k in 0..<5 { c.send(fromClient: true, Wire.publish("house/sensor/\(index)", #"{"t":\#(20 + k)}"#), at: start + 0.01 + Double(k) * 0.1, into: &frames) }
+            c.send(fromClient: true, [0xE0, 0x00], at: start + 0.6, into: &frames)
+            c.close(at: start + 0.61, into: &frames)
+        } else {
+            var c = SyntheticTCP(client: (ip, UInt16(30_000 + index % 20_000)), server: (0x5DB8_D822, 80), isn: UInt32(truncatingIfNeeded: index &* 104_729))
+            c.open(at: start, into: &frames)
+            c.send(fromClient: true, Array("GET /index.html HTTP/1.1\r\nHost: example.com\r\n\r\n".utf8), at: start + 0.001, into: &frames)
+            let body = String(repeating: "<p>hello</p>", count: 300)
+            c.send(fromClient: false, Wire.http("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n", body), at: start + 0.02, into: &frames)
+            c.close(at: start + 0.03, into: &frames)
+        }
+        frames.sort { $0.0 < $1.0 }
+    }
+    mutating func next() -> (Double, [UInt8])? {
+        guard position < frames.count else { return nil }
+        defer { position += 1 }
+        return frames[position]
+    }
+}
