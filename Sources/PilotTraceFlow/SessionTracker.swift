@@ -83,6 +83,7 @@ public struct SessionTracker {
     var sessions: [Working] = []
     var sessionBySN: [String: Int] = [:]
     var now = Timestamp(nanoseconds: .min)
+    var lastSweep: Timestamp?
     var correlator = ReplyCorrelator()
     /// Roles of the MQTT connections seen, for storage and reports.
     public private(set) var roles: [ConnectionID: MQTTRole] = [:]
@@ -120,6 +121,10 @@ public struct SessionTracker {
     public mutating func advance(to t: Timestamp) {
         guard t > now else { return }
         now = t
+        // Silence and grace are judged to the second: sweep at most once per second of capture time, so the cost
+        // per message does not grow with the number of open connections.
+        if let last = lastSweep, t.seconds(since: last) < 1 { return }
+        lastSweep = t
         for id in connections.keys {
             guard var c = connections[id], c.role == .device, !c.closed, !c.linkLostReported, !c.disconnected, c.keepAlive > 0 else { continue }
             let limit = c.keepAlive * configuration.keepAliveFactor

@@ -191,6 +191,26 @@ public final class AnalysisWriter: @unchecked Sendable {
         }
     }
 
+    /// MQTT packets are most of the rows of a capture: one prepared statement with explicit bindings instead of a
+    /// Codable round trip per row.
+    static func insertMQTT(_ rows: [MQTTPacketRow], _ db: Database) throws {
+        guard !rows.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO mqtt_packets (id, analysis_id, flow_id, direction, time, over_websocket, version, version_assumed, type,
+              packet_id, qos, retain, dup, topic, payload, payload_length, payload_json, client_id, username, password,
+              keep_alive, return_code, summary)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        for r in rows {
+            let values: [(any DatabaseValueConvertible)?] = [
+                r.id, r.analysisID, r.flowID, r.direction, r.time, r.overWebSocket, r.version, r.versionAssumed, r.type,
+                r.packetID, r.qos, r.retain, r.dup, r.topic, r.payload, r.payloadLength, r.payloadJSON, r.clientID, r.username,
+                r.password, r.keepAlive, r.returnCode, r.summary,
+            ]
+            try statement.execute(arguments: StatementArguments(values))
+        }
+    }
+
     private func flushLocked() throws {
         guard pendingLocked > 0 else { return }
         let captures = self.captures.values.sorted { $0.ordinal < $1.ordinal }
@@ -213,7 +233,7 @@ public final class AnalysisWriter: @unchecked Sendable {
                 for row in flows { try row.upsert(db) }
                 for row in http { try row.insert(db) }
                 for row in webSocket { try row.insert(db) }
-                for row in mqtt { try row.insert(db) }
+                try Self.insertMQTT(mqtt, db)
                 for row in sessions { try row.upsert(db) }
                 for row in timeline { try row.insert(db) }
                 for row in deviations { try row.insert(db) }
