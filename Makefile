@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIN := .build/debug/pilottrace
 DEMO_CAPTURE := Captures/pilot2-login.pcap
 
-.PHONY: all bootstrap build release demo test fuzz report-screenshots clean
+.PHONY: all bootstrap build release demo test fuzz bench report-screenshots clean
 
 all: build
 
@@ -26,6 +26,10 @@ demo: build
 # Unit, capture and end-to-end tests (the end-to-end tests run the built binary).
 test: build
 	$(SWIFT) test
+
+# Throughput and memory against the libpcap floor, tcpdump and tshark on generated captures (Reports/benchmarks.md).
+bench: bootstrap
+	scripts/bench
 
 # The HTML report of a clean and a failing recorded session, rendered by headless Chromium into Reports/*.png.
 report-screenshots: build

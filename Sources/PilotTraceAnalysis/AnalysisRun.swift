@@ -67,6 +67,39 @@ public final class AnalysisRun {
 
     public var analysisID: Int64 { writer.analysisID }
 
+    /// The same analysis without a database: pipeline, decoders, sessions and findings only.
+    public static func analyzeWithoutStoring(_ paths: [String], options: AnalysisOptions = .init()) throws -> AnalysisReport {
+        var pipeline = TCPPipeline(configuration: options.reassembly)
+        var analyzer = StreamAnalyzer(configuration: options.decoders)
+        var tracker = SessionTracker(configuration: options.sessions)
+        var rules = options.deviations
+        rules.profile = options.sessions.profile
+        var engine = DeviationEngine(configuration: rules)
+        var decoded: [MessageEvent] = []
+        var last: Timestamp?
+        var messages = (http: 0, webSocket: 0, mqtt: 0)
+        let (files, error) = try CaptureFiles.analyze(paths, pipeline: &pipeline) { events in
+            if let t = events.last.flatMap(time) { last = max(last ?? t, t) }
+            analyzer.consume(events, into: &decoded)
+            for m in decoded {
+                switch m {
+                case .http(_, .request), .http(_, .response): messages.http += 1
+                case .http(_, .webSocket): messages.webSocket += 1
+                case .mqtt: messages.mqtt += 1
+                default: break
+                }
+                tracker.consume(m)
+                engine.consume(m)
+            }
+            decoded.removeAll(keepingCapacity: true)
+            if let last { tracker.advance(to: last) }
+        }
+        let sessions = tracker.finish(at: last ?? .zero)
+        let deviations = engine.finish(sessions: sessions, captureEnd: last ?? .zero)
+        return AnalysisReport(analysisID: 0, files: files, error: error, counters: pipeline.counters, connections: analyzer.classified,
+                              messages: messages, sessions: sessions.map { (Int64($0.number), $0) }, deviations: deviations)
+    }
+
     /// Writes what is buffered (for an interrupted run: nothing recorded is lost).
     public func flush() throws { try writer.flush() }
 

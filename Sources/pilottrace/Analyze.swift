@@ -29,6 +29,9 @@ struct Analyze: ParsableCommand {
     @Option(help: ArgumentHelp("Exit 1 when there are findings at or above this severity (for CI): error or warning.", valueName: "severity"))
     var failOn: Severity?
 
+    @Flag(help: "Analyze without storing anything (for benchmarks and quick looks): prints the summary only.")
+    var noStore = false
+
     func run() throws {
         var options = AnalysisOptions()
         options.reassembly = input.reassembly
@@ -44,6 +47,15 @@ struct Analyze: ParsableCommand {
                 warn("error: \(profile): not a usable profile: \(error)")
                 throw ExitCode(1)
             }
+        }
+        if noStore {
+            let report = try AnalysisRun.analyzeWithoutStoring(input.captures, options: options)
+            print(Self.summary(report, database: "nowhere (--no-store)"), terminator: "")
+            if let error = report.error {
+                warn("error: \(error)")
+                throw ExitCode(1)
+            }
+            return
         }
         let db = try database.open()
         let run: AnalysisRun

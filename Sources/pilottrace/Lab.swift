@@ -8,8 +8,29 @@ struct Lab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "Tools that make Pilot 2 traffic for tests, demos and benchmarks.",
-        subcommands: [Generate.self]
+        subcommands: [Generate.self, ReadFloor.self]
     )
+
+    /// The floor for benchmarks: libpcap's offline read loop, touching every byte, nothing else.
+    struct ReadFloor: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "read-floor",
+            abstract: "Read a capture with a bare libpcap loop (the benchmark floor) and print frames and bytes."
+        )
+
+        @Argument(help: "A pcap file libpcap can read.") var capture: String
+
+        func run() throws {
+            let reader = try LibpcapFileReader(path: capture)
+            var frames = 0, bytes = 0, sum: UInt64 = 0
+            try reader.forEach { r in
+                frames += 1
+                bytes += r.data.count
+                for b in r.data { sum &+= UInt64(b) }
+            }
+            print("\(frames) frames, \(bytes) bytes (checksum \(sum % 1000))")
+        }
+    }
 
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(
