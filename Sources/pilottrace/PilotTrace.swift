@@ -6,8 +6,10 @@ struct PilotTrace: ParsableCommand {
         commandName: "pilottrace",
         abstract: "Record and explain DJI Pilot 2 ↔ cloud traffic (HTTP, WebSocket, MQTT).",
         discussion: """
-            pilottrace reads pcap and pcapng captures (also gzip-compressed), reassembles their TCP streams and \
-            explains what DJI Pilot 2 and a third-party cloud said to each other.
+            pilottrace reads pcap and pcapng captures (also gzip-compressed), reassembles their TCP streams, decodes \
+            HTTP, WebSocket and MQTT, reconstructs each Pilot 2 device's session (license, token, cloud-module, connect, \
+            status, offline) into SQLite, flags deviations from the documented protocol and writes reports. Start with: \
+            pilottrace analyze <capture>, then pilottrace timeline.
             """,
         version: "pilottrace \(PilotTraceVersion.string)",
         subcommands: [Analyze.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self, Lab.self, Flows.self, Messages.self, Versions.self]
