@@ -46,6 +46,19 @@ public final class AnalysisRun {
     var messageCounts = (http: 0, webSocket: 0, mqtt: 0)
     var lastTime: Timestamp?
 
+    /// Begins a live analysis (nothing to hash yet): `key` names it, e.g. the interface and the start time.
+    public init(liveKey key: String, capturePath: String?, database: PilotTraceDatabase, options: AnalysisOptions = .init(), toolVersion: String) throws {
+        let captures = capturePath.map { [CaptureRow(ordinal: 0, path: $0, sha256: "live", format: "pcap", compressed: false)] } ?? []
+        writer = try database.beginAnalysis(key: key, captures: captures, toolVersion: toolVersion)
+        pipeline = TCPPipeline(configuration: options.reassembly)
+        analyzer = StreamAnalyzer(configuration: options.decoders)
+        tracker = SessionTracker(configuration: options.sessions)
+        var rules = options.deviations
+        rules.profile = options.sessions.profile
+        rules.replyDeadline = options.sessions.replyDeadline
+        engine = DeviationEngine(configuration: rules)
+    }
+
     /// Begins an analysis of `paths`: an earlier analysis of the same files (same content) is replaced.
     public init(paths: [String], database: PilotTraceDatabase, options: AnalysisOptions = .init(), toolVersion: String) throws {
         var captures: [CaptureRow] = []
@@ -105,20 +118,45 @@ public final class AnalysisRun {
 
     /// Reads the files and stores everything; the report says what was found.
     public func run(_ paths: [String], progress: CaptureFiles.Progress? = nil) throws -> AnalysisReport {
-        var decoded: [MessageEvent] = []
         var storeError: Error?
         let (files, error) = try CaptureFiles.analyze(paths, pipeline: &pipeline, progress: progress) { events in
-            if let last = events.last.flatMap(Self.time) { lastTime = max(lastTime ?? last, last) }
-            analyzer.consume(events, into: &decoded)
-            do {
-                for m in decoded { try handle(m) }
-            } catch {
-                storeError = error
-            }
-            decoded.removeAll(keepingCapacity: true)
-            if let t = lastTime { tracker.advance(to: t) }
+            do { try ingest(events) } catch { storeError = error }
         }
         if let storeError { throw storeError }
+        return try complete(files: files, error: error)
+    }
+
+    /// Decodes and stores what a batch of stream events completes.
+    func ingest(_ events: [StreamEvent]) throws {
+        if let last = events.last.flatMap(Self.time) { lastTime = max(lastTime ?? last, last) }
+        analyzer.consume(events, into: &decoded)
+        defer { decoded.removeAll(keepingCapacity: true) }
+        for m in decoded { try handle(m) }
+        if let t = lastTime { tracker.advance(to: t) }
+    }
+
+    var decoded: [MessageEvent] = []
+    var liveEvents: [StreamEvent] = []
+
+    /// Live capture: feeds one frame (its bytes are only valid during the call).
+    public func process(_ record: CaptureRecord) throws {
+        pipeline.process(record, into: &liveEvents)
+        if !liveEvents.isEmpty {
+            try ingest(liveEvents)
+            liveEvents.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Live capture ended: releases every connection, then decides sessions and findings and stores them.
+    public func finishLive(files: [CaptureFileReport]) throws -> AnalysisReport {
+        pipeline.finish(into: &liveEvents)
+        try ingest(liveEvents)
+        liveEvents.removeAll()
+        return try complete(files: files, error: nil)
+    }
+
+    /// Sessions, timelines and findings, once the input is exhausted.
+    func complete(files: [CaptureFileReport], error: CaptureFileError?) throws -> AnalysisReport {
         for (ordinal, f) in files.enumerated() {
             try writer.updateCapture(CaptureRow(ordinal: ordinal, path: f.path, sha256: "", format: f.format, compressed: f.compressed,
                                                 linkTypes: f.linkTypes.map(\.name).joined(separator: ","), records: f.records,

@@ -11,6 +11,18 @@ public struct CaptureFileReport: Sendable {
     /// The earliest and latest record timestamps (records need not be in time order).
     public var firstTime: Timestamp?
     public var lastTime: Timestamp?
+
+    public init(path: String, format: String, compressed: Bool, linkTypes: [LinkType], records: Int, warnings: [String],
+                firstTime: Timestamp?, lastTime: Timestamp?) {
+        self.path = path
+        self.format = format
+        self.compressed = compressed
+        self.linkTypes = linkTypes
+        self.records = records
+        self.warnings = warnings
+        self.firstTime = firstTime
+        self.lastTime = lastTime
+    }
 }
 
 /// Drives capture files through a ``TCPPipeline``: the offline analysis loop.
