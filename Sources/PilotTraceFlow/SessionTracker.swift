@@ -167,7 +167,13 @@ public struct SessionTracker {
         for w in sessions {
             var s = w.session
             if let sn = s.gatewaySN {
-                s.exchanges = exchanges.filter { $0.gateway == sn && s.connections.contains($0.requestConnection) || ($0.gateway == sn && $0.replyConnection.map(s.connections.contains) == true) }
+                // The gateway's exchanges while the session lasted, whichever side asked (the cloud asks services).
+                let times = s.events.map(\.time)
+                let from = times.min() ?? s.start, to = (times.max() ?? s.end).adding(seconds: configuration.offlineGrace)
+                s.exchanges = exchanges.filter {
+                    $0.gateway == sn && (s.connections.contains($0.requestConnection) || $0.replyConnection.map(s.connections.contains) == true
+                        || ($0.requestTime >= from && $0.requestTime <= to))
+                }
             }
             // Time order; events at the same instant keep the order they happened in.
             s.events = s.events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
@@ -291,6 +297,7 @@ public struct SessionTracker {
                                         ("thing_version", .text(topo?.thingVersion)), ("version_field", .text(topo?.versionField)),
                                         ("missing", topo.map { .strings($0.missing) }), ("problem", .text(env.problem)),
                                         ("tid", .text(env.tid)), ("bid", .text(env.bid)),
+                                        ("timestamp", env.timestamp.map { .number(JSONNumber(Double($0))) }),
                                      ])))
             if let topo { noteTopology(c, topo, aircraft: aircraft, ts: ts, ref: ref, into: &out) }
         case (.toClient, .statusReply):

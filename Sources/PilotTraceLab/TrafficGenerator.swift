@@ -274,7 +274,8 @@ struct Device: FrameSource {
         counter += 1
         let tid = "t-\(index)-\(counter)"
         let subs = aircraft.map { #"{"sn":"\#($0)","domain":"0","type":89,"sub_type":0,"index":"A","device_secret":"s","nonce":"n","thing_version":"1.1.2"}"# }
-        let topo = #"{"tid":"\#(tid)","bid":"b\#(tid)","method":"update_topo","timestamp":1795000000000,"gateway":"\#(sn)","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1.1.2","sub_devices":[\#(subs.joined(separator: ","))]}}"#
+        let ms = 1_795_000_000_000 + Int64(t * 1000)
+        let topo = #"{"tid":"\#(tid)","bid":"b\#(tid)","method":"update_topo","timestamp":\#(ms),"gateway":"\#(sn)","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1.1.2","sub_devices":[\#(subs.joined(separator: ","))]}}"#
         mqtt.send(fromClient: true, Wire.publish("sys/product/\(sn)/status", topo), at: t, into: &out)
         mqtt.send(fromClient: false, Wire.publish("sys/product/\(sn)/status_reply", #"{"tid":"\#(tid)","bid":"b\#(tid)","timestamp":1795000000100,"data":{"result":0}}"#),
                   at: t + 0.02, into: &out)

@@ -206,3 +206,60 @@ import Testing
         #expect(Rules.all.allSatisfy { !$0.basis.isEmpty && !$0.explanation.isEmpty })
     }
 }
+
+@Suite struct MoreDeviationRuleTests {
+    func ids(_ d: [Deviation]) -> [String] { d.map(\.rule.id) }
+
+    @Test func servicesAndEventsReplies() {
+        var s = Scenario()
+        let cloud = s.cloudBackend()
+        let m = s.deviceOnline(from: "10.0.0.5")
+        s.send(cloud, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/services", Array(#"{"tid":"s1","bid":"b1","method":"live_start_push","data":{}}"#.utf8)))
+        s.send(m, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/events", Array(#"{"tid":"e1","bid":"b2","method":"x","need_reply":1,"data":{}}"#.utf8)))
+        let found = ids(s.findings(after: 10))
+        #expect(found.contains("services-reply-missing"))
+        #expect(found.contains("events-reply-missing"))
+
+        var ok = Scenario()
+        let c2 = ok.cloudBackend()
+        let m2 = ok.deviceOnline(from: "10.0.0.5")
+        ok.send(c2, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/services", Array(#"{"tid":"s1","bid":"b1","method":"live_start_push","data":{}}"#.utf8)))
+        ok.send(m2, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/services_reply", Array(#"{"tid":"s1","bid":"b1","data":{"result":0}}"#.utf8)), after: 0.2)
+        ok.send(m2, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/events", Array(#"{"tid":"e1","bid":"b2","method":"x","need_reply":0,"data":{}}"#.utf8)))
+        let none = ids(ok.findings(after: 10))
+        #expect(!none.contains("services-reply-missing") && !none.contains("events-reply-missing"))
+    }
+
+    func topo(gateway: (Int, Int), aircraft: (Int, Int)?, timestamp: String = "1700000000000") -> [UInt8] {
+        let sub = aircraft.map { #"{"sn":"AC","domain":"0","type":\#($0.0),"sub_type":\#($0.1),"index":"A","device_secret":"s","nonce":"n"}"# } ?? ""
+        return Array(#"{"tid":"t","bid":"b","method":"update_topo","timestamp":\#(timestamp),"data":{"domain":"2","type":\#(gateway.0),"sub_type":\#(gateway.1),"device_secret":"s","nonce":"n","thing_version":"1","sub_devices":[\#(sub)]}}"#.utf8)
+    }
+
+    func run(_ payload: [UInt8], osd: [String] = []) -> [String] {
+        var s = Scenario()
+        let m = s.open("10.0.0.5", server: 1883)
+        s.send(m, .toServer, MQTTWire.connect(clientID: Scenario.rc, username: "pilot", password: "p"))
+        s.send(m, .toClient, MQTTWire.connAck())
+        s.send(m, .toServer, MQTTWire.publish("sys/product/\(Scenario.rc)/status", payload))
+        s.send(m, .toClient, MQTTWire.publish("sys/product/\(Scenario.rc)/status_reply", Scenario.statusReply(tid: "t")))
+        for sn in osd { s.send(m, .toServer, MQTTWire.publish("thing/product/\(sn)/osd", Array("{}".utf8))) }
+        return ids(s.findings())
+    }
+
+    @Test func gatewayAndAircraftModels() {
+        #expect(!run(topo(gateway: (119, 0), aircraft: (89, 0))).contains("gateway-model-unexpected"))
+        #expect(run(topo(gateway: (98, 0), aircraft: nil)).contains("gateway-model-unexpected"))  // the docs' placeholder
+        #expect(run(topo(gateway: (174, 0), aircraft: (77, 0))).contains("gateway-model-unexpected"))  // Mavic 3E under RC Plus 2
+    }
+
+    @Test func osdForAnUnknownDevice() {
+        #expect(!run(topo(gateway: (119, 0), aircraft: (89, 0)), osd: [Scenario.rc, "AC"]).contains("osd-unknown-device"))
+        #expect(run(topo(gateway: (119, 0), aircraft: (89, 0)), osd: ["STRANGER"]).contains("osd-unknown-device"))
+    }
+
+    @Test func timestamps() {
+        #expect(!run(topo(gateway: (119, 0), aircraft: nil)).contains("timestamp-suspicious"))
+        #expect(run(topo(gateway: (119, 0), aircraft: nil, timestamp: "1700000000")).contains("timestamp-suspicious"))  // seconds
+        #expect(run(topo(gateway: (119, 0), aircraft: nil, timestamp: "1600000000000")).contains("timestamp-suspicious"))  // years off
+    }
+}

@@ -40,6 +40,8 @@ public struct DeviationEngine {
     var requests: [ConnectionID: [Int: (HTTPRequest, MessageRef?)]] = [:]
     var findings: [Deviation] = []
     var gaps: Set<ConnectionID> = []
+    /// Serial numbers seen in osd topics, per connection, with the first time.
+    var osd: [ConnectionID: [String: Timestamp]] = [:]
     var encrypted: [ConnectionInfo] = []
 
     public init(configuration: Configuration = .init()) {
@@ -60,6 +62,10 @@ public struct DeviationEngine {
             if c.appProtocol == .tls { encrypted.append(info) }
         case let .mqtt(id, dir, record, ts, _):
             mqttPacket(id, dir, record, ts, ref)
+            if dir == .toServer, case .publish(let p) = record.packet, let sn = DJITopic(p.topic).sn, DJITopic(p.topic).kind == .osd,
+               osd[id]?[sn] == nil {
+                osd[id, default: [:]][sn] = ts
+            }
         case .http(let id, .request(let r)):
             requests[id, default: [:]][r.index] = (r, ref)
         case .http(let id, .response(let r)):
@@ -288,6 +294,54 @@ public struct DeviationEngine {
                                      text: late ? String(format: "status_reply came after %.1f s (deadline %.0f s)", x.latency!, deadline)
                                         : "no status_reply within \(Int(deadline)) s",
                                      evidence: .members([("tid", .text(x.tid)), ("bid", .text(x.bid)), ("gateway_sn", .text(x.gateway))])))
+            }
+        }
+        for x in s.exchanges where x.kind == .services || x.kind == .events {
+            let limit = x.kind == .services ? 3.0 : deadline
+            let late = x.latency.map { $0 > limit } ?? false
+            guard (!x.answered && captureEnd.seconds(since: x.requestTime) > limit) || late else { continue }
+            let rule = x.kind == .services ? Rules.servicesReplyMissing : Rules.eventsReplyMissing
+            out.append(Deviation(rule: rule, time: x.requestTime, session: s.number, connection: x.requestConnection, message: nil,
+                                 text: "\(x.kind.rawValue) \(x.method ?? "")" + (late ? String(format: " answered after %.1f s", x.latency!) : " never answered"),
+                                 evidence: .members([("tid", .text(x.tid)), ("bid", .text(x.bid)), ("method", .text(x.method))])))
+        }
+        // The documented gateway/aircraft pairs (§5).
+        let pairs: [String: [String]] = ["2-56-0": ["0-60-0"], "2-119-0": ["0-89-0", "0-60-0", "0-67-0", "0-67-1"],
+                                         "2-144-0": ["0-77-0", "0-77-1", "0-77-2", "0-77-3"], "2-174-0": ["0-99-0", "0-99-1", "0-103-0"]]
+        var reportedModels = Set<String>()
+        for e in events where e.step == .updateTopo {
+            guard let gateway = e.detail["gateway_model"]?.stringValue, !gateway.hasPrefix("?") else { continue }
+            var problem: String?
+            if pairs[gateway] == nil {
+                problem = "gateway \(gateway) is not a remote controller Pilot 2 runs on"
+            } else if case .array(let subs)? = e.detail["sub_devices"] {
+                let aircraft = subs.compactMap { $0["model"]?.stringValue }.filter { !$0.hasPrefix("?") }
+                if let odd = aircraft.first(where: { !(pairs[gateway] ?? []).contains($0) }) {
+                    problem = "aircraft \(odd) is not documented with gateway \(gateway)"
+                }
+            }
+            if let problem, reportedModels.insert(problem).inserted {
+                out.append(Deviation(rule: Rules.gatewayModelUnexpected, time: e.time, session: s.number, connection: e.connection,
+                                     message: e.message, text: problem, evidence: .members([("gateway_model", .text(gateway))])))
+            }
+            if let ms = e.detail["timestamp"]?.doubleValue {
+                let digits = String(Int64(ms)).count
+                if digits != 13 || abs(ms / 1000 - e.time.seconds) > 300 {
+                    out.append(Deviation(rule: Rules.timestampSuspicious, time: e.time, session: s.number, connection: e.connection,
+                                         message: e.message,
+                                         text: digits != 13 ? "update_topo timestamp \(Int64(ms)) has \(digits) digits, not 13 (milliseconds)"
+                                            : String(format: "update_topo timestamp is %.0f s away from the capture time", ms / 1000 - e.time.seconds),
+                                         evidence: .members([("timestamp", .number(JSONNumber(ms)))])))
+                }
+            }
+        }
+        let known = Set([s.gatewaySN].compactMap { $0 } + s.aircraft)
+        if !known.isEmpty {
+            for c in s.connections {
+                for (sn, t) in (osd[c] ?? [:]).sorted(by: { $0.value < $1.value }) where !known.contains(sn) {
+                    out.append(Deviation(rule: Rules.osdUnknownDevice, time: t, session: s.number, connection: c, message: nil,
+                                         text: "osd for \(sn), which is neither the gateway nor a listed aircraft", evidence: .members([("sn", .text(sn))])))
+                }
             }
         }
         if events.contains(where: { $0.step == .mqttConnect }), let c = events.first(where: { $0.step == .mqttConnect }), c.detail["password_present"]?.boolValue == true {

@@ -114,13 +114,36 @@ public enum Rules {
         explanation: "The login failed (envelope code ≠ 0) but the HTTP status is 200, as the reference demo does; clients that check only the status miss the failure.",
         basis: "Protocol reference §2.2 login errors, §6 error codes, §7 R19; demo [S7]")
 
+    // More of the protocol reference's candidates (§7)
+    public static let servicesReplyMissing = Rule(
+        id: "services-reply-missing", severity: .warning, title: "services got no timely services_reply",
+        explanation: "A `services` request from the cloud must be answered by the device with `services_reply` (same tid and bid); the reference demo waits 3 s and retries twice. None came, or it came later than that.",
+        basis: "Protocol reference §4.2, §6 timing, §7 R26; demo [S8]")
+    public static let eventsReplyMissing = Rule(
+        id: "events-reply-missing", severity: .warning, title: "events with need_reply got no events_reply",
+        explanation: "An `events` message with `need_reply: 1` must be answered by the cloud with `events_reply` carrying the same tid and bid.",
+        basis: "Protocol reference §4.2 need_reply, §7 R25; docs [S5]")
+    public static let gatewayModelUnexpected = Rule(
+        id: "gateway-model-unexpected", severity: .warning, title: "Gateway or aircraft model outside the documented pairs",
+        explanation: "The `update_topo` gateway is not one of the remote controllers Pilot 2 runs on (domain 2, types 56, 119, 144, 174), or its aircraft is not one the documentation pairs it with.",
+        basis: "Protocol reference §5 device models, §7 R09; docs [S17]")
+    public static let osdUnknownDevice = Rule(
+        id: "osd-unknown-device", severity: .warning, title: "osd for a device not in the topology",
+        explanation: "`thing/product/{sn}/osd` was published for an SN that is neither the gateway nor an aircraft listed in `sub_devices`; the cloud cannot attach it to a device.",
+        basis: "Protocol reference §4.3 topics, §7 R10; docs [S3][S5]")
+    public static let timestampSuspicious = Rule(
+        id: "timestamp-suspicious", severity: .info, title: "Envelope timestamp not in milliseconds or far from capture time",
+        explanation: "The envelope `timestamp` should be 13-digit epoch milliseconds; this one is not, or is more than 5 minutes away from the capture time (a device clock or unit problem).",
+        basis: "Protocol reference §4.2 envelope, §7 R08; docs [S11]")
+
     /// Every rule, in the order `pilottrace rules` lists them.
     public static let all: [Rule] = [
         statusNotSent, statusReplyMissing, statusReplyMismatch, statusRetransmitted, statusTopicWrong, updateTopoInvalid,
         mqttAnonymousLogin, mqttConnectRefused, mqttCredentialsMismatch, tokenMissing, expiredTokenAccepted,
         cleartextCredentials, captureIncomplete, mqttPublishUnacknowledged, mqttAckUnknownID, mqttPacketIDReused,
         mqttTrafficBeforeConnack, mqttSecondConnect, mqttKeepAliveExceeded, httpEnvelopeMissing, tokenRefreshNotPost,
-        loginErrorWith200,
+        loginErrorWith200, servicesReplyMissing, eventsReplyMissing, gatewayModelUnexpected, osdUnknownDevice,
+        timestampSuspicious,
     ]
 
     public static func rule(_ id: String) -> Rule? { all.first { $0.id == id } }
