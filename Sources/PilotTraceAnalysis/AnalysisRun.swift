@@ -12,6 +12,14 @@ public struct AnalysisOptions: Sendable {
     public var sessions = SessionTracker.Configuration()
     public var deviations = DeviationEngine.Configuration()
     public init() {}
+
+    /// The rules' settings, with the profile and reply deadline the sessions use.
+    var deviationRules: DeviationEngine.Configuration {
+        var rules = deviations
+        rules.profile = sessions.profile
+        rules.replyDeadline = sessions.replyDeadline
+        return rules
+    }
 }
 
 /// What an analysis run produced.
@@ -47,20 +55,14 @@ public final class AnalysisRun {
     var lastTime: Timestamp?
 
     /// Begins a live analysis (nothing to hash yet): `key` names it, e.g. the interface and the start time.
-    public init(liveKey key: String, capturePath: String?, database: PilotTraceDatabase, options: AnalysisOptions = .init(), toolVersion: String) throws {
+    public convenience init(liveKey key: String, capturePath: String?, database: PilotTraceDatabase, options: AnalysisOptions = .init(),
+                            toolVersion: String) throws {
         let captures = capturePath.map { [CaptureRow(ordinal: 0, path: $0, sha256: "live", format: "pcap", compressed: false)] } ?? []
-        writer = try database.beginAnalysis(key: key, captures: captures, toolVersion: toolVersion)
-        pipeline = TCPPipeline(configuration: options.reassembly)
-        analyzer = StreamAnalyzer(configuration: options.decoders)
-        tracker = SessionTracker(configuration: options.sessions)
-        var rules = options.deviations
-        rules.profile = options.sessions.profile
-        rules.replyDeadline = options.sessions.replyDeadline
-        engine = DeviationEngine(configuration: rules)
+        self.init(writer: try database.beginAnalysis(key: key, captures: captures, toolVersion: toolVersion), options: options)
     }
 
     /// Begins an analysis of `paths`: an earlier analysis of the same files (same content) is replaced.
-    public init(paths: [String], database: PilotTraceDatabase, options: AnalysisOptions = .init(), toolVersion: String) throws {
+    public convenience init(paths: [String], database: PilotTraceDatabase, options: AnalysisOptions = .init(), toolVersion: String) throws {
         var captures: [CaptureRow] = []
         var digests: [String] = []
         for (i, path) in paths.enumerated() {
@@ -68,14 +70,16 @@ public final class AnalysisRun {
             digests.append(digest)
             captures.append(CaptureRow(ordinal: i, path: path, sha256: digest, format: "unknown", compressed: false))
         }
-        writer = try database.beginAnalysis(key: AnalysisRow.key(captureDigests: digests), captures: captures, toolVersion: toolVersion)
+        self.init(writer: try database.beginAnalysis(key: AnalysisRow.key(captureDigests: digests), captures: captures, toolVersion: toolVersion),
+                  options: options)
+    }
+
+    init(writer: AnalysisWriter, options: AnalysisOptions) {
+        self.writer = writer
         pipeline = TCPPipeline(configuration: options.reassembly)
         analyzer = StreamAnalyzer(configuration: options.decoders)
         tracker = SessionTracker(configuration: options.sessions)
-        var rules = options.deviations
-        rules.profile = options.sessions.profile
-        rules.replyDeadline = options.sessions.replyDeadline
-        engine = DeviationEngine(configuration: rules)
+        engine = DeviationEngine(configuration: options.deviationRules)
     }
 
     public var analysisID: Int64 { writer.analysisID }
@@ -85,9 +89,7 @@ public final class AnalysisRun {
         var pipeline = TCPPipeline(configuration: options.reassembly)
         var analyzer = StreamAnalyzer(configuration: options.decoders)
         var tracker = SessionTracker(configuration: options.sessions)
-        var rules = options.deviations
-        rules.profile = options.sessions.profile
-        var engine = DeviationEngine(configuration: rules)
+        var engine = DeviationEngine(configuration: options.deviationRules)
         var decoded: [MessageEvent] = []
         var last: Timestamp?
         var messages = (http: 0, webSocket: 0, mqtt: 0)

@@ -2,6 +2,26 @@ import Foundation
 import PilotTraceFlow
 import PilotTraceStore
 
+/// Capture times as people read them, shared by the reports and the command-line views.
+public enum TimeText {
+    /// `08:44:49.073135` (UTC time of day), truncated to `fractionDigits` (1–6) digits.
+    public static func clock(_ t: Double, fractionDigits: Int) -> String {
+        let micros = Int64((t * 1e6).rounded())
+        let seconds = micros >= 0 ? micros / 1_000_000 : (micros - 999_999) / 1_000_000
+        var fraction = micros - seconds * 1_000_000
+        for _ in fractionDigits..<6 { fraction /= 10 }
+        let s = ((seconds % 86_400) + 86_400) % 86_400
+        return String(format: "%02lld:%02lld:%02lld.%0*lld", s / 3600, (s / 60) % 60, s % 60, Int32(fractionDigits), fraction)
+    }
+
+    /// ISO 8601 in UTC with milliseconds.
+    public static func date(_ t: Double) -> String {
+        let f = ISO8601DateFormatter()
+        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date(timeIntervalSince1970: t))
+    }
+}
+
 /// Shared wording and facts for every report format.
 enum ReportText {
     /// The documented sequence (protocol reference §1.1), as the steps that show it happened.
@@ -26,18 +46,8 @@ enum ReportText {
         return of.isEmpty ? .missing : .failed
     }
 
-    static func clock(_ t: Double) -> String {
-        let whole = Int64(t.rounded(.down))
-        let millis = Int64(((t - Double(whole)) * 1000).rounded(.down))
-        let s = ((whole % 86_400) + 86_400) % 86_400
-        return String(format: "%02lld:%02lld:%02lld.%03lld", s / 3600, (s / 60) % 60, s % 60, millis)
-    }
-
-    static func date(_ t: Double) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date(timeIntervalSince1970: t))
-    }
+    static func clock(_ t: Double) -> String { TimeText.clock(t, fractionDigits: 3) }
+    static func date(_ t: Double) -> String { TimeText.date(t) }
 
     static func title(_ s: SessionRow) -> String {
         var t = "Session \(s.id): gateway \(s.gatewaySN ?? "unknown")"

@@ -117,17 +117,7 @@ enum FlowTable {
                 handshake(f), close(f), notes(f),
             ])
         }
-        let numeric: Set<Int> = [0, 4, 5, 6, 7, 8]
-        var widths = [Int](repeating: 0, count: rows[0].count)
-        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
-        var out = ""
-        for r in rows {
-            let cells = r.enumerated().map { i, c in
-                let pad = String(repeating: " ", count: widths[i] - c.count)
-                return numeric.contains(i) ? pad + c : c + pad
-            }
-            out += cells.joined(separator: "  ").trimmingTrailingSpaces() + "\n"
-        }
+        var out = TextTable.render(rows, numeric: [0, 4, 5, 6, 7, 8])
         out += "\n\(flows.count) TCP connection\(flows.count == 1 ? "" : "s") in \(counters.frames) frames"
         out += " (\(counters.tcpSegments) TCP, \(counters.otherIP) other IP, \(counters.notIP) not IP"
         if counters.malformed > 0 { out += ", \(counters.malformed) malformed" }

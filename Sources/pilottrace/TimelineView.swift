@@ -1,4 +1,5 @@
 import Foundation
+import PilotTraceReport
 
 /// What `sessions` and `timeline` print, built from the store's rows (or straight from an analysis).
 struct SessionView {
@@ -49,18 +50,8 @@ struct SessionView {
 }
 
 enum TimelineText {
-    static func clock(_ t: Double) -> String {
-        let whole = Int64(t.rounded(.down))
-        let micros = Int64(((t - Double(whole)) * 1e6).rounded())
-        let s = ((whole % 86_400) + 86_400) % 86_400
-        return String(format: "%02lld:%02lld:%02lld.%06lld", s / 3600, (s / 60) % 60, s % 60, micros)
-    }
-
-    static func date(_ t: Double) -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date(timeIntervalSince1970: t))
-    }
+    static func clock(_ t: Double) -> String { TimeText.clock(t, fractionDigits: 6) }
+    static func date(_ t: Double) -> String { TimeText.date(t) }
 
     static func header(_ s: SessionView) -> String {
         var line = "Session \(s.id): "

@@ -62,8 +62,8 @@ public struct DeviationEngine {
             if c.appProtocol == .tls { encrypted.append(info) }
         case let .mqtt(id, dir, record, ts, _):
             mqttPacket(id, dir, record, ts, ref)
-            if dir == .toServer, case .publish(let p) = record.packet, let sn = DJITopic(p.topic).sn, DJITopic(p.topic).kind == .osd,
-               osd[id]?[sn] == nil {
+            if dir == .toServer, case .publish(let p) = record.packet, p.topic.hasSuffix("/osd"),
+               case .device(let sn, .osd) = DJITopic(p.topic), osd[id]?[sn] == nil {
                 osd[id, default: [:]][sn] = ts
             }
         case .http(let id, .request(let r)):
