@@ -14,11 +14,14 @@ let package = Package(
         .library(name: "PilotTraceAnalysis", targets: ["PilotTraceAnalysis"]),
         .library(name: "PilotTraceReport", targets: ["PilotTraceReport"]),
         .library(name: "PilotTraceLab", targets: ["PilotTraceLab"]),
+        .library(name: "PilotTraceProxy", targets: ["PilotTraceProxy"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
     targets: [
         // C libraries behind system-library targets (the GRDBSQLite pattern).
@@ -42,11 +45,20 @@ let package = Package(
         .target(name: "PilotTraceLab", dependencies: ["PilotTraceWire"]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),
+        // I/O: the HTTP + MQTT recording proxy (SwiftNIO, TLS both ways). Its pure parts (TCP frame synthesis,
+        // mqtt_addr rewriting, the JSBridge script) take bytes and timestamps only; the relayed bytes become
+        // synthesised TCP frames fed to the same live analysis as `capture`.
+        .target(name: "PilotTraceProxy", dependencies: [
+            "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceAnalysis", "PilotTraceStore", "CZlib",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
 
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "CMosquitto",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceProxy", "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -61,6 +73,9 @@ let package = Package(
         .testTarget(name: "PilotTraceStoreTests", dependencies: ["PilotTraceStore", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceReportTests", dependencies: ["PilotTraceReport", "PilotTraceStore"]),
         .testTarget(name: "PilotTraceLabTests", dependencies: ["PilotTraceLab", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow"]),
+        .testTarget(name: "PilotTraceProxyTests", dependencies: [
+            "PilotTraceProxy", "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceTestSupport",
+        ]),
         .testTarget(name: "EndToEndTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
     ]
 )
