@@ -14,11 +14,13 @@ let package = Package(
         .library(name: "PilotTraceAnalysis", targets: ["PilotTraceAnalysis"]),
         .library(name: "PilotTraceReport", targets: ["PilotTraceReport"]),
         .library(name: "PilotTraceLab", targets: ["PilotTraceLab"]),
+        .library(name: "PilotTraceLabServices", targets: ["PilotTraceLabServices"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // C libraries behind system-library targets (the GRDBSQLite pattern).
@@ -33,20 +35,26 @@ let package = Package(
         // PURE: the DJI Cloud API layer and the Pilot 2 session model (sessions, six-phase timelines).
         .target(name: "PilotTraceFlow", dependencies: ["PilotTraceProtocols", "PilotTraceWire"]),
         // SQLite through GRDB: schema, migrations, batched writes, queries.
-        .target(name: "PilotTraceStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "PilotTraceStore", dependencies: ["PilotTraceWire", .product(name: "GRDB", package: "GRDB.swift")]),
         // The offline analysis run: capture files → pipeline → decoders → sessions → the store.
         .target(name: "PilotTraceAnalysis", dependencies: ["PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceWire"]),
         // Reports for people and tools (HTML with SVG sequence diagrams, Markdown, JSON, Mermaid) from the store.
         .target(name: "PilotTraceReport", dependencies: ["PilotTraceStore", "PilotTraceFlow", "PilotTraceProtocols"]),
         // PURE: synthetic Pilot 2 traffic (correct TCP, HTTP, MQTT) for benchmarks and tests.
         .target(name: "PilotTraceLab", dependencies: ["PilotTraceWire"]),
+        // I/O: the lab's reference cloud (NIO HTTP, HS256 tokens, mosquitto, a libmosquitto backend) and Pilot 2 simulator.
+        .target(name: "PilotTraceLabServices", dependencies: [
+            "PilotTraceWire", "CMosquitto",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),
 
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "CMosquitto",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
