@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "PilotTraceAnalysis", targets: ["PilotTraceAnalysis"]),
         .library(name: "PilotTraceReport", targets: ["PilotTraceReport"]),
         .library(name: "PilotTraceLab", targets: ["PilotTraceLab"]),
+        .library(name: "PilotTraceLabServices", targets: ["PilotTraceLabServices"]),
         .library(name: "PilotTraceProxy", targets: ["PilotTraceProxy"]),
     ],
     dependencies: [
@@ -36,13 +37,19 @@ let package = Package(
         // PURE: the DJI Cloud API layer and the Pilot 2 session model (sessions, six-phase timelines).
         .target(name: "PilotTraceFlow", dependencies: ["PilotTraceProtocols", "PilotTraceWire"]),
         // SQLite through GRDB: schema, migrations, batched writes, queries.
-        .target(name: "PilotTraceStore", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "PilotTraceStore", dependencies: ["PilotTraceWire", .product(name: "GRDB", package: "GRDB.swift")]),
         // The offline analysis run: capture files → pipeline → decoders → sessions → the store.
         .target(name: "PilotTraceAnalysis", dependencies: ["PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceWire"]),
         // Reports for people and tools (HTML with SVG sequence diagrams, Markdown, JSON, Mermaid) from the store.
         .target(name: "PilotTraceReport", dependencies: ["PilotTraceStore", "PilotTraceFlow", "PilotTraceProtocols"]),
         // PURE: synthetic Pilot 2 traffic (correct TCP, HTTP, MQTT) for benchmarks and tests.
         .target(name: "PilotTraceLab", dependencies: ["PilotTraceWire"]),
+        // I/O: the lab's reference cloud (NIO HTTP, HS256 tokens, mosquitto, a libmosquitto backend) and Pilot 2 simulator.
+        .target(name: "PilotTraceLabServices", dependencies: [
+            "PilotTraceWire", "CMosquitto",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),
         // I/O: the HTTP + MQTT recording proxy (SwiftNIO, TLS both ways). Its pure parts (TCP frame synthesis,
@@ -58,7 +65,7 @@ let package = Package(
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceProxy", "CMosquitto",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceProxy", "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -70,7 +77,7 @@ let package = Package(
         .testTarget(name: "PilotTraceCaptureTests", dependencies: ["PilotTraceCapture", "PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceProtocolsTests", dependencies: ["PilotTraceProtocols", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceFlowTests", dependencies: ["PilotTraceFlow", "PilotTraceProtocols", "PilotTraceWire", "PilotTraceTestSupport"]),
-        .testTarget(name: "PilotTraceStoreTests", dependencies: ["PilotTraceStore", "PilotTraceTestSupport"]),
+        .testTarget(name: "PilotTraceStoreTests", dependencies: ["PilotTraceStore", "PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceReportTests", dependencies: ["PilotTraceReport", "PilotTraceStore"]),
         .testTarget(name: "PilotTraceLabTests", dependencies: ["PilotTraceLab", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow"]),
         .testTarget(name: "PilotTraceProxyTests", dependencies: [

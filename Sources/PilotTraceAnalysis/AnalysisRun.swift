@@ -58,7 +58,7 @@ public final class AnalysisRun {
     public convenience init(liveKey key: String, capturePath: String?, database: PilotTraceDatabase, options: AnalysisOptions = .init(),
                             toolVersion: String) throws {
         let captures = capturePath.map { [CaptureRow(ordinal: 0, path: $0, sha256: "live", format: "pcap", compressed: false)] } ?? []
-        self.init(writer: try database.beginAnalysis(key: key, captures: captures, toolVersion: toolVersion), options: options)
+        self.init(writer: try database.beginAnalysis(key: key, captures: captures, toolVersion: toolVersion), options: options, live: true)
     }
 
     /// Begins an analysis of `paths`: an earlier analysis of the same files (same content) is replaced.
@@ -74,8 +74,9 @@ public final class AnalysisRun {
                   options: options)
     }
 
-    init(writer: AnalysisWriter, options: AnalysisOptions) {
+    init(writer: AnalysisWriter, options: AnalysisOptions, live: Bool = false) {
         self.writer = writer
+        isLive = live
         pipeline = TCPPipeline(configuration: options.reassembly)
         analyzer = StreamAnalyzer(configuration: options.decoders)
         tracker = SessionTracker(configuration: options.sessions)
@@ -109,8 +110,9 @@ public final class AnalysisRun {
             decoded.removeAll(keepingCapacity: true)
             if let last { tracker.advance(to: last) }
         }
-        let sessions = tracker.finish(at: last ?? .zero)
-        let deviations = engine.finish(sessions: sessions, captureEnd: last ?? .zero)
+        let end = [last, files.compactMap(\.endTime).max()].compactMap { $0 }.max() ?? .zero
+        let sessions = tracker.finish(at: end)
+        let deviations = engine.finish(sessions: sessions, captureEnd: end)
         return AnalysisReport(analysisID: 0, files: files, error: error, counters: pipeline.counters, connections: analyzer.classified,
                               messages: messages, sessions: sessions.map { (Int64($0.number), $0) }, deviations: deviations)
     }
@@ -139,6 +141,9 @@ public final class AnalysisRun {
 
     var decoded: [MessageEvent] = []
     var liveEvents: [StreamEvent] = []
+    /// Live analyses: the stored id of each session, by ``Session/serial``, kept across snapshots.
+    var liveSessionIDs: [Int: Int64] = [:]
+    let isLive: Bool
 
     /// Live capture: feeds one frame (its bytes are only valid during the call).
     public func process(_ record: CaptureRecord) throws {
@@ -149,29 +154,78 @@ public final class AnalysisRun {
         }
     }
 
-    /// Live capture ended: releases every connection, then decides sessions and findings and stores them.
-    public func finishLive(files: [CaptureFileReport]) throws -> AnalysisReport {
+    /// What a live analysis has seen so far (for a status line).
+    public struct LiveStatus: Sendable {
+        public var frames: Int
+        public var connections: Int
+        public var sessions: Int
+        public var deviations: Int
+    }
+
+    /// Live capture: stores the picture so far — sessions as they stand at `now`, their timelines and the findings
+    /// already certain — replacing the previous picture, and flushes, so `pilottrace timeline` in another process
+    /// sees a session while it is live. `now` is the capture clock (wall time); silence is evidence too, so the
+    /// sessions advance to it (less a second, for frames still on their way).
+    @discardableResult
+    public func refreshLive(now: Timestamp) throws -> LiveStatus {
+        let clock = now.adding(seconds: -1)
+        if clock > (lastTime ?? .zero) { tracker.advance(to: clock) }
+        var tracker = self.tracker, engine = self.engine
+        let at = max(lastTime ?? clock, clock)
+        let sessions = tracker.finish(at: at)
+        let deviations = engine.finish(sessions: sessions, captureEnd: at)
+        try storeSessions(sessions, deviations, replacing: true)
+        return LiveStatus(frames: pipeline.counters.frames, connections: analyzer.classified.values.reduce(0, +), sessions: sessions.count,
+                          deviations: deviations.count)
+    }
+
+    /// Live capture ended at `end` (the capture clock when it stopped): releases every connection, then decides
+    /// sessions and findings and stores them in place of the live picture.
+    public func finishLive(files: [CaptureFileReport], end: Timestamp? = nil) throws -> AnalysisReport {
         pipeline.finish(into: &liveEvents)
         try ingest(liveEvents)
         liveEvents.removeAll()
-        return try complete(files: files, error: nil)
+        return try complete(files: files, error: nil, end: end)
     }
 
-    /// Sessions, timelines and findings, once the input is exhausted.
-    func complete(files: [CaptureFileReport], error: CaptureFileError?) throws -> AnalysisReport {
+    /// Sessions, timelines and findings, once the input is exhausted. The capture ends at its last frame, or later
+    /// when it says it ran longer (`end`, a pcapng file's `isb_endtime`).
+    func complete(files: [CaptureFileReport], error: CaptureFileError?, end stopped: Timestamp? = nil) throws -> AnalysisReport {
         for (ordinal, f) in files.enumerated() {
             try writer.updateCapture(CaptureRow(ordinal: ordinal, path: f.path, sha256: "", format: f.format, compressed: f.compressed,
                                                 linkTypes: f.linkTypes.map(\.name).joined(separator: ","), records: f.records,
                                                 firstTime: f.firstTime?.seconds, lastTime: f.lastTime?.seconds, warnings: f.warnings))
         }
-        let end = lastTime ?? Timestamp.zero
+        let end = [lastTime, stopped, files.compactMap(\.endTime).max()].compactMap { $0 }.max() ?? .zero
         let sessions = tracker.finish(at: end)
+        let deviations = engine.finish(sessions: sessions, captureEnd: end)
+        let stored = try storeSessions(sessions, deviations, replacing: isLive)
+        let counters = pipeline.counters
+        let countersJSON = (try? JSONEncoder().encode(counters)).map { String(decoding: $0, as: UTF8.self) }
+        try writer.finish(frames: counters.frames, frameBytes: counters.frameBytes,
+                          firstTime: files.compactMap(\.firstTime).min()?.seconds, lastTime: end == .zero ? nil : end.seconds,
+                          countersJSON: countersJSON)
+        return AnalysisReport(analysisID: writer.analysisID, files: files, error: error, counters: counters,
+                              connections: analyzer.classified, messages: messageCounts, sessions: stored, deviations: deviations)
+    }
+
+    /// Stores sessions, their timelines and the findings: appended (an offline run stores them once), or replacing
+    /// the previous picture (a live run stores one per refresh; a session keeps its id throughout).
+    @discardableResult
+    func storeSessions(_ sessions: [Session], _ deviations: [Deviation], replacing: Bool) throws -> [(Int64, Session)] {
         var stored: [(Int64, Session)] = []
+        var sessionRows: [SessionRow] = [], events: [TimelineEventRow] = [], findings: [DeviationRow] = []
         for s in sessions {
-            let id = writer.nextSessionID()
-            try writer.upsertSession(Self.row(s, id: id))
+            let id: Int64
+            if let known = liveSessionIDs[s.serial] {
+                id = known
+            } else {
+                id = writer.nextSessionID()
+                if replacing { liveSessionIDs[s.serial] = id }
+            }
+            sessionRows.append(Self.row(s, id: id))
             for (ordinal, e) in s.events.enumerated() {
-                try writer.insertTimelineEvent(TimelineEventRow(
+                events.append(TimelineEventRow(
                     sessionID: id, ordinal: ordinal, time: e.time.seconds, phase: e.phase.rawValue, step: e.step.rawValue, ok: e.ok,
                     latency: e.latency, flowID: e.connection.flatMap { flowIDs[$0] }, messageKind: e.message?.kind.rawValue,
                     messageID: e.message?.id, detailJSON: e.detail.compact))
@@ -179,19 +233,20 @@ public final class AnalysisRun {
             stored.append((id, s))
         }
         let sessionIDs = Dictionary(uniqueKeysWithValues: stored.map { ($0.1.number, $0.0) })
-        let deviations = engine.finish(sessions: sessions, captureEnd: end)
         for d in deviations {
-            try writer.insertDeviation(DeviationRow(
+            findings.append(DeviationRow(
                 sessionID: d.session.flatMap { sessionIDs[$0] }, ruleID: d.rule.id, severity: d.rule.severity.rawValue, title: d.text,
                 time: d.time?.seconds, flowID: d.connection.flatMap { flowIDs[$0] }, messageKind: d.message?.kind.rawValue,
                 messageID: d.message?.id, evidenceJSON: d.evidence.compact))
         }
-        let counters = pipeline.counters
-        let countersJSON = (try? JSONEncoder().encode(counters)).map { String(decoding: $0, as: UTF8.self) }
-        try writer.finish(frames: counters.frames, frameBytes: counters.frameBytes,
-                          firstTime: files.compactMap(\.firstTime).min()?.seconds, lastTime: lastTime?.seconds, countersJSON: countersJSON)
-        return AnalysisReport(analysisID: writer.analysisID, files: files, error: error, counters: counters,
-                              connections: analyzer.classified, messages: messageCounts, sessions: stored, deviations: deviations)
+        if replacing {
+            try writer.replaceSessions(sessionRows, timeline: events, deviations: findings)
+        } else {
+            for row in sessionRows { try writer.upsertSession(row) }
+            for row in events { try writer.insertTimelineEvent(row) }
+            for row in findings { try writer.insertDeviation(row) }
+        }
+        return stored
     }
 
     static func time(_ e: StreamEvent) -> Timestamp? {

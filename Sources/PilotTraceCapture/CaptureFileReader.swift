@@ -21,6 +21,8 @@ public final class CaptureFileReader {
     public private(set) var warnings: [String] = []
     /// The link types of the file's interfaces, in order.
     public private(set) var linkTypes: [LinkType] = []
+    /// When the capture stopped, from a pcapng interface statistics block (`isb_endtime`), if the file has one.
+    public private(set) var endTime: Timestamp?
     /// The file's size on disk, for progress.
     public let fileSize: UInt64?
 
@@ -237,9 +239,22 @@ public final class CaptureFileReader {
             case 6: try enhancedPacket(length, body)
             case 3: try simplePacket(length, body)
             case 2: try obsoletePacket(length, body)
+            case 5: try interfaceStatistics(length)
             default: break  // name resolution, statistics, custom, decryption secrets: not needed
             }
             start += length
+        }
+    }
+
+    /// Interface statistics (type 5): `isb_endtime` says when the capture stopped, which may be well after its
+    /// last packet (a silent device is evidence too).
+    func interfaceStatistics(_ length: Int) throws {
+        guard length >= 24 else { throw error(.corruptHeader, "pcapng interface statistics block too short (\(length) bytes)") }
+        let i = try interface(Int(u32(8, bigEndian: bigEndian)))
+        try forEachOption(from: 20, blockLength: length) { code, at, len in
+            guard code == 3, len == 8 else { return }  // isb_endtime
+            let t = timestamp(i, high: u32(at, bigEndian: bigEndian), low: u32(at + 4, bigEndian: bigEndian))
+            endTime = max(endTime ?? t, t)
         }
     }
 

@@ -11,9 +11,12 @@ public struct CaptureFileReport: Sendable {
     /// The earliest and latest record timestamps (records need not be in time order).
     public var firstTime: Timestamp?
     public var lastTime: Timestamp?
+    /// When the capture stopped, if the file says (pcapng `isb_endtime`); may be later than `lastTime`.
+    public var endTime: Timestamp?
 
     public init(path: String, format: String, compressed: Bool, linkTypes: [LinkType], records: Int, warnings: [String],
-                firstTime: Timestamp?, lastTime: Timestamp?) {
+                firstTime: Timestamp?, lastTime: Timestamp?, endTime: Timestamp? = nil) {
+        self.endTime = endTime
         self.path = path
         self.format = format
         self.compressed = compressed
@@ -76,7 +79,7 @@ public enum CaptureFiles {
             }
             reports.append(CaptureFileReport(path: path, format: reader.format.rawValue, compressed: reader.compressed,
                                              linkTypes: reader.linkTypes, records: records, warnings: reader.warnings,
-                                             firstTime: first, lastTime: last))
+                                             firstTime: first, lastTime: last, endTime: reader.endTime))
             if failure != nil { break }
         }
         pipeline.finish(into: &events)

@@ -8,17 +8,20 @@ public struct LiveCaptureError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
-/// Captures frames from an interface with libpcap (immediate mode), optionally writing them to a pcap file.
+/// Captures frames from an interface with libpcap (immediate mode, nanosecond timestamps where the platform has them).
 public final class LiveCapture {
     let handle: OpaquePointer
-    var dumper: OpaquePointer?
+    /// Whether libpcap delivers nanoseconds in `tv_usec` (PCAP_TSTAMP_PRECISION_NANO).
+    let nanosecond: Bool
     public let interface: String
     public let linkType: LinkType
     public private(set) var frames = 0
     public private(set) var bytes = 0
 
     /// Opens `interface`; the BPF `filter` is compiled and checked before anything is captured.
-    public init(interface: String, filter: String?, snaplen: Int32 = 262_144, writeTo path: String? = nil) throws {
+    ///
+    /// - Parameter bufferSize: The kernel buffer in bytes; 32 MiB absorbs a few seconds of bursts at loopback rates.
+    public init(interface: String, filter: String?, snaplen: Int32 = 262_144, bufferSize: Int32 = 32 << 20) throws {
         self.interface = interface
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let h = pcap_create(interface, &errbuf) else {
@@ -29,7 +32,8 @@ public final class LiveCapture {
         pcap_set_promisc(h, 0)
         pcap_set_timeout(h, 100)
         pcap_set_immediate_mode(h, 1)
-        pcap_set_buffer_size(h, 32 << 20)
+        pcap_set_buffer_size(h, bufferSize)
+        nanosecond = pcap_set_tstamp_precision(h, Int32(PCAP_TSTAMP_PRECISION_NANO)) == 0
         let rc = pcap_activate(h)
         if rc < 0 {
             let reason = String(cString: pcap_geterr(h))
@@ -59,26 +63,24 @@ public final class LiveCapture {
                 throw LiveCaptureError(message: "cannot apply the capture filter: \(reason)")
             }
         }
-        if let path {
-            guard let d = pcap_dump_open(h, path) else {
-                let reason = String(cString: pcap_geterr(h))
-                throw LiveCaptureError(message: "\(path): cannot write: \(reason)")
-            }
-            dumper = d
-        }
     }
 
     deinit {
-        if let dumper { pcap_dump_close(dumper) }
         pcap_close(handle)
     }
 
-    /// Captures until `shouldStop` says so (checked at least every 100 ms), calling `body` for every frame.
-    public func run(shouldStop: () -> Bool, _ body: (CaptureRecord) throws -> Void) throws {
+    /// Captures until `shouldStop` says so, calling `body` for every frame; `shouldStop` and `tick` run at least
+    /// every 100 ms, packets or not.
+    public func run(shouldStop: () -> Bool, tick: () throws -> Void = {}, _ body: (CaptureRecord) throws -> Void) throws {
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         let fd = pcap_get_selectable_fd(handle)
+        var lastTick = DispatchTime.now()
         while !shouldStop() {
+            if DispatchTime.now().uptimeNanoseconds - lastTick.uptimeNanoseconds >= 100_000_000 {
+                lastTick = .now()
+                try tick()
+            }
             let rc = pcap_next_ex(handle, &header, &data)
             if rc == 0 {
                 // Nothing buffered: wait up to 100 ms for more.
@@ -91,14 +93,12 @@ public final class LiveCapture {
                 throw LiveCaptureError(message: "\(interface): capture failed: \(String(cString: pcap_geterr(handle)))")
             }
             guard let h = header, let d = data else { continue }
-            if let dumper { pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), h, d) }
             frames += 1
             bytes += Int(h.pointee.caplen)
-            let ts = Timestamp(seconds: Int64(h.pointee.ts.tv_sec), nanoseconds: Int64(h.pointee.ts.tv_usec) * 1000)
+            let ts = Timestamp(seconds: Int64(h.pointee.ts.tv_sec), nanoseconds: Int64(h.pointee.ts.tv_usec) * (nanosecond ? 1 : 1000))
             try body(CaptureRecord(timestamp: ts, linkType: linkType, data: UnsafeRawBufferPointer(start: d, count: Int(h.pointee.caplen)),
                                    originalLength: Int(h.pointee.len)))
         }
-        if let dumper { pcap_dump_flush(dumper) }
     }
 
     /// Packets received and dropped by the kernel and the interface, from pcap_stats.

@@ -25,11 +25,11 @@ public final class PcapWriter {
     func append32(_ v: UInt32) { for s in stride(from: 0, to: 32, by: 8) { buffer.append(UInt8((v >> UInt32(s)) & 0xff)) } }
 
     /// Appends one record.
-    public func write(_ frame: [UInt8], at t: Timestamp) throws {
+    public func write(_ frame: [UInt8], at t: Timestamp, originalLength: Int? = nil) throws {
         let secs = t.nanoseconds / 1_000_000_000, frac = t.nanoseconds % 1_000_000_000
         append32(UInt32(truncatingIfNeeded: secs))
         append32(UInt32(nanosecond ? frac : frac / 1000))
-        append32(UInt32(frame.count)); append32(UInt32(frame.count))
+        append32(UInt32(frame.count)); append32(UInt32(max(originalLength ?? frame.count, frame.count)))
         buffer += frame
         records += 1
         if buffer.count >= 1 << 20 { try flush() }

@@ -560,7 +560,7 @@ public struct SessionTracker {
     mutating func newSession(start: Timestamp, client: String?) -> Int {
         sessions.append(Working(session: Session(number: sessions.count + 1, gatewaySN: nil, gatewayModel: nil, state: .incomplete,
                                                  start: start, end: start, client: client, mqttClientID: nil, mqttUsername: nil,
-                                                 aircraft: [], events: [], connections: [])))
+                                                 aircraft: [], events: [], connections: [], serial: sessions.count)))
         return sessions.count - 1
     }
 

@@ -126,6 +126,9 @@ public struct Session: Hashable, Sendable {
     /// Events in time order.
     public var events: [TimelineEvent]
     public var connections: [ConnectionID]
+    /// The order the tracker created the session in (from 0); unlike `number` it never changes as sessions finish,
+    /// so a live view can keep a session's identity across snapshots.
+    public var serial: Int = 0
     /// The Cloud API request/reply exchanges of this gateway (status, services, events, requests, property/set).
     public var exchanges: [RequestReply] = []
 

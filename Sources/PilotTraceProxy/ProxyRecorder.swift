@@ -121,6 +121,15 @@ public final class ProxyRecorder: @unchecked Sendable {
         do { try sink(batch) } catch { lock.withLock { if sinkError == nil { sinkError = error } } }
     }
 
+    /// Runs `body` on the consumer's queue after the frames recorded so far (e.g. a periodic store refresh).
+    public func perform(_ body: @escaping () throws -> Void) {
+        nonisolated(unsafe) let body = body  // runs on the consumer's queue only, like the sink
+        queue.async {
+            self.drain()
+            do { try body() } catch { self.lock.withLock { if self.sinkError == nil { self.sinkError = error } } }
+        }
+    }
+
     /// Waits until every frame recorded so far has reached the sink.
     public func flush() {
         queue.sync { drain() }

@@ -191,6 +191,33 @@ public final class AnalysisWriter: @unchecked Sendable {
         }
     }
 
+    /// A live analysis's newer picture: after writing what is buffered, replaces this analysis's sessions, timeline
+    /// events and deviations with `sessions`, `timeline` and `deviations` in one transaction, so a reader in another
+    /// process sees either the previous picture or this one. Session rows keep their ids (upsert); sessions no longer
+    /// in the picture are removed.
+    public func replaceSessions(_ sessions: [SessionRow], timeline: [TimelineEventRow], deviations: [DeviationRow]) throws {
+        try lock.withLock {
+            try checkOpenLocked()
+            try flushLocked()
+            do {
+                try database.pool.write { db in
+                    try db.execute(sql: "DELETE FROM deviations WHERE analysis_id = ?", arguments: [analysisID])
+                    try db.execute(sql: "DELETE FROM timeline_events WHERE analysis_id = ?", arguments: [analysisID])
+                    let keep = sessions.map { String($0.id) }.joined(separator: ",")
+                    try db.execute(sql: "DELETE FROM sessions WHERE analysis_id = ? AND id NOT IN (\(keep))", arguments: [analysisID])
+                    for row in sessions { try row.stamped(analysisID).upsert(db) }
+                    for row in timeline { try row.stamped(analysisID).insert(db) }
+                    for row in deviations { try row.stamped(analysisID).insert(db) }
+                }
+            } catch {
+                throw PilotTraceStoreError(
+                    kind: .writeFailed, path: database.path,
+                    message: "cannot replace the sessions of analysis \(analysisID): \(PilotTraceDatabase.reason(error))")
+            }
+            written += sessions.count + timeline.count + deviations.count
+        }
+    }
+
     /// MQTT packets are most of the rows of a capture: one prepared statement with explicit bindings instead of a
     /// Codable round trip per row.
     static func insertMQTT(_ rows: [MQTTPacketRow], _ db: Database) throws {

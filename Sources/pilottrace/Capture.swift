@@ -9,11 +9,16 @@ import Synchronization
 struct Capture: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "capture",
-        abstract: "Capture live from an interface, analyze as packets arrive, and store the result.",
+        abstract: "Capture live from an interface, analyze as packets arrive, and store the result as it happens.",
         discussion: """
-            Frames go through the same pipeline as `analyze`; when the capture stops (Ctrl-C, SIGTERM or --duration) \
-            everything captured is analyzed, stored and flushed, and the kernel's drop counts are reported. \
-            --write also records the frames to a pcap file. Needs root (or CAP_NET_RAW and CAP_NET_ADMIN).
+            Frames go through the same pipeline as `analyze`. Every second the sessions, timelines and findings so \
+            far are written to the database, so `pilottrace timeline` in another terminal shows a session while it is \
+            live; a status line on stderr (when it is a terminal) counts frames, connections, sessions and findings. \
+            When the capture stops (Ctrl-C, SIGTERM or --duration) everything captured is analyzed, stored and \
+            flushed, and the kernel's drop counts are reported. --write records the frames: pcapng (with the capture's \
+            end time, so a later `analyze` of the file agrees with the live run) or, for a .pcap name, classic pcap; \
+            --rotate-size starts a new file at that size and --rotate-files keeps only the newest N. Needs root (or \
+            CAP_NET_RAW and CAP_NET_ADMIN).
             """
     )
 
@@ -23,8 +28,14 @@ struct Capture: ParsableCommand {
     @Option(help: ArgumentHelp("A BPF capture filter, checked before capture starts.", valueName: "bpf"))
     var filter: String?
 
-    @Option(help: ArgumentHelp("Also write the frames to this pcap file.", valueName: "file.pcap"))
+    @Option(help: ArgumentHelp("Also write the frames to this file (.pcapng, or .pcap for classic pcap).", valueName: "file"))
     var write: String?
+
+    @Option(help: ArgumentHelp("With --write: start a new file when the current one reaches this size.", valueName: "MB"))
+    var rotateSize: Int?
+
+    @Option(help: ArgumentHelp("With --rotate-size: keep only the newest N files.", valueName: "N"))
+    var rotateFiles: Int?
 
     @Option(help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
     var duration: Double?
@@ -32,17 +43,32 @@ struct Capture: ParsableCommand {
     @Option(help: ArgumentHelp("Bytes kept per frame.", valueName: "bytes"))
     var snaplen: Int32 = 262_144
 
+    @Option(help: ArgumentHelp("The kernel capture buffer.", valueName: "MB"))
+    var bufferSize: Int32 = 32
+
     @OptionGroup var database: DatabaseOptions
 
     func validate() throws {
         if let duration, duration <= 0 { throw ValidationError("--duration must be positive.") }
         guard snaplen >= 64 else { throw ValidationError("--snaplen must be at least 64 bytes.") }
+        guard (1...2048).contains(bufferSize) else { throw ValidationError("--buffer-size is 1…2048 MB.") }
+        if rotateSize != nil || rotateFiles != nil {
+            guard write != nil else { throw ValidationError("--rotate-size and --rotate-files need --write.") }
+            guard let rotateSize, rotateSize >= 1 else { throw ValidationError("--rotate-size must be at least 1 MB.") }
+            if let rotateFiles, rotateFiles < 1 { throw ValidationError("--rotate-files must be at least 1.") }
+        }
     }
 
     func run() throws {
         let live: LiveCapture
+        var writer: RotatingCaptureWriter?
         do {
-            live = try LiveCapture(interface: interface, filter: filter, snaplen: snaplen, writeTo: write)
+            live = try LiveCapture(interface: interface, filter: filter, snaplen: snaplen, bufferSize: bufferSize << 20)
+            if let write {
+                writer = try RotatingCaptureWriter(path: write, linkType: live.linkType, snaplen: UInt32(snaplen), interfaceName: interface,
+                                                   application: "pilottrace \(PilotTraceVersion.string)",
+                                                   rotateBytes: rotateSize.map { $0 << 20 }, maxFiles: rotateFiles)
+            }
         } catch {
             warn("error: \(error)")
             throw ExitCode(1)
@@ -50,7 +76,7 @@ struct Capture: ParsableCommand {
         let db = try database.open()
         let started = Date()
         let key = "live:\(interface):\(ISO8601DateFormatter().string(from: started))"
-        let run = try AnalysisRun(liveKey: key, capturePath: write, database: db, toolVersion: PilotTraceVersion.string)
+        let run = try AnalysisRun(liveKey: key, capturePath: writer?.files.first, database: db, toolVersion: PilotTraceVersion.string)
         let stop = Atomic<Bool>(false)
         let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
             signal(sig, SIG_IGN)
@@ -61,27 +87,46 @@ struct Capture: ParsableCommand {
         }
         defer { signals.forEach { $0.cancel() } }
         let interactive = isatty(STDERR_FILENO) == 1
-        var lastStatus = Date()
+        var lastRefresh = Date()
         var first: Timestamp?, last: Timestamp?
-        warn("capturing on \(interface)\(filter.map { " (filter: \($0))" } ?? "")\(duration.map { " for \($0) s" } ?? ""); Ctrl-C stops")
-        try live.run(shouldStop: {
-            if let duration, Date().timeIntervalSince(started) >= duration { return true }
-            return stop.load(ordering: .relaxed)
-        }) { record in
-            if first == nil { first = record.timestamp }
-            last = record.timestamp
-            try run.process(record)
-            if interactive, Date().timeIntervalSince(lastStatus) > 0.5 {
-                lastStatus = Date()
-                FileHandle.standardError.write(Data("\r\(live.frames) frames, \(live.bytes) bytes\u{1B}[K".utf8))
+        warn("capturing on \(interface)\(filter.map { " (filter: \($0))" } ?? "")\(duration.map { " for \($0) s" } ?? "")\(write.map { ", writing \($0)" } ?? ""); Ctrl-C stops")
+        do {
+            try live.run(shouldStop: {
+                if let duration, Date().timeIntervalSince(started) >= duration { return true }
+                return stop.load(ordering: .relaxed)
+            }, tick: {
+                guard Date().timeIntervalSince(lastRefresh) >= 1 else { return }
+                lastRefresh = Date()
+                try writer?.flush()
+                let status = try run.refreshLive(now: Timestamp(Date()))
+                if interactive {
+                    let dropped = live.statistics.dropped
+                    FileHandle.standardError.write(Data("\r\(status.frames) frames, \(status.connections) connections, \(status.sessions) sessions, \(status.deviations) findings\(dropped > 0 ? ", \(dropped) dropped" : "")\u{1B}[K".utf8))
+                }
+            }) { record in
+                if first == nil { first = record.timestamp }
+                last = record.timestamp
+                try writer?.write(record)
+                try run.process(record)
             }
+        } catch {
+            // Keep what was captured: analyze and store it, then report the failure.
+            warn("\nerror: \(error)")
+            try? writer?.close(end: last ?? Timestamp(Date()))
+            _ = try? run.finishLive(files: [], end: last)
+            throw ExitCode(1)
         }
         if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        let end = Timestamp(Date())
         let stats = live.statistics
-        let files = write.map { [CaptureFileReport(path: $0, format: "pcap", compressed: false, linkTypes: [live.linkType], records: live.frames,
-                                                   warnings: [], firstTime: first, lastTime: last)] } ?? []
-        let report = try run.finishLive(files: files)
-        print("Captured \(live.frames) frames (\(live.bytes) bytes) on \(interface); kernel: \(stats.received) received, \(stats.dropped) dropped, \(stats.interfaceDropped) dropped by the interface.")
+        try writer?.close(end: end, received: UInt64(stats.received), dropped: UInt64(stats.dropped))
+        let files = (writer?.files ?? []).map {
+            CaptureFileReport(path: $0, format: writer!.format.rawValue, compressed: false, linkTypes: [live.linkType],
+                              records: writer!.files.count == 1 ? live.frames : 0, warnings: [], firstTime: first, lastTime: last, endTime: end)
+        }
+        let report = try run.finishLive(files: files, end: end)
+        print("Captured \(live.frames) frames (\(live.bytes) bytes) on \(interface) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; kernel: \(stats.received) received, \(stats.dropped) dropped, \(stats.interfaceDropped) dropped by the interface.")
+        if let writer { print("Wrote \(writer.records) frames to \(writer.files.joined(separator: ", ")).") }
         print(Analyze.summary(report, database: database.resolved), terminator: "")
     }
 }
@@ -97,4 +142,9 @@ struct Interfaces: ParsableCommand {
             print("\(i.name)\(flags.isEmpty ? "" : " (\(flags.joined(separator: ", ")))")\(i.description.map { ": \($0)" } ?? "")")
         }
     }
+}
+
+extension Timestamp {
+    /// The wall clock as a capture timestamp (live capture: libpcap stamps frames with the same clock).
+    init(_ date: Date) { self.init(nanoseconds: Int64(date.timeIntervalSince1970 * 1e9)) }
 }

@@ -2,13 +2,18 @@ import ArgumentParser
 import Foundation
 import PilotTraceCapture
 import PilotTraceLab
+import PilotTraceLabServices
 import PilotTraceWire
 
 struct Lab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
-        abstract: "Tools that make Pilot 2 traffic for tests, demos and benchmarks.",
-        subcommands: [Generate.self, ReadFloor.self]
+        abstract: "A reference cloud and a Pilot 2 simulator on a real broker, and synthetic captures for benchmarks.",
+        discussion: """
+            `lab cloud` and `lab pilot` make real traffic on loopback (mosquitto, HTTP, libmosquitto) to capture, \
+            proxy and replay; `lab generate` writes a synthetic capture without any network.
+            """,
+        subcommands: [Cloud.self, Pilot.self, Generate.self, ReadFloor.self]
     )
 
     /// The floor for benchmarks: libpcap's offline read loop, touching every byte, nothing else.
@@ -69,5 +74,180 @@ struct Lab: ParsableCommand {
             print(String(format: "%@: %d frames, %.1f MB in %.1f s; expect %d sessions (%d with a reconnect)", out, writer.records,
                          Double(writer.bytes) / 1e6, Date().timeIntervalSince(started), e.sessions, e.reconnects))
         }
+    }
+}
+
+extension Lab {
+    struct Cloud: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "cloud",
+            abstract: "Run a reference cloud: the demo's HTTP routes, HS256 tokens, mosquitto, and a backend answering status_reply.",
+            discussion: """
+                Routes (protocol reference §2.2–2.3): GET /pilot-login, POST /manage/api/v1/login, POST \
+                /manage/api/v1/token/refresh, GET /manage/api/v1/workspaces/current, GET /manage/api/v1/users/current, \
+                GET /manage/api/v1/workspaces/{id}/devices/topologies, GET /manage/api/v1/devices/{id}/devices/{sn}. \
+                A missing, invalid or expired token gets HTTP 401 with an empty body; login errors come back as HTTP 200 \
+                with code 401, as in the demo. Unless --broker is given, mosquitto is started with a password file \
+                (pilot/pilot123 and the backend's own user). Runs until Ctrl-C or SIGTERM (or --duration) and stops \
+                everything it started. Binds to loopback unless told otherwise.
+                """
+        )
+
+        @Option(help: ArgumentHelp("HTTP listen address.", valueName: "host:port")) var http = "127.0.0.1:6789"
+        @Option(help: ArgumentHelp("The port of the mosquitto broker to start (0: any free port).", valueName: "port")) var mqttPort = 1883
+        @Option(help: ArgumentHelp("Use this broker instead of starting one (the backend logs in with --backend-user/--backend-password).",
+                                   valueName: "host:port")) var broker: String?
+        @Option(help: "The backend's MQTT username on an existing broker.") var backendUser = "cloud-backend"
+        @Option(help: "The backend's MQTT password on an existing broker.") var backendPassword: String?
+        @Option(name: .customLong("fault"), help: ArgumentHelp(
+            "Break the cloud (repeatable): \(LabCloud.Fault.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "fault"))
+        var faults: [String] = []
+        @Option(help: ArgumentHelp("Seconds before each status_reply (slow replies).", valueName: "seconds")) var replyDelay: Double = 0
+        @Option(help: ArgumentHelp("Token lifetime.", valueName: "seconds")) var tokenAge: Double = 86_400
+        @Option(help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds")) var duration: Double?
+        @Option(help: ArgumentHelp("Write the HTTP base URL and the broker address to this file once ready (for scripts).", valueName: "file"))
+        var readyFile: String?
+
+        func validate() throws {
+            for f in faults where LabCloud.Fault(rawValue: f) == nil {
+                throw ValidationError("unknown fault '\(f)'; one of: \(LabCloud.Fault.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard Lab.hostPort(http) != nil else { throw ValidationError("--http takes host:port, e.g. 127.0.0.1:6789") }
+            if let broker, Lab.hostPort(broker) == nil { throw ValidationError("--broker takes host:port") }
+            if broker != nil && backendPassword == nil { throw ValidationError("--broker needs --backend-password") }
+        }
+
+        func run() throws {
+            var c = LabCloud.Configuration()
+            (c.httpHost, c.httpPort) = Lab.hostPort(http)!
+            c.brokerPort = mqttPort
+            if let broker { c.broker = Lab.hostPort(broker) }
+            c.backendUsername = backendUser
+            if let backendPassword { c.backendPassword = backendPassword }
+            c.faults = Set(faults.compactMap(LabCloud.Fault.init))
+            c.replyDelay = replyDelay
+            c.tokenAge = tokenAge
+            let cloud = LabCloud(configuration: c, log: Lab.log("cloud"))
+            do {
+                try cloud.start()
+            } catch {
+                warn("error: lab cloud: \(error)")
+                cloud.stop()
+                throw ExitCode(1)
+            }
+            if let readyFile {
+                try "\(cloud.httpURL)\n\(cloud.mqttAddress)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
+            }
+            Lab.waitForStop(duration: duration)
+            Lab.log("cloud")("stopping")
+            cloud.stop()
+        }
+    }
+
+    struct Pilot: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "pilot",
+            abstract: "Act as Pilot 2 (and its H5 page) logging in to a cloud, coming online, and going offline.",
+            discussion: """
+                Per device: GET /pilot-login, log in (or try a stored token), workspaces/current, users/current (MQTT \
+                credentials), MQTT CONNECT as the RC serial (libmosquitto), SUBSCRIBE to the six downlink topics, \
+                update_topo with an aircraft (re-sent every --status-retry seconds while unanswered), the topology \
+                request, osd for the RC and the aircraft every --osd-interval seconds for --online seconds, then \
+                --offline: active (update_topo with no aircraft, then DISCONNECT), exit (DISCONNECT) or passive (the \
+                link drops without DISCONNECT). --devices N runs N remote controllers at once with distinct serials. \
+                Exit status 0 when every device came online and completed its script, 1 otherwise.
+                """
+        )
+
+        @Option(help: ArgumentHelp("The cloud's base URL (what Pilot 2 is given as the access link, without /pilot-login).",
+                                   valueName: "url")) var cloud = "http://127.0.0.1:6789"
+        @Option(help: "The H5 login username.") var username = "pilot"
+        @Option(help: "The H5 login password.") var password = "pilot123"
+        @Option(help: "Remote controllers to simulate at once.") var devices = 1
+        @Option(help: ArgumentHelp("MQTT version: 3.1.1 or 5.", valueName: "version")) var mqttVersion = "3.1.1"
+        @Option(help: ArgumentHelp("Seconds online sending osd.", valueName: "seconds")) var online: Double = 3
+        @Option(help: ArgumentHelp("Seconds between osd rounds (0.5 Hz per the docs).", valueName: "seconds")) var osdInterval: Double = 2
+        @Option(help: ArgumentHelp("Seconds to wait for status_reply before re-sending status.", valueName: "seconds")) var statusRetry: Double = 2
+        @Option(help: "How many times status is sent before giving up.") var statusTries = 3
+        @Option(help: ArgumentHelp("How the device goes offline: active, exit or passive.", valueName: "mode")) var offline = "active"
+        @Option(name: .customLong("fault"), help: ArgumentHelp(
+            "Deviate from the documented sequence (repeatable): \(LabPilot.Fault.allCases.map(\.rawValue).joined(separator: ", ")).",
+            valueName: "fault"))
+        var faults: [String] = []
+        @Flag(help: "Fly without an aircraft (sub_devices stays empty).") var noAircraft = false
+        @Option(help: ArgumentHelp("MQTT keep-alive.", valueName: "seconds")) var keepAlive = 60
+        @Option(help: ArgumentHelp("Spread the devices' starts over this many seconds.", valueName: "seconds")) var rampUp: Double = 0
+        @Flag(help: "Log only failures and the summary.") var quiet = false
+
+        func validate() throws {
+            for f in faults where LabPilot.Fault(rawValue: f) == nil {
+                throw ValidationError("unknown fault '\(f)'; one of: \(LabPilot.Fault.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard LabPilot.Offline(rawValue: offline) != nil else { throw ValidationError("--offline is active, exit or passive") }
+            guard MQTTClient.Version(rawValue: mqttVersion) != nil else { throw ValidationError("--mqtt-version is 3.1.1 or 5") }
+            guard devices >= 1, devices <= 1000 else { throw ValidationError("--devices is 1…1000") }
+            guard online >= 0, osdInterval > 0, statusRetry > 0, statusTries >= 1 else {
+                throw ValidationError("--online ≥ 0, --osd-interval > 0, --status-retry > 0, --status-tries ≥ 1")
+            }
+        }
+
+        func run() throws {
+            var c = LabPilot.Configuration()
+            c.cloud = cloud.hasSuffix("/pilot-login") ? String(cloud.dropLast("/pilot-login".count)) : cloud
+            c.username = username
+            c.password = password
+            c.devices = devices
+            c.version = MQTTClient.Version(rawValue: mqttVersion)!
+            c.online = online
+            c.osdInterval = osdInterval
+            c.statusRetry = statusRetry
+            c.statusTries = statusTries
+            c.offline = LabPilot.Offline(rawValue: offline)!
+            c.faults = Set(faults.compactMap(LabPilot.Fault.init))
+            c.aircraft = !noAircraft
+            c.keepAlive = keepAlive
+            c.rampUp = rampUp
+            let log = Lab.log("pilot")
+            let quiet = self.quiet
+            let pilot = LabPilot(configuration: c, log: { line in if !quiet || line.contains("failed") { log(line) } })
+            let started = Date()
+            let outcomes = pilot.run()
+            let failed = outcomes.filter { $0.failure != nil }
+            let published = outcomes.map(\.messages.published).reduce(0, +)
+            print("\(outcomes.count) device(s): \(outcomes.count - failed.count) completed, \(failed.count) failed; \(published) messages published in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+            for f in failed { print("  \(f.gateway): \(f.failure!)") }
+            if !failed.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    static func hostPort(_ s: String) -> (String, Int)? {
+        guard let colon = s.lastIndex(of: ":"), let port = Int(s[s.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        var host = String(s[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return (host.isEmpty ? "127.0.0.1" : host, port)
+    }
+
+    /// A timestamped line on stderr: "12:00:01.234 cloud: …".
+    static func log(_ who: String) -> @Sendable (String) -> Void {
+        { line in
+            let now = Date().timeIntervalSince1970
+            let t = Int(now) % 86_400
+            let stamp = String(format: "%02d:%02d:%02d.%03d", t / 3600, t / 60 % 60, t % 60, Int(now * 1000) % 1000)
+            FileHandle.standardError.write(Data("\(stamp) \(who): \(line)\n".utf8))
+        }
+    }
+
+    /// Blocks until SIGINT/SIGTERM or `duration` seconds.
+    static func waitForStop(duration: Double?) {
+        let stopped = DispatchSemaphore(value: 0)
+        let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { stopped.signal() }
+            s.resume()
+            return s
+        }
+        defer { sources.forEach { $0.cancel() } }
+        if let duration { _ = stopped.wait(timeout: .now() + duration) } else { stopped.wait() }
     }
 }

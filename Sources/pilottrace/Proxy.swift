@@ -108,7 +108,7 @@ struct Proxy: ParsableCommand {
         let run = try AnalysisRun(liveKey: key, capturePath: write, database: db, toolVersion: PilotTraceVersion.string)
         let pcapng: PcapngWriter?
         do {
-            pcapng = try write.map { try PcapngWriter(path: $0, linkType: .raw) }
+            pcapng = try write.map { try PcapngWriter(path: $0, linkType: .raw, interfaceName: "pilottrace-proxy", application: "pilottrace \(PilotTraceVersion.string) proxy") }
         } catch {
             warn("error: \(write!): \(error)")
             throw ExitCode(1)
@@ -118,9 +118,9 @@ struct Proxy: ParsableCommand {
             for f in frames {
                 if first == nil { first = f.time }
                 last = f.time
-                try pcapng?.write(f.bytes, at: f.time)
                 try f.bytes.withUnsafeBytes { raw in
-                    try run.process(CaptureRecord(timestamp: f.time, linkType: .raw, data: raw, originalLength: f.bytes.count))
+                    try pcapng?.write(raw, originalLength: raw.count, at: f.time)
+                    try run.process(CaptureRecord(timestamp: f.time, linkType: .raw, data: raw, originalLength: raw.count))
                 }
             }
         }
@@ -151,15 +151,26 @@ struct Proxy: ParsableCommand {
             return source
         }
         defer { signals.forEach { $0.cancel() } }
-        if let duration { _ = done.wait(timeout: .now() + duration) } else { done.wait() }
+        // Once a second the stored picture is refreshed (on the recorder's queue, after the frames so far), so
+        // `pilottrace timeline` in another process shows sessions while they are live.
+        let deadline = duration.map { Date().addingTimeInterval($0) }
+        while true {
+            let wait = min(1, deadline.map { $0.timeIntervalSinceNow } ?? 1)
+            if wait <= 0 || done.wait(timeout: .now() + wait) == .success { break }
+            recorder.perform {
+                try pcapng?.flush()
+                try run.refreshLive(now: Timestamp(Date()))
+            }
+        }
 
         server.stop()
         recorder.flush()
         if let error = recorder.error { warn("error: recording stopped: \(error)") }
-        try pcapng?.close()
+        let end = Timestamp(Date())
+        try pcapng?.close(end: end)
         let files = write.map { [CaptureFileReport(path: $0, format: "pcapng", compressed: false, linkTypes: [.raw], records: pcapng?.records ?? 0,
-                                                   warnings: [], firstTime: first, lastTime: last)] } ?? []
-        let report = try run.finishLive(files: files)
+                                                   warnings: [], firstTime: first, lastTime: last, endTime: end)] } ?? []
+        let report = try run.finishLive(files: files, end: end)
         if let original = server.originalBroker { print("The cloud handed out MQTT address \(original) (rewritten to the proxy's listener).") }
         print("Proxied \(recorder.connectionCount) connection\(recorder.connectionCount == 1 ? "" : "s") (\(recorder.frameCount) synthesised frames).")
         print(Analyze.summary(report, database: database.resolved), terminator: "")

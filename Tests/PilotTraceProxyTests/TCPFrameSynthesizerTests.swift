@@ -116,9 +116,11 @@ struct TCPFrameSynthesizerTests {
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("s.pcapng").path
         let (frames, up, _) = conversation(client: client, server: server, isn: (42, 4242))
-        let w = try PcapngWriter(path: path, linkType: .raw)
-        for (i, f) in frames.enumerated() { try w.write(f, at: Timestamp(seconds: 1_800_000_000, nanoseconds: Int64(i) * 1_000_123)) }
-        try w.close()
+        let w = try PcapngWriter(path: path, linkType: .raw, application: "pilottrace tests")
+        for (i, f) in frames.enumerated() {
+            try f.withUnsafeBytes { try w.write($0, originalLength: f.count, at: Timestamp(seconds: 1_800_000_000, nanoseconds: Int64(i) * 1_000_123)) }
+        }
+        try w.close(end: Timestamp(seconds: 1_800_000_001, nanoseconds: 0))
 
         // Our reader: the same frames, times to the nanosecond.
         let reader = try CaptureFileReader(path: path)

@@ -1,0 +1,296 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Acts as Pilot 2 and its H5 page, per the documented sequence (protocol reference §1.1–1.3): fetch the login page,
+/// use a stored token or log in, fetch the workspace and the MQTT credentials, connect (libmosquitto), subscribe,
+/// publish `update_topo` with an aircraft and re-send it while unanswered, fetch the topology, send osd, then take the
+/// aircraft offline and exit cleanly or drop the link. Fault switches make it deviate the way the rules name.
+public struct LabPilot: Sendable {
+    public enum Fault: String, CaseIterable, Sendable {
+        /// CONNECT without username/password (`mqtt-anonymous-login`).
+        case anonymous
+        /// CONNECT with a wrong password (`mqtt-connect-refused`).
+        case wrongPassword = "wrong-password"
+        /// `update_topo` on `thing/product/{sn}/status` (`status-topic-wrong`).
+        case wrongStatusTopic = "wrong-status-topic"
+        /// The topology request without `x-auth-token` (`token-missing`).
+        case missingToken = "missing-token"
+        /// A stored token that expired is tried first (401 → log in again; `expired-token-accepted` if the cloud takes it).
+        case expiredToken = "expired-token"
+        /// Connects and subscribes but never publishes `update_topo` (`status-not-sent`).
+        case noStatus = "no-status"
+        /// `update_topo` without `thing_version`/`device_secret` (`update-topo-invalid`).
+        case invalidTopo = "invalid-topo"
+    }
+
+    public enum Offline: String, CaseIterable, Sendable {
+        /// `update_topo` with empty `sub_devices`, answered, then DISCONNECT (the aircraft goes offline, Pilot exits).
+        case active
+        /// DISCONNECT without the aircraft going offline first (the user exits the platform).
+        case exit
+        /// The TCP connection closes without DISCONNECT (app killed, link lost): the cloud waits 30 s.
+        case passive
+    }
+
+    public struct Configuration: Sendable {
+        public var cloud = "http://127.0.0.1:6789"
+        public var username = "pilot"
+        public var password = "pilot123"
+        public var devices = 1
+        public var version: MQTTClient.Version = .v311
+        /// Seconds online, sending osd.
+        public var online: Double = 3
+        /// Seconds between osd rounds (0.5 Hz per the docs).
+        public var osdInterval: Double = 2
+        /// Seconds to wait for `status_reply` before re-sending `status`.
+        public var statusRetry: Double = 2
+        /// How many times `status` is sent before Pilot gives up (it keeps trying in reality).
+        public var statusTries = 3
+        public var offline: Offline = .active
+        public var faults: Set<Fault> = []
+        /// Fly with an aircraft linked (`sub_devices` holds it) or without.
+        public var aircraft = true
+        public var keepAlive = 60
+        /// The secret the lab cloud signs with (to mint the stored, expired token of `expired-token`).
+        public var jwtSecret = "CloudApiSample"
+        /// Seconds over which the devices' starts are spread.
+        public var rampUp: Double = 0
+        public init() {}
+    }
+
+    public struct Outcome: Sendable {
+        public var gateway: String
+        public var online: Bool
+        public var failure: String?
+        public var messages: (published: Int, received: Int)
+    }
+
+    public let configuration: Configuration
+    let log: @Sendable (String) -> Void
+
+    public init(configuration: Configuration, log: @escaping @Sendable (String) -> Void) {
+        self.configuration = configuration
+        self.log = log
+    }
+
+    /// The serials of device `index`: the first is the reference's RC Plus and M30; the others count up.
+    public static func serials(_ index: Int) -> (rc: String, aircraft: String) {
+        if index == 0 { return ("5YSZL260021E9A", "1581F5FHD232600D3B4E") }
+        return ("5YSZL26002" + String(format: "%04X", index), "1581F5FHD23260" + String(format: "%06d", index))
+    }
+
+    /// Runs every device on its own thread and returns their outcomes, in device order.
+    public func run() -> [Outcome] {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let results = Results(count: configuration.devices)
+        let done = DispatchGroup()
+        for i in 0..<configuration.devices {
+            done.enter()
+            let delay = configuration.devices > 1 ? configuration.rampUp * Double(i) / Double(configuration.devices) : 0
+            let thread = Thread { [self] in
+                if delay > 0 { Thread.sleep(forTimeInterval: delay) }
+                results.set(i, device(i, group: group))
+                done.leave()
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        done.wait()
+        return results.all
+    }
+
+    final class Results: @unchecked Sendable {
+        let lock = NSLock()
+        var values: [Outcome?]
+        init(count: Int) { values = Array(repeating: nil, count: count) }
+        func set(_ i: Int, _ o: Outcome) { lock.withLock { values[i] = o } }
+        var all: [Outcome] { lock.withLock { values.compactMap { $0 } } }
+    }
+
+    struct Stop: Error { var reason: String }
+
+    /// One remote controller's whole script.
+    func device(_ index: Int, group: EventLoopGroup) -> Outcome {
+        let (rc, aircraft) = Self.serials(index)
+        let say: (String) -> Void = { [log] in log("[\(rc)] \($0)") }
+        var outcome = Outcome(gateway: rc, online: false, failure: nil, messages: (0, 0))
+        var mqtt: MQTTClient?
+        var http: HTTPClientConnection?
+        do {
+            guard let url = URL(string: configuration.cloud), let host = url.host, let port = url.port ?? (url.scheme == "https" ? 443 : 80) as Int? else {
+                throw Stop(reason: "not an http URL: \(configuration.cloud)")
+            }
+            guard url.scheme == "http" else { throw Stop(reason: "the lab pilot speaks plain http (got \(configuration.cloud))") }
+            let h5 = try HTTPClientConnection(host: host, port: port, group: group)
+            http = h5
+            func call(_ method: HTTPMethod, _ path: String, token: String? = nil, json: [String: Any]? = nil) throws -> HTTPClientConnection.Response {
+                var headers: [(String, String)] = []
+                if let token { headers.append(("x-auth-token", token)) }
+                var body: [UInt8]?
+                if let json {
+                    headers.append(("Content-Type", "application/json"))
+                    body = Array(try JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]))
+                }
+                let started = Date()
+                let r = try h5.send(method, path, headers: headers, body: body)
+                say("HTTP \(method.rawValue) \(path) → \(r.status) (\(Int(Date().timeIntervalSince(started) * 1000)) ms)")
+                return r
+            }
+
+            // 1–2: the webview loads the H5 page.
+            let page = try call(.GET, "/pilot-login")
+            guard page.status == 200 else { throw Stop(reason: "login page answered \(page.status)") }
+
+            // 5–6: a stored token (expired on purpose with the fault), otherwise log in.
+            var token: String?
+            if configuration.faults.contains(.expiredToken) {
+                let now = Date().timeIntervalSince1970
+                let stale = JWT(secret: configuration.jwtSecret).token(
+                    claims: [("id", "be7c6c3d-afe9-4be4-b9eb-c55066c0914e"), ("username", configuration.username), ("user_type", "2"),
+                             ("workspace_id", "e3dea0f5-37f2-4d79-ae58-490af3228069")],
+                    issuedAt: now - 86_400 - 3_600, age: 86_400)
+                let r = try call(.GET, "/manage/api/v1/workspaces/current", token: stale)
+                if r.status == 401 {
+                    say("stored token expired (401): logging in again")
+                } else {
+                    say("stored token expired an hour ago, but the cloud accepted it (\(r.status))")
+                    token = stale
+                }
+            }
+            if token == nil {
+                let login = try call(.POST, "/manage/api/v1/login", json: ["username": configuration.username, "password": configuration.password, "flag": 2])
+                let data = login.json?["data"] as? [String: Any]
+                guard login.status == 200, (login.json?["code"] as? NSNumber)?.intValue == 0, let t = data?["access_token"] as? String else {
+                    throw Stop(reason: "login refused: HTTP \(login.status) \(login.json?["message"] ?? "")")
+                }
+                token = t
+            }
+            // 11, 13: workspace, then the user with the MQTT credentials.
+            let ws = try call(.GET, "/manage/api/v1/workspaces/current", token: token)
+            guard ws.status == 200, let workspace = (ws.json?["data"] as? [String: Any])?["workspace_id"] as? String else {
+                throw Stop(reason: "workspaces/current answered \(ws.status)")
+            }
+            let me = try call(.GET, "/manage/api/v1/users/current", token: token)
+            guard me.status == 200, let user = me.json?["data"] as? [String: Any], let addr = user["mqtt_addr"] as? String else {
+                throw Stop(reason: "users/current answered \(me.status)")
+            }
+            guard let broker = URL(string: addr), let brokerHost = broker.host, let brokerPort = broker.port else {
+                throw Stop(reason: "mqtt_addr \(addr) is not scheme://host:port")
+            }
+            guard broker.scheme == "tcp" || broker.scheme == "mqtt" else {
+                throw Stop(reason: "mqtt_addr \(addr): the lab pilot connects over TCP only (libmosquitto has no WebSocket client transport)")
+            }
+
+            // 14–18: the thing module connects and subscribes.
+            var username = user["mqtt_username"] as? String, password = user["mqtt_password"] as? String
+            if configuration.faults.contains(.anonymous) { (username, password) = (nil, nil) }
+            if configuration.faults.contains(.wrongPassword) { password = (password ?? "") + "-wrong" }
+            let client = try MQTTClient(clientID: rc, version: configuration.version, username: username, password: password)
+            mqtt = client
+            let code = try client.connect(host: brokerHost, port: brokerPort, keepAlive: configuration.keepAlive)
+            guard code == 0 else {
+                say("MQTT CONNECT to \(brokerHost):\(brokerPort) refused (CONNACK \(code))")
+                throw Stop(reason: "MQTT CONNECT refused (\(code))")
+            }
+            say("MQTT connected to \(brokerHost):\(brokerPort) as \(rc) (MQTT \(configuration.version.rawValue)\(username == nil ? ", anonymous" : ", user \(username!)"))")
+            try client.subscribe(["sys/product/\(rc)/status_reply", "thing/product/\(rc)/services", "thing/product/\(rc)/events_reply",
+                                  "thing/product/\(rc)/requests_reply", "thing/product/\(rc)/property/set", "thing/product/\(rc)/drc/down"], qos: 1)
+
+            // 19–20: update_topo, re-sent while unanswered.
+            let sub: [[String: Any]] = configuration.aircraft ? [[
+                "sn": aircraft, "domain": "0", "type": 67, "sub_type": 0, "index": "A",
+                "device_secret": "a1rcr4ft-s3cr3t", "nonce": "n0nc3", "thing_version": "1.1.2",
+            ]] : []
+            if configuration.faults.contains(.noStatus) {
+                say("fault no-status: not publishing update_topo")
+            } else {
+                try publishStatus(client, rc: rc, subDevices: sub, say: say, outcome: &outcome)
+            }
+            outcome.online = true
+
+            // 25: Pilot-native topology request.
+            let topo = try call(.GET, "/manage/api/v1/workspaces/\(workspace)/devices/topologies",
+                                token: configuration.faults.contains(.missingToken) ? nil : token)
+            if topo.status != 200 { say("topology answered \(topo.status)") }
+
+            // 21: osd while online.
+            let until = Date().addingTimeInterval(configuration.online)
+            var round = 0
+            while Date() < until {
+                for (sn, data) in [(rc, ["capacity_percent": 87, "latitude": 22.579, "longitude": 113.937, "height": 34.1] as [String: Any]),
+                                   (aircraft, ["mode_code": 0, "latitude": 22.5791, "longitude": 113.9372, "height": 120.5 + Double(round),
+                                               "battery": ["capacity_percent": 92 - round % 50]] as [String: Any])]
+                    where sn == rc || configuration.aircraft {
+                    try client.publish("thing/product/\(sn)/osd", Self.envelope(gateway: rc, method: nil, data: data), qos: 0)
+                    outcome.messages.published += 1
+                }
+                round += 1
+                let next = min(until, Date().addingTimeInterval(configuration.osdInterval))
+                Thread.sleep(until: next)
+            }
+
+            // 1.3: offline.
+            switch configuration.offline {
+            case .active:
+                if !configuration.faults.contains(.noStatus) {
+                    try publishStatus(client, rc: rc, subDevices: [], say: say, outcome: &outcome)
+                }
+                client.close(dropLink: false)
+                say("DISCONNECT (aircraft offline, then exit)")
+            case .exit:
+                client.close(dropLink: false)
+                say("DISCONNECT (exit platform)")
+            case .passive:
+                client.close(dropLink: true)
+                say("link dropped without DISCONNECT (passive offline)")
+            }
+            mqtt = nil
+            h5.close()
+            http = nil
+        } catch let stop as Stop {
+            outcome.failure = stop.reason
+        } catch {
+            outcome.failure = "\(error)"
+        }
+        if let failure = outcome.failure { say("failed: \(failure)") }
+        mqtt?.close(dropLink: false)
+        http?.close()
+        return outcome
+    }
+
+    func publishStatus(_ client: MQTTClient, rc: String, subDevices: [[String: Any]], say: (String) -> Void, outcome: inout Outcome) throws {
+        let topic = configuration.faults.contains(.wrongStatusTopic) ? "thing/product/\(rc)/status" : "sys/product/\(rc)/status"
+        for attempt in 1...max(1, configuration.statusTries) {
+            var data: [String: Any] = ["domain": "2", "type": 119, "sub_type": 0, "device_secret": "d3v1c3-s3cr3t", "nonce": "n0nc3",
+                                       "thing_version": "1.1.2", "sub_devices": subDevices]
+            if configuration.faults.contains(.invalidTopo) { data["thing_version"] = nil; data["device_secret"] = nil }
+            let payload = Self.envelope(gateway: rc, method: "update_topo", data: data)
+            let tid = ((try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any])?["tid"] as? String
+            try client.publish(topic, payload, qos: 1)
+            outcome.messages.published += 1
+            say("update_topo on \(topic) (\(subDevices.isEmpty ? "no aircraft" : "aircraft \(subDevices.compactMap { $0["sn"] as? String }.joined(separator: ","))")), try \(attempt)")
+            let reply = client.waitForMessage(timeout: configuration.statusRetry) { m in
+                m.topic == "sys/product/\(rc)/status_reply"
+                    && ((try? JSONSerialization.jsonObject(with: Data(m.payload))) as? [String: Any])?["tid"] as? String == tid
+            }
+            if let reply {
+                outcome.messages.received += 1
+                let result = (((try? JSONSerialization.jsonObject(with: Data(reply.payload))) as? [String: Any])?["data"] as? [String: Any])?["result"]
+                say("status_reply (result \(result ?? "none"))")
+                return
+            }
+            if !client.isConnected { throw Stop(reason: "the broker closed the connection") }
+        }
+        throw Stop(reason: "no status_reply after \(configuration.statusTries) tries")
+    }
+
+    static func envelope(gateway: String, method: String?, data: [String: Any]) -> [UInt8] {
+        var m: [String: Any] = ["tid": UUID().uuidString.lowercased(), "bid": UUID().uuidString.lowercased(),
+                                "timestamp": Int64(Date().timeIntervalSince1970 * 1000), "gateway": gateway, "data": data]
+        if let method { m["method"] = method }
+        return Array((try? JSONSerialization.data(withJSONObject: m, options: [.sortedKeys])) ?? Data())
+    }
+}
