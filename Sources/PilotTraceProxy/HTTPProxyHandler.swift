@@ -59,6 +59,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     var held: (head: HTTPResponseHead, body: ByteBuffer, kind: Held)?
     var started: NIODeadline = .now()
     var upgrading = false
+    var switching: HTTPResponseHead?
     var closeAfterResponse = false
     var inputClosed = false
 
@@ -150,7 +151,9 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                         let h = try NIOSSLClientHandler(context: tls, serverHostname: u.host.isIPAddress ? nil : u.host)
                         try ch.pipeline.syncOperations.addHandler(h)
                     }
-                    try ch.pipeline.syncOperations.addHTTPClientHandlers(leftOverBytesStrategy: .forwardBytes)
+                    // The codec pair by hand (no header validator: the relay after an upgrade removes exactly these).
+                    try ch.pipeline.syncOperations.addHandler(HTTPRequestEncoder())
+                    try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes)))
                     try ch.pipeline.syncOperations.addHandler(UpstreamHandler(owner: self))
                 }
             }
@@ -178,7 +181,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// The upstream connection failed or closed before the exchange finished.
     func upstreamFailed(_ reason: String) {
         upstream = nil
-        guard request != nil, !local else { return }
+        guard request != nil, !local, !appGone else { return }
         if !responseStarted {
             shared.log("502 \(request!.method) \(pathOnly(request!.uri)): \(reason)")
             discardRequest = !requestEnded
@@ -195,7 +198,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch part {
         case .head(let head):
             if head.status == .switchingProtocols, upgrading {
-                switchToRelay(head)
+                switching = head  // relayed at the end of this response (the decoder then holds only new-protocol bytes)
                 return
             }
             if head.status.code < 200 {
@@ -226,6 +229,11 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(b))), promise: nil)
             }
         case .end(let trailers):
+            if let head = switching {
+                switching = nil
+                switchToRelay(head)
+                return
+            }
             if let h = held {
                 held = nil
                 let (head, body) = transform(h.head, h.body, h.kind, request)
@@ -344,18 +352,19 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             let errors = try? ops.handler(type: HTTPServerProtocolErrorHandler.self)
             // Pending request parts would be bytes of the new protocol already; the decoder holds those.
             waiting.removeAll()
+            // Every HTTP handler above the decoder goes first: it forwards the bytes it holds when removed.
             ops.removeHandler(context: context, promise: nil)
-            ops.removeHandler(decoder, promise: nil)
-            ops.removeHandler(encoder, promise: nil)
             if let errors { ops.removeHandler(errors, promise: nil) }
+            ops.removeHandler(encoder, promise: nil)
+            ops.removeHandler(decoder, promise: nil)
             let uops = upstream.pipeline.syncOperations
             try uops.addHandler(upGlue)
             let uh = try uops.handler(type: UpstreamHandler.self)
             let uenc = try uops.handler(type: HTTPRequestEncoder.self)
             let udec = try uops.handler(type: ByteToMessageHandler<HTTPResponseDecoder>.self)
             uops.removeHandler(uh, promise: nil)
-            uops.removeHandler(udec, promise: nil)
             uops.removeHandler(uenc, promise: nil)
+            uops.removeHandler(udec, promise: nil)
             shared.log("\(request!.method) \(pathOnly(request!.uri)) upgraded: relaying")
             app.read()
             upstream.read()
@@ -376,7 +385,10 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    var appGone = false
+
     func channelInactive(context: ChannelHandlerContext) {
+        appGone = true
         upstream?.close(promise: nil)
         connecting?.whenSuccess { $0.close(promise: nil) }
         context.fireChannelInactive()

@@ -17,6 +17,11 @@ public struct HostPort: Hashable, Sendable, CustomStringConvertible {
             self.init(host: "127.0.0.1", port: p)
             return
         }
+        // Port 0 (any free port) is fine for a listener.
+        if text.hasSuffix(":0"), let a = BrokerAddress("tcp://" + text.dropLast(2) + ":1"), a.path.isEmpty {
+            self.init(host: a.host, port: 0)
+            return
+        }
         guard let a = BrokerAddress("tcp://" + text), a.path.isEmpty, text.contains(":") else { return nil }
         self.init(host: a.host, port: a.port)
     }
