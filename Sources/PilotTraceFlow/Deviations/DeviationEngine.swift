@@ -400,7 +400,7 @@ public struct DeviationEngine {
             add(Rules.cleartextCredentials, c, "the MQTT password travels in clear text (plain TCP)")
         }
         var partial: [String] = []
-        if let first = events.first, ![.h5Page, .login, .loginFailed, .tokenRefresh, .tokenRejected, .mqttConnect].contains(first.step) {
+        if let first = events.first, ![.h5Page, .licenseVerified, .login, .loginFailed, .tokenRefresh, .tokenRejected, .mqttConnect].contains(first.step) {
             partial.append("the capture starts after the session began (first step: \(first.step.rawValue))")
         }
         let gapped = s.connections.filter(gaps.contains)
