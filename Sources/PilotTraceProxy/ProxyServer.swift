@@ -70,6 +70,12 @@ public final class ProxyServer: @unchecked Sendable {
         return try NIOSSLContext(configuration: config)
     }
 
+    /// Loads the certificates (a missing or bad file is an error before anything is bound or stored).
+    public static func preflight(_ c: ProxyConfiguration) throws {
+        _ = try loadAppTLS(c)
+        _ = try upstreamTLS(c)
+    }
+
     /// Binds the listeners. Throws when a certificate cannot be loaded or an address cannot be bound.
     public func start() throws {
         let appTLS = try Self.loadAppTLS(configuration)

@@ -102,9 +102,18 @@ struct Proxy: ParsableCommand {
 
     func run() throws {
         let config = try proxyConfiguration()
+        do {
+            try ProxyServer.preflight(config)
+        } catch {
+            warn("error: \(error)")
+            throw ExitCode(1)
+        }
         let db = try database.open()
         let started = Date()
-        let key = "proxy:\(config.httpListen):\(ISO8601DateFormatter().string(from: started))"
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        // Unique per run (two proxies may start in the same second, both on port 0).
+        let key = "proxy:\(config.httpListen):\(iso.string(from: started)):\(getpid())"
         let run = try AnalysisRun(liveKey: key, capturePath: write, database: db, toolVersion: PilotTraceVersion.string)
         let pcapng: PcapngWriter?
         do {
@@ -132,6 +141,8 @@ struct Proxy: ParsableCommand {
             try server.start()
         } catch {
             warn("error: \(error)")
+            server.stop()
+            _ = try? run.finishLive(files: [])
             throw ExitCode(1)
         }
         let scheme = config.appTLS ? "https" : "http"

@@ -178,4 +178,23 @@ import Glibc
         #expect(try store.strings("SELECT step FROM timeline_events ORDER BY ordinal").prefix(3) == ["login", "mqtt-credentials", "mqtt-connect"])
         #expect(broker.connectionsSeen(clientID: "5YSZL260021E9A").count == 1)
     }
+
+    @Test func badSettingsAreClearErrors() throws {
+        guard FileManager.default.fileExists(atPath: TestPaths.binary.path) else { print("skipped: needs the built binary"); return }
+        let dir = try TempDir("proxy-errors")
+        let bin = TestPaths.binary.path
+        let cert = try runProcess(bin, ["proxy", "--http-upstream", "http://127.0.0.1:1", "--tls-cert", dir.path("none.pem"), "--tls-key", dir.path("none.key"),
+                                        "--db", dir.path("a.sqlite")])
+        #expect(cert.status == 1)
+        #expect(cert.stderr.contains("cannot load the TLS certificate"))
+        #expect(!FileManager.default.fileExists(atPath: dir.path("a.sqlite")), "nothing stored before the certificates load")
+        let url = try runProcess(bin, ["proxy", "--http-upstream", "ftp://cloud"])
+        #expect(url.status != 0 && url.stderr.contains("--http-upstream: expected http://HOST[:PORT]"))
+        let pair = try runProcess(bin, ["proxy", "--http-upstream", "http://cloud", "--tls-cert", "c.pem"])
+        #expect(pair.status != 0 && pair.stderr.contains("--tls-cert and --tls-key go together"))
+        let busy = try Upstream { _, _ in .init(body: "{}") }
+        let bound = try runProcess(bin, ["proxy", "--http-listen", "127.0.0.1:\(busy.port)", "--http-upstream", "http://127.0.0.1:1", "--db", dir.path("b.sqlite")])
+        #expect(bound.status == 1)
+        #expect(bound.stderr.contains("cannot listen for HTTP on 127.0.0.1:\(busy.port): address already in use"))
+    }
 }
