@@ -3,7 +3,7 @@ SWIFT ?= swift
 BIN := .build/debug/pilottrace
 DEMO_CAPTURE := Captures/pilot2-login.pcap
 
-.PHONY: all bootstrap build release demo test fuzz bench report-screenshots clean
+.PHONY: all bootstrap build release demo test fuzz bench proxy-bench report-screenshots clean
 
 all: build
 
@@ -30,6 +30,11 @@ test: build
 # Throughput and memory against the libpcap floor, tcpdump and tshark on generated captures (Reports/benchmarks.md).
 bench: bootstrap
 	scripts/bench
+
+# Added latency and throughput of `pilottrace proxy` against talking to the lab cloud directly (release build).
+proxy-bench: bootstrap
+	$(SWIFT) build -c release --product pilottrace
+	scripts/proxy-bench
 
 # The HTML report of a clean and a failing recorded session, rendered by headless Chromium into Reports/*.png.
 report-screenshots: build
