@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import PilotTraceStore
+import PilotTraceWire
 
 @Suite("SHA-256 (FIPS 180-4)")
 struct FileDigestTests {
