@@ -35,7 +35,9 @@ let package = Package(
         // PURE: the DJI Cloud API layer and the Pilot 2 session model (sessions, six-phase timelines).
         .target(name: "PilotTraceFlow", dependencies: ["PilotTraceProtocols", "PilotTraceWire"]),
         // SQLite through GRDB: schema, migrations, batched writes, queries.
-        .target(name: "PilotTraceStore", dependencies: ["PilotTraceWire", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "PilotTraceStore", dependencies: [
+            "PilotTraceWire", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+        ]),
         // The offline analysis run: capture files → pipeline → decoders → sessions → the store.
         .target(name: "PilotTraceAnalysis", dependencies: ["PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceWire"]),
         // Reports for people and tools (HTML with SVG sequence diagrams, Markdown, JSON, Mermaid) from the store.
