@@ -27,7 +27,8 @@ demo: build
 test: build
 	$(SWIFT) test
 
-# Throughput and memory against the libpcap floor, tcpdump and tshark on generated captures (Reports/benchmarks.md).
+# Throughput and memory against the libpcap floor, tcpdump and tshark on generated captures, database size and query
+# times on 10,000 sessions (Reports/benchmarks.md). BENCH_LARGE=1 adds a 1.4 GB capture.
 bench: bootstrap
 	scripts/bench
 

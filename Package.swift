@@ -37,7 +37,9 @@ let package = Package(
         // PURE: the DJI Cloud API layer and the Pilot 2 session model (sessions, six-phase timelines).
         .target(name: "PilotTraceFlow", dependencies: ["PilotTraceProtocols", "PilotTraceWire"]),
         // SQLite through GRDB: schema, migrations, batched writes, queries.
-        .target(name: "PilotTraceStore", dependencies: ["PilotTraceWire", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "PilotTraceStore", dependencies: [
+            "PilotTraceWire", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+        ]),
         // The offline analysis run: capture files → pipeline → decoders → sessions → the store.
         .target(name: "PilotTraceAnalysis", dependencies: ["PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceWire"]),
         // Reports for people and tools (HTML with SVG sequence diagrams, Markdown, JSON, Mermaid) from the store.
@@ -78,6 +80,7 @@ let package = Package(
         .testTarget(name: "PilotTraceProtocolsTests", dependencies: ["PilotTraceProtocols", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceFlowTests", dependencies: ["PilotTraceFlow", "PilotTraceProtocols", "PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceStoreTests", dependencies: ["PilotTraceStore", "PilotTraceWire", "PilotTraceTestSupport"]),
+        .testTarget(name: "PilotTraceLabServicesTests", dependencies: ["PilotTraceLabServices", "PilotTraceWire"]),
         .testTarget(name: "PilotTraceReportTests", dependencies: ["PilotTraceReport", "PilotTraceStore"]),
         .testTarget(name: "PilotTraceLabTests", dependencies: ["PilotTraceLab", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow"]),
         .testTarget(name: "PilotTraceProxyTests", dependencies: [

@@ -70,7 +70,8 @@ public final class AnalysisRun {
             digests.append(digest)
             captures.append(CaptureRow(ordinal: i, path: path, sha256: digest, format: "unknown", compressed: false))
         }
-        self.init(writer: try database.beginAnalysis(key: AnalysisRow.key(captureDigests: digests), captures: captures, toolVersion: toolVersion),
+        self.init(writer: try database.beginAnalysis(key: AnalysisRow.key(captureDigests: digests), captures: captures, toolVersion: toolVersion,
+                                                     background: true),
                   options: options)
     }
 

@@ -8,7 +8,8 @@ public struct LiveCaptureError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
-/// Captures frames from an interface with libpcap (immediate mode, nanosecond timestamps where the platform has them).
+/// Captures frames from an interface with libpcap (memory-mapped blocks or immediate mode, nanosecond timestamps where
+/// the platform has them), non-blocking with poll(2).
 public final class LiveCapture {
     let handle: OpaquePointer
     /// Whether libpcap delivers nanoseconds in `tv_usec` (PCAP_TSTAMP_PRECISION_NANO).
@@ -20,8 +21,13 @@ public final class LiveCapture {
 
     /// Opens `interface`; the BPF `filter` is compiled and checked before anything is captured.
     ///
-    /// - Parameter bufferSize: The kernel buffer in bytes; 32 MiB absorbs a few seconds of bursts at loopback rates.
-    public init(interface: String, filter: String?, snaplen: Int32 = 262_144, bufferSize: Int32 = 32 << 20) throws {
+    /// - Parameter bufferSize: The kernel buffer in bytes. In immediate mode libpcap uses fixed, MTU-sized slots
+    ///   (TPACKET_V2), so on loopback (MTU 64 KiB) 32 MiB holds only about 500 frames: a burst of 50 devices
+    ///   logging in at once overflowed it in the load test.
+    /// - Parameter immediate: Deliver each frame as it arrives (TPACKET_V2: one MTU-sized slot per frame). Otherwise
+    ///   libpcap packs frames into blocks handed over when full or after 100 ms (TPACKET_V3): far more frames fit
+    ///   in the same buffer, at up to 100 ms of latency, which a once-a-second live refresh never notices.
+    public init(interface: String, filter: String?, snaplen: Int32 = 262_144, bufferSize: Int32 = 32 << 20, immediate: Bool = false) throws {
         self.interface = interface
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE))
         guard let h = pcap_create(interface, &errbuf) else {
@@ -31,7 +37,7 @@ public final class LiveCapture {
         pcap_set_snaplen(h, snaplen)
         pcap_set_promisc(h, 0)
         pcap_set_timeout(h, 100)
-        pcap_set_immediate_mode(h, 1)
+        pcap_set_immediate_mode(h, immediate ? 1 : 0)
         pcap_set_buffer_size(h, bufferSize)
         nanosecond = pcap_set_tstamp_precision(h, Int32(PCAP_TSTAMP_PRECISION_NANO)) == 0
         let rc = pcap_activate(h)
@@ -70,19 +76,28 @@ public final class LiveCapture {
     }
 
     /// Captures until `shouldStop` says so, calling `body` for every frame; `shouldStop` and `tick` run at least
-    /// every 100 ms, packets or not.
+    /// every 100 ms, packets or not. Frames the kernel captured before the stop are still delivered.
     public func run(shouldStop: () -> Bool, tick: () throws -> Void = {}, _ body: (CaptureRecord) throws -> Void) throws {
         var header: UnsafeMutablePointer<pcap_pkthdr>?
         var data: UnsafePointer<UInt8>?
         let fd = pcap_get_selectable_fd(handle)
         var lastTick = DispatchTime.now()
-        while !shouldStop() {
+        var draining = false
+        var drainDeadline = DispatchTime.now()
+        while true {
+            if !draining && shouldStop() {
+                // What the kernel already captured is still analyzed: drain the buffer (for at most a second).
+                draining = true
+                drainDeadline = .now() + 1
+            }
+            if draining && DispatchTime.now() >= drainDeadline { return }
             if DispatchTime.now().uptimeNanoseconds - lastTick.uptimeNanoseconds >= 100_000_000 {
                 lastTick = .now()
                 try tick()
             }
             let rc = pcap_next_ex(handle, &header, &data)
             if rc == 0 {
+                if draining { return }
                 // Nothing buffered: wait up to 100 ms for more.
                 var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
                 _ = poll(&p, 1, 100)

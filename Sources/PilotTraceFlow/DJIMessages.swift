@@ -53,26 +53,40 @@ public enum DJITopic: Hashable, Sendable {
     case device(sn: String, kind: Kind)
     case other(String)
 
+    /// Parses `{sys|thing}/product/{sn}/{kind}`; anything else is `.other`.
+    ///
+    /// Called for every PUBLISH by the session tracker, the reply correlator and the rules, so it works on the UTF-8
+    /// bytes in place (no split into an array of strings).
     public init(_ topic: String) {
-        let parts = topic.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count >= 4, parts[1] == "product", !parts[2].isEmpty else {
-            self = .other(topic)
-            return
+        var topic = topic
+        self = topic.withUTF8 { Self.parse($0) } ?? .other(topic)
+    }
+
+    private static func parse(_ b: UnsafeBufferPointer<UInt8>) -> DJITopic? {
+        // The first three "/": parts[0] / parts[1] / parts[2] / rest (rest may hold more "/").
+        guard let s1 = b.firstIndex(of: 0x2F),
+              let s2 = b[(s1 + 1)...].firstIndex(of: 0x2F),
+              let s3 = b[(s2 + 1)...].firstIndex(of: 0x2F),
+              equal(b[(s1 + 1)..<s2], "product"), s3 > s2 + 1
+        else { return nil }
+        let root = b[..<s1], rest = b[(s3 + 1)...]
+        let isSys = equal(root, "sys")
+        guard isSys || equal(root, "thing") else { return nil }
+        let sn = String(decoding: b[(s2 + 1)..<s3], as: UTF8.self)
+        if isSys {
+            if equal(rest, "status") { return .device(sn: sn, kind: .status) }
+            if equal(rest, "status_reply") { return .device(sn: sn, kind: .statusReply) }
+            return nil
         }
-        let sn = parts[2]
-        let rest = parts[3...].joined(separator: "/")
-        switch (parts[0], rest) {
-        case ("sys", "status"): self = .device(sn: sn, kind: .status)
-        case ("sys", "status_reply"): self = .device(sn: sn, kind: .statusReply)
-        case ("thing", "status"): self = .device(sn: sn, kind: .statusTypo)
-        case ("thing", _):
-            if let kind = Kind(rawValue: rest), kind != .status, kind != .statusReply, kind != .statusTypo {
-                self = .device(sn: sn, kind: kind)
-            } else {
-                self = .other(topic)
-            }
-        default: self = .other(topic)
-        }
+        if equal(rest, "status") { return .device(sn: sn, kind: .statusTypo) }
+        guard let kind = Kind(rawValue: String(decoding: rest, as: UTF8.self)),
+              kind != .status, kind != .statusReply, kind != .statusTypo
+        else { return nil }
+        return .device(sn: sn, kind: kind)
+    }
+
+    private static func equal(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, _ s: StaticString) -> Bool {
+        bytes.count == s.utf8CodeUnitCount && bytes.elementsEqual(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
     public var sn: String? {

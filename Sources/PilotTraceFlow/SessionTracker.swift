@@ -196,8 +196,12 @@ public struct SessionTracker {
             return .incomplete  // link lost, capture ended inside the grace period
         }
         if w.failedStep { return .failed }
-        // The first status went unanswered past the deadline (Pilot 2 retries, then gives up).
-        if let topo = w.firstTopoTime, w.lastReplyTime == nil, captureEnd.seconds(since: topo) > configuration.replyDeadline { return .failed }
+        // The first status went unanswered past the deadline (Pilot 2 retries, then gives up), or the device left
+        // (DISCONNECT, link closed) with it still unanswered.
+        if let topo = w.firstTopoTime, w.lastReplyTime == nil {
+            if captureEnd.seconds(since: topo) > configuration.replyDeadline { return .failed }
+            if w.openConnections.isEmpty, s.events.contains(where: { $0.step == .mqttDisconnect || $0.step == .linkLost }) { return .failed }
+        }
         return .incomplete
     }
 
@@ -503,15 +507,26 @@ public struct SessionTracker {
             lastPage[addr] = events[0]  // claimed by the login that follows, if any
             return
         }
-        // The context: by the token presented, else a fresh one for a login from this address.
-        var ctx = m.presentedToken.flatMap { t in contexts.lastIndex { $0.tokens.contains(t) } }
+        // The context: by the token presented (from this address first: the demo's tokens carry no unique id, so
+        // two remote controllers logging in to one account within a second get the same token), else a fresh one
+        // for a login from this address.
+        var ctx = m.presentedToken.flatMap { t in
+            contexts.lastIndex { $0.tokens.contains(t) && $0.client == addr } ?? contexts.lastIndex { $0.tokens.contains(t) }
+        }
         if ctx == nil, m.presentedToken == nil || m.issuedToken != nil {
-            ctx = contexts.lastIndex { $0.client == addr && $0.session == nil && !$0.tokens.isEmpty == false }
+            ctx = contexts.lastIndex { $0.client == addr && $0.session == nil && $0.tokens.isEmpty }
+        }
+        // A request that should have carried a token but did not belongs to the latest context of its address.
+        if ctx == nil, m.presentedToken == nil, m.issuedToken == nil, !m.steps.contains(where: { [.login, .loginFailed].contains($0.step) }) {
+            ctx = contexts.lastIndex { $0.client == addr }
         }
         if ctx == nil {
             contexts.append(H5Context(client: addr, last: time))
             ctx = contexts.count - 1
             if let page = lastPage.removeValue(forKey: addr) { contexts[ctx!].events.append(page) }
+            // A stored token whose issue the capture never saw (§1.2): later requests with it join this context
+            // (unless the cloud rejected it: the login that follows starts the context afresh).
+            if let t = m.presentedToken, !m.steps.contains(where: { $0.step == .tokenRejected }) { contexts[ctx!].tokens.insert(t) }
         }
         let i = ctx!
         if let t = m.issuedToken { contexts[i].tokens.insert(t) }

@@ -27,11 +27,14 @@ public final class HTTPClientConnection: @unchecked Sendable {
     let host: String
     let timeout: TimeAmount
 
-    public init(host: String, port: Int, group: EventLoopGroup, timeout: Double = 10) throws {
+    /// Connects to `host:port`, from the local address `bindTo` if given.
+    public init(host: String, port: Int, group: EventLoopGroup, timeout: Double = 10, bindTo source: String? = nil) throws {
         self.host = host
         self.timeout = .milliseconds(Int64(timeout * 1000))
         do {
-            channel = try ClientBootstrap(group: group)
+            var bootstrap = ClientBootstrap(group: group)
+            if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
+            channel = try bootstrap
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(5))
                 .channelInitializer { channel in

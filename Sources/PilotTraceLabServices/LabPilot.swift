@@ -81,6 +81,13 @@ public struct LabPilot: Sendable {
         return ("5YSZL26002" + String(format: "%04X", index), "1581F5FHD23260" + String(format: "%06d", index))
     }
 
+    /// The local address device `index` binds to: with several devices against a loopback cloud each gets its own
+    /// loopback address (127.0.1.1, 127.0.1.2, …), as real remote controllers have their own IPs; otherwise none.
+    func sourceAddress(_ index: Int) -> String? {
+        guard configuration.devices > 1, let host = URL(string: configuration.cloud)?.host, host.hasPrefix("127.") else { return nil }
+        return "127.0.\(1 + index / 250).\(1 + index % 250)"
+    }
+
     /// Runs every device on its own thread and returns their outcomes, in device order.
     public func run() -> [Outcome] {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -124,7 +131,8 @@ public struct LabPilot: Sendable {
                 throw Stop(reason: "not an http URL: \(configuration.cloud)")
             }
             guard url.scheme == "http" else { throw Stop(reason: "the lab pilot speaks plain http (got \(configuration.cloud))") }
-            let h5 = try HTTPClientConnection(host: host, port: port, group: group)
+            let source = sourceAddress(index)
+            let h5 = try HTTPClientConnection(host: host, port: port, group: group, bindTo: source)
             http = h5
             func call(_ method: HTTPMethod, _ path: String, token: String? = nil, json: [String: Any]? = nil) throws -> HTTPClientConnection.Response {
                 var headers: [(String, String)] = []
@@ -190,12 +198,12 @@ public struct LabPilot: Sendable {
             if configuration.faults.contains(.wrongPassword) { password = (password ?? "") + "-wrong" }
             let client = try MQTTClient(clientID: rc, version: configuration.version, username: username, password: password)
             mqtt = client
-            let code = try client.connect(host: brokerHost, port: brokerPort, keepAlive: configuration.keepAlive)
+            let code = try client.connect(host: brokerHost, port: brokerPort, keepAlive: configuration.keepAlive, bindTo: source)
             guard code == 0 else {
                 say("MQTT CONNECT to \(brokerHost):\(brokerPort) refused (CONNACK \(code))")
                 throw Stop(reason: "MQTT CONNECT refused (\(code))")
             }
-            say("MQTT connected to \(brokerHost):\(brokerPort) as \(rc) (MQTT \(configuration.version.rawValue)\(username == nil ? ", anonymous" : ", user \(username!)"))")
+            say("MQTT connected to \(brokerHost):\(brokerPort)\(source.map { " from \($0)" } ?? "") as \(rc) (MQTT \(configuration.version.rawValue)\(username == nil ? ", anonymous" : ", user \(username!)"))")
             try client.subscribe(["sys/product/\(rc)/status_reply", "thing/product/\(rc)/services", "thing/product/\(rc)/events_reply",
                                   "thing/product/\(rc)/requests_reply", "thing/product/\(rc)/property/set", "thing/product/\(rc)/drc/down"], qos: 1)
 

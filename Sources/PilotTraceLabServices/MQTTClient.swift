@@ -120,10 +120,10 @@ public final class MQTTClient: @unchecked Sendable {
         }
     }
 
-    /// Connects and waits for the CONNACK: returns its code (0 accepted; 3.1.1 return codes or MQTT 5 reason codes).
+    /// Connects (from the local address `source` if given) and waits for the CONNACK: returns its code (0 accepted; 3.1.1 return codes or MQTT 5 reason codes).
     @discardableResult
-    public func connect(host: String, port: Int, keepAlive: Int, timeout: Double = 10) throws -> Int32 {
-        try Self.check(mosquitto_connect(handle, host, Int32(port), Int32(keepAlive)), "cannot connect to \(host):\(port)")
+    public func connect(host: String, port: Int, keepAlive: Int, timeout: Double = 10, bindTo source: String? = nil) throws -> Int32 {
+        try Self.check(mosquitto_connect_bind(handle, host, Int32(port), Int32(keepAlive), source), "cannot connect to \(host):\(port)")
         try Self.check(mosquitto_loop_start(handle), "cannot start the MQTT loop")
         update { $0.looping = true }
         guard wait(timeout, until: { connack != nil || linkDown }) else {

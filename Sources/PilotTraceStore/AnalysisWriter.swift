@@ -14,6 +14,12 @@ import GRDB
 /// before its timeline events. Upserting again later updates the row in place (`INSERT … ON CONFLICT(id) DO UPDATE`,
 /// never a delete, so the rows referencing it stay).
 ///
+/// With `background` (``PilotTraceDatabase/beginAnalysis(key:captures:toolVersion:createdAt:batchSize:background:)``)
+/// a full batch is written on the writer's own thread while the caller goes on giving rows: decoding and SQLite
+/// overlap, on two cores. At most one batch is in flight (memory stays at two batches); a batch that fails is
+/// reported by the next call that writes (the row that fills the next batch, ``flush()`` or ``finish(frames:frameBytes:firstTime:lastTime:countersJSON:)``).
+/// ``flush()`` and `finish` always wait until everything given is written.
+///
 /// Rows already flushed stay when the process is interrupted; rows still buffered are lost unless ``flush()`` is
 /// called (for example from a Ctrl-C handler: every method is safe to call from any thread). An interrupted
 /// analysis has `frames` NULL in `analyses`.
@@ -50,11 +56,21 @@ public final class AnalysisWriter: @unchecked Sendable {
     private var timeline: [TimelineEventRow] = []
     private var deviations: [DeviationRow] = []
     private var written = 0
+    /// Whether full batches are written on ``writeQueue`` while the caller goes on.
+    private let background: Bool
+    private let writeQueue = DispatchQueue(label: "pilottrace.analysis-writer")
+    /// Entered while a batch is being written in the background.
+    private let inFlight = DispatchGroup()
+    /// How the last background batch went (rows written, or why not), until the next call collects it.
+    private var inFlightResult: Result<Int, PilotTraceStoreError>?
+    /// Guards ``inFlightResult`` (``lock`` is held by the caller while it waits for the background batch).
+    private let resultLock = NSLock()
 
     init(
         database: PilotTraceDatabase, analysisID: Int64, key: String, captureIDs: [Int: Int64], next: NextIDs,
-        batchSize: Int
+        batchSize: Int, background: Bool
     ) {
+        self.background = background
         self.database = database
         self.analysisID = analysisID
         self.key = key
@@ -138,7 +154,7 @@ public final class AnalysisWriter: @unchecked Sendable {
         try lock.withLock {
             try checkOpenLocked()
             body(self)
-            if pendingLocked >= batchSize { try flushLocked() }
+            if pendingLocked >= batchSize { try flushLocked(wait: false) }
         }
     }
 
@@ -151,10 +167,11 @@ public final class AnalysisWriter: @unchecked Sendable {
 
     // MARK: - Writing
 
-    /// Writes the buffered rows in one transaction.
+    /// Writes the buffered rows in one transaction, after the batch being written in the background, if any.
     ///
-    /// - Throws: ``PilotTraceStoreError`` (`.writeFailed`) when the batch could not be written (it is dropped:
-    ///   nothing of it is stored, the batches before it stay).
+    /// - Throws: ``PilotTraceStoreError`` (`.writeFailed`) when a batch could not be written (it is dropped:
+    ///   nothing of it is stored, the batches before it stay): the background batch (the buffered rows stay buffered
+    ///   for the next flush), else the buffered rows.
     public func flush() throws {
         try lock.withLock { try flushLocked() }
     }
@@ -218,59 +235,84 @@ public final class AnalysisWriter: @unchecked Sendable {
         }
     }
 
-    /// MQTT packets are most of the rows of a capture: one prepared statement with explicit bindings instead of a
-    /// Codable round trip per row.
-    static func insertMQTT(_ rows: [MQTTPacketRow], _ db: Database) throws {
-        guard !rows.isEmpty else { return }
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO mqtt_packets (id, analysis_id, flow_id, direction, time, over_websocket, version, version_assumed, type,
-              packet_id, qos, retain, dup, topic, payload, payload_length, payload_json, client_id, username, password,
-              keep_alive, return_code, summary)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        for r in rows {
-            let values: [(any DatabaseValueConvertible)?] = [
-                r.id, r.analysisID, r.flowID, r.direction, r.time, r.overWebSocket, r.version, r.versionAssumed, r.type,
-                r.packetID, r.qos, r.retain, r.dup, r.topic, r.payload, r.payloadLength, r.payloadJSON, r.clientID, r.username,
-                r.password, r.keepAlive, r.returnCode, r.summary,
-            ]
-            try statement.execute(arguments: StatementArguments(values))
+    /// One transaction's rows, in the order they are written.
+    private struct Batch {
+        var captures: [CaptureRow]
+        var flows: [FlowRow]
+        var http: [HTTPExchangeRow]
+        var webSocket: [WebSocketMessageRow]
+        var mqtt: [MQTTPacketRow]
+        var sessions: [SessionRow]
+        var timeline: [TimelineEventRow]
+        var deviations: [DeviationRow]
+        var count: Int
+
+        func write(_ db: Database) throws {
+            let inserts = try RowInserts(db)
+            for row in captures { try row.upsert(db) }
+            for row in flows { try inserts.upsert(row) }
+            for row in http { try inserts.insert(row) }
+            for row in webSocket { try row.insert(db) }
+            for row in mqtt { try inserts.insert(row) }
+            for row in sessions { try row.upsert(db) }
+            for row in timeline { try inserts.insert(row) }
+            for row in deviations { try inserts.insert(row) }
         }
     }
 
-    private func flushLocked() throws {
+    /// Takes the buffered rows and writes them: in the background when `wait` is false (the caller goes on decoding
+    /// while SQLite works, at most one batch in flight), else before returning.
+    ///
+    /// The batch before is always waited for first, so batches are written in order and a failed one is reported
+    /// (thrown) by the next call: a flush, a ``finish(frames:frameBytes:firstTime:lastTime:countersJSON:)`` or the
+    /// row that fills the next batch.
+    private func flushLocked(wait: Bool = true) throws {
+        try waitForBatchLocked()
         guard pendingLocked > 0 else { return }
-        let captures = self.captures.values.sorted { $0.ordinal < $1.ordinal }
-        let flows = self.flows.values.sorted { $0.id < $1.id }
-        let sessions = self.sessions.values.sorted { $0.id < $1.id }
-        let (http, webSocket, mqtt, timeline, deviations) =
-            (self.http, self.webSocket, self.mqtt, self.timeline, self.deviations)
-        let count = pendingLocked
-        self.captures.removeAll(keepingCapacity: true)
-        self.flows.removeAll(keepingCapacity: true)
-        self.sessions.removeAll(keepingCapacity: true)
-        self.http.removeAll(keepingCapacity: true)
-        self.webSocket.removeAll(keepingCapacity: true)
-        self.mqtt.removeAll(keepingCapacity: true)
-        self.timeline.removeAll(keepingCapacity: true)
-        self.deviations.removeAll(keepingCapacity: true)
-        do {
-            try database.pool.write { db in
-                for row in captures { try row.upsert(db) }
-                for row in flows { try row.upsert(db) }
-                for row in http { try row.insert(db) }
-                for row in webSocket { try row.insert(db) }
-                try Self.insertMQTT(mqtt, db)
-                for row in sessions { try row.upsert(db) }
-                for row in timeline { try row.insert(db) }
-                for row in deviations { try row.insert(db) }
+        let batch = Batch(
+            captures: captures.values.sorted { $0.ordinal < $1.ordinal }, flows: flows.values.sorted { $0.id < $1.id },
+            http: http, webSocket: webSocket, mqtt: mqtt, sessions: sessions.values.sorted { $0.id < $1.id },
+            timeline: timeline, deviations: deviations, count: pendingLocked)
+        captures.removeAll(keepingCapacity: true)
+        flows.removeAll(keepingCapacity: true)
+        sessions.removeAll(keepingCapacity: true)
+        http.removeAll(keepingCapacity: true)
+        webSocket.removeAll(keepingCapacity: true)
+        mqtt.removeAll(keepingCapacity: true)
+        timeline.removeAll(keepingCapacity: true)
+        deviations.removeAll(keepingCapacity: true)
+        let (database, analysisID) = (self.database, self.analysisID)
+        let write: @Sendable () -> Result<Int, PilotTraceStoreError> = {
+            do {
+                try database.pool.write { try batch.write($0) }
+                return .success(batch.count)
+            } catch {
+                return .failure(PilotTraceStoreError(
+                    kind: .writeFailed, path: database.path,
+                    message: "cannot write \(batch.count) rows of analysis \(analysisID): \(PilotTraceDatabase.reason(error))"))
             }
-        } catch {
-            throw PilotTraceStoreError(
-                kind: .writeFailed, path: database.path,
-                message: "cannot write \(count) rows of analysis \(analysisID): \(PilotTraceDatabase.reason(error))")
         }
-        written += count
+        if wait || !background {
+            written += try write().get()
+            return
+        }
+        inFlight.enter()
+        writeQueue.async { [self] in
+            let result = write()
+            resultLock.withLock { inFlightResult = result }
+            inFlight.leave()
+        }
+    }
+
+    /// Waits for the batch being written in the background, if any; throws its error.
+    private func waitForBatchLocked() throws {
+        inFlight.wait()
+        let result = resultLock.withLock { () -> Result<Int, PilotTraceStoreError>? in
+            defer { inFlightResult = nil }
+            return inFlightResult
+        }
+        guard let result else { return }
+        written += try result.get()
     }
 }
 

@@ -127,6 +127,11 @@ extension PilotTraceDatabase {
         }
     }
 
+    /// One session, by id (the primary key: `timeline ID` does not read the other sessions).
+    public func session(id: Int64) throws -> SessionRow? {
+        try pool.read { try SessionRow.fetchOne($0, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]) }
+    }
+
     /// A session's timeline, by ordinal.
     public func timeline(sessionID: Int64) throws -> [TimelineEventRow] {
         try pool.read {

@@ -18,12 +18,22 @@ extension PilotTraceDatabase {
         "deviations_by_flow",
     ]
 
+    /// Version 2 (issue 10): `deviations_by_analysis` covers `(analysis_id, time)`, so `pilottrace deviations` reads
+    /// an analysis's findings in time order from the index instead of sorting them.
+    static let schemaV2 = """
+        DROP INDEX deviations_by_analysis;
+        CREATE INDEX deviations_by_analysis ON deviations(analysis_id, time);
+        """
+
     /// The schema's migrations. Append new ones (`v2`, …); never edit a migration that has shipped.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: "PRAGMA application_id = \(applicationID)")
             try db.execute(sql: schemaV1)
+        }
+        migrator.registerMigration("v2") { db in
+            try db.execute(sql: schemaV2)
         }
         return migrator
     }

@@ -23,6 +23,8 @@ public enum RoleEvidence: String, Sendable, Codable {
     case syn
     /// Only the SYN-ACK was captured: its receiver is the client.
     case synAck = "syn-ack"
+    /// Neither was captured, but one end was the server of another connection whose handshake was.
+    case knownServer = "known-server"
     /// Neither was captured: the well-known or lower port is taken as the server.
     case portHeuristic = "port-heuristic"
     /// Nothing to go on: the first sender is taken as the client.

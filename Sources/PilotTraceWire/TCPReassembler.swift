@@ -68,9 +68,23 @@ public struct TCPReassembler {
         if let existing = connection {
             c = existing
         } else {
-            c = Connection(info: Self.roles(of: segment, id: ConnectionID(rawValue: nextID), at: timestamp), window: configuration.conflictWindow)
+            let info = Self.roles(of: segment, id: ConnectionID(rawValue: nextID), at: timestamp, knownServers: knownServers)
+            if info.roleEvidence == .syn || info.roleEvidence == .synAck, knownServers.count < Self.knownServerLimit {
+                knownServers.insert(info.server)
+            }
+            c = Connection(info: info, window: configuration.conflictWindow)
             nextID += 1
             connections[key] = c
+            // Roles guessed from a bare ACK (a keep-alive, a delayed ACK) may be wrong: they are decided again at
+            // the first segment that says more, before anyone is told the connection exists.
+            c.tentative = (info.roleEvidence == .portHeuristic || info.roleEvidence == .firstPacket) && segment.payload.isEmpty
+                && flags.isDisjoint(with: [.syn, .fin, .rst])
+            if !c.tentative { events.append(.opened(c.info)) }
+        }
+        if c.tentative, !segment.payload.isEmpty || !flags.isDisjoint(with: [.syn, .fin, .rst]) {
+            let again = Self.roles(of: segment, id: c.info.id, at: c.info.firstSeen, knownServers: knownServers)
+            if again.roleEvidence == .knownServer { c.assignRoles(client: again.client, server: again.server, evidence: .knownServer) }
+            c.tentative = false
             events.append(.opened(c.info))
         }
         c.process(segment, at: timestamp, frameLength: frameLength, configuration: configuration, budget: budget, into: &events)
@@ -104,18 +118,32 @@ public struct TCPReassembler {
 
     mutating func release(_ key: FlowKey, _ c: Connection, reason: CloseReason, into events: inout [StreamEvent]) {
         connections[key] = nil
+        if c.tentative { events.append(.opened(c.info)) }
         c.flush(budget: budget, into: &events)
         events.append(.closed(c.summary(reason: reason)))
     }
 
-    /// Who is the client: the SYN's sender, the SYN-ACK's receiver, or a guess from the ports.
-    static func roles(of s: TCPSegment, id: ConnectionID, at ts: Timestamp) -> ConnectionInfo {
+    /// Endpoints seen as the server of a connection whose handshake was captured: a connection picked up mid-stream
+    /// to one of them has its roles from that (a broker on an ephemeral port still accepts, it never connects out).
+    var knownServers: Set<Endpoint> = []
+    /// Bounds ``knownServers`` (endpoints past it are simply not remembered).
+    static let knownServerLimit = 65_536
+
+    /// Who is the client: the SYN's sender, the SYN-ACK's receiver, the side that is not a known server, or a
+    /// guess from the ports.
+    static func roles(of s: TCPSegment, id: ConnectionID, at ts: Timestamp, knownServers: Set<Endpoint> = []) -> ConnectionInfo {
         let f = s.flags
         if f.contains(.syn) && !f.contains(.ack) {
             return ConnectionInfo(id: id, client: s.source, server: s.destination, roleEvidence: .syn, firstSeen: ts)
         }
         if f.contains(.syn) && f.contains(.ack) {
             return ConnectionInfo(id: id, client: s.destination, server: s.source, roleEvidence: .synAck, firstSeen: ts)
+        }
+        let knownSource = knownServers.contains(s.source), knownDestination = knownServers.contains(s.destination)
+        if knownSource != knownDestination {
+            return knownSource
+                ? ConnectionInfo(id: id, client: s.destination, server: s.source, roleEvidence: .knownServer, firstSeen: ts)
+                : ConnectionInfo(id: id, client: s.source, server: s.destination, roleEvidence: .knownServer, firstSeen: ts)
         }
         let src = isServicePort(s.source.port), dst = isServicePort(s.destination.port)
         let sourceIsServer: Bool
@@ -180,8 +208,10 @@ final class HalfStream {
 }
 
 final class Connection {
-    let info: ConnectionInfo
-    let halves: (HalfStream, HalfStream)
+    private(set) var info: ConnectionInfo
+    private(set) var halves: (HalfStream, HalfStream)
+    /// Opened by data-less segments with guessed roles; `.opened` is not emitted yet.
+    var tentative = false
     let window: Int
     var lastSeen: Timestamp
     var synSeen = false
@@ -195,6 +225,13 @@ final class Connection {
         self.window = window
         self.lastSeen = info.firstSeen
         self.halves = (HalfStream(), HalfStream())
+    }
+
+    /// Takes `client` as the client (swapping the halves if that is the other end); only while tentative.
+    func assignRoles(client: Endpoint, server: Endpoint, evidence: RoleEvidence) {
+        precondition(tentative)
+        if client != info.client { halves = (halves.1, halves.0) }
+        info = ConnectionInfo(id: info.id, client: client, server: server, roleEvidence: evidence, firstSeen: info.firstSeen)
     }
 
     @inline(__always) func stream(_ d: Direction) -> HalfStream { d == .toServer ? halves.0 : halves.1 }

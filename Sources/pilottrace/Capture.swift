@@ -44,7 +44,10 @@ struct Capture: ParsableCommand {
     var snaplen: Int32 = 262_144
 
     @Option(help: ArgumentHelp("The kernel capture buffer.", valueName: "MB"))
-    var bufferSize: Int32 = 32
+    var bufferSize: Int32 = 64
+
+    @Flag(help: "Hand each frame over as it arrives (libpcap immediate mode: one MTU-sized buffer slot per frame, so bursts drop sooner; give it a larger --buffer-size). By default frames come in blocks, at most 100 ms late.")
+    var immediate = false
 
     @OptionGroup var database: DatabaseOptions
 
@@ -63,7 +66,7 @@ struct Capture: ParsableCommand {
         let live: LiveCapture
         var writer: RotatingCaptureWriter?
         do {
-            live = try LiveCapture(interface: interface, filter: filter, snaplen: snaplen, bufferSize: bufferSize << 20)
+            live = try LiveCapture(interface: interface, filter: filter, snaplen: snaplen, bufferSize: bufferSize << 20, immediate: immediate)
             if let write {
                 writer = try RotatingCaptureWriter(path: write, linkType: live.linkType, snaplen: UInt32(snaplen), interfaceName: interface,
                                                    application: "pilottrace \(PilotTraceVersion.string)",

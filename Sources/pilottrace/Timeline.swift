@@ -23,13 +23,15 @@ struct Timeline: ParsableCommand {
 
     func run() throws {
         let db = try database.openExisting()
-        var rows = try db.sessions()
+        let rows: [SessionRow]
         if let session {
-            rows = rows.filter { $0.id == session }
-            guard !rows.isEmpty else {
+            guard let row = try db.session(id: session) else {
                 warn("error: no session \(session) in \(database.resolved)")
                 throw ExitCode(1)
             }
+            rows = [row]
+        } else {
+            rows = try db.sessions()
         }
         let views = try SessionViews.load(rows, from: db)
         if json {

@@ -50,6 +50,8 @@ struct AnalysisWriterTests {
             let sessions = try database.sessions(analysisID: a)
             #expect(sessions == [written.session])
             #expect(try database.sessions() == sessions)
+            #expect(try database.session(id: written.session.id) == written.session)
+            #expect(try database.session(id: written.session.id + 1) == nil)
 
             let timeline = try database.timeline(sessionID: written.session.id)
             #expect(timeline.allSatisfy { $0.id != nil })
@@ -166,6 +168,62 @@ struct AnalysisWriterTests {
             #expect(stored.last?.payload == Data([UInt8(10_000 % 256)]))
             #expect(writer.writtenRowCount == 10_001)
             _ = folder
+        }
+    }
+
+    @Test("In the background: batches are written while rows keep coming, in order; flush and finish wait")
+    func backgroundBatches() throws {
+        try withDatabase { database, _ in
+            let writer = try database.beginAnalysis(key: "bg", captures: [], toolVersion: "t", batchSize: 100,
+                                                    background: true)
+            let flow = FlowRow(
+                id: writer.nextFlowID(), connectionNumber: 1, client: "1.2.3.4:5", server: "5.6.7.8:1883",
+                roleEvidence: "syn", protocol: "mqtt", classificationEvidence: "first-bytes", firstTime: 0,
+                lastTime: 0, closeReason: "open", handshakeComplete: true)
+            try writer.upsertFlow(flow)
+            var ids: [Int64] = []
+            for i in 0..<1_050 {
+                let id = writer.nextMQTTID()
+                ids.append(id)
+                try writer.insertMQTTPacket(MQTTPacketRow(
+                    id: id, flowID: flow.id, direction: "to-client", time: Double(i), version: "3.1.1", type: "PUBLISH",
+                    topic: "t", payload: Data(#"{"n":\#(i)}"#.utf8), payloadLength: 8, payloadJSON: #"{"n":\#(i)}"#,
+                    summary: "PUBLISH"))
+                #expect(writer.pendingRowCount < 100)
+            }
+            // The flow's final version, given after its messages: still written last, in place.
+            var closed = flow
+            closed.closeReason = "fin"
+            try writer.upsertFlow(closed)
+            try writer.finish(frames: 1, frameBytes: 1, firstTime: nil, lastTime: nil, countersJSON: nil)
+
+            let stored = try database.mqttPackets(analysisID: writer.analysisID)
+            #expect(stored.map(\.id) == ids)
+            #expect(stored.last?.payloadJSON == #"{"n":1049}"#)
+            #expect(try database.flows(analysisID: writer.analysisID).map(\.closeReason) == ["fin"])
+            #expect(writer.writtenRowCount == 1_052)
+        }
+    }
+
+    @Test("In the background, a batch that fails is reported by the next call; the batches before it stay")
+    func backgroundFailure() throws {
+        try withDatabase { database, _ in
+            let writer = try database.beginAnalysis(key: "bf", captures: [], toolVersion: "t", batchSize: 10,
+                                                    background: true)
+            try writer.upsertSession(SessionRow(id: writer.nextSessionID(), state: "online", startTime: 1))
+            try writer.flush()
+            // A full batch of packets of a flow that does not exist: handed to the background, refused there.
+            for i in 0..<10 {
+                try writer.insertMQTTPacket(MQTTPacketRow(
+                    id: writer.nextMQTTID(), flowID: 999, direction: "to-server", time: Double(i), version: "3.1.1",
+                    type: "PINGREQ", summary: "PINGREQ"))
+            }
+            let error = #expect(throws: PilotTraceStoreError.self) { try writer.flush() }
+            #expect(error?.kind == .writeFailed)
+            #expect(error?.message.contains("FOREIGN KEY") == true)
+            // Reported once; the writer goes on.
+            try writer.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
+            #expect(try database.counts(analysisID: writer.analysisID) == AnalysisCounts(mqtt: 0, sessions: 1))
         }
     }
 

@@ -16,7 +16,7 @@ struct SchemaTests {
             let indexes = try database.strings(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
             #expect(indexes == PilotTraceDatabase.indexNames.sorted())
-            #expect(try database.strings("SELECT identifier FROM grdb_migrations") == ["v1"])
+            #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2"])
 
             // The indexes the queries rely on cover the right columns.
             let timelineIndex = try database.strings(
@@ -25,6 +25,8 @@ struct SchemaTests {
             #expect(try database.strings("SELECT name FROM pragma_index_info('mqtt_packets_by_topic')") == ["topic"])
             #expect(try database.strings("SELECT name FROM pragma_index_info('deviations_by_session') ORDER BY seqno")
                 == ["session_id", "severity"])
+            #expect(try database.strings("SELECT name FROM pragma_index_info('deviations_by_analysis') ORDER BY seqno")
+                == ["analysis_id", "time"])
             #expect(try database.scalar("SELECT \"unique\" FROM pragma_index_list('analyses') "
                 + "WHERE name = 'analyses_by_key'") == 1)
 
@@ -72,6 +74,33 @@ struct SchemaTests {
             #expect(rows.first?["latency_ms"] == 200.0)
             #expect(rows.first?["tid"] == "t1")
         }
+    }
+
+    @Test("v2 on a v1 database: rows stay, deviations_by_analysis covers (analysis_id, time)")
+    func migrationV2() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path("v1.sqlite")
+        // Given a database at v1 holding a finding
+        let queue = try DatabaseQueue(path: path)
+        try PilotTraceDatabase.migrator.migrate(queue, upTo: "v1")
+        try queue.write { db in
+            try db.execute(sql: """
+                INSERT INTO analyses (id, key, created_at, tool_version) VALUES (1, 'k', 'now', 't');
+                INSERT INTO deviations (analysis_id, rule_id, severity, title, time, evidence_json)
+                VALUES (1, 'r', 'info', 'later', 2, '{}'), (1, 'r', 'info', 'earlier', 1, '{}');
+                """)
+        }
+        try queue.close()
+
+        // When pilottrace opens it
+        let database = try PilotTraceDatabase.open(path: path)
+
+        // Then the rows are there, read in time order through the new index
+        #expect(try database.deviations(analysisID: 1).map(\.title) == ["earlier", "later"])
+        #expect(try database.strings("SELECT name FROM pragma_index_info('deviations_by_analysis') ORDER BY seqno")
+            == ["analysis_id", "time"])
+        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2"])
     }
 
     @Test("Foreign keys are enforced: a message of an unknown flow is refused")

@@ -222,6 +222,27 @@ struct ReassemblyHarness {
         #expect(h.stream(.toServer).bytes == Array("request".utf8))
     }
 
+    /// A broker on an ephemeral port (higher than its mid-stream client's): the port guess would be wrong, but the
+    /// broker was the server of a connection whose handshake was captured.
+    @Test func midStreamPickUpTrustsAServerSeenInAHandshake() {
+        var h = ReassemblyHarness()
+        let broker = Endpoint(address: IPAddress("192.0.2.2")!, port: 60_027)
+        let device = Endpoint(address: IPAddress("192.0.2.7")!, port: 41_000)
+        let backend = Endpoint(address: IPAddress("192.0.2.9")!, port: 33_000)
+        h.send(.toServer, seq: 100, flags: .syn, from: device, to: broker)
+        h.send(.toClient, seq: 5000, ack: 101, flags: [.syn, .ack], from: broker, to: device)
+        h.send(.toClient, seq: 9000, Array("publish".utf8), from: broker, to: backend)  // the backend's connection, mid-stream
+        h.send(.toClient, seq: 7000, Array("x".utf8), from: Endpoint(address: IPAddress("192.0.2.3")!, port: 60_001),
+               to: Endpoint(address: IPAddress("192.0.2.4")!, port: 33_001))  // nothing known: the lower port serves
+        h.finish()
+        let midstream = h.summaries.first { $0.info.client == backend || $0.info.server == backend }
+        #expect(midstream?.info.server == broker)
+        #expect(midstream?.info.roleEvidence == .knownServer)
+        let unknown = h.summaries.first { $0.info.server.port == 33_001 || $0.info.client.port == 33_001 }
+        #expect(unknown?.info.server.port == 33_001)
+        #expect(unknown?.info.roleEvidence == .portHeuristic)
+    }
+
     @Test func synAckOnlyStillTellsTheRoles() {
         var h = ReassemblyHarness()
         h.send(.toClient, seq: 5000, ack: 101, flags: [.syn, .ack])
