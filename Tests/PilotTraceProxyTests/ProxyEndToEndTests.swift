@@ -99,7 +99,7 @@ import Glibc
                 == ["/pilot-login 200", "/manage/api/v1/login 200", "/chunked 200", "/api/v1/ws -"])
         #expect(try store.strings("SELECT type FROM mqtt_packets ORDER BY id") == ["CONNECT", "CONNACK", "PUBLISH", "PUBACK", "DISCONNECT"])
         #expect(try store.strings("SELECT text FROM websocket_messages ORDER BY id") == [#"{"biz_code":"ping"}"#, #"{"biz_code":"ping"}"#])
-        #expect(try store.strings("SELECT gateway_sn || ' ' || state FROM sessions") == ["5YSZL260021E9A incomplete"])  // nobody answers status here
+        #expect(try store.strings("SELECT gateway_sn || ' ' || state FROM sessions") == ["5YSZL260021E9A failed"])  // it left with its status unanswered
         let steps = try store.strings("SELECT step FROM timeline_events ORDER BY ordinal")
         #expect(steps == ["h5-page", "login", "mqtt-credentials", "mqtt-connect", "mqtt-connack", "update-topo", "mqtt-disconnect"])
         #expect(try store.strings("SELECT json_extract(detail_json, '$.mqtt_addr') FROM timeline_events WHERE step = 'mqtt-credentials'")
