@@ -77,7 +77,8 @@ public struct BridgeReport: Hashable, Sendable {
         if let cb = call.callback {
             let value = call.arguments.first
             let ok = value?.boolValue ?? (value?.int64Value.map { $0 != 0 }) ?? true
-            return (.connectCallback, ok, .members([("callback", .text(cb)), ("value", value)]))
+            return (.connectCallback, ok, .members([("callback", .text(cb)), ("value", value),
+                                                     ("arguments", .text(call.arguments.map(\.compact).joined(separator: ", ")))]))
         }
         switch call.function {
         case "platformVerifyLicense":

@@ -166,7 +166,7 @@ enum TimelineText {
             if let m = str("message") { parts.append("\"\(m)\"") }
             if let e = str("error") { parts.append("threw \"\(e)\"") }
         case "connect-callback":
-            if let c = str("callback") { parts.append("\(c)(\(d["value"].map { "\($0)" } ?? ""))") }
+            if let c = str("callback") { parts.append("\(c)(\(str("arguments") ?? ""))") }
         default:
             break
         }

@@ -120,4 +120,32 @@ import Glibc
             #expect(try StoredDB(proxyDB).int("SELECT count(*) FROM \(table)") == (try StoredDB(passiveDB).int("SELECT count(*) FROM \(table)")))
         }
     }
+
+    /// TLS on every hop lab pilot cannot speak itself: lab pilot → proxy A (plain in; TLS out, trusting the test
+    /// certificate) → proxy B (terminates TLS with it; plain to the cloud) → lab cloud. B rewrites the cloud's
+    /// `tcp://` broker to its own `ssl://` listener, A remembers that and relays MQTT over TLS to it. The timeline B
+    /// records from decrypted TLS is the one A records from plain traffic.
+    @Test func aTLSHopIsDecryptedIntoTheSameTimeline() throws {
+        guard Self.ready, TestPaths.which("openssl") != nil else { print("skipped: needs mosquitto, openssl and the built binary"); return }
+        let dir = try TempDir("proxy-lab-tls")
+        let (cert, key) = try makeCertificate(in: dir)
+        let cloud = try LabCloud(dir: dir)
+        let dbA = dir.path("a.sqlite"), dbB = dir.path("b.sqlite")
+        let b = try ProxyProcess(dir: dir, ["--http-listen", "127.0.0.1:0", "--http-upstream", cloud.url, "--mqtt-listen", "127.0.0.1:0",
+                                            "--tls-cert", cert, "--tls-key", key, "--db", dbB, "--quiet"], name: "b")
+        let a = try ProxyProcess(dir: dir, ["--http-listen", "127.0.0.1:0", "--http-upstream", "https://127.0.0.1:\(b.httpPort)",
+                                            "--mqtt-listen", "127.0.0.1:0", "--upstream-ca", cert, "--db", dbA, "--quiet"], name: "a")
+        let run = try pilot("http://127.0.0.1:\(a.httpPort)", ["--online", "2", "--osd-interval", "1"])
+        #expect(run.status == 0, "\(run.stdout)")
+        usleep(500_000)
+        let outA = try a.stop(), outB = try b.stop()
+        #expect(outA.status == 0 && outB.status == 0, "\(outA.stderr) \(outB.stderr)")
+        #expect(outA.stdout.contains("The cloud handed out MQTT address ssl://127.0.0.1:\(b.mqttPort ?? 0)"))
+        #expect(outB.stdout.contains("The cloud handed out MQTT address tcp://127.0.0.1:\(cloud.brokerPort)"))
+        let stepsA = try steps(dbA), stepsB = try steps(dbB)
+        #expect(stepsA.count >= 10)
+        #expect(stepsB == stepsA)
+        #expect(stepsB.contains("status/status-reply/1"))
+        #expect(try StoredDB(dbB).int("SELECT count(*) FROM mqtt_packets") == (try StoredDB(dbA).int("SELECT count(*) FROM mqtt_packets")))
+    }
 }
