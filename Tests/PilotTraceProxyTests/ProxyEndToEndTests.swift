@@ -197,4 +197,42 @@ import Glibc
         #expect(bound.status == 1)
         #expect(bound.stderr.contains("cannot listen for HTTP on 127.0.0.1:\(busy.port): address already in use"))
     }
+
+    /// One masked binary WebSocket frame (RFC 6455 §5.2), payload under 126 bytes.
+    static func wsFrame(_ payload: [UInt8]) -> [UInt8] {
+        let mask: [UInt8] = [9, 8, 7, 6]
+        return [0x82, 0x80 | UInt8(payload.count)] + mask + payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
+    }
+
+    @Test func mqttOverWebSocketIsRelayedAndDecoded() throws {
+        guard Self.ready else { print("skipped: needs mosquitto, curl and the built binary"); return }
+        let dir = try TempDir("proxy-mqtt-ws")
+        let broker = try Broker(dir: dir, webSocket: true)
+        let wsPort = try #require(broker.webSocketPort)
+        let upstream = try Upstream(route: Self.cloud(broker: "ws://127.0.0.1:\(wsPort)/mqtt"))
+        let db = dir.path("p.sqlite")
+        let proxy = try ProxyProcess(dir: dir, ["--http-listen", "127.0.0.1:0", "--http-upstream", "http://127.0.0.1:\(upstream.port)",
+                                                "--mqtt-listen", "127.0.0.1:0", "--db", db])
+        let mqttPort = try #require(proxy.mqttPort)
+        let login = try curl(["-X", "POST", "-d", "{}", "http://127.0.0.1:\(proxy.httpPort)/manage/api/v1/login"])
+        #expect(login.contains(#""mqtt_addr":"ws://127.0.0.1:\#(mqttPort)/mqtt""#))
+
+        let c = try RawClient(port: mqttPort)
+        try c.send("GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+        var head: [UInt8] = []
+        while !(head.count >= 4 && head.suffix(4) == [13, 10, 13, 10]) { head += try c.receive(1) }
+        #expect(String(decoding: head, as: UTF8.self).hasPrefix("HTTP/1.1 101"))
+        try c.send(Self.wsFrame(MQTTWire.connect(clientID: "5YSZL260021E9A", username: "pilot", password: "pilot123")))
+        #expect(try c.receive(2 + 4) == [0x82, 4] + MQTTWire.connAck(0))
+        try c.send(Self.wsFrame(MQTTWire.publish("sys/product/5YSZL260021E9A/osd", Array(#"{"data":{}}"#.utf8))))
+        try c.send(Self.wsFrame(MQTTWire.disconnect))
+        usleep(300_000)
+        c.close()
+        usleep(200_000)
+        let out = try proxy.stop()
+        #expect(out.status == 0, "\(out.stderr)")
+        let store = try StoredDB(db)
+        #expect(try store.strings("SELECT type || ' ' || over_websocket FROM mqtt_packets ORDER BY id") == ["CONNECT 1", "CONNACK 1", "PUBLISH 1", "DISCONNECT 1"])
+        #expect(broker.connectionsSeen(clientID: "5YSZL260021E9A").count == 1)
+    }
 }

@@ -50,13 +50,21 @@ final class Broker {
     let log: String
     static var available: Bool { TestPaths.which("mosquitto") != nil }
 
-    init(dir: TempDir, tls: (cert: String, key: String)? = nil) throws {
+    /// A second listener speaking MQTT over WebSocket, when asked for.
+    var webSocketPort: Int?
+
+    init(dir: TempDir, tls: (cert: String, key: String)? = nil, webSocket: Bool = false) throws {
         port = freePort()
         log = dir.path("mosquitto.log")
         FileManager.default.createFile(atPath: log, contents: nil, attributes: [.posixPermissions: 0o666])
         var conf = "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest file \(log)\nlog_type all\nconnection_messages true\n"
         conf += "listener \(port) 127.0.0.1\n"
         if let tls { conf += "certfile \(tls.cert)\nkeyfile \(tls.key)\n" }
+        if webSocket {
+            let ws = freePort()
+            webSocketPort = ws
+            conf += "listener \(ws) 127.0.0.1\nprotocol websockets\n"
+        }
         let path = try dir.write("mosquitto.conf", conf)
         process.executableURL = URL(fileURLWithPath: TestPaths.which("mosquitto")!)
         process.arguments = ["-c", path]
@@ -64,6 +72,7 @@ final class Broker {
         process.standardError = FileHandle.nullDevice
         try process.run()
         try waitForPort(port)
+        if let ws = webSocketPort { try waitForPort(ws) }
     }
 
     /// The source ports the broker saw connections from, for a client id.
