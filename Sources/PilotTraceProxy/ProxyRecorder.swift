@@ -13,18 +13,31 @@ public final class ProxyRecorder: @unchecked Sendable {
     public typealias Frame = (time: Timestamp, bytes: [UInt8])
     public typealias Sink = ([Frame]) throws -> Void
 
+    /// What an event loop saw, stamped; frames are made from these on the consumer's queue.
+    enum Event {
+        case open(Int, client: Endpoint, server: Endpoint)
+        case data(Int, [UInt8], Direction)
+        case fin(Int, Direction)
+        case rst(Int, Direction)
+        case close(Int, serverFirst: Bool)
+    }
+
     let lock = NIOLock()
-    var connections: [Int: TCPFrameSynthesizer] = [:]
+    // Under the lock (any event loop):
     var nextID = 1
-    var pending: [Frame] = []
+    var pending: [(Int64, Event)] = []
     var lastNanoseconds: Int64 = 0
     var drainScheduled = false
+    var sinkError: Error?
+    var connectionsOpened = 0
+    // On the consumer's queue only:
+    var connections: [Int: TCPFrameSynthesizer] = [:]
+    var lastFrame: Int64 = 0
+    var frames = 0
+
     let queue = DispatchQueue(label: "pilottrace.proxy.recorder")
     let sink: Sink
     let clock: () -> Int64
-    var sinkError: Error?
-    public private(set) var frameCount = 0
-    public private(set) var connectionCount = 0
 
     /// - Parameters:
     ///   - clock: nanoseconds since the epoch (the wall clock by default; tests pass their own).
@@ -42,83 +55,77 @@ public final class ProxyRecorder: @unchecked Sendable {
 
     /// The first error the sink threw (recording stopped there).
     public var error: Error? { lock.withLock { sinkError } }
+    /// Frames handed to the sink so far (read after ``flush()``).
+    public var frameCount: Int { queue.sync { frames } }
+    public var connectionCount: Int { lock.withLock { connectionsOpened } }
 
     /// A new connection from `client` to `server`: its handshake is recorded now. Returns its handle.
     public func open(client: Endpoint, server: Endpoint) -> Int {
         lock.withLock {
             let id = nextID
             nextID += 1
-            connectionCount += 1
-            var s = TCPFrameSynthesizer(client: client, server: server,
-                                        initialSequence: (UInt32.random(in: .min ... .max), UInt32.random(in: .min ... .max)))
-            append(s.handshake())
-            connections[id] = s
+            connectionsOpened += 1
+            append(.open(id, client: client, server: server))
             return id
         }
     }
 
-    public func data(_ id: Int, _ bytes: [UInt8], from direction: Direction) {
-        lock.withLock {
-            guard var s = connections[id] else { return }
-            append(s.data(bytes, from: direction))
-            connections[id] = s
-        }
-    }
-
-    public func fin(_ id: Int, from direction: Direction) {
-        lock.withLock {
-            guard var s = connections[id] else { return }
-            append(s.fin(from: direction))
-            connections[id] = s
-        }
-    }
-
-    public func rst(_ id: Int, from direction: Direction) {
-        lock.withLock {
-            guard var s = connections[id] else { return }
-            append(s.rst(from: direction))
-            connections[id] = s
-        }
-    }
+    public func data(_ id: Int, _ bytes: [UInt8], from direction: Direction) { lock.withLock { append(.data(id, bytes, direction)) } }
+    public func fin(_ id: Int, from direction: Direction) { lock.withLock { append(.fin(id, direction)) } }
+    public func rst(_ id: Int, from direction: Direction) { lock.withLock { append(.rst(id, direction)) } }
 
     /// The connection is gone: whatever half is still open is closed (client's FIN first when it closed first).
-    public func close(_ id: Int, serverFirst: Bool) {
-        lock.withLock {
-            guard var s = connections.removeValue(forKey: id) else { return }
-            if serverFirst {
-                append(s.fin(from: .toClient))
-                append(s.fin(from: .toServer))
-            } else {
-                append(s.fin(from: .toServer))
-                append(s.fin(from: .toClient))
-            }
-        }
-    }
+    public func close(_ id: Int, serverFirst: Bool) { lock.withLock { append(.close(id, serverFirst: serverFirst)) } }
 
-    /// Under the lock: stamps frames (strictly increasing times) and schedules the consumer.
-    func append(_ frames: [[UInt8]]) {
-        guard !frames.isEmpty else { return }
-        for f in frames {
-            let now = max(clock(), lastNanoseconds + 1)
-            lastNanoseconds = now
-            pending.append((Timestamp(nanoseconds: now), f))
-        }
-        frameCount += frames.count
+    /// Under the lock: stamps the event (strictly increasing times, so the order is the order seen) and schedules
+    /// the consumer.
+    func append(_ e: Event) {
+        let now = max(clock(), lastNanoseconds + 1)
+        lastNanoseconds = now
+        pending.append((now, e))
         if !drainScheduled {
             drainScheduled = true
             queue.async { self.drain() }
         }
     }
 
+    /// On the queue: the events so far become frames for the sink.
     func drain() {
-        let batch: [Frame] = lock.withLock {
+        let batch: [(Int64, Event)] = lock.withLock {
             drainScheduled = false
             let b = pending
             pending.removeAll(keepingCapacity: true)
             return sinkError == nil ? b : []
         }
         guard !batch.isEmpty else { return }
-        do { try sink(batch) } catch { lock.withLock { if sinkError == nil { sinkError = error } } }
+        var out: [Frame] = []
+        out.reserveCapacity(batch.count * 2)
+        for (t, e) in batch {
+            let made: [[UInt8]]
+            switch e {
+            case .open(let id, let client, let server):
+                var s = TCPFrameSynthesizer(client: client, server: server,
+                                            initialSequence: (UInt32.random(in: .min ... .max), UInt32.random(in: .min ... .max)))
+                made = s.handshake()
+                connections[id] = s
+            case .data(let id, let bytes, let d):
+                made = connections[id]?.data(bytes, from: d) ?? []
+            case .fin(let id, let d):
+                made = connections[id]?.fin(from: d) ?? []
+            case .rst(let id, let d):
+                made = connections[id]?.rst(from: d) ?? []
+            case .close(let id, let serverFirst):
+                guard var s = connections.removeValue(forKey: id) else { made = []; break }
+                made = serverFirst ? s.fin(from: .toClient) + s.fin(from: .toServer) : s.fin(from: .toServer) + s.fin(from: .toClient)
+            }
+            for f in made {
+                let stamp = max(t, lastFrame + 1)
+                lastFrame = stamp
+                out.append((Timestamp(nanoseconds: stamp), f))
+            }
+        }
+        frames += out.count
+        do { try sink(out) } catch { lock.withLock { if sinkError == nil { sinkError = error } } }
     }
 
     /// Runs `body` on the consumer's queue after the frames recorded so far (e.g. a periodic store refresh).

@@ -177,16 +177,20 @@ public struct TCPFrameSynthesizer: Sendable {
         }
     }
 
-    /// The Internet checksum (RFC 1071) over `a` then `b`.
+    /// The Internet checksum (RFC 1071) over `a` then `b` (`a`, the pseudo-header, has an even length).
     static func checksum(_ a: [UInt8], _ b: [UInt8]) -> UInt16 {
-        var sum: UInt32 = 0
-        var odd: UInt8?
+        var sum: UInt64 = 0
         for part in [a, b] {
-            for byte in part {
-                if let hi = odd { sum &+= UInt32(hi) << 8 | UInt32(byte); odd = nil } else { odd = byte }
+            part.withUnsafeBytes { raw in
+                let n = raw.count
+                var i = 0
+                while i + 1 < n {
+                    sum &+= UInt64(raw[i]) << 8 | UInt64(raw[i + 1])
+                    i += 2
+                }
+                if i < n { sum &+= UInt64(raw[i]) << 8 }
             }
         }
-        if let hi = odd { sum &+= UInt32(hi) << 8 }
         while sum >> 16 != 0 { sum = (sum & 0xFFFF) &+ (sum >> 16) }
         return ~UInt16(sum)
     }
