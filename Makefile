@@ -1,7 +1,6 @@
 # pilottrace: the two commands a newcomer runs are `make demo` and `make test`.
 SWIFT ?= swift
 BIN := .build/debug/pilottrace
-DEMO_CAPTURE := Captures/pilot2-login.pcap
 
 .PHONY: all bootstrap build release demo test fuzz bench proxy-bench report-screenshots clean
 
@@ -16,12 +15,10 @@ build: bootstrap
 release: bootstrap
 	$(SWIFT) build -c release
 
-# The main job on the built-in example: analyze a recorded Pilot 2 login into SQLite and print its timeline.
-DEMO_DB := Reports/demo.sqlite
+# The main job on a built-in example: the lab cloud (with mosquitto), a live capture on lo and the lab pilot on
+# loopback, then the captured session's timeline and findings (scripts/demo; without root: the recorded example).
 demo: build
-	$(BIN) analyze --db $(DEMO_DB) $(DEMO_CAPTURE)
-	@echo
-	$(BIN) timeline --db $(DEMO_DB)
+	@scripts/demo
 
 # Unit, capture and end-to-end tests (the end-to-end tests run the built binary).
 test: build

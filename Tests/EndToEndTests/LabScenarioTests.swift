@@ -68,6 +68,9 @@ struct LabRun {
             throw Failure(description: "capture failed: \(captured) \((try? String(contentsOf: captureErr, encoding: .utf8)) ?? "")")
         }
         stop(cloudProcess)
+        // The cloud stopped everything it started: nothing listens on its ports any more.
+        #expect(!listening(Int(httpPort)!), "lab cloud's HTTP port still open")
+        #expect(!listening(Int(mqttPort)!), "lab cloud's mosquitto still running")
         return LabRun(dir: dir, pilot: pilotResult, capture: captured,
                       cloudLog: (try? String(contentsOf: cloudLog, encoding: .utf8)) ?? "")
     }
@@ -85,8 +88,21 @@ struct LabRun {
     static func stop(_ p: Process) {
         guard p.isRunning else { return }
         p.terminate()
-        for _ in 0..<100 where p.isRunning { usleep(50_000) }
+        for _ in 0..<200 where p.isRunning { usleep(50_000) }
         if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() }
+    }
+
+    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+    static func listening(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = UInt16(port).bigEndian
+        addr.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        return withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
     }
 
     static func waitForFile(_ path: String) -> String? {
