@@ -7,6 +7,11 @@ import PilotTraceFlow
 /// its return value is returned unchanged and its exception rethrown; reports go out afterwards (batched per task
 /// with `navigator.sendBeacon`, else an asynchronous XHR) and their failures are swallowed. Callbacks named in the
 /// calls (`connectCallback`, `wsConnectCallback`, …) are wrapped the same way when native code calls them.
+///
+/// `window.djiBridge` becomes an accessor that hands out a wrapper (a `Proxy` over the bridge); assigning it wraps the
+/// new object. What a page can tell apart: `window.djiBridge` is no longer the native object itself (identity), and
+/// `"djiBridge" in window` is true even where there is no bridge (a desktop browser). A Content-Security-Policy
+/// without `'unsafe-inline'` blocks the script: the page then runs unwrapped and unreported.
 public enum BridgeScript {
     /// Where reports go: answered by the proxy itself (204), never forwarded, recorded like any exchange.
     public static var reportPath: String { BridgeReport.path }
