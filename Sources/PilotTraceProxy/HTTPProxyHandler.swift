@@ -60,6 +60,8 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     var started: NIODeadline = .now()
     var upgrading = false
     var switching: HTTPResponseHead?
+    /// The last response's final write (a close waits for it).
+    var lastWrite: EventLoopFuture<Void>?
     var closeAfterResponse = false
     var inputClosed = false
 
@@ -74,7 +76,9 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         if busy, requestEnded || upgrading {
+            // Pipelined requests wait their turn; stop reading meanwhile, so what waits stays bounded.
             waiting.append(part)
+            if waiting.count == 1 { context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in } }
             return
         }
         handle(part)
@@ -239,9 +243,9 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let (head, body) = transform(h.head, h.body, h.kind, request)
                 context.write(wrapOutboundOut(.head(head)), promise: nil)
                 if body.readableBytes > 0 { context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                lastWrite = context.writeAndFlush(wrapOutboundOut(.end(nil)))
             } else {
-                context.writeAndFlush(wrapOutboundOut(.end(trailers)), promise: nil)
+                lastWrite = context.writeAndFlush(wrapOutboundOut(.end(trailers)))
             }
             responseDone = true
             if requestEnded { finishExchange() }
@@ -313,7 +317,7 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
             b.writeBytes(bytes)
             context.write(wrapOutboundOut(.body(.byteBuffer(b))), promise: nil)
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        lastWrite = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         responseDone = true
         if requestEnded { finishExchange() }
     }
@@ -327,11 +331,16 @@ final class HTTPProxyHandler: ChannelInboundHandler, RemovableChannelHandler {
         local = false
         discardRequest = false
         if closeAfterResponse || (inputClosed && waiting.isEmpty) {
-            context.close(promise: nil)
+            // After the response has gone out: a close drops writes still queued.
+            let context = self.context!
+            if let lastWrite { lastWrite.whenComplete { _ in context.close(promise: nil) } } else { context.close(promise: nil) }
             return
         }
         while request == nil || !requestEnded, !waiting.isEmpty {
             handle(waiting.removeFirst())
+        }
+        if waiting.isEmpty, !context.channel.isAutoReadOn {
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
         }
     }
 
@@ -419,6 +428,10 @@ final class UpstreamHandler: ChannelInboundHandler, RemovableChannelHandler {
         owner?.upstreamFailed("upstream error: \(HTTPProxyHandler.describe(error))")
         context.close(promise: nil)
     }
+}
+
+extension Channel {
+    var isAutoReadOn: Bool { (try? syncOptions?.getOption(ChannelOptions.autoRead)) ?? true }
 }
 
 extension String {

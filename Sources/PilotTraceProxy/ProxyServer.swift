@@ -219,8 +219,18 @@ final class MQTTRelayHandler: ChannelInboundHandler, RemovableChannelHandler {
             }
     }
 
+    var bufferedBytes = 0
+    /// What an app may send before its upstream is connected (a CONNECT, usually).
+    static let maxBuffered = 1 << 20
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        buffered.append(data)  // until the upstream is connected (a CONNECT usually arrives at once)
+        bufferedBytes += unwrapInboundIn(data).readableBytes
+        guard bufferedBytes <= Self.maxBuffered else {
+            log("MQTT connection from \(context.channel.remoteAddress?.description ?? "?") closed: over 1 MiB before the upstream answered")
+            context.close(promise: nil)
+            return
+        }
+        buffered.append(data)  // until the upstream is connected
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

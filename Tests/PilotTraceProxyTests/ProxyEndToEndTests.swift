@@ -24,6 +24,9 @@ import Glibc
                 return .init(body: #"{"code":0,"message":"success","data":{"user_id":"u1","username":"pilot","workspace_id":"e3dea0f5-37f2-4d79-ae58-490af3228069","mqtt_username":"pilot","mqtt_password":"pilot123","mqtt_addr":"\#(broker)","access_token":"tok"}}"#)
             case "/chunked":
                 return .init(contentType: "text/plain", body: "first-second-and the rest", chunked: true)
+            case "/big":
+                let filler = String(repeating: "x", count: 7 << 20)
+                return .init(body: #"{"code":0,"message":"success","data":{"filler":"\#(filler)","mqtt_addr":"\#(broker)"}}"#)
             default:
                 return .init(status: .notFound, body: #"{"code":-1,"message":"not found","data":""}"#)
             }
@@ -234,5 +237,36 @@ import Glibc
         let store = try StoredDB(db)
         #expect(try store.strings("SELECT type || ' ' || over_websocket FROM mqtt_packets ORDER BY id") == ["CONNECT 1", "CONNACK 1", "PUBLISH 1", "DISCONNECT 1"])
         #expect(broker.connectionsSeen(clientID: "5YSZL260021E9A").count == 1)
+    }
+
+    @Test func pipelinedRequestsAndABigHeldBodyArriveWholeBeforeTheClose() throws {
+        guard Self.ready else { print("skipped: needs mosquitto, curl and the built binary"); return }
+        let dir = try TempDir("proxy-pipeline")
+        let upstream = try Upstream(route: Self.cloud(broker: "tcp://127.0.0.1:1883"))
+        let db = dir.path("p.sqlite")
+        let proxy = try ProxyProcess(dir: dir, ["--http-listen", "127.0.0.1:0", "--http-upstream", "http://127.0.0.1:\(upstream.port)",
+                                                "--mqtt-listen", "127.0.0.1:0", "--db", db, "--quiet"])
+        // A small receive buffer and a pause before reading: the proxy's last writes are still queued when it closes.
+        let c = try RawClient(port: proxy.httpPort, receiveBuffer: 16_384)
+        var requests = (0..<50).map { "GET /manage/api/v1/users/current?i=\($0) HTTP/1.1\r\nHost: x\r\n\r\n" }.joined()
+        requests += "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        try c.send(requests)
+        usleep(500_000)
+        var statuses: [Int] = []
+        var last: [UInt8] = []
+        for _ in 0..<51 {
+            let r = try c.receiveHTTPResponse()
+            statuses.append(r.status)
+            last = r.body
+        }
+        #expect(statuses == [Int](repeating: 200, count: 51))
+        #expect(last.count > 7 << 20)
+        #expect(String(decoding: last.suffix(80), as: UTF8.self).contains("\"mqtt_addr\":\"tcp://127.0.0.1:\(proxy.mqttPort ?? 0)\""))
+        #expect(try c.receiveAll().isEmpty, "closed after the last response, nothing more")
+        let out = try proxy.stop()
+        #expect(out.status == 0)
+        let store = try StoredDB(db)
+        #expect(try store.int("SELECT count(*) FROM http_exchanges WHERE status = 200") == 51)
+        #expect(try store.int("SELECT max(response_body_length) FROM http_exchanges") == last.count)
     }
 }

@@ -113,8 +113,10 @@ final class RawClient {
     let fd: Int32
     var closed = false
 
-    init(port: Int, timeout: Int = 10) throws {
+    /// - Parameter receiveBuffer: a small SO_RCVBUF makes the peer's writes queue up while this side does not read.
+    init(port: Int, timeout: Int = 10, receiveBuffer: Int32? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
         var a = sockaddr_in()
         a.sin_family = sa_family_t(AF_INET)
         a.sin_addr.s_addr = inet_addr("127.0.0.1")
