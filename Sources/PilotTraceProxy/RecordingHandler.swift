@@ -116,10 +116,19 @@ final class GlueHandler: ChannelDuplexHandler, RemovableChannelHandler {
         partner = nil
     }
 
-    func partnerWrite(_ data: NIOAny) { context?.write(data, promise: nil) }
+    /// The last write to this side: closing waits for it (a close drops writes the socket has not taken yet).
+    var lastWrite: EventLoopFuture<Void>?
+
+    func partnerWrite(_ data: NIOAny) { lastWrite = context?.write(data) }
     func partnerFlush() { context?.flush() }
-    func partnerWriteEOF() { context?.close(mode: .output, promise: nil) }
-    func partnerCloseFull() { context?.close(promise: nil) }
+    func partnerWriteEOF() { afterWrites { $0.close(mode: .output, promise: nil) } }
+    func partnerCloseFull() { afterWrites { $0.close(promise: nil) } }
+
+    func afterWrites(_ body: @escaping (ChannelHandlerContext) -> Void) {
+        guard let context else { return }
+        context.flush()
+        if let lastWrite { lastWrite.whenComplete { _ in body(context) } } else { body(context) }
+    }
     func partnerBecameWritable() {
         if pendingRead {
             pendingRead = false
