@@ -1,5 +1,3 @@
-import PilotTraceWire
-
 /// Turns what one relayed connection carried into raw-IP TCP frames (`LINKTYPE_RAW`), as a capture of that
 /// connection would have shown them: the three-way handshake, data segmented at the MSS with correct sequence and
 /// acknowledgment numbers, FIN or RST as they happened.
