@@ -79,11 +79,13 @@ public enum DJITopic: Hashable, Sendable {
             return nil
         }
         if equal(rest, "status") { return .device(sn: sn, kind: .statusTypo) }
-        guard let kind = Kind(rawValue: String(decoding: rest, as: UTF8.self)),
-              kind != .status, kind != .statusReply, kind != .statusTypo
-        else { return nil }
+        // The kind's name compared in place (no String built for it).
+        guard let kind = thingKinds.first(where: { $0.rawValue.utf8.elementsEqual(rest) }) else { return nil }
         return .device(sn: sn, kind: kind)
     }
+
+    /// The kinds published under `thing/product/{sn}/`.
+    private static let thingKinds = Kind.allCases.filter { $0 != .status && $0 != .statusReply && $0 != .statusTypo }
 
     private static func equal(_ bytes: Slice<UnsafeBufferPointer<UInt8>>, _ s: StaticString) -> Bool {
         bytes.count == s.utf8CodeUnitCount && bytes.elementsEqual(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))

@@ -47,9 +47,22 @@ public struct HTTPProfile: Hashable, Sendable, Codable {
 
     static func matches(_ patterns: [String], _ path: String) -> Bool {
         patterns.contains { p in
-            if p.contains("*") { return glob(Array(p.utf8)[...], Array(path.utf8)[...]) }
+            // Byte checks, not Foundation's `contains` (a locale-aware search, thousands of instructions per call).
+            if p.utf8.contains(UInt8(ascii: "*")) { return glob(Array(p.utf8)[...], Array(path.utf8)[...]) }
             return path == p || path.hasSuffix(p)
         }
+    }
+
+    /// Whether `text` contains `needle`, byte for byte.
+    static func containsASCII(_ text: String, _ needle: StaticString) -> Bool {
+        let n = UnsafeBufferPointer(start: needle.utf8Start, count: needle.utf8CodeUnitCount)
+        guard !n.isEmpty else { return true }
+        let t = Array(text.utf8)
+        guard t.count >= n.count else { return false }
+        for i in 0...(t.count - n.count) where t[i] == n[0] {
+            if t[i..<(i + n.count)].elementsEqual(n) { return true }
+        }
+        return false
     }
 
     /// `*` matches any run of characters except `/`.
@@ -112,7 +125,7 @@ enum HTTPStepRecognizer {
         if let message = env?.message, !(okEnvelope) { base.append(("message", .text(message))) }
 
         let contentType = response.headers["content-type"]?.lowercased() ?? ""
-        if method == "GET", contentType.contains("text/html") || HTTPProfile.matches(profile.h5Page, path) {
+        if method == "GET", HTTPProfile.containsASCII(contentType, "text/html") || HTTPProfile.matches(profile.h5Page, path) {
             m.isHTMLPage = true
             m.steps.append((.h5Page, (200..<400).contains(status), .members(base)))
         }

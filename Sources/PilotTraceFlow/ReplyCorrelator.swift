@@ -46,7 +46,11 @@ public struct ReplyCorrelator {
 
     /// Feeds a PUBLISH seen on `connection`; only Cloud API request and reply topics matter.
     public mutating func publish(_ p: MQTTPublish, on connection: ConnectionID, at t: Timestamp) {
-        let topic = DJITopic(p.topic)
+        publish(p, topic: DJITopic(p.topic), on: connection, at: t)
+    }
+
+    /// The same, with the topic already parsed (the session tracker parses it once for both).
+    mutating func publish(_ p: MQTTPublish, topic: DJITopic, on connection: ConnectionID, at t: Timestamp) {
         guard let sn = topic.sn, let kind = topic.kind else { return }
         let request: RequestReply.Kind?, reply: RequestReply.Kind?
         switch kind {

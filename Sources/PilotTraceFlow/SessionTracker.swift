@@ -102,16 +102,21 @@ public struct SessionTracker {
             if c.appProtocol == .mqtt { connections[info.id] = Connection(info: info, lastClientPacket: info.firstSeen) }
         case let .mqtt(id, dir, record, ts, _):
             advance(to: ts)
-            if case .publish(let p) = record.packet { correlator.publish(p, on: id, at: ts) }
+            var topic: DJITopic?
+            if case .publish(let p) = record.packet {
+                topic = DJITopic(p.topic)
+                correlator.publish(p, topic: topic!, on: id, at: ts)
+            }
             if connections[id] == nil, let info = infos[id] {
                 connections[id] = Connection(info: info, lastClientPacket: ts)  // MQTT over WebSocket
             }
-            mqtt(id, dir, record, ts, ref)
+            mqtt(id, dir, record, ts, ref, topic: topic)
         case .http(let id, let e):
             http(id, e, ref)
         case .closed(let summary, _):
             advance(to: summary.lastSeen)
             closed(summary)
+            infos[summary.info.id] = nil  // nothing more comes on it (memory: one entry per connection ever seen)
         case .mqttError:
             break
         }
@@ -207,7 +212,8 @@ public struct SessionTracker {
 
     // MARK: - MQTT
 
-    mutating func mqtt(_ id: ConnectionID, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?) {
+    mutating func mqtt(_ id: ConnectionID, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?,
+                       topic parsed: DJITopic? = nil) {
         guard var c = connections[id] else { return }
         if dir == .toServer {
             c.lastClientPacket = ts
@@ -249,7 +255,7 @@ public struct SessionTracker {
                                             message: subRef, detail: .members([("topics", .strings(filters))])))
             }
         case .publish(let p):
-            let topic = DJITopic(p.topic)
+            let topic = parsed ?? DJITopic(p.topic)
             if dir == .toServer, c.role == nil {
                 if topic.isUplink { c.role = .device; c.sn = topic.sn }
                 else if topic.isDownlink { c.role = .cloud }
@@ -270,7 +276,7 @@ public struct SessionTracker {
     static func role(subscribing filters: [String], _ sn: inout String?) -> MQTTRole? {
         for f in filters {
             let t = DJITopic(f)
-            if let s = t.sn, s.contains("+") || s.contains("#") { return .cloud }
+            if let s = t.sn, s.utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") }) { return .cloud }
             if f.hasPrefix("sys/product/#") || f.hasPrefix("thing/product/#") || f == "#" { return .cloud }
             if t.isDownlink, let s = t.sn {
                 sn = s

@@ -198,7 +198,9 @@ public enum ReportLoader {
 
     static func mqttText(_ p: MQTTPacketRow, showSecrets: Bool) -> String {
         var out = p.summary + "\n"
-        if let json = pretty(p.payloadJSON, showSecrets: showSecrets) { out += "\n\(json)\n" }
+        // Telemetry rows keep only the payload (no payload_json): its text is the JSON.
+        let json = p.payloadJSON ?? p.payload.flatMap { String(data: $0, encoding: .utf8) }
+        if let json = pretty(json, showSecrets: showSecrets) { out += "\n\(json)\n" }
         return out
     }
 }

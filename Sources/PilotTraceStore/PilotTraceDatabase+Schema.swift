@@ -13,7 +13,7 @@ extension PilotTraceDatabase {
     /// The named indexes the schema creates.
     public static let indexNames = [
         "analyses_by_key", "captures_by_analysis", "flows_by_analysis", "http_exchanges_by_flow",
-        "websocket_messages_by_flow", "mqtt_packets_by_flow", "mqtt_packets_by_topic", "sessions_by_analysis",
+        "websocket_messages_by_flow", "mqtt_packets_by_flow", "sessions_by_analysis",
         "timeline_events_by_session", "timeline_events_by_flow", "deviations_by_session", "deviations_by_analysis",
         "deviations_by_flow",
     ]
@@ -25,6 +25,13 @@ extension PilotTraceDatabase {
         CREATE INDEX deviations_by_analysis ON deviations(analysis_id, time);
         """
 
+    /// Version 3 (issue 10, round 2): no `mqtt_packets_by_topic`. No command read packets by topic, and with
+    /// thousands of devices its insert points (one per topic) no longer fit the page cache, which made storing a
+    /// 1.4 GB capture superlinear. A topic query scans the analysis's packets instead.
+    static let schemaV3 = """
+        DROP INDEX IF EXISTS mqtt_packets_by_topic;
+        """
+
     /// The schema's migrations. Append new ones (`v2`, …); never edit a migration that has shipped.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -34,6 +41,9 @@ extension PilotTraceDatabase {
         }
         migrator.registerMigration("v2") { db in
             try db.execute(sql: schemaV2)
+        }
+        migrator.registerMigration("v3") { db in
+            try db.execute(sql: schemaV3)
         }
         return migrator
     }

@@ -83,8 +83,8 @@ public struct PilotTraceDatabase: Sendable {
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 4096")
             // 64 MiB of page cache (SQLite's default is 2 MiB): the index pages an analysis appends to (one run of
-            // mqtt_packets_by_topic per topic, of _by_flow per open connection) stay in memory instead of being read
-            // back from the file for every row, which made storing grow faster than the capture.
+            // mqtt_packets_by_flow per open connection) stay in memory instead of being read back from the file for
+            // every row, which made storing grow faster than the capture.
             try db.execute(sql: "PRAGMA cache_size = -65536")
         }
         let pool: DatabasePool

@@ -198,8 +198,10 @@ final class HalfStream {
     var finOffset: Int?
     var ended = false
     /// The last delivered bytes, for conflict checks; ends at `delivered`.
-    var recent: [UInt8] = []
+    var recent: RecentBytes
     var stats = DirectionStats()
+
+    init(window: Int) { recent = RecentBytes(capacity: window) }
 
     /// Stream offset of a sequence number (wrap-around safe within ±2 GiB).
     @inline(__always) func offset(of seq: UInt32) -> Int {
@@ -224,7 +226,7 @@ final class Connection {
         self.info = info
         self.window = window
         self.lastSeen = info.firstSeen
-        self.halves = (HalfStream(), HalfStream())
+        self.halves = (HalfStream(window: window), HalfStream(window: window))
     }
 
     /// Takes `client` as the client (swapping the halves if that is the other end); only while tentative.
@@ -437,18 +439,12 @@ final class Connection {
         if let bytes {
             events.append(.data(info.id, dir, bytes, ts))
             h.stats.payloadBytes += length
-            if bytes.count >= window {
-                h.recent = Array(bytes.suffix(window))
-            } else {
-                let overflow = h.recent.count + bytes.count - window
-                if overflow > 0 { h.recent.removeFirst(overflow) }
-                h.recent.append(contentsOf: bytes)
-            }
+            h.recent.append(bytes)
         } else {
             events.append(.gap(info.id, dir, length: length, ts))
             h.stats.gaps += 1
             h.stats.gapBytes += length
-            h.recent.removeAll(keepingCapacity: true)
+            h.recent.removeAll()
         }
         h.delivered += length
         h.nextSeq = h.nextSeq &+ UInt32(truncatingIfNeeded: length)
@@ -489,8 +485,7 @@ final class Connection {
         let a = max(start, windowStart), e = min(start + b.count, h.delivered)
         guard a < e else { return }
         let mine = UnsafeRawBufferPointer(rebasing: b[(a - start)..<(e - start)])
-        let kept = h.recent[(a - windowStart)..<(e - windowStart)]
-        if !mine.elementsEqual(kept) { reportConflict(h, dir, offset: a, length: e - a, at: ts, into: &events) }
+        if !h.recent.matches(mine, at: a - windowStart) { reportConflict(h, dir, offset: a, length: e - a, at: ts, into: &events) }
     }
 
     func reportConflict(_ h: HalfStream, _ dir: Direction, offset: Int, length: Int, at ts: Timestamp, into events: inout [StreamEvent]) {
@@ -509,5 +504,68 @@ final class Connection {
             }
             checkEnd(h, dir, at: lastSeen, into: &events)
         }
+    }
+}
+
+/// The last bytes delivered in one direction (at most `capacity`), oldest first, kept in a ring: delivering a
+/// segment writes its bytes over the oldest instead of shifting the window, and the storage grows only as far as
+/// the stream does (a short stream keeps a short window).
+struct RecentBytes {
+    let capacity: Int
+    /// Grows to `capacity`, then wraps; the oldest byte is at `head` once full.
+    private var storage: [UInt8] = []
+    private var head = 0
+
+    init(capacity: Int) { self.capacity = max(0, capacity) }
+
+    var count: Int { storage.count }
+
+    mutating func append(_ bytes: [UInt8]) {
+        let n = bytes.count
+        guard n > 0, capacity > 0 else { return }
+        if n >= capacity {
+            storage = Array(bytes.suffix(capacity))
+            head = 0
+            return
+        }
+        var from = 0
+        if storage.count < capacity {
+            let fill = min(capacity - storage.count, n)
+            // Exact growth: never more than the window.
+            if storage.capacity < storage.count + fill { storage.reserveCapacity(min(capacity, max(storage.count + fill, storage.count * 2))) }
+            storage.append(contentsOf: bytes[0..<fill])
+            from = fill
+        }
+        guard from < n else { return }
+        // Full: overwrite the oldest bytes, in at most two runs.
+        storage.withUnsafeMutableBufferPointer { ring in
+            bytes.withUnsafeBufferPointer { src in
+                var i = from
+                while i < n {
+                    let run = min(n - i, capacity - head)
+                    (ring.baseAddress! + head).update(from: src.baseAddress! + i, count: run)
+                    head = (head + run) % capacity
+                    i += run
+                }
+            }
+        }
+    }
+
+    mutating func removeAll() {
+        storage.removeAll(keepingCapacity: true)
+        head = 0
+    }
+
+    /// Whether `bytes` equal the kept bytes from position `index` (0 = the oldest kept byte).
+    func matches(_ bytes: UnsafeRawBufferPointer, at index: Int) -> Bool {
+        precondition(index >= 0 && index + bytes.count <= storage.count)
+        let n = storage.count
+        var p = (head + index) % n
+        for b in bytes {
+            if storage[p] != b { return false }
+            p += 1
+            if p == n { p = 0 }
+        }
+        return true
     }
 }

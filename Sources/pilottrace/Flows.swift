@@ -22,13 +22,20 @@ struct Flows: ParsableCommand {
 
     func run() throws {
         var pipeline = TCPPipeline(configuration: input.reassembly)
+        // JSON keeps the summaries; the table keeps only its cells (rendered as connections close), so a capture with
+        // 100,000s of connections holds one row of short strings per connection, not the summary and the table.
         var flows: [ConnectionSummary] = []
+        var rows: [(UInt64, [String])] = []
+        let json = self.json
         let progress = ProgressLine()
         let (files, error) = try CaptureFiles.analyze(input.captures, pipeline: &pipeline, progress: progress.update) { events in
-            for case .closed(let summary) in events { flows.append(summary) }
+            for case .closed(let summary) in events {
+                if json { flows.append(summary) } else { rows.append((summary.info.id.rawValue, FlowTable.row(summary))) }
+            }
         }
         progress.clear()
         flows.sort { $0.info.id < $1.info.id }
+        rows.sort { $0.0 < $1.0 }
         let warnings = files.flatMap(\.warnings)
         if json {
             let doc = FlowsDocument(files: files.map(FileJSON.init), counters: pipeline.counters, flows: flows.map(FlowJSON.init),
@@ -38,7 +45,7 @@ struct Flows: ParsableCommand {
             encoder.keyEncodingStrategy = .convertToSnakeCase
             print(String(decoding: try encoder.encode(doc), as: UTF8.self))
         } else {
-            print(FlowTable.render(flows, counters: pipeline.counters), terminator: "")
+            FlowTable.write(rows.map(\.1), counters: pipeline.counters)
             for w in warnings { warn("warning: \(w)") }
         }
         if let error {
@@ -106,19 +113,34 @@ struct FlowJSON: Encodable {
 }
 
 enum FlowTable {
+    static let header = ["#", "client", "server", "first seen (UTC)", "dur s", "→pkts", "→bytes", "←pkts", "←bytes", "handshake", "close",
+                         "notes"]
+    static let numeric: Set<Int> = [0, 4, 5, 6, 7, 8]
+
+    static func row(_ f: ConnectionSummary) -> [String] {
+        [
+            String(f.info.id.rawValue), f.info.client.description, f.info.server.description, f.info.firstSeen.iso8601,
+            String(format: "%.3f", f.lastSeen.seconds(since: f.info.firstSeen)),
+            String(f.toServer.packets), String(f.toServer.bytes), String(f.toClient.packets), String(f.toClient.bytes),
+            handshake(f), close(f), notes(f),
+        ]
+    }
+
     static func render(_ flows: [ConnectionSummary], counters: PacketCounters) -> String {
-        var rows: [[String]] = [["#", "client", "server", "first seen (UTC)", "dur s", "→pkts", "→bytes", "←pkts", "←bytes",
-                                 "handshake", "close", "notes"]]
-        for f in flows {
-            rows.append([
-                String(f.info.id.rawValue), f.info.client.description, f.info.server.description, f.info.firstSeen.iso8601,
-                String(format: "%.3f", f.lastSeen.seconds(since: f.info.firstSeen)),
-                String(f.toServer.packets), String(f.toServer.bytes), String(f.toClient.packets), String(f.toClient.bytes),
-                handshake(f), close(f), notes(f),
-            ])
-        }
-        var out = TextTable.render(rows, numeric: [0, 4, 5, 6, 7, 8])
-        out += "\n\(flows.count) TCP connection\(flows.count == 1 ? "" : "s") in \(counters.frames) frames"
+        TextTable.render([header] + flows.map(row), numeric: numeric) + footer(flows.count, counters)
+    }
+
+    /// Prints the table line by line (the same text as ``render(_:counters:)``, without building it whole).
+    static func write(_ rows: [[String]], counters: PacketCounters) {
+        var widths = header.map(\.count)
+        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+        print(TextTable.line(header, widths: widths, numeric: numeric))
+        for r in rows { print(TextTable.line(r, widths: widths, numeric: numeric)) }
+        print(footer(rows.count, counters), terminator: "")
+    }
+
+    static func footer(_ count: Int, _ counters: PacketCounters) -> String {
+        var out = "\n\(count) TCP connection\(count == 1 ? "" : "s") in \(counters.frames) frames"
         out += " (\(counters.tcpSegments) TCP, \(counters.otherIP) other IP, \(counters.notIP) not IP"
         if counters.malformed > 0 { out += ", \(counters.malformed) malformed" }
         if counters.unsupportedLinkType > 0 { out += ", \(counters.unsupportedLinkType) on unsupported link types" }

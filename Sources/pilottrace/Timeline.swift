@@ -101,11 +101,13 @@ enum TextTable {
     static func render(_ rows: [[String]], numeric: Set<Int>) -> String {
         var widths = [Int](repeating: 0, count: rows[0].count)
         for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
-        return rows.map { r in
-            r.enumerated().map { i, c in
-                let pad = String(repeating: " ", count: widths[i] - c.count)
-                return numeric.contains(i) ? pad + c : c + pad
-            }.joined(separator: "  ").trimmingTrailingSpaces()
-        }.joined(separator: "\n") + "\n"
+        return rows.map { line($0, widths: widths, numeric: numeric) }.joined(separator: "\n") + "\n"
+    }
+
+    static func line(_ r: [String], widths: [Int], numeric: Set<Int>) -> String {
+        r.enumerated().map { i, c in
+            let pad = String(repeating: " ", count: widths[i] - c.count)
+            return numeric.contains(i) ? pad + c : c + pad
+        }.joined(separator: "  ").trimmingTrailingSpaces()
     }
 }

@@ -153,10 +153,21 @@ public struct DeviationEngine {
         }
     }
 
-    static let apiPath = try! NSRegularExpression(pattern: "^/(manage|map|media|wayline|storage)/api/v[0-9]+/")
-
+    /// `^/(manage|map|media|wayline|storage)/api/v[0-9]+/`, matched on the bytes (a regular expression per exchange
+    /// cost more than the rest of the HTTP rules).
     static func isAPIPath(_ path: String) -> Bool {
-        apiPath.firstMatch(in: path, range: NSRange(path.startIndex..., in: path)) != nil
+        var p = path.utf8[...]
+        guard p.first == UInt8(ascii: "/") else { return false }
+        p = p.dropFirst()
+        guard let slash = p.firstIndex(of: UInt8(ascii: "/")) else { return false }
+        let module = p[..<slash]
+        guard ["manage", "map", "media", "wayline", "storage"].contains(where: { $0.utf8.elementsEqual(module) }) else { return false }
+        p = p[slash...].dropFirst()
+        guard p.starts(with: "api/v".utf8) else { return false }
+        p = p.dropFirst(5)
+        let digits = p.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        guard !digits.isEmpty else { return false }
+        return p.dropFirst(digits.count).first == UInt8(ascii: "/")
     }
 
     mutating func httpExchange(_ id: ConnectionID, _ q: HTTPRequest?, _ r: HTTPResponse, _ ref: MessageRef?) {

@@ -119,6 +119,9 @@ struct HTTPStreamParser: Sendable {
     let configuration: HTTPDecoderConfiguration
 
     private var buffer: [UInt8] = []
+    /// Capacity an emptied buffer keeps: enough for typical heads, not a body (connections linger after FIN, and
+    /// thousands of them holding their largest message would dominate memory).
+    static let retainedCapacity = 2048
     private var base = 0
     private var read = 0
     private var scan = 0
@@ -285,7 +288,7 @@ struct HTTPStreamParser: Sendable {
     mutating func resume(with decision: HTTPUpgradeDecision, context: inout HTTPConnectionContext) {
         guard case .paused = state else { return }
         // Everything from `replayStart` on is in `replay`: rewind to it.
-        buffer.removeAll(keepingCapacity: buffer.capacity <= 64 * 1024)
+        buffer.removeAll(keepingCapacity: buffer.capacity <= Self.retainedCapacity)
         base = replayStart
         read = replayStart
         scan = replayStart
@@ -324,7 +327,7 @@ struct HTTPStreamParser: Sendable {
     /// when everything buffered was consumed.
     private mutating func advance(by n: Int) {
         let from = max(read, end)
-        buffer.removeAll(keepingCapacity: buffer.capacity <= 64 * 1024)
+        buffer.removeAll(keepingCapacity: buffer.capacity <= Self.retainedCapacity)
         base = Self.add(from, n)
         read = base
         scan = base
@@ -334,7 +337,7 @@ struct HTTPStreamParser: Sendable {
         let consumed = read - base
         guard consumed > 0 else { return }
         if read == end {
-            buffer.removeAll(keepingCapacity: buffer.capacity <= 64 * 1024)
+            buffer.removeAll(keepingCapacity: buffer.capacity <= Self.retainedCapacity)
         } else if consumed >= 4096 || consumed * 2 >= buffer.count {
             buffer.removeFirst(consumed)
         } else {

@@ -232,7 +232,8 @@ public struct MQTTStreamDecoder: Sendable {
     mutating func compact(force: Bool) {
         guard start > 0 else { return }
         if start == buffer.count {
-            buffer.removeAll(keepingCapacity: buffer.capacity <= 64 << 10)
+            // Keep a small buffer for the next packet; let a large one go (idle connections add up).
+            buffer.removeAll(keepingCapacity: buffer.capacity <= 2048)
             start = 0
         } else if force || start >= buffer.count / 2 {
             buffer.removeFirst(start)
