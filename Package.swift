@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "PilotTraceReport", targets: ["PilotTraceReport"]),
         .library(name: "PilotTraceLab", targets: ["PilotTraceLab"]),
         .library(name: "PilotTraceLabServices", targets: ["PilotTraceLabServices"]),
+        .library(name: "PilotTraceReplay", targets: ["PilotTraceReplay"]),
+        .library(name: "PilotTraceReplayRunner", targets: ["PilotTraceReplayRunner"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -50,13 +52,22 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // PURE: the replay's core: a stored session's plan (steps, learned variables), what to send at each step, the
+        // comparison with the recording and the verdict, the summary and JUnit outputs. No clock, no sockets.
+        .target(name: "PilotTraceReplay", dependencies: ["PilotTraceProtocols"]),
+        // I/O: the replay's shell: re-drives plans against a target (HTTP on NIO keep-alive connections, MQTT through
+        // libmosquitto), records its own traffic through the live analysis, stores the comparison.
+        .target(name: "PilotTraceReplayRunner", dependencies: [
+            "PilotTraceReplay", "PilotTraceLabServices", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceProtocols", "PilotTraceWire",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),
 
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "CMosquitto",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceReplay", "PilotTraceReplayRunner", "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -72,6 +83,7 @@ let package = Package(
         .testTarget(name: "PilotTraceLabServicesTests", dependencies: ["PilotTraceLabServices", "PilotTraceWire"]),
         .testTarget(name: "PilotTraceReportTests", dependencies: ["PilotTraceReport", "PilotTraceStore"]),
         .testTarget(name: "PilotTraceLabTests", dependencies: ["PilotTraceLab", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow"]),
+        .testTarget(name: "PilotTraceReplayTests", dependencies: ["PilotTraceReplay", "PilotTraceProtocols"]),
         .testTarget(name: "EndToEndTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
     ]
 )
