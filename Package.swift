@@ -60,6 +60,7 @@ let package = Package(
         .target(name: "PilotTraceReplayRunner", dependencies: [
             "PilotTraceReplay", "PilotTraceLabServices", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceProtocols", "PilotTraceWire",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),

@@ -193,7 +193,8 @@ public struct ReplayPlan: Sendable {
                 }
                 guard !candidates.isEmpty else { continue }
                 let f = field.lowercased()
-                let chosen = candidates.last { f == $0.key.lowercased() || f.hasSuffix($0.key.lowercased()) || $0.key.lowercased().hasSuffix(f) }
+                let chosen = candidates.last { f == $0.key.lowercased() }
+                    ?? candidates.last { f.hasSuffix($0.key.lowercased()) || $0.key.lowercased().hasSuffix(f) }
                     ?? candidates.last!
                 if let v = variables.firstIndex(where: { $0.definedBy == chosen.step && $0.path == chosen.path }) {
                     if !variables[v].usedBy.contains(step.ordinal) { variables[v].usedBy.append(step.ordinal) }

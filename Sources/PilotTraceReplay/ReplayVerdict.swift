@@ -26,6 +26,16 @@ public struct SessionVerdict: Sendable, Codable {
         public var recorded: String
         public var replayed: String?
 
+        public init(name: String, path: String, definedBy: Int, usedBy: [Int], rewritten: Bool, recorded: String, replayed: String?) {
+            self.name = name
+            self.path = path
+            self.definedBy = definedBy
+            self.usedBy = usedBy
+            self.rewritten = rewritten
+            self.recorded = recorded
+            self.replayed = replayed
+        }
+
         enum CodingKeys: String, CodingKey {
             case name, path, rewritten, recorded, replayed
             case definedBy = "defined_by"
@@ -119,7 +129,8 @@ public enum ReplayOutput {
             for u in v.variables {
                 let values = showSecrets ? ": \(u.recorded) → \(u.replayed ?? "(not issued)")" : ""
                 out += "  variable \(u.name) (\(u.path) of step #\(u.definedBy + 1), used by \(u.usedBy.map { "#\($0 + 1)" }.joined(separator: ", "))): "
-                out += u.rewritten ? "the target's value sent\(values)\n" : "recorded value kept (the target issued none)\(values)\n"
+                let what = u.rewritten ? "the target's own value sent" : u.replayed != nil ? "the target issued the recorded value again" : "recorded value kept (the target issued none)"
+                out += what + values + "\n"
             }
             for n in v.notes { out += "  note: \(n)\n" }
             if !v.newFindings.isEmpty {

@@ -14,7 +14,7 @@ struct PilotTrace: ParsableCommand {
             --interface IF), then pilottrace timeline.
             """,
         version: "pilottrace \(PilotTraceVersion.string)",
-        subcommands: [Analyze.self, Capture.self, Interfaces.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self, Lab.self, Flows.self, Messages.self, Versions.self]
+        subcommands: [Analyze.self, Capture.self, Replay.self, Interfaces.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self, Lab.self, Flows.self, Messages.self, Versions.self]
     )
 }
 
