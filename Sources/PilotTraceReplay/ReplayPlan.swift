@@ -85,7 +85,7 @@ public struct ReplayPlan: Sendable {
         notes = []
         usesWebSocketMQTT = session.mqtt.contains { $0.overWebSocket }
         var timed: [(Double, Int, Step)] = []  // time, tiebreak, step
-        var httpConnections: [Int64: Int] = [:], mqttConnections: [Int64: Int] = [:]
+        var httpConnections: [Int64: Int] = [:]
         func index(_ map: inout [Int64: Int], _ flow: Int64) -> Int {
             if let i = map[flow] { return i }
             map[flow] = map.count
@@ -103,13 +103,34 @@ public struct ReplayPlan: Sendable {
                 .http(status: e.status, body: e.responseBody, latency: e.latency), "\(e.method) \(path)")
         }
         let packets = session.mqtt.sorted { ($0.time, $0.connection) < ($1.time, $1.connection) }
-        var closedByDisconnect: Set<Int64> = []
-        var lastTime: [Int64: Double] = [:]
+        // MQTT connections as the device lived them: each CONNECT starts one (a flow may hold several after a port
+        // reuse); packets of a flow whose CONNECT was not captured continue the latest connection.
+        var logical: [Int64: Int] = [:]
+        var latest: Int?
+        var mqttCount = 0
+        var closedByDisconnect: Set<Int> = []
+        var lastTime: [Int: Double] = [:]
         var usedPackets = Set<Int>()
         for (i, p) in packets.enumerated() {
-            lastTime[p.connection] = p.time
+            let c: Int
+            if p.type == "CONNECT", p.direction == .toServer {
+                c = mqttCount
+                mqttCount += 1
+                logical[p.connection] = c
+                latest = c
+            } else if let known = logical[p.connection] {
+                c = known
+            } else if let latest {
+                c = latest
+                logical[p.connection] = latest
+            } else {
+                c = mqttCount
+                mqttCount += 1
+                logical[p.connection] = c
+                latest = c
+            }
+            lastTime[c] = p.time
             guard p.direction == .toServer else { continue }
-            let c = index(&mqttConnections, p.connection)
             switch p.type {
             case "CONNECT":
                 let ack = packets[(i + 1)...].first { $0.connection == p.connection && $0.type == "CONNACK" }
@@ -128,7 +149,7 @@ public struct ReplayPlan: Sendable {
                 var reply: RecordedReply?
                 if !topic.hasSuffix("_reply"), let tid {
                     if let j = packets.indices.first(where: { j in
-                        j > i && !usedPackets.contains(j) && packets[j].connection == p.connection && packets[j].direction == .toClient
+                        j > i && !usedPackets.contains(j) && packets[j].direction == .toClient
                             && packets[j].type == "PUBLISH" && packets[j].topic == topic + "_reply"
                             && (try? JSONValue.parse(packets[j].payload ?? []))?["tid"].flatMap(Self.string) == tid
                     }) {
@@ -140,15 +161,15 @@ public struct ReplayPlan: Sendable {
                 add(p.time, .publish(connection: c, topic: topic, payload: payload, qos: p.qos ?? 0, retain: p.retain),
                     .reply(reply), "PUBLISH \(topic)\(method.map { " (\($0))" } ?? "")")
             case "DISCONNECT":
-                closedByDisconnect.insert(p.connection)
+                closedByDisconnect.insert(c)
                 add(p.time, .end(connection: c, disconnect: true), .none, "MQTT DISCONNECT")
             default:
                 continue
             }
         }
         // A connection that ended without DISCONNECT: the link dropped after its last packet.
-        for (flow, c) in mqttConnections.sorted(by: { $0.value < $1.value }) where !closedByDisconnect.contains(flow) {
-            add(lastTime[flow] ?? session.start, .end(connection: c, disconnect: false), .none, "MQTT link dropped (no DISCONNECT)")
+        for c in 0..<mqttCount where !closedByDisconnect.contains(c) {
+            add(lastTime[c] ?? session.start, .end(connection: c, disconnect: false), .none, "MQTT link dropped (no DISCONNECT)")
         }
         timed.sort { ($0.0, $0.1) < ($1.0, $1.1) }
         let origin = min(session.start, timed.first?.0 ?? session.start)
@@ -179,7 +200,7 @@ public struct ReplayPlan: Sendable {
     /// Response strings never taken for issued values.
     static let ordinaryValues: Set<String> = ["success", "failed", "true", "false", "null", "application/json"]
 
-    /// Learns the variables of `steps`: each string a recorded JSON response issued (4 characters or more) that a
+    /// Learns the variables of `steps`: each string a recorded JSON response issued (3 characters or more) that a
     /// later request or CONNECT sent back. When several issued the same value, the one whose name matches the field
     /// it is used in wins, else the latest.
     static func learn(_ steps: [Step]) -> [Variable] {
@@ -207,7 +228,7 @@ public struct ReplayPlan: Sendable {
             }
             if case .http(_, let body, _) = step.expectation, let json = try? JSONValue.parse(body) {
                 Self.leaves(json, path: []) { path, value in
-                    guard value.count >= 4, !ordinaryValues.contains(value.lowercased()), let key = path.last(where: { Int($0) == nil }) else { return }
+                    guard value.count >= 3, !ordinaryValues.contains(value.lowercased()), let key = path.last(where: { Int($0) == nil }) else { return }
                     issued.append((step.ordinal, path, key, value))
                 }
             }

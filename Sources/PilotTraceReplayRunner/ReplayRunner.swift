@@ -103,16 +103,19 @@ public final class ReplayRunner {
                 try? channel.close().wait()
                 return nil
             } catch {
-                return "\(error)"
+                let text = "\(error)"
+                if text.contains("refused") { return "connection refused" }
+                if text.contains("timed out") || text.contains("Timeout") { return "no answer within 3 s" }
+                return text
             }
         }
         if loaded.contains(where: { !$0.plan.steps.filter { $0.kind == "http" }.isEmpty }),
            let why = reachable(target.httpHost, target.httpPort) {
-            throw ReplayError("the target http://\(target.hostHeader) does not answer: \(why)")
+            throw ReplayError("the target http://\(target.hostHeader) does not answer (\(why)); nothing was replayed or stored")
         }
         if let (host, port) = target.mqtt, loaded.contains(where: { !$0.plan.steps.filter { $0.kind == "mqtt" }.isEmpty }),
            let why = reachable(host, port) {
-            throw ReplayError("the target broker \(host):\(port) does not answer: \(why)")
+            throw ReplayError("the target broker \(host):\(port) does not answer (\(why)); nothing was replayed or stored")
         }
     }
 
