@@ -134,11 +134,18 @@ public enum ReplayOutput {
             }
             for n in v.notes { out += "  note: \(n)\n" }
             if !v.newFindings.isEmpty {
-                out += "  findings: original \(v.originalFindings.isEmpty ? "none" : v.originalFindings.joined(separator: ", ")); "
-                out += "replay \(v.replayFindings.joined(separator: ", "))\n"
+                out += "  findings: original \(v.originalFindings.isEmpty ? "none" : Self.counted(v.originalFindings)); "
+                out += "replay \(Self.counted(v.replayFindings))\n"
             }
         }
         return out
+    }
+
+    /// `a, b ×2, c`: rule ids once each, sorted, with their count.
+    static func counted(_ ids: [String]) -> String {
+        var counts: [String: Int] = [:]
+        for id in ids { counts[id, default: 0] += 1 }
+        return counts.keys.sorted().map { counts[$0]! > 1 ? "\($0) ×\(counts[$0]!)" : $0 }.joined(separator: ", ")
     }
 
     static func ms(_ seconds: Double, digits: Int = 1) -> String {

@@ -54,6 +54,9 @@ final class SessionReplayer: @unchecked Sendable {
         /// Publishes that did not wait for their reply: ordinal, tid, bid.
         var unawaited: [(Int, String?, String?)] = []
         var topics: [Int: String] = [:]
+        /// Message ids of QoS 1/2 publishes: their acknowledgments are awaited before the connection ends (a recorded
+        /// drop came after them; dropping before the PUBACK would be a deviation the recording did not have).
+        var inflight: [Int32] = []
     }
 
     let plan: ReplayPlan
@@ -178,7 +181,8 @@ final class SessionReplayer: @unchecked Sendable {
                 guard var connection = mqtt[c], !refused.contains(c) else { observations[step.ordinal] = .notRun("no MQTT connection"); continue }
                 do {
                     let t0 = Date()
-                    try connection.client.publish(topic, payload, qos: qos)
+                    let mid = try connection.client.publish(topic, payload, qos: qos)
+                    if qos > 0 { connection.inflight.append(mid) }
                     if case .reply(let expected) = step.expectation, expected != nil {
                         let tid = prepared.tid
                         let reply = connection.client.waitForMessage(timeout: options.replyTimeout) { m in
@@ -200,7 +204,11 @@ final class SessionReplayer: @unchecked Sendable {
                 mqtt[c] = connection
             case let .end(c, disconnect):
                 guard var connection = mqtt.removeValue(forKey: c) else { observations[step.ordinal] = .notRun("no MQTT connection"); continue }
+                for mid in connection.inflight { _ = connection.client.waitAcknowledged(mid, timeout: 1) }
                 settle(&connection, into: &observations)
+                // libmosquitto acknowledges the last QoS 1 messages it received on its own thread: give it a moment
+                // before the socket goes without a word (the recorded drop came later than that, too).
+                if !disconnect { Thread.sleep(forTimeInterval: 0.1) }
                 connection.client.close(dropLink: !disconnect)
                 connection.relay.finish(timeout: 1)
                 observations[step.ordinal] = .ended
