@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/pilottrace
 
-.PHONY: all bootstrap build release demo test fuzz bench report-screenshots clean
+.PHONY: all bootstrap build release demo test fuzz bench proxy-bench report-screenshots clean
 
 all: build
 
@@ -28,6 +28,11 @@ test: build
 # times on 10,000 sessions (Reports/benchmarks.md). BENCH_LARGE=1 adds a 1.4 GB capture.
 bench: bootstrap
 	scripts/bench
+
+# Added latency and throughput of `pilottrace proxy` against talking to the lab cloud directly (release build).
+proxy-bench: bootstrap
+	$(SWIFT) build -c release --product pilottrace
+	scripts/proxy-bench
 
 # The HTML report of a clean and a failing recorded session, rendered by headless Chromium into Reports/*.png.
 report-screenshots: build

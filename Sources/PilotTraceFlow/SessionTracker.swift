@@ -493,6 +493,10 @@ public struct SessionTracker {
     }
 
     mutating func exchange(_ id: ConnectionID, _ request: HTTPRequest?, _ response: HTTPResponse, _ ref: MessageRef?) {
+        if let request, BridgeReport.isReport(method: request.method, path: request.head.path) {
+            bridge(id, request, ref)
+            return
+        }
         let m = HTTPStepRecognizer.recognize(request, response, profile: configuration.profile)
         guard !m.steps.isEmpty, let info = infos[id] else { return }
         let addr = address(info.client)
@@ -529,6 +533,35 @@ public struct SessionTracker {
         if let u = m.mqttUsername { contexts[i].mqttUsername = u }
         if let p = m.mqttPassword { contexts[i].mqttPassword = p }
         contexts[i].last = max(contexts[i].last, time)
+        contexts[i].hasFlowStep = true
+        if let s = contexts[i].session {
+            for e in events { add(s, e) }
+        } else {
+            contexts[i].events += events
+        }
+    }
+
+    /// A JSBridge report from the proxy's injected script: one event per call the timeline shows, each at the
+    /// report's capture time less the delay the page measured, in the H5 context of the same client address
+    /// (the page's own context: the bridge presents no token).
+    mutating func bridge(_ id: ConnectionID, _ request: HTTPRequest, _ ref: MessageRef?) {
+        guard let report = BridgeReport(request.body.json), let info = infos[id] else { return }
+        let sent = request.span.firstByteAt
+        let events = report.calls.compactMap { call -> TimelineEvent? in
+            guard let (step, ok, detail) = BridgeReport.step(call) else { return nil }
+            return TimelineEvent(time: sent.adding(seconds: -call.secondsBeforeSending), step: step, ok: ok, connection: id, message: ref,
+                                 detail: detail)
+        }
+        guard !events.isEmpty else { return }
+        let addr = address(info.client)
+        var ctx = contexts.lastIndex { $0.client == addr }
+        if ctx == nil {
+            contexts.append(H5Context(client: addr, last: events[0].time))
+            ctx = contexts.count - 1
+            if let page = lastPage.removeValue(forKey: addr) { contexts[ctx!].events.append(page) }
+        }
+        let i = ctx!
+        // `last` is left alone: it places the context before the device's CONNECT, which bridge reports may follow.
         contexts[i].hasFlowStep = true
         if let s = contexts[i].session {
             for e in events { add(s, e) }

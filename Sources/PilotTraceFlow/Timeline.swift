@@ -23,15 +23,28 @@ public enum Step: String, Hashable, Sendable, CaseIterable, Codable {
     // offline
     case deviceOffline = "device-offline", mqttDisconnect = "mqtt-disconnect", linkLost = "link-lost", reconnect
     case offlineConfirmed = "offline-confirmed"
+    // JSBridge calls the proxy's injected script reported (proxy mode only): license-verified above, and
+    case tokenRead = "token-read", tokenSet = "token-set"
+    case moduleLoad = "module-load", workspaceSet = "workspace-set", platformInfoSet = "platform-info-set"
+    case connectCallback = "connect-callback", connectState = "connect-state"
+    case platformStop = "platform-stop"
 
     public var phase: Phase {
         switch self {
         case .h5Page, .licenseVerified: .license
-        case .tokenRefresh, .tokenRejected, .login, .loginFailed: .token
-        case .mqttCredentials, .workspaceInfo: .cloudModule
-        case .mqttConnect, .mqttConnack, .mqttSubscribe: .connect
+        case .tokenRefresh, .tokenRejected, .login, .loginFailed, .tokenRead, .tokenSet: .token
+        case .mqttCredentials, .workspaceInfo, .moduleLoad, .workspaceSet, .platformInfoSet: .cloudModule
+        case .mqttConnect, .mqttConnack, .mqttSubscribe, .connectCallback, .connectState: .connect
         case .updateTopo, .statusReply, .topologyFetch: .status
-        case .deviceOffline, .mqttDisconnect, .linkLost, .reconnect, .offlineConfirmed: .offline
+        case .deviceOffline, .mqttDisconnect, .linkLost, .reconnect, .offlineConfirmed, .platformStop: .offline
+        }
+    }
+
+    /// Whether the step comes from a JSBridge call (proxy mode with the bridge script).
+    public var isBridge: Bool {
+        switch self {
+        case .licenseVerified, .tokenRead, .tokenSet, .moduleLoad, .workspaceSet, .platformInfoSet, .connectCallback, .connectState, .platformStop: true
+        default: false
         }
     }
 }

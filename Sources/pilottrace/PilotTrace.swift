@@ -9,12 +9,13 @@ struct PilotTrace: ParsableCommand {
             pilottrace reads pcap and pcapng captures (also gzip-compressed), reassembles their TCP streams, decodes \
             HTTP, WebSocket and MQTT, reconstructs each Pilot 2 device's session (license, token, cloud-module, connect, \
             status, offline) into SQLite, flags deviations from the documented protocol and writes reports. It also \
-            captures live (sessions stored while they happen) and brings a reference cloud and a Pilot 2 simulator \
-            (`pilottrace lab cloud`, `lab pilot`). Start with: pilottrace analyze <capture> (or pilottrace capture \
-            --interface IF), then pilottrace timeline.
+            captures live (sessions stored while they happen), records through a proxy where capture cannot see \
+            (HTTPS, MQTT over TLS, the H5 page's JSBridge calls: `pilottrace proxy`), and brings a reference cloud and \
+            a Pilot 2 simulator (`pilottrace lab cloud`, `lab pilot`). Start with: pilottrace analyze <capture> (or \
+            pilottrace capture --interface IF), then pilottrace timeline.
             """,
         version: "pilottrace \(PilotTraceVersion.string)",
-        subcommands: [Analyze.self, Capture.self, Replay.self, Interfaces.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self, Lab.self, Flows.self, Messages.self, Versions.self]
+        subcommands: [Analyze.self, Capture.self, Proxy.self, Replay.self, Interfaces.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self, Lab.self, Flows.self, Messages.self, Versions.self]
     )
 }
 

@@ -151,6 +151,22 @@ enum TimelineText {
             if let a = num("after_seconds") { parts.append("after \(a) s") }
         case "offline-confirmed":
             if let g = num("grace_seconds") { parts.append("no reconnect within \(g) s") }
+        case "license-verified", "token-read", "token-set", "module-load", "workspace-set", "platform-info-set", "connect-state", "platform-stop":
+            // JSBridge calls (proxy mode): the function and what it was given; secrets were masked by the page script.
+            if let f = str("bridge") { parts.append("\(f)()") }
+            if let m = str("module") { parts.append(m) }
+            if let h = str("host") { parts.append("host \(h)") }
+            if let u = str("username") { parts.append("user \(u)") }
+            if let w = str("workspace_id") { parts.append(w) }
+            if let p = str("platform_name") { parts.append("platform \"\(p)\"") }
+            if let w = str("workspace_name") { parts.append("workspace \"\(w)\"") }
+            if let a = str("app_id") { parts.append("app id \(a)") }
+            if let c = d["connected"] as? Bool { parts.append(c ? "connected" : "not connected") }
+            if let c = num("code"), c != "0" { parts.append("code \(c)") }
+            if let m = str("message") { parts.append("\"\(m)\"") }
+            if let e = str("error") { parts.append("threw \"\(e)\"") }
+        case "connect-callback":
+            if let c = str("callback") { parts.append("\(c)(\(str("arguments") ?? ""))") }
         default:
             break
         }

@@ -43,6 +43,10 @@ public struct DeviationEngine {
     /// Serial numbers seen in osd topics, per connection, with the first time.
     var osd: [ConnectionID: [String: Timestamp]] = [:]
     var encrypted: [ConnectionInfo] = []
+    /// Client addresses by connection, and those whose bridge verified its license (or was reported unverified).
+    var connectionClients: [ConnectionID: String] = [:]
+    var licenseVerified: Set<String> = []
+    var licenseReported: Set<String> = []
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -60,6 +64,7 @@ public struct DeviationEngine {
         switch event {
         case .classified(let info, let c):
             if c.appProtocol == .tls { encrypted.append(info) }
+            if c.appProtocol == .http { connectionClients[info.id] = info.client.address.description }
         case let .mqtt(id, dir, record, ts, _):
             mqttPacket(id, dir, record, ts, ref)
             if dir == .toServer, case .publish(let p) = record.packet, p.topic.hasSuffix("/osd"),
@@ -158,6 +163,10 @@ public struct DeviationEngine {
         guard let q else { return }
         let path = q.head.path
         let time = q.span.firstByteAt
+        if BridgeReport.isReport(method: q.method, path: path) {
+            bridgeCalls(id, q, ref)
+            return
+        }
         let isLogin = HTTPProfile.matches(configuration.profile.login, path)
         let isRefresh = HTTPProfile.matches(configuration.profile.tokenRefresh, path)
         let token = HTTPStepRecognizer.token(q)
@@ -188,6 +197,22 @@ public struct DeviationEngine {
         if isLogin || HTTPStepRecognizer.recognize(q, r, profile: configuration.profile).issuedToken != nil,
            q.body.json?["password"] != nil || r.body.json?["data"]?["access_token"] != nil {
             report(Rules.cleartextCredentials, time, id, ref, "\(q.method) \(path): credentials and tokens travel in clear text (plain HTTP)", base)
+        }
+    }
+
+    /// JSBridge calls before the license was verified (per client address: the native app's state).
+    mutating func bridgeCalls(_ id: ConnectionID, _ q: HTTPRequest, _ ref: MessageRef?) {
+        guard let bridge = BridgeReport(q.body.json) else { return }
+        let client = connectionClients[id] ?? ""
+        for call in bridge.calls where call.function != nil {
+            if BridgeReport.isLicenseCall(call) {
+                if call.succeeded, call.envelope?["data"]?.boolValue != false { licenseVerified.insert(client) }
+                continue
+            }
+            guard !licenseVerified.contains(client), !licenseReported.contains(client) else { continue }
+            licenseReported.insert(client)
+            report(Rules.bridgeLicenseNotVerified, q.span.firstByteAt.adding(seconds: -call.secondsBeforeSending), id, ref,
+                   "\(call.function!) called before platformVerifyLicense succeeded", [("bridge", .text(call.function))])
         }
     }
 
@@ -225,6 +250,22 @@ public struct DeviationEngine {
         return out.enumerated().sorted { ($0.element.time ?? .zero, $0.offset) < ($1.element.time ?? .zero, $1.offset) }.map(\.element)
     }
 
+    /// RFC 9562 §4 text form: 8-4-4-4-12 hexadecimal digits.
+    static func isUUID(_ s: String) -> Bool {
+        let groups = s.split(separator: "-", omittingEmptySubsequences: false)
+        return groups.map(\.count) == [8, 4, 4, 4, 12] && groups.allSatisfy { $0.allSatisfy(\.isHexDigit) }
+    }
+
+    /// Two broker addresses name the same broker (case of scheme and host, a trailing slash aside).
+    static func sameBroker(_ a: String, _ b: String) -> Bool {
+        func norm(_ s: String) -> String {
+            var t = s.trimmingCharacters(in: .whitespaces).lowercased()
+            while t.hasSuffix("/") { t.removeLast() }
+            return t
+        }
+        return norm(a) == norm(b)
+    }
+
     func timelineRules(_ s: Session, captureEnd: Timestamp) -> [Deviation] {
         var out: [Deviation] = []
         func add(_ rule: Rule, _ e: TimelineEvent?, _ text: String, _ evidence: [(String, JSONValue?)] = []) {
@@ -234,6 +275,7 @@ public struct DeviationEngine {
         let deadline = configuration.replyDeadline
         let events = s.events
         var lastIssuedUser: String?
+        var lastIssuedAddress: String?
         var unansweredTopo: TimelineEvent?
         for (i, e) in events.enumerated() {
             switch e.step {
@@ -256,6 +298,16 @@ public struct DeviationEngine {
                 }
             case .mqttCredentials:
                 lastIssuedUser = e.detail["mqtt_username"]?.stringValue ?? lastIssuedUser
+                lastIssuedAddress = e.detail["mqtt_addr"]?.stringValue ?? lastIssuedAddress
+            case .moduleLoad where e.detail["module"]?.stringValue == "thing":
+                if let host = e.detail["host"]?.stringValue, let issued = lastIssuedAddress, !Self.sameBroker(host, issued) {
+                    add(Rules.thingHostMismatch, e, "thing loaded with host \(host), but the cloud issued \(issued)",
+                        [("host", .text(host)), ("mqtt_addr", .text(issued))])
+                }
+            case .workspaceSet:
+                if let id = e.detail["workspace_id"]?.stringValue, !Self.isUUID(id) {
+                    add(Rules.workspaceIDNotUUID, e, "platformSetWorkspaceId(\"\(id)\"): not a UUID", [("workspace_id", .text(id))])
+                }
             case .updateTopo:
                 if let topic = e.detail["topic"]?.stringValue, topic.hasPrefix("thing/") {
                     add(Rules.statusTopicWrong, e, "update_topo published on \(topic)", [("topic", .text(topic))])
@@ -348,7 +400,7 @@ public struct DeviationEngine {
             add(Rules.cleartextCredentials, c, "the MQTT password travels in clear text (plain TCP)")
         }
         var partial: [String] = []
-        if let first = events.first, ![.h5Page, .login, .loginFailed, .tokenRefresh, .tokenRejected, .mqttConnect].contains(first.step) {
+        if let first = events.first, ![.h5Page, .licenseVerified, .login, .loginFailed, .tokenRefresh, .tokenRejected, .mqttConnect].contains(first.step) {
             partial.append("the capture starts after the session began (first step: \(first.step.rawValue))")
         }
         let gapped = s.connections.filter(gaps.contains)

@@ -136,6 +136,21 @@ public enum Rules {
         explanation: "The envelope `timestamp` should be 13-digit epoch milliseconds; this one is not, or is more than 5 minutes away from the capture time (a device clock or unit problem).",
         basis: "Protocol reference §4.2 envelope, §7 R08; docs [S11]")
 
+
+    // JSBridge (proxy mode: the calls the injected script reports)
+    public static let bridgeLicenseNotVerified = Rule(
+        id: "bridge-license-not-verified", severity: .error, title: "JSBridge used before the license was verified",
+        explanation: "The H5 page called a JSBridge function before `platformVerifyLicense` had succeeded. License verification must succeed before any other JSBridge call works, so this call (and the modules it loads) fails.",
+        basis: "Protocol reference §1.1 step 3, §3, §6 ordering 1; DJI docs, JSBridge [S2]")
+    public static let thingHostMismatch = Rule(
+        id: "thing-host-mismatch", severity: .warning, title: "thing module loaded with another broker than the cloud issued",
+        explanation: "`platformLoadComponent(\"thing\", {host})` was given a host that differs from the `mqtt_addr` the cloud handed out over HTTP. Pilot 2 connects to that host, not to the broker the cloud expects; a wrong address leaves Pilot showing \"Cloud: Disconnect\".",
+        basis: "Protocol reference §1.1 steps 13–14, §3 modules (thing), §6 common mistakes, §7 R22; demo [S10], issue [I6]")
+    public static let workspaceIDNotUUID = Rule(
+        id: "workspace-id-not-uuid", severity: .warning, title: "platformSetWorkspaceId with an id that is not a UUID",
+        explanation: "The workspace id set through `platformSetWorkspaceId` must be a UUID; tsa and media use it in their paths (`/workspaces/{workspace_id}/…`).",
+        basis: "Protocol reference §3 platform functions, §2.3, §7 R21; DJI docs, JSBridge [S2]")
+
     /// Every rule, in the order `pilottrace rules` lists them.
     public static let all: [Rule] = [
         statusNotSent, statusReplyMissing, statusReplyMismatch, statusRetransmitted, statusTopicWrong, updateTopoInvalid,
@@ -143,7 +158,7 @@ public enum Rules {
         cleartextCredentials, captureIncomplete, mqttPublishUnacknowledged, mqttAckUnknownID, mqttPacketIDReused,
         mqttTrafficBeforeConnack, mqttSecondConnect, mqttKeepAliveExceeded, httpEnvelopeMissing, tokenRefreshNotPost,
         loginErrorWith200, servicesReplyMissing, eventsReplyMissing, gatewayModelUnexpected, osdUnknownDevice,
-        timestampSuspicious,
+        timestampSuspicious, bridgeLicenseNotVerified, thingHostMismatch, workspaceIDNotUUID,
     ]
 
     public static func rule(_ id: String) -> Rule? { all.first { $0.id == id } }

@@ -1,0 +1,189 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import PilotTraceAnalysis
+import PilotTraceCapture
+import PilotTraceProxy
+import PilotTraceWire
+
+struct Proxy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "proxy",
+        abstract: "Record Pilot 2 ↔ cloud through an HTTP + MQTT proxy (TLS both ways, JSBridge visibility).",
+        discussion: """
+            Point Pilot 2's access link at the HTTP listener (e.g. http://PROXY-IP:8080/pilot-login). Requests go to \
+            --http-upstream; mqtt_addr in JSON responses is rewritten to the MQTT listener (unless --no-rewrite), whose \
+            connections are relayed byte for byte to --mqtt-upstream (default: the address the cloud handed out). HTML \
+            pages get a script that reports the page's JSBridge calls (unless --no-bridge). Everything the app sent and \
+            received is analyzed and stored like a capture; --write also saves it as pcapng (synthesised TCP). \
+            Ctrl-C or SIGTERM stops: connections are closed, everything is analyzed, stored and flushed. \
+            Listeners bind to loopback unless an address is given.
+            """
+    )
+
+    @Option(help: ArgumentHelp("HTTP listener: HOST:PORT, or PORT for 127.0.0.1.", valueName: "addr:port"))
+    var httpListen = "127.0.0.1:8080"
+
+    @Option(help: ArgumentHelp("The cloud's HTTP base URL (http:// or https://).", valueName: "url"))
+    var httpUpstream: String
+
+    @Option(help: ArgumentHelp("MQTT listener (TCP or WebSocket transport): HOST:PORT, or PORT for 127.0.0.1.", valueName: "addr:port"))
+    var mqttListen: String?
+
+    @Option(help: ArgumentHelp("The broker (default: the mqtt_addr the cloud hands out, remembered while rewriting).", valueName: "host:port"))
+    var mqttUpstream: String?
+
+    @Option(help: ArgumentHelp("Certificate chain (PEM) for TLS towards the app, on both listeners.", valueName: "pem"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("Private key (PEM) of --tls-cert.", valueName: "pem"))
+    var tlsKey: String?
+
+    @Flag(help: "TLS towards the upstreams (the HTTP upstream also when its URL is https).")
+    var upstreamTLS = false
+
+    @Option(help: ArgumentHelp("Trust these CA certificates (PEM) for upstream TLS instead of the system's.", valueName: "pem"))
+    var upstreamCA: String?
+
+    @Flag(help: "Do not verify the upstream certificates.")
+    var upstreamInsecure = false
+
+    @Flag(help: "Leave mqtt_addr in responses as the cloud sent it.")
+    var noRewrite = false
+
+    @Flag(help: "Do not inject the JSBridge script into HTML pages.")
+    var noBridge = false
+
+    @Option(help: ArgumentHelp("Host to put in rewritten MQTT addresses (default: the MQTT listener's, or the host the app used).", valueName: "host"))
+    var advertiseHost: String?
+
+    @Option(help: ArgumentHelp("Also write the decrypted traffic as pcapng (synthesised TCP frames).", valueName: "file.pcapng"))
+    var write: String?
+
+    @Option(help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds"))
+    var duration: Double?
+
+    @Flag(help: "Do not print a line per exchange and connection.")
+    var quiet = false
+
+    @OptionGroup var database: DatabaseOptions
+
+    func proxyConfiguration() throws -> ProxyConfiguration {
+        guard let listen = HostPort(httpListen) else { throw ValidationError("--http-listen: expected HOST:PORT or PORT, got \(httpListen)") }
+        guard let upstream = UpstreamURL(httpUpstream) else {
+            throw ValidationError("--http-upstream: expected http://HOST[:PORT] or https://HOST[:PORT], got \(httpUpstream)")
+        }
+        var c = ProxyConfiguration(httpListen: listen, httpUpstream: upstream)
+        if let mqttListen {
+            guard let l = HostPort(mqttListen) else { throw ValidationError("--mqtt-listen: expected HOST:PORT or PORT, got \(mqttListen)") }
+            c.mqttListen = l
+        }
+        if let mqttUpstream {
+            guard let u = HostPort(mqttUpstream), u.port > 0 else { throw ValidationError("--mqtt-upstream: expected HOST:PORT, got \(mqttUpstream)") }
+            guard mqttListen != nil else { throw ValidationError("--mqtt-upstream needs --mqtt-listen") }
+            c.mqttUpstream = u
+        }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        c.tlsCertificate = tlsCert
+        c.tlsKey = tlsKey
+        c.upstreamTLS = upstreamTLS
+        c.upstreamCA = upstreamCA
+        c.upstreamInsecure = upstreamInsecure
+        c.rewrite = !noRewrite
+        c.bridge = !noBridge
+        c.advertiseHost = advertiseHost
+        return c
+    }
+
+    func validate() throws {
+        _ = try proxyConfiguration()
+        if let duration, duration <= 0 { throw ValidationError("--duration must be positive.") }
+    }
+
+    func run() throws {
+        let config = try proxyConfiguration()
+        do {
+            try ProxyServer.preflight(config)
+        } catch {
+            warn("error: \(error)")
+            throw ExitCode(1)
+        }
+        let db = try database.open()
+        let started = Date()
+        let iso = ISO8601DateFormatter()
+        iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        // Unique per run (two proxies may start in the same second, both on port 0).
+        let key = "proxy:\(config.httpListen):\(iso.string(from: started)):\(getpid())"
+        let run = try AnalysisRun(liveKey: key, capturePath: write, database: db, toolVersion: PilotTraceVersion.string, source: "proxy")
+        let pcapng: PcapngWriter?
+        do {
+            pcapng = try write.map { try PcapngWriter(path: $0, linkType: .raw, interfaceName: "pilottrace-proxy", application: "pilottrace \(PilotTraceVersion.string) proxy") }
+        } catch {
+            warn("error: \(write!): \(error)")
+            throw ExitCode(1)
+        }
+        nonisolated(unsafe) var first: Timestamp?, last: Timestamp?
+        let recorder = ProxyRecorder { frames in
+            for f in frames {
+                if first == nil { first = f.time }
+                last = f.time
+                try f.bytes.withUnsafeBytes { raw in
+                    try pcapng?.write(raw, originalLength: raw.count, at: f.time)
+                    try run.process(CaptureRecord(timestamp: f.time, linkType: .raw, data: raw, originalLength: raw.count))
+                }
+            }
+        }
+        let quiet = self.quiet
+        let server = ProxyServer(configuration: config, recorder: recorder) { line in
+            if !quiet { warn(line) }
+        }
+        do {
+            try server.start()
+        } catch {
+            warn("error: \(error)")
+            server.stop()
+            _ = try? run.finishLive(files: [])
+            throw ExitCode(1)
+        }
+        let scheme = config.appTLS ? "https" : "http"
+        warn("pilottrace proxy: http listening on \(server.httpBound.map { "\($0)" } ?? "?") (\(scheme)) → \(config.httpUpstream)")
+        if let m = server.mqttBound {
+            let up = config.mqttUpstream.map { "\($0)" } ?? "the mqtt_addr the cloud hands out"
+            warn("pilottrace proxy: mqtt listening on \(m) (\(config.appTLS ? "tls" : "tcp")) → \(up)\(config.rewrite ? "" : " (no rewriting)")")
+        }
+        warn("pilottrace proxy: access link for Pilot 2: \(scheme)://\(server.httpBound.map { "\($0)" } ?? "?")/…; Ctrl-C stops")
+
+        let done = DispatchSemaphore(value: 0)
+        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { done.signal() }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
+        // Once a second the stored picture is refreshed (on the recorder's queue, after the frames so far), so
+        // `pilottrace timeline` in another process shows sessions while they are live.
+        let deadline = duration.map { Date().addingTimeInterval($0) }
+        while true {
+            let wait = min(1, deadline.map { $0.timeIntervalSinceNow } ?? 1)
+            if wait <= 0 || done.wait(timeout: .now() + wait) == .success { break }
+            recorder.perform {
+                try pcapng?.flush()
+                try run.refreshLive(now: Timestamp(Date()))
+            }
+        }
+
+        server.stop()
+        recorder.flush()
+        if let error = recorder.error { warn("error: recording stopped: \(error)") }
+        let end = Timestamp(Date())
+        try pcapng?.close(end: end)
+        let files = write.map { [CaptureFileReport(path: $0, format: "pcapng", compressed: false, linkTypes: [.raw], records: pcapng?.records ?? 0,
+                                                   warnings: [], firstTime: first, lastTime: last, endTime: end)] } ?? []
+        let report = try run.finishLive(files: files, end: end)
+        if let original = server.originalBroker { print("The cloud handed out MQTT address \(original) (rewritten to the proxy's listener).") }
+        print("Proxied \(recorder.connectionCount) connection\(recorder.connectionCount == 1 ? "" : "s") (\(recorder.frameCount) synthesised frames).")
+        print(Analyze.summary(report, database: database.resolved), terminator: "")
+    }
+}
