@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "PilotTraceReport", targets: ["PilotTraceReport"]),
         .library(name: "PilotTraceLab", targets: ["PilotTraceLab"]),
         .library(name: "PilotTraceLabServices", targets: ["PilotTraceLabServices"]),
+        .library(name: "PilotTraceReplay", targets: ["PilotTraceReplay"]),
+        .library(name: "PilotTraceReplayRunner", targets: ["PilotTraceReplayRunner"]),
         .library(name: "PilotTraceProxy", targets: ["PilotTraceProxy"]),
     ],
     dependencies: [
@@ -30,7 +32,8 @@ let package = Package(
         .systemLibrary(name: "CMosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
 
-        // PURE: link layers, IP, TCP, reassembly. Bytes and capture timestamps in, events out.
+        // PURE: link layers, IP, TCP, reassembly (bytes and capture timestamps in, events out), and the TCP frame
+        // synthesiser the proxy and the replay record relayed bytes with.
         .target(name: "PilotTraceWire"),
         // PURE: HTTP/1.1, WebSocket and MQTT decoders over reassembled streams (zlib for gzip/deflate bodies).
         .target(name: "PilotTraceProtocols", dependencies: ["PilotTraceWire", "CZlib"]),
@@ -52,11 +55,21 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // PURE: the replay's core: a stored session's plan (steps, learned variables), what to send at each step, the
+        // comparison with the recording and the verdict, the summary and JUnit outputs. No clock, no sockets.
+        .target(name: "PilotTraceReplay", dependencies: ["PilotTraceProtocols"]),
+        // I/O: the replay's shell: re-drives plans against a target (HTTP on NIO keep-alive connections, MQTT through
+        // libmosquitto), records its own traffic through the live analysis, stores the comparison.
+        .target(name: "PilotTraceReplayRunner", dependencies: [
+            "PilotTraceReplay", "PilotTraceLabServices", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceProtocols", "PilotTraceWire",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),
-        // I/O: the HTTP + MQTT recording proxy (SwiftNIO, TLS both ways). Its pure parts (TCP frame synthesis,
-        // mqtt_addr rewriting, the JSBridge script) take bytes and timestamps only; the relayed bytes become
-        // synthesised TCP frames fed to the same live analysis as `capture`.
+        // I/O: the HTTP + MQTT recording proxy (SwiftNIO, TLS both ways). Its pure parts (mqtt_addr rewriting, the
+        // JSBridge script) take bytes and timestamps only; the relayed bytes become synthesised TCP frames
+        // (PilotTraceWire's TCPFrameSynthesizer, shared with the replay) fed to the same live analysis as `capture`.
         .target(name: "PilotTraceProxy", dependencies: [
             "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceAnalysis", "PilotTraceStore", "CZlib",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
@@ -67,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceProxy", "CMosquitto",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceProxy", "PilotTraceReplay", "PilotTraceReplayRunner", "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -83,6 +96,7 @@ let package = Package(
         .testTarget(name: "PilotTraceLabServicesTests", dependencies: ["PilotTraceLabServices", "PilotTraceWire"]),
         .testTarget(name: "PilotTraceReportTests", dependencies: ["PilotTraceReport", "PilotTraceStore"]),
         .testTarget(name: "PilotTraceLabTests", dependencies: ["PilotTraceLab", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow"]),
+        .testTarget(name: "PilotTraceReplayTests", dependencies: ["PilotTraceReplay", "PilotTraceProtocols"]),
         .testTarget(name: "PilotTraceProxyTests", dependencies: [
             "PilotTraceProxy", "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceTestSupport",
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),

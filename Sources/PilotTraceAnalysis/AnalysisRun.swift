@@ -54,11 +54,13 @@ public final class AnalysisRun {
     var messageCounts = (http: 0, webSocket: 0, mqtt: 0)
     var lastTime: Timestamp?
 
-    /// Begins a live analysis (nothing to hash yet): `key` names it, e.g. the interface and the start time.
+    /// Begins a live analysis (nothing to hash yet): `key` names it, e.g. the interface and the start time; `source`
+    /// says where the frames come from (`live` capture, `proxy`, `replay`).
     public convenience init(liveKey key: String, capturePath: String?, database: PilotTraceDatabase, options: AnalysisOptions = .init(),
-                            toolVersion: String) throws {
+                            toolVersion: String, source: String = "live") throws {
         let captures = capturePath.map { [CaptureRow(ordinal: 0, path: $0, sha256: "live", format: "pcap", compressed: false)] } ?? []
-        self.init(writer: try database.beginAnalysis(key: key, captures: captures, toolVersion: toolVersion), options: options, live: true)
+        self.init(writer: try database.beginAnalysis(key: key, captures: captures, toolVersion: toolVersion, source: source), options: options,
+                  live: true)
     }
 
     /// Begins an analysis of `paths`: an earlier analysis of the same files (same content) is replaced.

@@ -26,10 +26,19 @@ public final class HTTPClientConnection: @unchecked Sendable {
     let channel: Channel
     let host: String
     let timeout: TimeAmount
+    let defaultHeaders: Bool
 
     /// Connects to `host:port`, from the local address `bindTo` if given.
-    public init(host: String, port: Int, group: EventLoopGroup, timeout: Double = 10, bindTo source: String? = nil) throws {
+    ///
+    /// - Parameters:
+    ///   - defaultHeaders: Add `Host` and `User-Agent` to each request (off: the caller's headers go out as given, as
+    ///     a replay sends the recorded ones).
+    ///   - bytes: A handler to put first in the pipeline, under HTTP: it sees the bytes as sent and received (a replay
+    ///     records its own traffic this way).
+    public init(host: String, port: Int, group: EventLoopGroup, timeout: Double = 10, bindTo source: String? = nil,
+                defaultHeaders: Bool = true, bytes: (@Sendable () -> any ChannelHandler)? = nil) throws {
         self.host = host
+        self.defaultHeaders = defaultHeaders
         self.timeout = .milliseconds(Int64(timeout * 1000))
         do {
             var bootstrap = ClientBootstrap(group: group)
@@ -37,8 +46,10 @@ public final class HTTPClientConnection: @unchecked Sendable {
             channel = try bootstrap
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(5))
+                .channelOption(.allowRemoteHalfClosure, value: bytes != nil)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let bytes { try channel.pipeline.syncOperations.addHandler(bytes()) }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         try channel.pipeline.syncOperations.addHandler(ExchangeHandler())
                     }
@@ -52,8 +63,10 @@ public final class HTTPClientConnection: @unchecked Sendable {
     /// Sends one request on the connection and waits for its response.
     public func send(_ method: HTTPMethod, _ target: String, headers: [(String, String)] = [], body: [UInt8]? = nil) throws -> Response {
         var h = HTTPHeaders()
-        h.add(name: "Host", value: host)
-        h.add(name: "User-Agent", value: "pilottrace-lab-pilot")
+        if defaultHeaders {
+            h.add(name: "Host", value: host)
+            h.add(name: "User-Agent", value: "pilottrace-lab-pilot")
+        }
         for (name, value) in headers { h.add(name: name, value: value) }
         if let body { h.add(name: "Content-Length", value: String(body.count)) }
         let promise = channel.eventLoop.makePromise(of: Response.self)
@@ -68,6 +81,9 @@ public final class HTTPClientConnection: @unchecked Sendable {
     }
 
     public func close() { try? channel.close().wait() }
+
+    /// The local and the remote address of the connection.
+    public var addresses: (local: SocketAddress?, remote: SocketAddress?) { (channel.localAddress, channel.remoteAddress) }
 
     /// Writes each request and answers the oldest outstanding promise with each complete response.
     final class ExchangeHandler: ChannelDuplexHandler {

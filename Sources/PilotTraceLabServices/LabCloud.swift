@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import PilotTraceWire
 
 /// A reference cloud for Pilot 2: the demo's HTTP routes (protocol reference §2.2–2.3) with HS256 tokens and the
 /// documented 401 behaviour, a mosquitto broker with a password file, and the cloud backend's MQTT client that
@@ -47,6 +48,9 @@ public final class LabCloud: @unchecked Sendable {
         public var replyDelay: Double = 0
         /// Seconds without a message from a gateway before the cloud counts it offline (§1.3).
         public var offlineGrace: Double = 30
+        /// A file to append one JSON line per HTTP request to: method, path, status, and the SHA-256 fingerprints
+        /// (first 16 hex digits) of the token it carried and of the token it issued — never the tokens.
+        public var requestLog: String?
         public init() {}
     }
 
@@ -87,6 +91,7 @@ public final class LabCloud: @unchecked Sendable {
     private let lock = NSLock()
     private var gateways: [String: Gateway] = [:]
     private var sweeper: DispatchSourceTimer?
+    private var requestLogHandle: FileHandle?
 
     struct Gateway {
         var model: (domain: String, type: Int, subType: Int)
@@ -105,6 +110,12 @@ public final class LabCloud: @unchecked Sendable {
 
     /// Starts the broker (unless one is given), the backend MQTT client, and the HTTP server.
     public func start() throws {
+        if let path = configuration.requestLog {
+            guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+                throw MQTTClient.Failure(description: "cannot write the request log \(path)")
+            }
+            requestLogHandle = handle
+        }
         if let external = configuration.broker {
             (mqttHost, mqttPort) = external
         } else {
@@ -166,6 +177,8 @@ public final class LabCloud: @unchecked Sendable {
         backend = nil
         broker?.stop()
         broker = nil
+        try? requestLogHandle?.close()
+        requestLogHandle = nil
     }
 
     /// What the broker logged (empty for an external broker).
@@ -236,6 +249,30 @@ public final class LabCloud: @unchecked Sendable {
     }
 
     // MARK: - HTTP routes
+
+    /// The first 16 hex digits of a token's SHA-256: enough to tell tokens apart, useless to replay one.
+    public static func fingerprint(_ token: String) -> String {
+        var h = SHA256()
+        h.update(Array(token.utf8))
+        return h.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Answers a request and, with `requestLog`, logs it with its tokens' fingerprints.
+    func respondLogging(to r: Request) -> Response {
+        let response = respond(to: r)
+        if let handle = requestLogHandle {
+            var line: [String: Any] = ["method": r.method, "path": r.path, "status": response.status]
+            if let token = r.header("x-auth-token"), !token.isEmpty { line["token"] = Self.fingerprint(token) }
+            if let json = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any],
+               let issued = (json["data"] as? [String: Any])?["access_token"] as? String {
+                line["issued"] = Self.fingerprint(issued)
+            }
+            if let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes]) {
+                lock.withLock { handle.write(data + Data("\n".utf8)) }
+            }
+        }
+        return response
+    }
 
     func respond(to r: Request) -> Response {
         let now = Date().timeIntervalSince1970
@@ -361,7 +398,7 @@ final class LabHTTPHandler: ChannelInboundHandler {
             let (path, query) = Self.split(head.uri)
             let response = tooLarge
                 ? LabCloud.Response.json(413, ["code": -1, "message": "request body over 1 MiB"])
-                : cloud.respond(to: .init(method: head.method.rawValue, path: path, query: query,
+                : cloud.respondLogging(to: .init(method: head.method.rawValue, path: path, query: query,
                                           headers: head.headers.map { ($0.name, $0.value) }, body: body))
             var headers = HTTPHeaders()
             if let type = response.contentType { headers.add(name: "Content-Type", value: type) }

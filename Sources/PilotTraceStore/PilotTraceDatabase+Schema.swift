@@ -7,7 +7,7 @@ extension PilotTraceDatabase {
     /// The tables, in foreign-key order (parents first).
     public static let tableNames = [
         "analyses", "captures", "flows", "http_exchanges", "websocket_messages", "mqtt_packets", "sessions",
-        "timeline_events", "deviations",
+        "timeline_events", "deviations", "replay_steps",
     ]
 
     /// The named indexes the schema creates.
@@ -15,7 +15,7 @@ extension PilotTraceDatabase {
         "analyses_by_key", "captures_by_analysis", "flows_by_analysis", "http_exchanges_by_flow",
         "websocket_messages_by_flow", "mqtt_packets_by_flow", "sessions_by_analysis",
         "timeline_events_by_session", "timeline_events_by_flow", "deviations_by_session", "deviations_by_analysis",
-        "deviations_by_flow",
+        "deviations_by_flow", "sessions_by_replay_of", "replay_steps_by_session",
     ]
 
     /// Version 2 (issue 10): `deviations_by_analysis` covers `(analysis_id, time)`, so `pilottrace deviations` reads
@@ -32,6 +32,34 @@ extension PilotTraceDatabase {
         DROP INDEX IF EXISTS mqtt_packets_by_topic;
         """
 
+    /// Version 4 (issue 7, replay): where an analysis's traffic came from (`source`), which stored session a replayed
+    /// session re-drove (`sessions.replay_of`), and the replay's per-step comparison with the recording
+    /// (`replay_steps`). Existing analyses get their source from their key (`live:` capture, `proxy:` proxy).
+    static let schemaV4 = """
+        ALTER TABLE analyses ADD COLUMN source TEXT NOT NULL DEFAULT 'capture'
+            CHECK (source IN ('capture', 'live', 'proxy', 'replay'));
+        UPDATE analyses SET source = 'live' WHERE key LIKE 'live:%';
+        UPDATE analyses SET source = 'proxy' WHERE key LIKE 'proxy:%';
+        ALTER TABLE sessions ADD COLUMN replay_of INTEGER REFERENCES sessions(id) ON DELETE SET NULL;
+        CREATE INDEX sessions_by_replay_of ON sessions(replay_of);
+
+        CREATE TABLE replay_steps (
+            id INTEGER PRIMARY KEY,
+            analysis_id INTEGER NOT NULL REFERENCES analyses(id) ON DELETE CASCADE,
+            session_id INTEGER REFERENCES sessions(id) ON DELETE CASCADE,
+            original_session_id INTEGER REFERENCES sessions(id) ON DELETE SET NULL,
+            ordinal INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('http', 'mqtt')),
+            name TEXT NOT NULL,
+            outcome TEXT NOT NULL CHECK (outcome IN ('matched', 'changed', 'missing')),
+            regression INTEGER NOT NULL CHECK (regression IN (0, 1)),
+            recorded_latency REAL,
+            replayed_latency REAL,
+            differences_json TEXT NOT NULL CHECK (json_valid(differences_json))
+        );
+        CREATE INDEX replay_steps_by_session ON replay_steps(analysis_id, session_id, ordinal);
+        """
+
     /// The schema's migrations. Append new ones (`v2`, …); never edit a migration that has shipped.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -44,6 +72,9 @@ extension PilotTraceDatabase {
         }
         migrator.registerMigration("v3") { db in
             try db.execute(sql: schemaV3)
+        }
+        migrator.registerMigration("v4") { db in
+            try db.execute(sql: schemaV4)
         }
         return migrator
     }

@@ -179,10 +179,11 @@ public struct PilotTraceDatabase: Sendable {
     ///   - background: Whether full batches are written on the writer's own thread while the caller goes on (an
     ///     analysis run decodes the next batch while SQLite writes this one); ``AnalysisWriter/flush()`` and
     ///     ``AnalysisWriter/finish(frames:frameBytes:firstTime:lastTime:countersJSON:)`` always wait.
+    ///   - source: Where the traffic comes from: `capture`, `live`, `proxy` or `replay`.
     /// - Returns: The writer to stream the run's rows into.
     public func beginAnalysis(
         key: String, captures: [CaptureRow], toolVersion: String, createdAt: Date = Date(), batchSize: Int = 5_000,
-        background: Bool = false
+        background: Bool = false, source: String = "capture"
     ) throws -> AnalysisWriter {
         guard Set(captures.map(\.ordinal)).count == captures.count else {
             throw PilotTraceStoreError(kind: .invalidRow, path: path, message: "two captures have the same ordinal")
@@ -200,7 +201,7 @@ public struct PilotTraceDatabase: Sendable {
                     flow: try nextID("flows"), session: try nextID("sessions"), http: try nextID("http_exchanges"),
                     mqtt: try nextID("mqtt_packets"), webSocket: try nextID("websocket_messages"))
                 try db.execute(sql: "DELETE FROM analyses WHERE key = ?", arguments: [key])
-                try AnalysisRow(key: key, createdAt: created, toolVersion: toolVersion).insert(db)
+                try AnalysisRow(key: key, createdAt: created, toolVersion: toolVersion, source: source).insert(db)
                 let analysisID = db.lastInsertedRowID
                 var captureIDs: [Int: Int64] = [:]
                 for var capture in captures {

@@ -107,6 +107,8 @@ extension Lab {
         @Option(help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds")) var duration: Double?
         @Option(help: ArgumentHelp("Write the HTTP base URL and the broker address to this file once ready (for scripts).", valueName: "file"))
         var readyFile: String?
+        @Option(help: ArgumentHelp("Append a JSON line per HTTP request to this file: method, path, status and the SHA-256 fingerprints of the token it carried and of the token it issued (never the tokens).", valueName: "file"))
+        var requestLog: String?
 
         func validate() throws {
             for f in faults where LabCloud.Fault(rawValue: f) == nil {
@@ -127,6 +129,7 @@ extension Lab {
             c.faults = Set(faults.compactMap(LabCloud.Fault.init))
             c.replyDelay = replyDelay
             c.tokenAge = tokenAge
+            c.requestLog = requestLog
             let cloud = LabCloud(configuration: c, log: Lab.log("cloud"))
             do {
                 try cloud.start()

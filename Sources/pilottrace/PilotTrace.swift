@@ -15,7 +15,7 @@ struct PilotTrace: ParsableCommand {
             pilottrace capture --interface IF), then pilottrace timeline.
             """,
         version: "pilottrace \(PilotTraceVersion.string)",
-        subcommands: [Analyze.self, Capture.self, Proxy.self, Interfaces.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self, Lab.self, Flows.self, Messages.self, Versions.self]
+        subcommands: [Analyze.self, Capture.self, Proxy.self, Replay.self, Interfaces.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self, Lab.self, Flows.self, Messages.self, Versions.self]
     )
 }
 

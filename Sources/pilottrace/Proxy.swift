@@ -114,7 +114,7 @@ struct Proxy: ParsableCommand {
         iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         // Unique per run (two proxies may start in the same second, both on port 0).
         let key = "proxy:\(config.httpListen):\(iso.string(from: started)):\(getpid())"
-        let run = try AnalysisRun(liveKey: key, capturePath: write, database: db, toolVersion: PilotTraceVersion.string)
+        let run = try AnalysisRun(liveKey: key, capturePath: write, database: db, toolVersion: PilotTraceVersion.string, source: "proxy")
         let pcapng: PcapngWriter?
         do {
             pcapng = try write.map { try PcapngWriter(path: $0, linkType: .raw, interfaceName: "pilottrace-proxy", application: "pilottrace \(PilotTraceVersion.string) proxy") }

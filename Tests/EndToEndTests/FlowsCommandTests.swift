@@ -3,7 +3,10 @@ import PilotTraceTestSupport
 import Testing
 
 /// Runs the built `pilottrace` binary, as a user would.
-func pilottrace(_ arguments: String...) throws -> ProcessResult {
+func pilottrace(_ arguments: String...) throws -> ProcessResult { try pilottrace(arguments) }
+
+/// Runs the built `pilottrace` binary with an argument list.
+func pilottrace(_ arguments: [String]) throws -> ProcessResult {
     let binary = TestPaths.binary.path
     guard FileManager.default.isExecutableFile(atPath: binary) else {
         throw BinaryMissing(path: binary)

@@ -16,7 +16,7 @@ struct SchemaTests {
             let indexes = try database.strings(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
             #expect(indexes == PilotTraceDatabase.indexNames.sorted())
-            #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3"])
+            #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4"])
 
             // The indexes the queries rely on cover the right columns.
             let timelineIndex = try database.strings(
@@ -100,7 +100,42 @@ struct SchemaTests {
         #expect(try database.deviations(analysisID: 1).map(\.title) == ["earlier", "later"])
         #expect(try database.strings("SELECT name FROM pragma_index_info('deviations_by_analysis') ORDER BY seqno")
             == ["analysis_id", "time"])
-        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3"])
+        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4"])
+    }
+
+    @Test("v4 on a v3 database: analyses get their source from their key; replay_of and replay_steps exist")
+    func migrationV4() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path("v3.sqlite")
+        // Given a database at v3 with a file analysis, a live one and a proxy one
+        let queue = try DatabaseQueue(path: path)
+        try PilotTraceDatabase.migrator.migrate(queue, upTo: "v3")
+        try queue.write { db in
+            try db.execute(sql: """
+                INSERT INTO analyses (id, key, created_at, tool_version) VALUES (1, 'abc', 'now', 't'),
+                    (2, 'live:lo:2026', 'now', 't'), (3, 'proxy:127.0.0.1:8080:2026:1', 'now', 't');
+                INSERT INTO sessions (id, analysis_id, state, start_time, aircraft_sns_json) VALUES (1, 1, 'offline', 1, '[]');
+                """)
+        }
+        try queue.close()
+
+        // When pilottrace opens it
+        let database = try PilotTraceDatabase.open(path: path)
+
+        // Then each analysis has its source, the session is no replay, and replay steps can be stored for a replay
+        #expect(try database.strings("SELECT source FROM analyses ORDER BY id") == ["capture", "live", "proxy"])
+        #expect(try database.session(id: 1)?.replayOf == nil)
+        let writer = try database.beginAnalysis(key: "replay:1", captures: [], toolVersion: "t", source: "replay")
+        try writer.upsertSession(SessionRow(id: 2, state: "offline", startTime: 2))
+        try writer.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
+        try database.recordReplay(analysisID: writer.analysisID, sessionID: 2, originalSessionID: 1, steps: [
+            ReplayStepRow(ordinal: 0, kind: "http", name: "GET /", outcome: "matched", regression: false, recordedLatency: 0.1,
+                          replayedLatency: 0.2, differencesJSON: "[]"),
+        ])
+        #expect(try database.session(id: 2)?.replayOf == 1)
+        #expect(try database.replaySteps(sessionID: 2).map(\.outcome) == ["matched"])
+        #expect(try database.replayableSessions().map(\.id) == [1])
     }
 
     @Test("Foreign keys are enforced: a message of an unknown flow is refused")

@@ -19,11 +19,15 @@ public struct AnalysisRow: Codable, Sendable, Hashable {
     public var toolVersion: String
     /// Run counters as a JSON object (text), chosen by the analyser.
     public var countersJSON: String?
+    /// Where the traffic came from: `capture` (files), `live` (`capture`), `proxy`, `replay`.
+    public var source: String
 
     public init(
         id: Int64? = nil, key: String, createdAt: String, frames: Int? = nil, frameBytes: Int? = nil,
-        firstTime: Double? = nil, lastTime: Double? = nil, toolVersion: String, countersJSON: String? = nil
+        firstTime: Double? = nil, lastTime: Double? = nil, toolVersion: String, countersJSON: String? = nil,
+        source: String = "capture"
     ) {
+        self.source = source
         self.id = id
         self.key = key
         self.createdAt = createdAt
@@ -47,6 +51,7 @@ public struct AnalysisRow: Codable, Sendable, Hashable {
         case lastTime = "last_time"
         case toolVersion = "tool_version"
         case countersJSON = "counters_json"
+        case source
     }
 }
 

@@ -26,13 +26,16 @@ public struct SessionRow: Codable, Sendable, Hashable {
     public var aircraftSNs: [String]
     /// A JSON object (text) summarising the session, chosen by the model.
     public var summaryJSON: String?
+    /// For a replayed session: the stored session it re-drove.
+    public var replayOf: Int64?
 
     public init(
         id: Int64, analysisID: Int64 = 0, gatewaySN: String? = nil, gatewayModel: String? = nil,
         gatewayModelName: String? = nil, state: String, startTime: Double, endTime: Double? = nil,
         client: String? = nil, mqttClientID: String? = nil, mqttUsername: String? = nil, aircraftSNs: [String] = [],
-        summaryJSON: String? = nil
+        summaryJSON: String? = nil, replayOf: Int64? = nil
     ) {
+        self.replayOf = replayOf
         self.id = id
         self.analysisID = analysisID
         self.gatewaySN = gatewaySN
@@ -62,6 +65,7 @@ public struct SessionRow: Codable, Sendable, Hashable {
         case mqttUsername = "mqtt_username"
         case aircraftSNs = "aircraft_sns_json"
         case summaryJSON = "summary_json"
+        case replayOf = "replay_of"
     }
 }
 

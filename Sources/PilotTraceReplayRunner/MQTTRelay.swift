@@ -1,0 +1,108 @@
+import NIOCore
+import NIOPosix
+
+/// A one-connection TCP relay on loopback between libmosquitto and the target broker, so the replay sees the MQTT
+/// bytes exactly as the target does (libmosquitto offers no hook on its socket). The upstream side carries the
+/// ``ByteTap``: what is recorded is the connection the target saw.
+final class MQTTRelay: @unchecked Sendable {
+    let listener: Channel
+    let upstreamClosed: EventLoopPromise<Void>
+    /// The port libmosquitto connects to.
+    var port: Int { listener.localAddress?.port ?? 0 }
+
+    init(group: EventLoopGroup, targetHost: String, targetPort: Int, recorder: (any TrafficRecording)?) throws {
+        let loop = group.next()
+        let upstreamClosed = loop.makePromise(of: Void.self)
+        self.upstreamClosed = upstreamClosed
+        listener = try ServerBootstrap(group: loop)
+            .serverChannelOption(.backlog, value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { inbound in
+                let (a, b) = RelayHandler.pair()
+                // The client's first bytes (its CONNECT) may come before the upstream is connected: `a` keeps them.
+                do { try inbound.pipeline.syncOperations.addHandler(a) } catch { return inbound.eventLoop.makeFailedFuture(error) }
+                return ClientBootstrap(group: inbound.eventLoop)
+                    .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                    .channelOption(.allowRemoteHalfClosure, value: true)
+                    .connectTimeout(.seconds(5))
+                    .channelInitializer { upstream in
+                        upstream.eventLoop.makeCompletedFuture {
+                            if let recorder { try upstream.pipeline.syncOperations.addHandler(ByteTap(recorder: recorder, closeOnInputClosed: false)) }
+                            try upstream.pipeline.syncOperations.addHandler(b)
+                        }
+                    }
+                    .connect(host: targetHost, port: targetPort)
+                    .flatMap { upstream in
+                        upstream.closeFuture.whenComplete { _ in upstreamClosed.succeed(()) }
+                        return inbound.eventLoop.makeSucceededVoidFuture()
+                    }
+                    .flatMapError { error in
+                        upstreamClosed.succeed(())
+                        return inbound.close()
+                    }
+            }
+            .bind(host: "127.0.0.1", port: 0).wait()
+    }
+
+    /// Stops listening, and waits (up to `timeout` seconds) for the relayed connection to end.
+    func finish(timeout: Double) {
+        _ = try? listener.close().wait()
+        let loop = listener.eventLoop
+        let deadline = loop.scheduleTask(in: .milliseconds(Int64(timeout * 1000))) { self.upstreamClosed.succeed(()) }
+        try? upstreamClosed.futureResult.wait()
+        deadline.cancel()
+    }
+}
+
+/// Relays bytes between two channels on one event loop: what one reads the other writes; a half-close passes on;
+/// when one side goes the other closes.
+final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = NIOAny
+    typealias OutboundIn = NIOAny
+    typealias OutboundOut = NIOAny
+
+    var partner: RelayHandler?
+    var context: ChannelHandlerContext?
+    /// What was read before the partner was in its pipeline.
+    var pending: [NIOAny] = []
+    var pendingClose = false
+
+    static func pair() -> (RelayHandler, RelayHandler) {
+        let a = RelayHandler(), b = RelayHandler()
+        a.partner = b
+        b.partner = a
+        return (a, b)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        // The partner buffered what it read before this side existed.
+        if let partner, !partner.pending.isEmpty {
+            for d in partner.pending { context.write(d, promise: nil) }
+            partner.pending.removeAll()
+            context.flush()
+        }
+        if partner?.pendingClose == true { context.close(promise: nil) }
+    }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        partner = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if let other = partner?.context { other.write(data, promise: nil) } else { pending.append(data) }
+    }
+    func channelReadComplete(context: ChannelHandlerContext) { partner?.context?.flush() }
+    func channelInactive(context: ChannelHandlerContext) {
+        if let other = partner?.context { other.close(promise: nil) } else { pendingClose = true }
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? ChannelEvent, e == .inputClosed { partner?.context?.close(mode: .output, promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
+}
