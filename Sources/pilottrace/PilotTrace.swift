@@ -10,8 +10,9 @@ struct PilotTrace: ParsableCommand {
             HTTP, WebSocket and MQTT, reconstructs each Pilot 2 device's session (license, token, cloud-module, connect, \
             status, offline) into SQLite, flags deviations from the documented protocol and writes reports. It also \
             captures live (sessions stored while they happen), records through a proxy where capture cannot see \
-            (HTTPS, MQTT over TLS, the H5 page's JSBridge calls: `pilottrace proxy`), and brings a reference cloud and \
-            a Pilot 2 simulator (`pilottrace lab cloud`, `lab pilot`). Start with: pilottrace analyze <capture> (or \
+            (HTTPS, MQTT over TLS, the H5 page's JSBridge calls: `pilottrace proxy`), brings a reference cloud and a \
+            Pilot 2 simulator (`pilottrace lab cloud`, `lab pilot`), and replays stored sessions against a cloud, as \
+            Pilot 2, to find what regressed (`pilottrace replay`). Start with: pilottrace analyze <capture> (or \
             pilottrace capture --interface IF), then pilottrace timeline.
             """,
         version: "pilottrace \(PilotTraceVersion.string)",
