@@ -78,6 +78,17 @@ public enum HTMLReport {
         if let u = r.mqttUsername { facts.append("user \(u)") }
         if !r.aircraftSNs.isEmpty { facts.append("aircraft \(r.aircraftSNs.joined(separator: ", "))") }
         out += "<p class=\"facts\">\(esc(facts.joined(separator: " · "))) — \(esc(ReportText.verdict(s)))</p>\n"
+        if let original = r.replayOf {
+            out += "<h3>Replay of <a href=\"#session-\(original)\">session #\(original)</a></h3>\n"
+            out += "<p>\(esc(ReportText.replaySummary(s.replaySteps)))</p>\n"
+            out += "<table><tr><th>#</th><th>step</th><th>outcome</th><th>latency (recorded → replayed)</th><th>differences</th></tr>\n"
+            for step in s.replaySteps {
+                let cls = step.regression ? "failedmark" : step.outcome == "matched" ? "done" : "missing"
+                out += "<tr><td>\(step.ordinal + 1)</td><td>\(esc(step.name))</td><td class=\"\(cls)\">\(step.outcome)\(step.regression ? " (regression)" : "")</td>"
+                out += "<td>\(esc(ReportText.latencyPair(step)))</td><td>\(esc(ReportText.replayDifferences(step).joined(separator: "; ")))</td></tr>\n"
+            }
+            out += "</table>\n"
+        }
         out += "<div class=\"row\"><div class=\"seq\">\(SequenceDiagram.svg(s))</div>\n<div class=\"doc\"><h3>Documented sequence</h3><table>\n"
         for d in ReportText.documented {
             let m = ReportText.mark(d.step, in: s.events)

@@ -52,6 +52,8 @@ public struct ReportSession: Sendable {
     public var arrows: [Arrow]
     public var details: [MessageDetail]
     public var captures: [CaptureRow]
+    /// For a replayed session (`replay_of` set): its step-by-step comparison with the recording.
+    public var replaySteps: [ReplayStepRow] = []
 }
 
 /// What a report covers.
@@ -77,7 +79,9 @@ public enum ReportLoader {
             let data = cache[r.analysisID]!
             let events = timelines[r.id] ?? []
             let deviations = try db.deviations(sessionID: r.id)
-            out.append(build(r, events, deviations, data.flows, data.http, data.mqtt, data.captures, showSecrets: showSecrets))
+            var session = build(r, events, deviations, data.flows, data.http, data.mqtt, data.captures, showSecrets: showSecrets)
+            if r.replayOf != nil { session.replaySteps = try db.replaySteps(sessionID: r.id) }
+            out.append(session)
         }
         return ReportDocument(database: db.path, sessions: out)
     }

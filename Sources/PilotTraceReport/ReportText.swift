@@ -87,4 +87,30 @@ enum ReportText {
     static func rule(_ id: String) -> Rule? { Rules.rule(id) }
 
     static let severities = ["error", "warning", "info"]
+
+    /// One line per difference of a replayed step: "what path: recorded → replayed".
+    static func replayDifferences(_ step: ReplayStepRow) -> [String] {
+        guard let items = (try? JSONSerialization.jsonObject(with: Data(step.differencesJSON.utf8))) as? [[String: Any]] else { return [] }
+        return items.map { d in
+            var line = "\(d["what"] ?? "")"
+            if let path = d["path"] as? String, !path.isEmpty { line += " \(path)" }
+            let recorded = d["recorded"].map { "\($0)" }, replayed = d["replayed"].map { "\($0)" }
+            if recorded != nil || replayed != nil { line += ": \(recorded ?? "–") → \(replayed ?? "–")" }
+            if d["regression"] as? Bool == true { line += " (regression)" }
+            return line
+        }
+    }
+
+    /// "12 matched, 1 changed, 1 missing; 2 regressions".
+    static func replaySummary(_ steps: [ReplayStepRow]) -> String {
+        let count = { (o: String) in steps.filter { $0.outcome == o }.count }
+        let regressions = steps.filter(\.regression).count
+        return "\(count("matched")) matched, \(count("changed")) changed, \(count("missing")) missing; "
+            + (regressions == 0 ? "no regression" : "\(regressions) regression\(regressions == 1 ? "" : "s")")
+    }
+
+    static func latencyPair(_ step: ReplayStepRow) -> String {
+        func ms(_ v: Double?) -> String { v.map { String(format: "%.1f ms", $0 * 1000) } ?? "–" }
+        return step.recordedLatency == nil && step.replayedLatency == nil ? "" : "\(ms(step.recordedLatency)) → \(ms(step.replayedLatency))"
+    }
 }

@@ -19,7 +19,18 @@ public enum MarkdownReport {
             out += "\n## \(ReportText.title(r)) — \(r.state)\n\n"
             out += "From \(ReportText.date(r.startTime)), client \(r.client ?? "?"), MQTT client id \(r.mqttClientID ?? "?")"
             if !r.aircraftSNs.isEmpty { out += ", aircraft \(r.aircraftSNs.joined(separator: ", "))" }
-            out += ". **\(ReportText.verdict(s))**.\n\n### Documented sequence\n\n"
+            out += ". **\(ReportText.verdict(s))**.\n\n"
+            if let original = r.replayOf {
+                out += "### Replay of session #\(original)\n\n\(ReportText.replaySummary(s.replaySteps)).\n\n"
+                out += "| # | step | outcome | latency (recorded → replayed) | differences |\n|---|---|---|---|---|\n"
+                for step in s.replaySteps {
+                    let outcome = step.regression ? "**\(step.outcome), regression**" : step.outcome
+                    let diffs = ReportText.replayDifferences(step).joined(separator: "; ").replacingOccurrences(of: "|", with: "\\|")
+                    out += "| \(step.ordinal + 1) | \(step.name.replacingOccurrences(of: "|", with: "\\|")) | \(outcome) | \(ReportText.latencyPair(step)) | \(diffs) |\n"
+                }
+                out += "\n"
+            }
+            out += "### Documented sequence\n\n"
             for d in ReportText.documented { out += "- \(ReportText.mark(d.step, in: s.events).rawValue) `\(d.step)` — \(d.what)\n" }
             out += "\n### Timeline\n\n| time | phase | step | ok | latency |\n|---|---|---|---|---|\n"
             for e in s.events {
@@ -73,7 +84,12 @@ public enum JSONReport {
                 "end": r.endTime as Any? ?? NSNull(), "client": r.client as Any? ?? NSNull(),
                 "gateway_model": r.gatewayModel as Any? ?? NSNull(), "gateway_model_name": r.gatewayModelName as Any? ?? NSNull(),
                 "mqtt_client_id": r.mqttClientID as Any? ?? NSNull(), "mqtt_username": r.mqttUsername as Any? ?? NSNull(),
-                "aircraft_sns": r.aircraftSNs, "verdict": ReportText.verdict(s),
+                "aircraft_sns": r.aircraftSNs, "verdict": ReportText.verdict(s), "replay_of": r.replayOf as Any? ?? NSNull(),
+                "replay_steps": s.replaySteps.map { step -> [String: Any] in
+                    ["ordinal": step.ordinal, "kind": step.kind, "name": step.name, "outcome": step.outcome, "regression": step.regression,
+                     "recorded_latency": step.recordedLatency as Any? ?? NSNull(), "replayed_latency": step.replayedLatency as Any? ?? NSNull(),
+                     "differences": (try? JSONSerialization.jsonObject(with: Data(step.differencesJSON.utf8))) ?? []]
+                },
                 "events": s.events.map { e -> [String: Any] in
                     ["time": e.time, "phase": e.phase, "step": e.step, "ok": e.ok, "latency": e.latency as Any? ?? NSNull(),
                      "detail": (try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) ?? [:]]
