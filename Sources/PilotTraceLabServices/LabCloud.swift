@@ -119,6 +119,7 @@ public final class LabCloud: @unchecked Sendable {
         if let external = configuration.broker {
             (mqttHost, mqttPort) = external
         } else {
+            for pid in MosquittoBroker.reapOrphans() { log("broker: stopped mosquitto \(pid), left running by a lab cloud that was killed") }
             let b = try MosquittoBroker(port: configuration.brokerPort,
                                         users: [(configuration.mqttUsername, configuration.mqttPassword),
                                                 (configuration.backendUsername, configuration.backendPassword)],

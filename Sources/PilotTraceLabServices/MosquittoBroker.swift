@@ -69,6 +69,8 @@ public final class MosquittoBroker: @unchecked Sendable {
         process.standardOutput = log
         process.standardError = log
         try process.run()
+        // Who started this broker and its pid: a later lab reaps it if its owner died without stopping it.
+        try? "\(getpid()) \(process.processIdentifier)\n".write(to: directory.appendingPathComponent("owner"), atomically: true, encoding: .utf8)
         let deadline = Date().addingTimeInterval(10)
         while !Self.accepts(host: host, port: self.port) {
             guard process.isRunning, Date() < deadline else {
@@ -97,6 +99,29 @@ public final class MosquittoBroker: @unchecked Sendable {
         }
         try? log.close()
         try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Stops brokers an earlier lab started whose owner process is gone (killed with SIGKILL, it could not stop
+    /// them: mosquitto drops privileges, which clears a parent-death signal) and removes their directories.
+    /// Returns the pids stopped.
+    @discardableResult
+    public static func reapOrphans() -> [Int32] {
+        let tmp = FileManager.default.temporaryDirectory
+        var reaped: [Int32] = []
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: tmp.path)) ?? [] where name.hasPrefix("pilottrace-broker-") {
+            let dir = tmp.appendingPathComponent(name)
+            guard let owner = try? String(contentsOf: dir.appendingPathComponent("owner"), encoding: .utf8) else { continue }
+            let pids = owner.split(whereSeparator: \.isWhitespace).compactMap { Int32($0) }
+            guard pids.count == 2, kill(pids[0], 0) != 0, errno == ESRCH else { continue }  // the owner still lives
+            // Only the mosquitto that runs this directory's configuration.
+            let cmdline = (try? String(contentsOfFile: "/proc/\(pids[1])/cmdline", encoding: .utf8)) ?? ""
+            if cmdline.contains(dir.appendingPathComponent("mosquitto.conf").path) {
+                kill(pids[1], SIGKILL)
+                reaped.append(pids[1])
+            }
+            try? FileManager.default.removeItem(at: dir)
+        }
+        return reaped
     }
 
     /// A TCP port the kernel calls free on `host` right now.

@@ -104,7 +104,7 @@ struct Capture: ParsableCommand {
                 let status = try run.refreshLive(now: Timestamp(Date()))
                 if interactive {
                     let dropped = live.statistics.dropped
-                    FileHandle.standardError.write(Data("\r\(status.frames) frames, \(status.connections) connections, \(status.sessions) sessions, \(status.deviations) findings\(dropped > 0 ? ", \(dropped) dropped" : "")\u{1B}[K".utf8))
+                    writeStandardError("\r\(status.frames) frames, \(status.connections) connections, \(status.sessions) sessions, \(status.deviations) findings\(dropped > 0 ? ", \(dropped) dropped" : "")\u{1B}[K")
                 }
             }) { record in
                 if first == nil { first = record.timestamp }
@@ -119,7 +119,7 @@ struct Capture: ParsableCommand {
             _ = try? run.finishLive(files: [], end: last)
             throw ExitCode(1)
         }
-        if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if interactive { writeStandardError("\r\u{1B}[K") }
         let end = Timestamp(Date())
         let stats = live.statistics
         try writer?.close(end: end, received: UInt64(stats.received), dropped: UInt64(stats.dropped))

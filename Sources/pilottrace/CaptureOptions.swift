@@ -41,16 +41,26 @@ final class ProgressLine {
         shown = true
         var line = "\r\(path): \(records) frames"
         if let size, size > 0 { line += String(format: " (%.0f%%)", Double(consumed) * 100 / Double(size)) }
-        FileHandle.standardError.write(Data((line + "\u{1B}[K").utf8))
+        writeStandardError(line + "\u{1B}[K")
     }
 
     func clear() {
-        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        if shown { writeStandardError("\r\u{1B}[K") }
         shown = false
     }
 }
 
 /// Prints to standard error.
 func warn(_ message: String) {
-    FileHandle.standardError.write(Data((message + "\n").utf8))
+    writeStandardError(message + "\n")
+}
+
+/// Writes to stderr; a closed stderr (`… 2>&1 | head`) loses the text instead of stopping the command (SIGPIPE is
+/// ignored, see ``PilotTrace/main()``).
+func writeStandardError(_ text: String) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        if n > 0 { bytes = bytes.dropFirst(n) } else if n < 0 && errno == EINTR { continue } else { return }
+    }
 }

@@ -236,7 +236,7 @@ extension Lab {
             let now = Date().timeIntervalSince1970
             let t = Int(now) % 86_400
             let stamp = String(format: "%02d:%02d:%02d.%03d", t / 3600, t / 60 % 60, t % 60, Int(now * 1000) % 1000)
-            FileHandle.standardError.write(Data("\(stamp) \(who): \(line)\n".utf8))
+            writeStandardError("\(stamp) \(who): \(line)\n")
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 @main
 struct PilotTrace: ParsableCommand {
@@ -18,6 +19,13 @@ struct PilotTrace: ParsableCommand {
         version: "pilottrace \(PilotTraceVersion.string)",
         subcommands: [Analyze.self, Capture.self, Proxy.self, Replay.self, Interfaces.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self, Lab.self, Flows.self, Messages.self, Versions.self]
     )
+
+    /// A closed pipe (`pilottrace … | head`) ends what the command writes, not the command: it still stores what it
+    /// analyzed and stops what it started (a killed `lab cloud` would leave its mosquitto behind).
+    static func main() {
+        signal(SIGPIPE, SIG_IGN)
+        main(nil)
+    }
 }
 
 enum PilotTraceVersion {

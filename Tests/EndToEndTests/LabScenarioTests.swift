@@ -236,6 +236,28 @@ struct LabRun {
         try run.checkFileAgreesWithLive()
     }
 
+    /// A lab cloud killed with SIGKILL cannot stop its mosquitto; the next lab cloud stops it.
+    @Test func aKilledCloudsBrokerIsReapedByTheNextCloud() throws {
+        guard TestPaths.which("mosquitto") != nil, TestPaths.which("mosquitto_passwd") != nil else { print(Self.skipped); return }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-reap-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let ready = dir.appendingPathComponent("ready").path
+        let first = try LabRun.start(["lab", "cloud", "--http", "127.0.0.1:0", "--mqtt-port", "0", "--ready-file", ready],
+                                     stderr: FileHandle.nullDevice)
+        guard let port = LabRun.waitForFile(ready)?.split(separator: "\n").last?.split(separator: ":").last.flatMap({ Int($0) }) else {
+            LabRun.stop(first)
+            Issue.record("lab cloud did not start")
+            return
+        }
+        kill(first.processIdentifier, SIGKILL)
+        first.waitUntilExit()
+        #expect(LabRun.listening(port), "the killed cloud's broker should still be running")
+        let second = try pilottrace("lab", "cloud", "--http", "127.0.0.1:0", "--mqtt-port", "0", "--duration", "0.5")
+        #expect(second.status == 0)
+        #expect(second.stderr.contains("left running by a lab cloud that was killed"), "\(second.stderr)")
+        #expect(!LabRun.listening(port))
+    }
+
     /// Issue 6's load test: 50 remote controllers at once through a live capture.
     @Test func fiftyDevicesEachGetTheirOwnCompleteSessionWithNothingDropped() throws {
         guard Self.canRun else { print(Self.skipped); return }
