@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import NIOConcurrencyHelpers
+import PilotTraceRelay
 import PilotTraceWire
 
 /// Records what the proxy relays on its app-side connections as synthesised TCP frames, stamped with the wall
@@ -142,3 +143,6 @@ public final class ProxyRecorder: @unchecked Sendable {
         queue.sync { drain() }
     }
 }
+
+// What the proxy's app-side connections report to, through their `RecordingHandler`s.
+extension ProxyRecorder: TrafficRecording {}

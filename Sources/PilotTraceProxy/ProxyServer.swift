@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import PilotTraceRelay
 
 /// Why the proxy could not start.
 public struct ProxyError: Error, CustomStringConvertible {
@@ -117,7 +118,7 @@ public final class ProxyServer: @unchecked Sendable {
         children.withLockedValue { $0[key] = ch }
         ch.closeFuture.whenComplete { _ in _ = children.withLockedValue { $0.removeValue(forKey: key) } }
         if let appTLS { try ch.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: appTLS)) }
-        try ch.pipeline.syncOperations.addHandler(RecordingHandler(recorder: recorder))
+        try ch.pipeline.syncOperations.addHandler(RecordingHandler(recorder: recorder, side: .accepted))
     }
 
     func bind(_ address: HostPort, _ what: String, _ initialize: @escaping @Sendable (Channel) throws -> Void) throws -> Channel {

@@ -1,4 +1,5 @@
 import Foundation
+import PilotTraceRelay
 import PilotTraceWire
 
 /// Records one replayed session's connections as synthesised TCP frames (``TCPFrameSynthesizer``, raw IP), stamped

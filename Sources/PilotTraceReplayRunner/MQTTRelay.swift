@@ -1,9 +1,10 @@
 import NIOCore
 import NIOPosix
+import PilotTraceRelay
 
 /// A one-connection TCP relay on loopback between libmosquitto and the target broker, so the replay sees the MQTT
 /// bytes exactly as the target does (libmosquitto offers no hook on its socket). The upstream side carries the
-/// ``ByteTap``: what is recorded is the connection the target saw.
+/// ``RecordingHandler``: what is recorded is the connection the target saw.
 final class MQTTRelay: @unchecked Sendable {
     let listener: Channel
     let upstreamClosed: EventLoopPromise<Void>
@@ -28,7 +29,7 @@ final class MQTTRelay: @unchecked Sendable {
                     .connectTimeout(.seconds(5))
                     .channelInitializer { upstream in
                         upstream.eventLoop.makeCompletedFuture {
-                            if let recorder { try upstream.pipeline.syncOperations.addHandler(ByteTap(recorder: recorder, closeOnInputClosed: false)) }
+                            if let recorder { try upstream.pipeline.syncOperations.addHandler(RecordingHandler(recorder: recorder, side: .initiated)) }
                             try upstream.pipeline.syncOperations.addHandler(b)
                         }
                     }
