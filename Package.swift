@@ -67,7 +67,7 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // I/O: NIO plumbing shared by the proxy and the replay: the handler that reports a connection's bytes, FINs,
-        // resets and close to a TrafficRecording (accepted or initiated side).
+        // resets and close to a TrafficRecording (accepted or initiated side), and the glue that relays two channels.
         .target(name: "PilotTraceRelay", dependencies: ["PilotTraceWire", .product(name: "NIOCore", package: "swift-nio")]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),

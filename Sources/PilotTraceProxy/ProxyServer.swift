@@ -203,10 +203,11 @@ final class MQTTRelayHandler: ChannelInboundHandler, RemovableChannelHandler {
                     upstream = ch
                     do {
                         try app.pipeline.syncOperations.addHandler(appGlue)
-                        for d in buffered { appGlue.partner?.partnerWrite(d) }
-                        if !buffered.isEmpty { appGlue.partner?.partnerFlush() }
+                        // What the app sent meanwhile goes to the glue (next in the pipeline) as if read now.
+                        for d in buffered { context.fireChannelRead(d) }
+                        if !buffered.isEmpty { context.fireChannelReadComplete() }
                         buffered.removeAll()
-                        if inputClosed { appGlue.partner?.partnerWriteEOF() }
+                        if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
                         app.pipeline.syncOperations.removeHandler(context: context, promise: nil)
                     } catch {
                         ch.close(promise: nil)
