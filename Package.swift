@@ -52,7 +52,7 @@ let package = Package(
         .target(name: "PilotTraceLab", dependencies: ["PilotTraceWire"]),
         // I/O: the lab's reference cloud (NIO HTTP, HS256 tokens, mosquitto, a libmosquitto backend) and Pilot 2 simulator.
         .target(name: "PilotTraceLabServices", dependencies: [
-            "PilotTraceWire", "CMosquitto",
+            "PilotTraceWire", "PilotTraceProtocols", "CMosquitto",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
