@@ -117,7 +117,7 @@ public final class ProxyRecorder: @unchecked Sendable {
                 made = connections[id]?.rst(from: d) ?? []
             case .close(let id, let serverFirst):
                 guard var s = connections.removeValue(forKey: id) else { made = []; break }
-                made = serverFirst ? s.fin(from: .toClient) + s.fin(from: .toServer) : s.fin(from: .toServer) + s.fin(from: .toClient)
+                made = s.close(serverFirst: serverFirst)
             }
             for f in made {
                 let stamp = max(t, lastFrame + 1)

@@ -31,8 +31,7 @@ final class FrameCollector: TrafficRecording, @unchecked Sendable {
     func close(_ id: Int, serverFirst: Bool) {
         lock.withLock {
             guard var s = connections.removeValue(forKey: id) else { return }
-            let order: [Direction] = serverFirst ? [.toClient, .toServer] : [.toServer, .toClient]
-            for d in order { append(s.fin(from: d)) }
+            append(s.close(serverFirst: serverFirst))
         }
     }
 
