@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "PilotTraceReplay", targets: ["PilotTraceReplay"]),
         .library(name: "PilotTraceReplayRunner", targets: ["PilotTraceReplayRunner"]),
         .library(name: "PilotTraceProxy", targets: ["PilotTraceProxy"]),
+        .library(name: "PilotTraceRelay", targets: ["PilotTraceRelay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -51,7 +52,7 @@ let package = Package(
         .target(name: "PilotTraceLab", dependencies: ["PilotTraceWire"]),
         // I/O: the lab's reference cloud (NIO HTTP, HS256 tokens, mosquitto, a libmosquitto backend) and Pilot 2 simulator.
         .target(name: "PilotTraceLabServices", dependencies: [
-            "PilotTraceWire", "CMosquitto",
+            "PilotTraceWire", "PilotTraceProtocols", "CMosquitto",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
@@ -61,17 +62,20 @@ let package = Package(
         // I/O: the replay's shell: re-drives plans against a target (HTTP on NIO keep-alive connections, MQTT through
         // libmosquitto), records its own traffic through the live analysis, stores the comparison.
         .target(name: "PilotTraceReplayRunner", dependencies: [
-            "PilotTraceReplay", "PilotTraceLabServices", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceProtocols", "PilotTraceWire",
+            "PilotTraceReplay", "PilotTraceRelay", "PilotTraceLabServices", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceProtocols", "PilotTraceWire",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
+        // I/O: NIO plumbing shared by the proxy and the replay: the handler that reports a connection's bytes, FINs,
+        // resets and close to a TrafficRecording (accepted or initiated side), and the glue that relays two channels.
+        .target(name: "PilotTraceRelay", dependencies: ["PilotTraceWire", .product(name: "NIOCore", package: "swift-nio")]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),
         // I/O: the HTTP + MQTT recording proxy (SwiftNIO, TLS both ways). Its pure parts (mqtt_addr rewriting, the
         // JSBridge script) take bytes and timestamps only; the relayed bytes become synthesised TCP frames
         // (PilotTraceWire's TCPFrameSynthesizer, shared with the replay) fed to the same live analysis as `capture`.
         .target(name: "PilotTraceProxy", dependencies: [
-            "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceAnalysis", "PilotTraceStore", "CZlib",
+            "PilotTraceRelay", "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceAnalysis", "PilotTraceStore", "CZlib",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -103,6 +107,9 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], exclude: ["bridge-page.html"]),
+        .testTarget(name: "PilotTraceRelayTests", dependencies: [
+            "PilotTraceRelay", "PilotTraceWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "EndToEndTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import PilotTraceProtocols
 import PilotTraceWire
 
 /// HS256 JSON Web Tokens (RFC 7519 with RFC 7515 JWS compact serialisation), as the reference demo issues them:
@@ -16,7 +17,7 @@ public struct JWT: Sendable {
     /// A signed token; `issuedAt` and `age` in seconds since the epoch / seconds.
     public func token(claims: [(String, String)], issuedAt: Double, age: Double) -> String {
         let header = #"{"typ":"JWT","alg":"HS256"}"#
-        var members = claims.map { "\(Self.quote($0.0)):\(Self.quote($0.1))" }
+        var members = claims.map { "\(JSONValue.quoted($0.0)):\(JSONValue.quoted($0.1))" }
         members += ["\"iss\":\"DJI\"", "\"sub\":\"CloudApiSample\"", "\"exp\":\(Int(issuedAt + age))", "\"nbf\":\(Int(issuedAt))",
                     "\"iat\":\(Int(issuedAt))"]
         let payload = "{" + members.joined(separator: ",") + "}"
@@ -39,19 +40,6 @@ public struct JWT: Sendable {
         if let exp = (object["exp"] as? NSNumber)?.doubleValue, now >= exp { return .expired(claims) }
         if let nbf = (object["nbf"] as? NSNumber)?.doubleValue, now + 60 < nbf { return .invalid("not valid yet") }
         return .valid(claims)
-    }
-
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for c in s.unicodeScalars {
-            switch c {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case _ where c.value < 0x20: out += String(format: "\\u%04x", c.value)
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out + "\""
     }
 
     static func base64url(_ bytes: [UInt8]) -> String {

@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import PilotTraceFlow
+import PilotTraceRelay
 
 /// What the HTTP side shares across connections: settings, TLS towards the upstream, the broker address the
 /// cloud handed out (remembered for the MQTT side), and the log.

@@ -1,4 +1,6 @@
 import Foundation
+import PilotTraceProtocols
+
 /// A broker address as the cloud hands it to Pilot 2: `scheme://host:port[/path]` (protocol reference §4.1: `tcp`,
 /// `ssl`, `ws`, `wss`; the demo defaults to `tcp://host:1883`).
 public struct BrokerAddress: Hashable, Sendable, CustomStringConvertible {
@@ -106,30 +108,13 @@ public enum MQTTAddressRewriter {
         for t in targets {
             guard let new = rewrite(t.value), new != t.value else { continue }
             out += body[cursor..<t.range.lowerBound]
-            out += Array(jsonString(new).utf8)
+            out += Array(JSONValue.quoted(new).utf8)
             cursor = t.range.upperBound
             replacements.append(Replacement(key: t.key, original: t.value, rewritten: new))
         }
         guard !replacements.isEmpty else { return (body, []) }
         out += body[cursor...]
         return (out, replacements)
-    }
-
-    /// A JSON string literal.
-    static func jsonString(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
     }
 
     struct Target {

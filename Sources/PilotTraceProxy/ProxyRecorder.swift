@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import NIOConcurrencyHelpers
+import PilotTraceRelay
 import PilotTraceWire
 
 /// Records what the proxy relays on its app-side connections as synthesised TCP frames, stamped with the wall
@@ -116,7 +117,7 @@ public final class ProxyRecorder: @unchecked Sendable {
                 made = connections[id]?.rst(from: d) ?? []
             case .close(let id, let serverFirst):
                 guard var s = connections.removeValue(forKey: id) else { made = []; break }
-                made = serverFirst ? s.fin(from: .toClient) + s.fin(from: .toServer) : s.fin(from: .toServer) + s.fin(from: .toClient)
+                made = s.close(serverFirst: serverFirst)
             }
             for f in made {
                 let stamp = max(t, lastFrame + 1)
@@ -142,3 +143,6 @@ public final class ProxyRecorder: @unchecked Sendable {
         queue.sync { drain() }
     }
 }
+
+// What the proxy's app-side connections report to, through their `RecordingHandler`s.
+extension ProxyRecorder: TrafficRecording {}

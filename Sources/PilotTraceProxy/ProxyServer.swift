@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import PilotTraceRelay
 
 /// Why the proxy could not start.
 public struct ProxyError: Error, CustomStringConvertible {
@@ -117,7 +118,7 @@ public final class ProxyServer: @unchecked Sendable {
         children.withLockedValue { $0[key] = ch }
         ch.closeFuture.whenComplete { _ in _ = children.withLockedValue { $0.removeValue(forKey: key) } }
         if let appTLS { try ch.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: appTLS)) }
-        try ch.pipeline.syncOperations.addHandler(RecordingHandler(recorder: recorder))
+        try ch.pipeline.syncOperations.addHandler(RecordingHandler(recorder: recorder, side: .accepted))
     }
 
     func bind(_ address: HostPort, _ what: String, _ initialize: @escaping @Sendable (Channel) throws -> Void) throws -> Channel {
@@ -202,10 +203,11 @@ final class MQTTRelayHandler: ChannelInboundHandler, RemovableChannelHandler {
                     upstream = ch
                     do {
                         try app.pipeline.syncOperations.addHandler(appGlue)
-                        for d in buffered { appGlue.partner?.partnerWrite(d) }
-                        if !buffered.isEmpty { appGlue.partner?.partnerFlush() }
+                        // What the app sent meanwhile goes to the glue (next in the pipeline) as if read now.
+                        for d in buffered { context.fireChannelRead(d) }
+                        if !buffered.isEmpty { context.fireChannelReadComplete() }
                         buffered.removeAll()
-                        if inputClosed { appGlue.partner?.partnerWriteEOF() }
+                        if inputClosed { context.fireUserInboundEventTriggered(ChannelEvent.inputClosed) }
                         app.pipeline.syncOperations.removeHandler(context: context, promise: nil)
                     } catch {
                         ch.close(promise: nil)

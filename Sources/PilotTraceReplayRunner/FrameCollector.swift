@@ -1,4 +1,5 @@
 import Foundation
+import PilotTraceRelay
 import PilotTraceWire
 
 /// Records one replayed session's connections as synthesised TCP frames (``TCPFrameSynthesizer``, raw IP), stamped
@@ -30,8 +31,7 @@ final class FrameCollector: TrafficRecording, @unchecked Sendable {
     func close(_ id: Int, serverFirst: Bool) {
         lock.withLock {
             guard var s = connections.removeValue(forKey: id) else { return }
-            let order: [Direction] = serverFirst ? [.toClient, .toServer] : [.toServer, .toClient]
-            for d in order { append(s.fin(from: d)) }
+            append(s.close(serverFirst: serverFirst))
         }
     }
 

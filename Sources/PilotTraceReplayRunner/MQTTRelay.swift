@@ -1,9 +1,10 @@
 import NIOCore
 import NIOPosix
+import PilotTraceRelay
 
 /// A one-connection TCP relay on loopback between libmosquitto and the target broker, so the replay sees the MQTT
 /// bytes exactly as the target does (libmosquitto offers no hook on its socket). The upstream side carries the
-/// ``ByteTap``: what is recorded is the connection the target saw.
+/// ``RecordingHandler``: what is recorded is the connection the target saw.
 final class MQTTRelay: @unchecked Sendable {
     let listener: Channel
     let upstreamClosed: EventLoopPromise<Void>
@@ -19,8 +20,8 @@ final class MQTTRelay: @unchecked Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { inbound in
-                let (a, b) = RelayHandler.pair()
-                // The client's first bytes (its CONNECT) may come before the upstream is connected: `a` keeps them.
+                let (a, b) = GlueHandler.pair()
+                // What the client sends before `b` is in the upstream's pipeline, the glue keeps for it.
                 do { try inbound.pipeline.syncOperations.addHandler(a) } catch { return inbound.eventLoop.makeFailedFuture(error) }
                 return ClientBootstrap(group: inbound.eventLoop)
                     .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -28,7 +29,7 @@ final class MQTTRelay: @unchecked Sendable {
                     .connectTimeout(.seconds(5))
                     .channelInitializer { upstream in
                         upstream.eventLoop.makeCompletedFuture {
-                            if let recorder { try upstream.pipeline.syncOperations.addHandler(ByteTap(recorder: recorder, closeOnInputClosed: false)) }
+                            if let recorder { try upstream.pipeline.syncOperations.addHandler(RecordingHandler(recorder: recorder, side: .initiated)) }
                             try upstream.pipeline.syncOperations.addHandler(b)
                         }
                     }
@@ -53,56 +54,4 @@ final class MQTTRelay: @unchecked Sendable {
         try? upstreamClosed.futureResult.wait()
         deadline.cancel()
     }
-}
-
-/// Relays bytes between two channels on one event loop: what one reads the other writes; a half-close passes on;
-/// when one side goes the other closes.
-final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
-    typealias InboundIn = NIOAny
-    typealias OutboundIn = NIOAny
-    typealias OutboundOut = NIOAny
-
-    var partner: RelayHandler?
-    var context: ChannelHandlerContext?
-    /// What was read before the partner was in its pipeline.
-    var pending: [NIOAny] = []
-    var pendingClose = false
-
-    static func pair() -> (RelayHandler, RelayHandler) {
-        let a = RelayHandler(), b = RelayHandler()
-        a.partner = b
-        b.partner = a
-        return (a, b)
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-        // The partner buffered what it read before this side existed.
-        if let partner, !partner.pending.isEmpty {
-            for d in partner.pending { context.write(d, promise: nil) }
-            partner.pending.removeAll()
-            context.flush()
-        }
-        if partner?.pendingClose == true { context.close(promise: nil) }
-    }
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-        partner = nil
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if let other = partner?.context { other.write(data, promise: nil) } else { pending.append(data) }
-    }
-    func channelReadComplete(context: ChannelHandlerContext) { partner?.context?.flush() }
-    func channelInactive(context: ChannelHandlerContext) {
-        if let other = partner?.context { other.close(promise: nil) } else { pendingClose = true }
-        context.fireChannelInactive()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? ChannelEvent, e == .inputClosed { partner?.context?.close(mode: .output, promise: nil) }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) { context.close(promise: nil) }
 }

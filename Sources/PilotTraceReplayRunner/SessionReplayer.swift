@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import PilotTraceLabServices
 import PilotTraceProtocols
+import PilotTraceRelay
 import PilotTraceReplay
 
 /// Where a replay sends its traffic.
@@ -111,7 +112,7 @@ final class SessionReplayer: @unchecked Sendable {
                         connection = open
                     } else {
                         var tap: (@Sendable () -> any ChannelHandler)?
-                        if let recorder { tap = { ByteTap(recorder: recorder, closeOnInputClosed: true) } }
+                        if let recorder { tap = { RecordingHandler(recorder: recorder, side: .initiated, closeOnInputClosed: true) } }
                         connection = try HTTPClientConnection(
                             host: self.target.httpHost, port: self.target.httpPort, group: group, timeout: options.httpTimeout, defaultHeaders: false,
                             bytes: tap)

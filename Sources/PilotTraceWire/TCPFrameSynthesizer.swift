@@ -75,6 +75,12 @@ public struct TCPFrameSynthesizer: Sendable {
         return out
     }
 
+    /// The connection is gone: whatever half is still open closes, the server's FIN first when `serverFirst`, else
+    /// the client's (a half already closed or a reset adds nothing).
+    public mutating func close(serverFirst: Bool) -> [[UInt8]] {
+        serverFirst ? fin(from: .toClient) + fin(from: .toServer) : fin(from: .toServer) + fin(from: .toClient)
+    }
+
     /// One side aborted the connection: RST with ACK (RFC 9293 §3.5.2). Nothing follows it.
     public mutating func rst(from direction: Direction) -> [[UInt8]] {
         guard !reset else { return [] }

@@ -66,18 +66,12 @@ struct Analyze: ParsableCommand {
             throw ExitCode(1)
         }
         // Ctrl-C / SIGTERM: write what was analyzed so far, then stop.
-        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                try? run.flush()
-                warn("\ninterrupted: rows analyzed so far are in \(database.resolved) (analysis \(run.analysisID))")
-                Foundation.exit(130)
-            }
-            source.resume()
-            return source
+        let signals = StopSignals {
+            try? run.flush()
+            warn("\ninterrupted: rows analyzed so far are in \(database.resolved) (analysis \(run.analysisID))")
+            Foundation.exit(130)
         }
-        defer { signals.forEach { $0.cancel() } }
+        defer { signals.cancel() }
         let progress = ProgressLine()
         let report = try run.run(input.captures, progress: progress.update)
         progress.clear()

@@ -81,14 +81,8 @@ struct Capture: ParsableCommand {
         let key = "live:\(interface):\(ISO8601DateFormatter().string(from: started))"
         let run = try AnalysisRun(liveKey: key, capturePath: writer?.files.first, database: db, toolVersion: PilotTraceVersion.string)
         let stop = Atomic<Bool>(false)
-        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { stop.store(true, ordering: .relaxed) }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
+        let signals = StopSignals { stop.store(true, ordering: .relaxed) }
+        defer { signals.cancel() }
         let interactive = isatty(STDERR_FILENO) == 1
         var lastRefresh = Date()
         var first: Timestamp?, last: Timestamp?

@@ -243,14 +243,8 @@ extension Lab {
     /// Blocks until SIGINT/SIGTERM or `duration` seconds.
     static func waitForStop(duration: Double?) {
         let stopped = DispatchSemaphore(value: 0)
-        let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            s.setEventHandler { stopped.signal() }
-            s.resume()
-            return s
-        }
-        defer { sources.forEach { $0.cancel() } }
+        let signals = StopSignals { stopped.signal() }
+        defer { signals.cancel() }
         if let duration { _ = stopped.wait(timeout: .now() + duration) } else { stopped.wait() }
     }
 }

@@ -154,14 +154,8 @@ struct Proxy: ParsableCommand {
         warn("pilottrace proxy: access link for Pilot 2: \(scheme)://\(server.httpBound.map { "\($0)" } ?? "?")/…; Ctrl-C stops")
 
         let done = DispatchSemaphore(value: 0)
-        let signals = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { done.signal() }
-            source.resume()
-            return source
-        }
-        defer { signals.forEach { $0.cancel() } }
+        let signals = StopSignals { done.signal() }
+        defer { signals.cancel() }
         // Once a second the stored picture is refreshed (on the recorder's queue, after the frames so far), so
         // `pilottrace timeline` in another process shows sessions while they are live.
         let deadline = duration.map { Date().addingTimeInterval($0) }

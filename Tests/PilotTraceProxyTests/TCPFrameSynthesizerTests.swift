@@ -100,6 +100,22 @@ struct TCPFrameSynthesizerTests {
         #expect(s.data([1], from: .toClient).isEmpty)  // nothing after a reset
     }
 
+    @Test func closeSendsTheOpenHalvesFINsInTheOrderAsked() {
+        func flags(_ frames: [[UInt8]]) -> [UInt8] { frames.map { $0[33] } }
+        var s = TCPFrameSynthesizer(client: client, server: server, initialSequence: (client: 1, server: 2))
+        _ = s.handshake()
+        let serverFirst = s.close(serverFirst: true)
+        #expect(flags(serverFirst) == [0x11, 0x10, 0x11, 0x10])  // server FIN, ACK, client FIN, ACK
+        func source(_ f: [UInt8]) -> [UInt8] { Array(f[12..<16]) }  // IPv4 source address
+        let (srv, cli): ([UInt8], [UInt8]) = ([10, 0, 0, 1], [10, 0, 0, 2])
+        #expect(serverFirst.map(source) == [srv, cli, cli, srv])
+        #expect(s.isClosed)
+        var t = TCPFrameSynthesizer(client: client, server: server, initialSequence: (client: 1, server: 2))
+        _ = t.handshake()
+        _ = t.fin(from: .toServer)
+        #expect(t.close(serverFirst: false).count == 2)  // the client's half was closed: only the server's FIN and its ACK
+    }
+
     @Test func aResetEndsTheConnectionAsRST() {
         var s = TCPFrameSynthesizer(client: client, server: server, initialSequence: (client: 1, server: 2))
         var frames = s.handshake()

@@ -55,6 +55,14 @@ extension JSONValue: CustomStringConvertible {
         for _ in 0..<level { out += indent }
     }
 
+    /// `s` as a JSON string literal, escaped as ``compact`` and ``pretty(indent:)`` write strings (see
+    /// `writeString`): for code that writes JSON text itself.
+    public static func quoted(_ s: String) -> String {
+        var out = ""
+        writeString(s, to: &out)
+        return out
+    }
+
     /// RFC 8259 §7: escapes `"`, `\` and the control characters; everything else is written as UTF-8.
     static func writeString(_ s: String, to out: inout String) {
         out += "\""
