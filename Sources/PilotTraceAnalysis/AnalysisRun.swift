@@ -173,7 +173,7 @@ public final class AnalysisRun {
     public func refreshLive(now: Timestamp) throws -> LiveStatus {
         let clock = now.adding(seconds: -1)
         if clock > (lastTime ?? .zero) { tracker.advance(to: clock) }
-        var tracker = self.tracker, engine = self.engine
+        var tracker = self.tracker.snapshot(), engine = self.engine
         let at = max(lastTime ?? clock, clock)
         let sessions = tracker.finish(at: at)
         let deviations = engine.finish(sessions: sessions, captureEnd: at)

@@ -50,7 +50,7 @@ public struct ReplyCorrelator {
     }
 
     /// The same, with the topic already parsed (the session tracker parses it once for both).
-    mutating func publish(_ p: MQTTPublish, topic: DJITopic, on connection: ConnectionID, at t: Timestamp) {
+    mutating func publish(_ p: MQTTPublish, topic: DJITopic, on connection: ConnectionID, at t: Timestamp, envelope: DJIEnvelope? = nil) {
         guard let sn = topic.sn, let kind = topic.kind else { return }
         let request: RequestReply.Kind?, reply: RequestReply.Kind?
         switch kind {
@@ -66,7 +66,7 @@ public struct ReplyCorrelator {
         case .propertySetReply: (request, reply) = (nil, .propertySet)
         default: return
         }
-        let env = DJIEnvelope(payload: p.payload.stored)
+        let env = envelope ?? DJIEnvelope(payload: p.payload.stored)
         expire(now: t)
         if let request {
             if request == .events, env.needReply != 1 { return }  // no reply expected
@@ -87,6 +87,15 @@ public struct ReplyCorrelator {
                 unmatchedReplies.append(RequestReply(kind: reply, gateway: sn, tid: env.tid, bid: env.bid, method: env.method, requestTime: t,
                                                      replyTime: t, result: result, requestConnection: connection, replyConnection: connection))
             }
+        }
+    }
+
+    /// Whether a PUBLISH of this kind is a Cloud API request or reply (its envelope is read).
+    static func correlates(_ kind: DJITopic.Kind) -> Bool {
+        switch kind {
+        case .status, .statusTypo, .statusReply, .services, .servicesReply, .events, .eventsReply, .requests, .requestsReply, .propertySet,
+             .propertySetReply: true
+        default: false
         }
     }
 

@@ -28,8 +28,10 @@ public struct SessionTracker {
 
     public let configuration: Configuration
 
-    struct Connection {
-        var info: ConnectionInfo
+    /// One MQTT connection's state. A class: every packet updates it in place (a struct of this size copied out of
+    /// and back into the dictionary per packet was 14 % of the pipeline's instructions); ``snapshot()`` copies them.
+    final class Connection {
+        let info: ConnectionInfo
         var role: MQTTRole?
         var sn: String?
         var clientID: String?
@@ -47,6 +49,25 @@ public struct SessionTracker {
         var pendingSubscribe: [UInt16: (Timestamp, [String], MessageRef?)] = [:]
         var pendingStatus: [(tid: String?, bid: String?, time: Timestamp)] = []
         var closed = false
+        /// The last PUBLISH topic parsed on this connection (a device alternates a handful of topics).
+        var lastTopic: (name: String, parsed: DJITopic)?
+        /// The role last written to ``SessionTracker/roles``.
+        var recordedRole: MQTTRole?
+
+        init(info: ConnectionInfo, lastClientPacket: Timestamp) {
+            self.info = info
+            self.lastClientPacket = lastClientPacket
+        }
+
+        func copy() -> Connection {
+            let c = Connection(info: info, lastClientPacket: lastClientPacket)
+            (c.role, c.sn, c.clientID, c.username, c.password, c.keepAlive) = (role, sn, clientID, username, password, keepAlive)
+            (c.connectTime, c.connectRef, c.refused, c.pending, c.session) = (connectTime, connectRef, refused, pending, session)
+            (c.linkLostReported, c.disconnected, c.pendingSubscribe, c.pendingStatus, c.closed) =
+                (linkLostReported, disconnected, pendingSubscribe, pendingStatus, closed)
+            (c.lastTopic, c.recordedRole) = (lastTopic, recordedRole)
+            return c
+        }
     }
 
     struct H5Context {
@@ -92,6 +113,14 @@ public struct SessionTracker {
         self.configuration = configuration
     }
 
+    /// An independent copy (connections are objects updated in place): a live view finishes a snapshot while the
+    /// tracker goes on.
+    package func snapshot() -> SessionTracker {
+        var copy = self
+        copy.connections = connections.mapValues { $0.copy() }
+        return copy
+    }
+
     // MARK: - Input
 
     /// Consumes one decoded message; `ref` is how the caller stored it (for the timeline's links).
@@ -102,15 +131,25 @@ public struct SessionTracker {
             if c.appProtocol == .mqtt { connections[info.id] = Connection(info: info, lastClientPacket: info.firstSeen) }
         case let .mqtt(id, dir, record, ts, _):
             advance(to: ts)
+            var c = connections[id]
+            if c == nil, let info = infos[id] {
+                c = Connection(info: info, lastClientPacket: ts)  // MQTT over WebSocket
+                connections[id] = c
+            }
             var topic: DJITopic?
+            var envelope: DJIEnvelope?
             if case .publish(let p) = record.packet {
-                topic = DJITopic(p.topic)
-                correlator.publish(p, topic: topic!, on: id, at: ts)
+                if let last = c?.lastTopic, last.name == p.topic {
+                    topic = last.parsed
+                } else {
+                    topic = DJITopic(p.topic)
+                    c?.lastTopic = (p.topic, topic!)
+                }
+                // The envelope (a JSON parse) is read once, for the correlator and the timeline.
+                if let kind = topic!.kind, ReplyCorrelator.correlates(kind) { envelope = DJIEnvelope(payload: p.payload.stored) }
+                correlator.publish(p, topic: topic!, on: id, at: ts, envelope: envelope)
             }
-            if connections[id] == nil, let info = infos[id] {
-                connections[id] = Connection(info: info, lastClientPacket: ts)  // MQTT over WebSocket
-            }
-            mqtt(id, dir, record, ts, ref, topic: topic)
+            if let c { mqtt(c, dir, record, ts, ref, topic: topic, envelope: envelope) }
         case .http(let id, let e):
             http(id, e, ref)
         case .closed(let summary, _):
@@ -130,13 +169,12 @@ public struct SessionTracker {
         // per message does not grow with the number of open connections.
         if let last = lastSweep, t.seconds(since: last) < 1 { return }
         lastSweep = t
-        for id in connections.keys {
-            guard var c = connections[id], c.role == .device, !c.closed, !c.linkLostReported, !c.disconnected, c.keepAlive > 0 else { continue }
+        for c in connections.values {
+            guard c.role == .device, !c.closed, !c.linkLostReported, !c.disconnected, c.keepAlive > 0 else { continue }
             let limit = c.keepAlive * configuration.keepAliveFactor
             if t.seconds(since: c.lastClientPacket) > limit {
                 c.linkLostReported = true
                 let at = c.lastClientPacket.adding(seconds: limit)
-                connections[id] = c
                 linkLost(c, at: at, detail: .members([("reason", .text("keep-alive")), ("keep_alive", .int(Int(c.keepAlive))),
                                                       ("silent_seconds", .number(JSONNumber((limit * 1000).rounded() / 1000)))]))
             }
@@ -157,8 +195,8 @@ public struct SessionTracker {
         // Connections whose role nothing revealed: a CONNECT that looks like Pilot 2's still makes a session.
         for id in connections.keys.sorted() where connections[id]?.role == nil {
             guard let c = connections[id], c.connectTime != nil, looksLikePilot(c) else { continue }
-            connections[id]!.role = .device
-            route(id, [])
+            c.role = .device
+            route(c, [])
         }
         advance(to: end)
         // H5 contexts that never met a device connection are sessions of their own.
@@ -212,9 +250,9 @@ public struct SessionTracker {
 
     // MARK: - MQTT
 
-    mutating func mqtt(_ id: ConnectionID, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?,
-                       topic parsed: DJITopic? = nil) {
-        guard var c = connections[id] else { return }
+    mutating func mqtt(_ c: Connection, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?,
+                       topic parsed: DJITopic? = nil, envelope: DJIEnvelope? = nil) {
+        let id = c.info.id
         if dir == .toServer {
             c.lastClientPacket = ts
             if c.linkLostReported, !c.closed {
@@ -260,15 +298,18 @@ public struct SessionTracker {
                 if topic.isUplink { c.role = .device; c.sn = topic.sn }
                 else if topic.isDownlink { c.role = .cloud }
             }
-            events += publishEvents(&c, dir, p, topic, ts, ref)
+            // Telemetry (osd, state: nearly every packet) makes no event: nothing more to do for it.
+            guard let kind = topic.kind, kind == .status || kind == .statusTypo || kind == .statusReply else { break }
+            events += publishEvents(c, dir, p, topic, ts, ref, envelope: envelope)
         case .disconnect where dir == .toServer:
             c.disconnected = true
             events.append(TimelineEvent(time: ts, step: .mqttDisconnect, ok: true, connection: id, message: ref))
         default:
             break
         }
-        connections[id] = c
-        route(id, events)
+        // Nothing to route (most packets): a known role with nothing held back needs no routing.
+        if events.isEmpty, c.role != nil, c.role == c.recordedRole, c.pending.isEmpty, c.session != nil || c.role != .device { return }
+        route(c, events)
     }
 
     /// The role a client's SUBSCRIBE reveals: wildcards over device topics mean the cloud; one gateway's
@@ -287,13 +328,13 @@ public struct SessionTracker {
         return nil
     }
 
-    mutating func publishEvents(_ c: inout Connection, _ dir: Direction, _ p: MQTTPublish, _ topic: DJITopic, _ ts: Timestamp,
-                                _ ref: MessageRef?) -> [TimelineEvent] {
+    mutating func publishEvents(_ c: Connection, _ dir: Direction, _ p: MQTTPublish, _ topic: DJITopic, _ ts: Timestamp,
+                                _ ref: MessageRef?, envelope: DJIEnvelope? = nil) -> [TimelineEvent] {
         guard let kind = topic.kind, let sn = topic.sn else { return [] }
         var out: [TimelineEvent] = []
         switch (dir, kind) {
         case (.toServer, .status), (.toServer, .statusTypo):
-            let env = DJIEnvelope(payload: p.payload.stored)
+            let env = envelope ?? DJIEnvelope(payload: p.payload.stored)
             let topo = UpdateTopo(env)
             c.pendingStatus.append((env.tid, env.bid, ts))
             let subs = topo?.subDevices ?? []
@@ -311,7 +352,7 @@ public struct SessionTracker {
                                      ])))
             if let topo { noteTopology(c, topo, aircraft: aircraft, ts: ts, ref: ref, into: &out) }
         case (.toClient, .statusReply):
-            let env = DJIEnvelope(payload: p.payload.stored)
+            let env = envelope ?? DJIEnvelope(payload: p.payload.stored)
             let i = c.pendingStatus.firstIndex { $0.tid == env.tid && $0.bid == env.bid }
             let result = env.data?["result"]?.int64Value
             let matched = i.map { c.pendingStatus.remove(at: $0) }
@@ -338,12 +379,12 @@ public struct SessionTracker {
     }
 
     /// Sends a connection's events to its session, holding them until its role is known.
-    mutating func route(_ id: ConnectionID, _ events: [TimelineEvent]) {
-        guard var c = connections[id] else { return }
+    mutating func route(_ c: Connection, _ events: [TimelineEvent]) {
+        let id = c.info.id
         switch c.role {
         case .device?:
             c.pending += events
-            if c.session == nil { c.session = attach(&c) }
+            if c.session == nil { c.session = attach(c) }
             if let s = c.session {
                 for e in c.pending { add(s, e) }
                 c.pending.removeAll()
@@ -357,13 +398,12 @@ public struct SessionTracker {
             // credentials an H5 login handed out, or a client id shaped like an RC serial number).
             if c.refused {
                 c.role = looksLikePilot(c) ? .device : .other
-                connections[id] = c
-                route(id, [])
+                route(c, [])
                 return
             }
         }
         roles[id] = c.role
-        connections[id] = c
+        c.recordedRole = c.role
     }
 
     mutating func updateAircraft(_ s: Int, _ events: [TimelineEvent]) {
@@ -387,15 +427,14 @@ public struct SessionTracker {
 
     /// The session a device connection belongs to: the one of its SN (a reconnect within the grace) or a new
     /// one, joined by the H5 context whose credentials it used.
-    mutating func attach(_ c: inout Connection) -> Int? {
+    mutating func attach(_ c: Connection) -> Int? {
         let start = c.connectTime ?? c.pending.first?.time ?? c.info.firstSeen
         if let sn = c.sn, let s = sessionBySN[sn], !sessions[s].confirmedOffline {
             // The same gateway connects again while its old connection still looks open (its RST or FIN not yet
             // released, or never captured): the old link is lost, as a broker's session takeover would have it.
             for old in sessions[s].openConnections where old != c.info.id {
-                guard var o = connections[old], !o.linkLostReported else { continue }
+                guard let o = connections[old], !o.linkLostReported else { continue }
                 o.linkLostReported = true
-                connections[old] = o
                 linkLost(o, at: min(o.lastClientPacket, start), detail: .members([("reason", .text("superseded by a new connection"))]))
             }
             if let lost = sessions[s].linkLostAt {
@@ -403,11 +442,11 @@ public struct SessionTracker {
                                      detail: .members([("after_seconds", .number(JSONNumber((start.seconds(since: lost) * 1000).rounded() / 1000)))])))
                 sessions[s].linkLostAt = nil
             }
-            join(&c, s)
+            join(c, s)
             return s
         }
         let s = newSession(start: start, client: address(c.info.client))
-        join(&c, s)
+        join(c, s)
         if let ctx = context(for: c, before: start) {
             contexts[ctx].session = s
             for e in contexts[ctx].events { add(s, e) }
@@ -416,7 +455,7 @@ public struct SessionTracker {
         return s
     }
 
-    mutating func join(_ c: inout Connection, _ s: Int) {
+    mutating func join(_ c: Connection, _ s: Int) {
         sessions[s].openConnections.insert(c.info.id)
         sessions[s].session.connections.append(c.info.id)
         if let sn = c.sn {
@@ -452,17 +491,12 @@ public struct SessionTracker {
     mutating func closed(_ summary: ConnectionSummary) {
         let id = summary.info.id
         requests[id] = nil
-        guard var c = connections.removeValue(forKey: id) else { return }
+        guard let c = connections.removeValue(forKey: id) else { return }
         c.closed = true
         if c.role == nil, !c.pending.isEmpty, c.connectTime != nil {
             // Nothing revealed the role: a refused or silent CONNECT that looks like Pilot 2's is a device's.
             c.role = looksLikePilot(c) ? .device : .other
-            if c.role == .device {
-                connections[id] = c
-                route(id, [])
-                c = connections.removeValue(forKey: id)!
-                c.closed = true
-            }
+            if c.role == .device { route(c, []) }
         }
         roles[id] = c.role ?? .other
         guard c.role == .device, let s = c.session else { return }

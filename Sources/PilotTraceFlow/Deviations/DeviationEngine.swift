@@ -25,14 +25,18 @@ public struct DeviationEngine {
         public init() {}
     }
 
-    struct MQTTState {
+    /// One MQTT connection's rule state. A class, updated in place per packet (a struct copied out of and back into
+    /// the dictionary made every change to its in-flight tables copy them).
+    final class MQTTState {
         var connects = 0
         var connectSeen = false
         var connackSeen = false
         var serverSpoke = false
-        /// In-flight ids by direction of the request (`toServer` = the client's requests).
-        var inFlight: [Direction: [UInt16: (kind: String, time: Timestamp)]] = [.toServer: [:], .toClient: [:]]
-        var releasing: [Direction: Set<UInt16>] = [.toServer: [], .toClient: []]
+        /// In-flight ids by direction of the request (`[0]`: the client's requests, `[1]`: the server's).
+        var inFlight: [[UInt16: (kind: String, time: Timestamp)]] = [[:], [:]]
+        var releasing: [Set<UInt16>] = [[], []]
+        /// PUBLISH topics already checked for osd on this connection (at most 64 remembered).
+        var topicsChecked: Set<String> = []
     }
 
     public let configuration: Configuration
@@ -66,9 +70,11 @@ public struct DeviationEngine {
             if c.appProtocol == .tls { encrypted.append(info) }
             if c.appProtocol == .http { connectionClients[info.id] = info.client.address.description }
         case let .mqtt(id, dir, record, ts, _):
-            mqttPacket(id, dir, record, ts, ref)
-            if dir == .toServer, case .publish(let p) = record.packet, p.topic.hasSuffix("/osd"),
-               case .device(let sn, .osd) = DJITopic(p.topic), osd[id]?[sn] == nil {
+            let state = mqttPacket(id, dir, record, ts, ref)
+            // The first osd per topic is all the rule needs: a topic checked before is skipped without parsing it.
+            if dir == .toServer, case .publish(let p) = record.packet,
+               state.topicsChecked.count >= 64 || state.topicsChecked.insert(p.topic).inserted,
+               p.topic.hasSuffix("/osd"), case .device(let sn, .osd) = DJITopic(p.topic), osd[id]?[sn] == nil {
                 osd[id, default: [:]][sn] = ts
             }
         case .http(let id, .request(let r)):
@@ -86,9 +92,14 @@ public struct DeviationEngine {
         }
     }
 
-    mutating func mqttPacket(_ id: ConnectionID, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?) {
-        var s = mqtt[id] ?? MQTTState()
-        defer { mqtt[id] = s }
+    mutating func mqttPacket(_ id: ConnectionID, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?) -> MQTTState {
+        let s: MQTTState
+        if let known = mqtt[id] {
+            s = known
+        } else {
+            s = MQTTState()
+            mqtt[id] = s
+        }
         let p = record.packet
         if dir == .toClient {
             if s.connectSeen, !s.serverSpoke, p.type != .connAck {
@@ -106,46 +117,47 @@ public struct DeviationEngine {
             s.connackSeen = true
         case .publish(let pub) where pub.qos.rawValue > 0:
             if let pid = pub.packetIdentifier {
-                if s.inFlight[dir]![pid] != nil, !pub.dup {
+                if s.inFlight[dir.rawValue][pid] != nil, !pub.dup {
                     report(Rules.mqttPacketIDReused, ts, id, ref, "PUBLISH reuses packet id \(pid) while it is still in flight",
                            [("packet_id", .int(Int(pid))), ("topic", .text(pub.topic))])
                 }
-                s.inFlight[dir]![pid] = ("PUBLISH \(pub.topic) qos \(pub.qos.rawValue)", ts)
+                s.inFlight[dir.rawValue][pid] = ("PUBLISH \(pub.topic) qos \(pub.qos.rawValue)", ts)
             }
         case .subscribe(let sub):
-            if s.inFlight[dir]![sub.packetIdentifier] != nil {
+            if s.inFlight[dir.rawValue][sub.packetIdentifier] != nil {
                 report(Rules.mqttPacketIDReused, ts, id, ref, "SUBSCRIBE reuses packet id \(sub.packetIdentifier) while it is still in flight")
             }
-            s.inFlight[dir]![sub.packetIdentifier] = ("SUBSCRIBE", ts)
+            s.inFlight[dir.rawValue][sub.packetIdentifier] = ("SUBSCRIBE", ts)
         case .unsubscribe(let u):
-            s.inFlight[dir]![u.packetIdentifier] = ("UNSUBSCRIBE", ts)
+            s.inFlight[dir.rawValue][u.packetIdentifier] = ("UNSUBSCRIBE", ts)
         case .pubAck(let a), .pubRec(let a):
-            if s.inFlight[other]!.removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
+            if s.inFlight[other.rawValue].removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
                 report(Rules.mqttAckUnknownID, ts, id, ref, "\(p.type) for packet id \(a.packetIdentifier), which has no PUBLISH in flight",
                        [("packet_id", .int(Int(a.packetIdentifier))), ("type", .text(p.type.description))])
             }
-            if case .pubRec = p { s.releasing[other]!.insert(a.packetIdentifier) }
+            if case .pubRec = p { s.releasing[other.rawValue].insert(a.packetIdentifier) }
         case .pubComp(let a):
-            if s.releasing[other]!.remove(a.packetIdentifier) == nil, s.connectSeen {
+            if s.releasing[other.rawValue].remove(a.packetIdentifier) == nil, s.connectSeen {
                 report(Rules.mqttAckUnknownID, ts, id, ref, "PUBCOMP for packet id \(a.packetIdentifier), which has no PUBREL in flight",
                        [("packet_id", .int(Int(a.packetIdentifier)))])
             }
         case .subAck(let a):
-            if s.inFlight[other]!.removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
+            if s.inFlight[other.rawValue].removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
                 report(Rules.mqttAckUnknownID, ts, id, ref, "SUBACK for packet id \(a.packetIdentifier), which has no SUBSCRIBE in flight")
             }
         case .unsubAck(let a):
-            if s.inFlight[other]!.removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
+            if s.inFlight[other.rawValue].removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
                 report(Rules.mqttAckUnknownID, ts, id, ref, "UNSUBACK for packet id \(a.packetIdentifier), which has no UNSUBSCRIBE in flight")
             }
         default:
             break
         }
+        return s
     }
 
     mutating func mqttClosed(_ id: ConnectionID, _ s: MQTTState, _ at: Timestamp) {
         for dir in Direction.allCases {
-            let waiting = s.inFlight[dir]!.filter { $0.value.kind.hasPrefix("PUBLISH") }
+            let waiting = s.inFlight[dir.rawValue].filter { $0.value.kind.hasPrefix("PUBLISH") }
             guard let first = waiting.min(by: { $0.value.time < $1.value.time }) else { continue }
             report(Rules.mqttPublishUnacknowledged, first.value.time, id, nil,
                    "\(waiting.count) QoS>0 PUBLISH\(waiting.count == 1 ? "" : "es") from the \(dir == .toServer ? "client" : "server") never acknowledged (first: \(first.value.kind), id \(first.key))",
