@@ -23,6 +23,9 @@ public struct SessionTracker {
         /// Seconds a `status` may wait for its reply before a session that never got one counts as failed.
         public var replyDeadline: Double = 5
         public var profile: HTTPProfile = .reference
+        /// Hand finished sessions out early (``takeRetired()``) and drop their state, so memory follows the sessions
+        /// in progress rather than the length of the capture. Off for live views, which show every session.
+        public var retireSessions = false
         public init() {}
     }
 
@@ -92,6 +95,11 @@ public struct SessionTracker {
         var lastReplyTime: Timestamp?
         var openConnections: Set<ConnectionID> = []
         var lastAircraft: [String] = []
+        /// The latest event time, and when the last of its connections was released (capture time).
+        var lastEventTime: Timestamp?
+        var releasedAt: Timestamp?
+        /// Nothing more can join it (see ``SessionTracker/closeFinishedSessions(at:)``).
+        var over = false
     }
 
     var connections: [ConnectionID: Connection] = [:]
@@ -101,7 +109,16 @@ public struct SessionTracker {
     var contexts: [H5Context] = []
     /// The last HTML page fetched by each client address, waiting for a login context to claim it.
     var lastPage: [String: TimelineEvent] = [:]
-    var sessions: [Working] = []
+    /// Sessions by serial (the order they were created in); retired ones are gone.
+    var sessions: [Int: Working] = [:]
+    var nextSerial = 0
+    /// Sessions over and handed out: their start and serial, for the final numbering.
+    var retiredKeys: [(start: Timestamp, serial: Int)] = []
+    /// Finished sessions not yet taken by ``takeRetired()``.
+    var retiredOut: [Session] = []
+    /// After ``finish(at:)``: the final number of each retired session, by serial.
+    public private(set) var retiredNumbers: [Int: Int] = [:]
+    var finishing = false
     var sessionBySN: [String: Int] = [:]
     var now = Timestamp(nanoseconds: .min)
     var lastSweep: Timestamp?
@@ -179,16 +196,56 @@ public struct SessionTracker {
                                                       ("silent_seconds", .number(JSONNumber((limit * 1000).rounded() / 1000)))]))
             }
         }
-        for i in sessions.indices {
-            if let lost = sessions[i].linkLostAt, !sessions[i].confirmedOffline, sessions[i].openConnections.isEmpty,
+        for i in sessions.keys.sorted() {
+            if let lost = sessions[i]!.linkLostAt, !sessions[i]!.confirmedOffline, sessions[i]!.openConnections.isEmpty,
                t.seconds(since: lost) > configuration.offlineGrace {
-                sessions[i].confirmedOffline = true
+                sessions[i]!.confirmedOffline = true
                 add(i, TimelineEvent(time: lost.adding(seconds: configuration.offlineGrace), step: .offlineConfirmed, ok: true,
                                      detail: .members([("grace_seconds", .number(JSONNumber(configuration.offlineGrace)))])))
-                if let sn = sessions[i].session.gatewaySN, sessionBySN[sn] == i { sessionBySN[sn] = nil }
+                if let sn = sessions[i]!.session.gatewaySN, sessionBySN[sn] == i { sessionBySN[sn] = nil }
             }
         }
+        closeFinishedSessions(at: t)
     }
+
+    /// Sessions that are over: no connection of theirs left (released by the reassembler), nothing open, and quiet
+    /// for the grace period plus the correlator's horizon (so every request/reply exchange in their window is
+    /// settled). Nothing can join such a session any more: its gateway's next connection starts a new session, and
+    /// its H5 contexts take no more requests. With ``Configuration/retireSessions`` it is finished right away (the
+    /// same state, events and exchanges ``finish(at:)`` would give it) and its state dropped.
+    mutating func closeFinishedSessions(at t: Timestamp) {
+        let quiet = configuration.offlineGrace + correlator.horizon + 1
+        var over: [Int] = []
+        for (i, w) in sessions where !w.over && w.openConnections.isEmpty && !w.session.connections.isEmpty {
+            let last = max(w.lastEventTime ?? w.session.start, w.releasedAt ?? w.session.start)
+            guard t.seconds(since: last) > quiet, w.session.connections.allSatisfy({ connections[$0] == nil }) else { continue }
+            over.append(i)
+        }
+        guard !over.isEmpty else { return }
+        over.sort()
+        correlator.expire(now: t)
+        for i in over {
+            sessions[i]!.over = true
+            if let sn = sessions[i]!.session.gatewaySN, sessionBySN[sn] == i { sessionBySN[sn] = nil }
+            contexts.removeAll { $0.session == i }
+            guard configuration.retireSessions, !finishing, let w = sessions.removeValue(forKey: i) else { continue }
+            let s = finished(w, exchanges: correlator.settled(gateway: w.session.gatewaySN), captureEnd: t)
+            retiredKeys.append((s.start, s.serial))
+            retiredOut.append(s)
+        }
+    }
+
+    /// Sessions retired since the last call (``Configuration/retireSessions``), final but for their `number`
+    /// (`serial + 1` here; ``retiredNumbers`` has the final one after ``finish(at:)``).
+    public mutating func takeRetired() -> [Session] {
+        defer { retiredOut.removeAll() }
+        return retiredOut
+    }
+
+    /// Sessions and H5 contexts held now (for tests of bounded memory).
+    public var retainedSessions: Int { sessions.count }
+    public var retainedContexts: Int { contexts.count }
+    public var retainedConnections: Int { connections.count }
 
     /// The capture ended: decides each session's state and returns them, in start order.
     public mutating func finish(at end: Timestamp) -> [Session] {
@@ -198,6 +255,8 @@ public struct SessionTracker {
             c.role = .device
             route(c, [])
         }
+        finishing = true
+        defer { finishing = false }
         advance(to: end)
         // H5 contexts that never met a device connection are sessions of their own.
         for i in contexts.indices where contexts[i].session == nil && contexts[i].hasFlowStep {
@@ -207,27 +266,40 @@ public struct SessionTracker {
         }
         let exchanges = correlator.finish()
         var out: [Session] = []
-        for w in sessions {
-            var s = w.session
-            if let sn = s.gatewaySN {
-                // The gateway's exchanges while the session lasted, whichever side asked (the cloud asks services).
-                let times = s.events.map(\.time)
-                let from = times.min() ?? s.start, to = (times.max() ?? s.end).adding(seconds: configuration.offlineGrace)
-                s.exchanges = exchanges.filter {
-                    $0.gateway == sn && (s.connections.contains($0.requestConnection) || $0.replyConnection.map(s.connections.contains) == true
-                        || ($0.requestTime >= from && $0.requestTime <= to))
-                }
-            }
-            // Time order; events at the same instant keep the order they happened in.
-            s.events = s.events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
-            s.start = s.events.first?.time ?? s.start
-            s.end = s.events.last?.time ?? s.end
-            s.state = state(w, captureEnd: end)
-            out.append(s)
+        for i in sessions.keys.sorted() { out.append(finished(sessions[i]!, exchanges: exchanges, captureEnd: end)) }
+        // Numbered by start (then creation), retired sessions included.
+        var keys: [(start: Timestamp, serial: Int, index: Int?)] = []
+        for (i, s) in out.enumerated() { keys.append((s.start, s.serial, i)) }
+        for r in retiredKeys { keys.append((r.start, r.serial, nil)) }
+        keys.sort { ($0.start, $0.serial) < ($1.start, $1.serial) }
+        retiredNumbers = [:]
+        for (rank, k) in keys.enumerated() {
+            if let i = k.index { out[i].number = rank + 1 } else { retiredNumbers[k.serial] = rank + 1 }
         }
-        out.sort { ($0.start, $0.number) < ($1.start, $1.number) }
-        for i in out.indices { out[i].number = i + 1 }
+        out.sort { $0.number < $1.number }
         return out
+    }
+
+    /// A session as the capture leaves it: its gateway's exchanges, events in time order, start, end and state.
+    func finished(_ w: Working, exchanges: [RequestReply], captureEnd end: Timestamp) -> Session {
+        var s = w.session
+        if let sn = s.gatewaySN {
+            // The gateway's exchanges while the session lasted, whichever side asked (the cloud asks services).
+            let times = s.events.map(\.time)
+            let from = times.min() ?? s.start, to = (times.max() ?? s.end).adding(seconds: configuration.offlineGrace)
+            s.exchanges = exchanges.filter {
+                $0.gateway == sn && (s.connections.contains($0.requestConnection) || $0.replyConnection.map(s.connections.contains) == true
+                    || ($0.requestTime >= from && $0.requestTime <= to))
+            }
+            // In request order (stable: requests at the same instant keep the order they were settled in).
+            s.exchanges.sort { $0.requestTime < $1.requestTime }
+        }
+        // Time order; events at the same instant keep the order they happened in.
+        s.events = s.events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+        s.start = s.events.first?.time ?? s.start
+        s.end = s.events.last?.time ?? s.end
+        s.state = state(w, captureEnd: end)
+        return s
     }
 
     func state(_ w: Working, captureEnd: Timestamp) -> SessionState {
@@ -370,7 +442,7 @@ public struct SessionTracker {
     /// Aircraft listed and removed: the session's aircraft, and `device-offline` when the list empties.
     func noteTopology(_ c: Connection, _ topo: UpdateTopo, aircraft: [String], ts: Timestamp, ref: MessageRef?, into out: inout [TimelineEvent]) {
         guard let s = c.session ?? c.sn.flatMap({ sessionBySN[$0] }) else { return }
-        let before = sessions[s].lastAircraft
+        let before = sessions[s]!.lastAircraft
         let removed = before.filter { !aircraft.contains($0) }
         if !removed.isEmpty {
             out.append(TimelineEvent(time: ts, step: .deviceOffline, ok: true, connection: c.info.id, message: ref,
@@ -410,18 +482,18 @@ public struct SessionTracker {
         for e in events where e.step == .updateTopo {
             guard case .array(let subs)? = e.detail["sub_devices"] else { continue }
             let sns = subs.compactMap { $0["sn"]?.stringValue }
-            for sn in sns where !sessions[s].session.aircraft.contains(sn) { sessions[s].session.aircraft.append(sn) }
-            sessions[s].lastAircraft = sns
-            sessions[s].lastTopoTime = e.time
-            if sessions[s].firstTopoTime == nil { sessions[s].firstTopoTime = e.time }
-            if sessions[s].session.gatewayModel == nil, let key = e.detail["gateway_model"]?.stringValue {
+            for sn in sns where !sessions[s]!.session.aircraft.contains(sn) { sessions[s]!.session.aircraft.append(sn) }
+            sessions[s]!.lastAircraft = sns
+            sessions[s]!.lastTopoTime = e.time
+            if sessions[s]!.firstTopoTime == nil { sessions[s]!.firstTopoTime = e.time }
+            if sessions[s]!.session.gatewayModel == nil, let key = e.detail["gateway_model"]?.stringValue {
                 let parts = key.split(separator: "-").map { Int($0) }
-                if parts.count == 3, let t = parts[1], let st = parts[2] { sessions[s].session.gatewayModel = DeviceModel(domain: parts[0], type: t, subType: st) }
+                if parts.count == 3, let t = parts[1], let st = parts[2] { sessions[s]!.session.gatewayModel = DeviceModel(domain: parts[0], type: t, subType: st) }
             }
         }
         for e in events where e.step == .statusReply && e.ok {
-            sessions[s].online = true
-            sessions[s].lastReplyTime = e.time
+            sessions[s]!.online = true
+            sessions[s]!.lastReplyTime = e.time
         }
     }
 
@@ -429,18 +501,18 @@ public struct SessionTracker {
     /// one, joined by the H5 context whose credentials it used.
     mutating func attach(_ c: Connection) -> Int? {
         let start = c.connectTime ?? c.pending.first?.time ?? c.info.firstSeen
-        if let sn = c.sn, let s = sessionBySN[sn], !sessions[s].confirmedOffline {
+        if let sn = c.sn, let s = sessionBySN[sn], !sessions[s]!.confirmedOffline {
             // The same gateway connects again while its old connection still looks open (its RST or FIN not yet
             // released, or never captured): the old link is lost, as a broker's session takeover would have it.
-            for old in sessions[s].openConnections where old != c.info.id {
+            for old in sessions[s]!.openConnections where old != c.info.id {
                 guard let o = connections[old], !o.linkLostReported else { continue }
                 o.linkLostReported = true
                 linkLost(o, at: min(o.lastClientPacket, start), detail: .members([("reason", .text("superseded by a new connection"))]))
             }
-            if let lost = sessions[s].linkLostAt {
+            if let lost = sessions[s]!.linkLostAt {
                 add(s, TimelineEvent(time: start, step: .reconnect, ok: true, connection: c.info.id,
                                      detail: .members([("after_seconds", .number(JSONNumber((start.seconds(since: lost) * 1000).rounded() / 1000)))])))
-                sessions[s].linkLostAt = nil
+                sessions[s]!.linkLostAt = nil
             }
             join(c, s)
             return s
@@ -456,15 +528,15 @@ public struct SessionTracker {
     }
 
     mutating func join(_ c: Connection, _ s: Int) {
-        sessions[s].openConnections.insert(c.info.id)
-        sessions[s].session.connections.append(c.info.id)
+        sessions[s]!.openConnections.insert(c.info.id)
+        sessions[s]!.session.connections.append(c.info.id)
         if let sn = c.sn {
             sessionBySN[sn] = s
-            if sessions[s].session.gatewaySN == nil { sessions[s].session.gatewaySN = sn }
+            if sessions[s]!.session.gatewaySN == nil { sessions[s]!.session.gatewaySN = sn }
         }
-        if sessions[s].session.mqttClientID == nil { sessions[s].session.mqttClientID = c.clientID }
-        if sessions[s].session.mqttUsername == nil { sessions[s].session.mqttUsername = c.username }
-        if sessions[s].session.client == nil { sessions[s].session.client = address(c.info.client) }
+        if sessions[s]!.session.mqttClientID == nil { sessions[s]!.session.mqttClientID = c.clientID }
+        if sessions[s]!.session.mqttUsername == nil { sessions[s]!.session.mqttUsername = c.username }
+        if sessions[s]!.session.client == nil { sessions[s]!.session.client = address(c.info.client) }
     }
 
     /// The H5 context that handed out this connection's credentials, else the latest one from the same address.
@@ -499,21 +571,22 @@ public struct SessionTracker {
             if c.role == .device { route(c, []) }
         }
         roles[id] = c.role ?? .other
-        guard c.role == .device, let s = c.session else { return }
-        sessions[s].openConnections.remove(id)
+        guard c.role == .device, let s = c.session, sessions[s] != nil else { return }
+        sessions[s]!.releasedAt = now
+        sessions[s]!.openConnections.remove(id)
         if !c.disconnected && !c.linkLostReported {
             c.linkLostReported = true
             linkLost(c, at: summary.lastSeen, detail: .members([("reason", .text(summary.closeReason.rawValue))]))
         } else if c.disconnected {
-            sessions[s].linkLostAt = nil
+            sessions[s]!.linkLostAt = nil
         }
     }
 
     mutating func linkLost(_ c: Connection, at t: Timestamp, detail: JSONValue) {
         guard let s = c.session else { return }
         add(s, TimelineEvent(time: t, step: .linkLost, ok: false, connection: c.info.id, detail: detail))
-        sessions[s].linkLostAt = t
-        sessions[s].openConnections.remove(c.info.id)
+        sessions[s]!.linkLostAt = t
+        sessions[s]!.openConnections.remove(c.info.id)
     }
 
     // MARK: - HTTP
@@ -613,16 +686,19 @@ public struct SessionTracker {
     // MARK: - Sessions
 
     mutating func newSession(start: Timestamp, client: String?) -> Int {
-        sessions.append(Working(session: Session(number: sessions.count + 1, gatewaySN: nil, gatewayModel: nil, state: .incomplete,
-                                                 start: start, end: start, client: client, mqttClientID: nil, mqttUsername: nil,
-                                                 aircraft: [], events: [], connections: [], serial: sessions.count)))
-        return sessions.count - 1
+        let serial = nextSerial
+        nextSerial += 1
+        sessions[serial] = Working(session: Session(number: serial + 1, gatewaySN: nil, gatewayModel: nil, state: .incomplete,
+                                                    start: start, end: start, client: client, mqttClientID: nil, mqttUsername: nil,
+                                                    aircraft: [], events: [], connections: [], serial: serial))
+        return serial
     }
 
     mutating func add(_ s: Int, _ e: TimelineEvent) {
-        sessions[s].session.events.append(e)
-        if !e.ok, [.loginFailed, .mqttConnack, .statusReply, .tokenRejected].contains(e.step) { sessions[s].failedStep = true }
-        if e.ok, [.statusReply].contains(e.step) { sessions[s].failedStep = false }
+        sessions[s]!.lastEventTime = max(sessions[s]!.lastEventTime ?? e.time, e.time)
+        sessions[s]!.session.events.append(e)
+        if !e.ok, [.loginFailed, .mqttConnack, .statusReply, .tokenRejected].contains(e.step) { sessions[s]!.failedStep = true }
+        if e.ok, [.statusReply].contains(e.step) { sessions[s]!.failedStep = false }
     }
 
     func address(_ e: Endpoint) -> String { e.address.description }

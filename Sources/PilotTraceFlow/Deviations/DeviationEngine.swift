@@ -52,6 +52,20 @@ public struct DeviationEngine {
     var licenseVerified: Set<String> = []
     var licenseReported: Set<String> = []
 
+    /// What the final list needs of a session retired early: its timeline findings (but the capture-incomplete one,
+    /// which counts the capture's TLS connections, known only at the end), its reasons for that one, and the
+    /// connections that tie stream findings to it.
+    struct Retired {
+        var serial: Int
+        var start: Timestamp
+        var connections: [ConnectionID]
+        /// Connections of its events, first seen first.
+        var eventConnections: [ConnectionID]
+        var findings: [Deviation]
+        var partial: [String]
+    }
+    var retired: [Retired] = []
+
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
     }
@@ -251,19 +265,64 @@ public struct DeviationEngine {
 
     // MARK: - Timeline rules
 
+    /// A session the tracker retired early (``SessionTracker/takeRetired()``): its timeline rules are checked now
+    /// and its per-connection state dropped; ``finish(sessions:retiredNumbers:captureEnd:)`` puts its findings in
+    /// place. `at` is the capture time it retired at (every rule's horizon has passed by then).
+    public mutating func retire(_ s: Session, at t: Timestamp) {
+        var findings = timelineRules(s, captureEnd: t, withCaptureIncomplete: false)
+        for i in findings.indices { findings[i].session = nil }
+        var eventConnections: [ConnectionID] = []
+        var seen = Set<ConnectionID>()
+        for e in s.events { if let c = e.connection, seen.insert(c).inserted { eventConnections.append(c) } }
+        retired.append(Retired(serial: s.serial, start: s.start, connections: s.connections, eventConnections: eventConnections,
+                               findings: findings, partial: partialReasons(s, encrypted: false)))
+        for c in s.connections {
+            osd[c] = nil
+            gaps.remove(c)
+        }
+    }
+
     /// Checks the finished sessions and attaches every finding to its session; returns all, in time order.
     public mutating func finish(sessions: [Session], captureEnd: Timestamp) -> [Deviation] {
+        finish(sessions: sessions, retiredNumbers: [:], captureEnd: captureEnd)
+    }
+
+    /// The same, with the sessions retired early (``retire(_:at:)``) numbered as ``SessionTracker/retiredNumbers``
+    /// says: the findings are those, and in the order, that finishing every session here would give.
+    public mutating func finish(sessions: [Session], retiredNumbers: [Int: Int], captureEnd: Timestamp) -> [Deviation] {
+        // Every session in final order: the live ones as given, the retired ones by their final number.
+        enum Entry { case live(Session), retired(Retired, number: Int) }
+        var entries = sessions.map { (number: $0.number, entry: Entry.live($0)) }
+        for r in retired { if let n = retiredNumbers[r.serial] { entries.append((n, .retired(r, number: n))) } }
+        entries.sort { $0.number < $1.number }
         var sessionOf: [ConnectionID: Int] = [:]
-        for s in sessions {
-            for c in s.connections { sessionOf[c] = s.number }
-            for e in s.events { if let c = e.connection, sessionOf[c] == nil { sessionOf[c] = s.number } }
+        for (number, entry) in entries {
+            switch entry {
+            case .live(let s):
+                for c in s.connections { sessionOf[c] = number }
+                for e in s.events { if let c = e.connection, sessionOf[c] == nil { sessionOf[c] = number } }
+            case .retired(let r, _):
+                for c in r.connections { sessionOf[c] = number }
+                for c in r.eventConnections where sessionOf[c] == nil { sessionOf[c] = number }
+            }
         }
         var out = findings.map { f -> Deviation in
             var f = f
             f.session = f.connection.flatMap { sessionOf[$0] }
             return f
         }
-        for s in sessions { out += timelineRules(s, captureEnd: captureEnd) }
+        for (number, entry) in entries {
+            switch entry {
+            case .live(let s): out += timelineRules(s, captureEnd: captureEnd)
+            case .retired(let r, _):
+                out += r.findings.map { f -> Deviation in
+                    var f = f
+                    f.session = number
+                    return f
+                }
+                if let incomplete = captureIncomplete(r.partial, session: number, start: r.start) { out.append(incomplete) }
+            }
+        }
         // One clear-text finding per session (or per connection outside sessions) is enough.
         var seenCleartext = Set<String>()
         out = out.filter { f in
@@ -289,7 +348,7 @@ public struct DeviationEngine {
         return norm(a) == norm(b)
     }
 
-    func timelineRules(_ s: Session, captureEnd: Timestamp) -> [Deviation] {
+    func timelineRules(_ s: Session, captureEnd: Timestamp, withCaptureIncomplete: Bool = true) -> [Deviation] {
         var out: [Deviation] = []
         func add(_ rule: Rule, _ e: TimelineEvent?, _ text: String, _ evidence: [(String, JSONValue?)] = []) {
             out.append(Deviation(rule: rule, time: e?.time, session: s.number, connection: e?.connection, message: e?.message,
@@ -422,17 +481,29 @@ public struct DeviationEngine {
         if events.contains(where: { $0.step == .mqttConnect }), let c = events.first(where: { $0.step == .mqttConnect }), c.detail["password_present"]?.boolValue == true {
             add(Rules.cleartextCredentials, c, "the MQTT password travels in clear text (plain TCP)")
         }
+        if withCaptureIncomplete, let incomplete = captureIncomplete(partialReasons(s, encrypted: false), session: s.number, start: s.start) {
+            out.append(incomplete)
+        }
+        return out
+    }
+
+    /// Why a session's picture may be partial, but for the capture's TLS connections (added by ``captureIncomplete``).
+    func partialReasons(_ s: Session, encrypted: Bool) -> [String] {
         var partial: [String] = []
-        if let first = events.first, ![.h5Page, .licenseVerified, .login, .loginFailed, .tokenRefresh, .tokenRejected, .mqttConnect].contains(first.step) {
+        if let first = s.events.first, ![.h5Page, .licenseVerified, .login, .loginFailed, .tokenRefresh, .tokenRejected, .mqttConnect].contains(first.step) {
             partial.append("the capture starts after the session began (first step: \(first.step.rawValue))")
         }
         let gapped = s.connections.filter(gaps.contains)
         if !gapped.isEmpty { partial.append("TCP gaps on connection\(gapped.count == 1 ? "" : "s") \(gapped.map { "#\($0.rawValue)" }.joined(separator: ", "))") }
+        return partial
+    }
+
+    /// The capture-incomplete finding from a session's reasons and the capture's TLS connections (all of them: at the end).
+    func captureIncomplete(_ reasons: [String], session: Int, start: Timestamp) -> Deviation? {
+        var partial = reasons
         if !encrypted.isEmpty { partial.append("\(encrypted.count) encrypted (TLS) connection\(encrypted.count == 1 ? "" : "s") in the capture") }
-        if !partial.isEmpty {
-            out.append(Deviation(rule: Rules.captureIncomplete, time: s.start, session: s.number, connection: nil, message: nil,
-                                 text: partial.joined(separator: "; "), evidence: .members([("reasons", .strings(partial))])))
-        }
-        return out
+        guard !partial.isEmpty else { return nil }
+        return Deviation(rule: Rules.captureIncomplete, time: start, session: session, connection: nil, message: nil,
+                         text: partial.joined(separator: "; "), evidence: .members([("reasons", .strings(partial))]))
     }
 }
