@@ -43,8 +43,8 @@ public struct AnalysisReport: Sendable {
     public var connections: [AppProtocol: Int]
     public var messages: (http: Int, webSocket: Int, mqtt: Int)
     /// The sessions, in start order, with the ids they were stored under. A session retired before the capture
-    /// ended (``AnalysisOptions/retireFinishedSessions``; stored in full) is here as a summary: its events without
-    /// `detail`, without `exchanges`.
+    /// ended (``AnalysisOptions/retireFinishedSessions``; stored in full) is here as a ``Session/summary``: its
+    /// number of events in `eventCount`, `events` holding only the first failure, no `exchanges`.
     public var sessions: [(id: Int64, session: Session)]
     /// The findings, in time order.
     public var deviations: [Deviation]
@@ -91,12 +91,7 @@ public final class AnalysisRun {
     }
 
     /// A retired session as the report keeps it (the store has it in full).
-    static func summary(_ s: Session) -> Session {
-        var s = s
-        for i in s.events.indices { s.events[i].detail = .object([]) }
-        s.exchanges = []
-        return s
-    }
+    static func summary(_ s: Session) -> Session { s.summary }
 
     /// Sessions that were stored as soon as they were over, under provisional ids (negative, unique to this
     /// analysis), given their final ids in ``storeSessions(_:_:replacing:)``.

@@ -100,6 +100,7 @@ public struct DeviationEngine {
         case .closed(let summary, _):
             if summary.toServer.gaps + summary.toClient.gaps > 0 { gaps.insert(summary.info.id) }
             requests[summary.info.id] = nil
+            connectionClients[summary.info.id] = nil  // bridge reports come on the connection while it is open
             if let state = mqtt.removeValue(forKey: summary.info.id) { mqttClosed(summary.info.id, state, summary.lastSeen) }
         default:
             break
