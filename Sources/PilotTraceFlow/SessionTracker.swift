@@ -84,7 +84,9 @@ public struct SessionTracker {
         var last: Timestamp
     }
 
-    struct Working {
+    /// A session being built. A class, held by serial in an array that keeps only a nil slot for a retired one;
+    /// updated in place (``snapshot()`` copies them).
+    final class Working {
         var session: Session
         var linkLostAt: Timestamp?
         var confirmedOffline = false
@@ -100,6 +102,16 @@ public struct SessionTracker {
         var releasedAt: Timestamp?
         /// Nothing more can join it (see ``SessionTracker/closeFinishedSessions(at:)``).
         var over = false
+
+        init(session: Session) { self.session = session }
+
+        func copy() -> Working {
+            let w = Working(session: session)
+            (w.linkLostAt, w.confirmedOffline, w.online, w.failedStep) = (linkLostAt, confirmedOffline, online, failedStep)
+            (w.lastTopoTime, w.firstTopoTime, w.lastReplyTime) = (lastTopoTime, firstTopoTime, lastReplyTime)
+            (w.openConnections, w.lastAircraft, w.lastEventTime, w.releasedAt, w.over) = (openConnections, lastAircraft, lastEventTime, releasedAt, over)
+            return w
+        }
     }
 
     var connections: [ConnectionID: Connection] = [:]
@@ -110,7 +122,8 @@ public struct SessionTracker {
     /// The last HTML page fetched by each client address, waiting for a login context to claim it.
     var lastPage: [String: TimelineEvent] = [:]
     /// Sessions by serial (the order they were created in); retired ones are gone.
-    var sessions: [Int: Working] = [:]
+    var sessions: [Working?] = []
+    var retainedCount = 0
     var nextSerial = 0
     /// Sessions over and handed out: their start and serial, for the final numbering.
     var retiredKeys: [(start: Timestamp, serial: Int)] = []
@@ -119,6 +132,10 @@ public struct SessionTracker {
     /// After ``finish(at:)``: the final number of each retired session, by serial.
     public private(set) var retiredNumbers: [Int: Int] = [:]
     var finishing = false
+    /// Sessions a connection of which was released: the only ones that may be over (see ``closeFinishedSessions(at:)``).
+    var released: Set<Int> = []
+    /// Sessions with a lost link, waiting for the grace to pass.
+    var lostLinks: Set<Int> = []
     var sessionBySN: [String: Int] = [:]
     var now = Timestamp(nanoseconds: .min)
     var lastSweep: Timestamp?
@@ -135,6 +152,7 @@ public struct SessionTracker {
     package func snapshot() -> SessionTracker {
         var copy = self
         copy.connections = connections.mapValues { $0.copy() }
+        copy.sessions = sessions.map { $0?.copy() }
         return copy
     }
 
@@ -196,10 +214,15 @@ public struct SessionTracker {
                                                       ("silent_seconds", .number(JSONNumber((limit * 1000).rounded() / 1000)))]))
             }
         }
-        for i in sessions.keys.sorted() {
-            if let lost = sessions[i]!.linkLostAt, !sessions[i]!.confirmedOffline, sessions[i]!.openConnections.isEmpty,
-               t.seconds(since: lost) > configuration.offlineGrace {
-                sessions[i]!.confirmedOffline = true
+        // Only sessions whose link was lost can be confirmed offline (sessions are independent here: any order).
+        for i in lostLinks {
+            guard let w = sessions[i], let lost = w.linkLostAt, !w.confirmedOffline else {
+                lostLinks.remove(i)
+                continue
+            }
+            if w.openConnections.isEmpty, t.seconds(since: lost) > configuration.offlineGrace {
+                lostLinks.remove(i)
+                w.confirmedOffline = true
                 add(i, TimelineEvent(time: lost.adding(seconds: configuration.offlineGrace), step: .offlineConfirmed, ok: true,
                                      detail: .members([("grace_seconds", .number(JSONNumber(configuration.offlineGrace)))])))
                 if let sn = sessions[i]!.session.gatewaySN, sessionBySN[sn] == i { sessionBySN[sn] = nil }
@@ -216,11 +239,13 @@ public struct SessionTracker {
     mutating func closeFinishedSessions(at t: Timestamp) {
         let quiet = configuration.offlineGrace + correlator.horizon + 1
         var over: [Int] = []
-        for (i, w) in sessions where !w.over && w.openConnections.isEmpty && !w.session.connections.isEmpty {
+        for i in released {
+            guard let w = sessions[i], w.openConnections.isEmpty else { continue }
             let last = max(w.lastEventTime ?? w.session.start, w.releasedAt ?? w.session.start)
             guard t.seconds(since: last) > quiet, w.session.connections.allSatisfy({ connections[$0] == nil }) else { continue }
             over.append(i)
         }
+        for i in over { released.remove(i) }
         guard !over.isEmpty else { return }
         over.sort()
         correlator.expire(now: t)
@@ -228,7 +253,9 @@ public struct SessionTracker {
             sessions[i]!.over = true
             if let sn = sessions[i]!.session.gatewaySN, sessionBySN[sn] == i { sessionBySN[sn] = nil }
             contexts.removeAll { $0.session == i }
-            guard configuration.retireSessions, !finishing, let w = sessions.removeValue(forKey: i) else { continue }
+            guard configuration.retireSessions, !finishing, let w = sessions[i] else { continue }
+            sessions[i] = nil
+            retainedCount -= 1
             let s = finished(w, exchanges: correlator.settled(gateway: w.session.gatewaySN), captureEnd: t)
             retiredKeys.append((s.start, s.serial))
             retiredOut.append(s)
@@ -243,7 +270,7 @@ public struct SessionTracker {
     }
 
     /// Sessions and H5 contexts held now (for tests of bounded memory).
-    public var retainedSessions: Int { sessions.count }
+    public var retainedSessions: Int { retainedCount }
     public var retainedContexts: Int { contexts.count }
     public var retainedConnections: Int { connections.count }
 
@@ -266,7 +293,7 @@ public struct SessionTracker {
         }
         let exchanges = correlator.finish()
         var out: [Session] = []
-        for i in sessions.keys.sorted() { out.append(finished(sessions[i]!, exchanges: exchanges, captureEnd: end)) }
+        for case let w? in sessions { out.append(finished(w, exchanges: exchanges, captureEnd: end)) }
         // Numbered by start (then creation), retired sessions included.
         var keys: [(start: Timestamp, serial: Int, index: Int?)] = []
         for (i, s) in out.enumerated() { keys.append((s.start, s.serial, i)) }
@@ -573,6 +600,7 @@ public struct SessionTracker {
         roles[id] = c.role ?? .other
         guard c.role == .device, let s = c.session, sessions[s] != nil else { return }
         sessions[s]!.releasedAt = now
+        released.insert(s)
         sessions[s]!.openConnections.remove(id)
         if !c.disconnected && !c.linkLostReported {
             c.linkLostReported = true
@@ -586,6 +614,7 @@ public struct SessionTracker {
         guard let s = c.session else { return }
         add(s, TimelineEvent(time: t, step: .linkLost, ok: false, connection: c.info.id, detail: detail))
         sessions[s]!.linkLostAt = t
+        lostLinks.insert(s)
         sessions[s]!.openConnections.remove(c.info.id)
     }
 
@@ -688,9 +717,10 @@ public struct SessionTracker {
     mutating func newSession(start: Timestamp, client: String?) -> Int {
         let serial = nextSerial
         nextSerial += 1
-        sessions[serial] = Working(session: Session(number: serial + 1, gatewaySN: nil, gatewayModel: nil, state: .incomplete,
+        retainedCount += 1
+        sessions.append(Working(session: Session(number: serial + 1, gatewaySN: nil, gatewayModel: nil, state: .incomplete,
                                                     start: start, end: start, client: client, mqttClientID: nil, mqttUsername: nil,
-                                                    aircraft: [], events: [], connections: [], serial: serial))
+                                                    aircraft: [], events: [], connections: [], serial: serial)))
         return serial
     }
 
