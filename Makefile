@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/pilottrace
 
-.PHONY: all bootstrap build release demo test fuzz bench proxy-bench report-screenshots clean
+.PHONY: all bootstrap build release demo test fuzz bench microbench proxy-bench report-screenshots clean
 
 all: build
 
@@ -29,6 +29,12 @@ test: build
 bench: bootstrap
 	scripts/bench
 
+# Micro-benchmarks (ordo-one/benchmark) of the MQTT and HTTP decoders, TCP reassembly and the whole per-packet path:
+# allocations and time per packet. Benchmarks/ is a package of its own (it depends on this one by path), so the
+# benchmark dependency never enters the main build; not part of `make test`.
+microbench: bootstrap
+	cd Benchmarks && $(SWIFT) package benchmark --target PilotTraceMicro --no-progress
+
 # Added latency and throughput of `pilottrace proxy` against talking to the lab cloud directly (release build).
 proxy-bench: bootstrap
 	$(SWIFT) build -c release --product pilottrace
@@ -43,4 +49,4 @@ fuzz: bootstrap
 	scripts/fuzz 60
 
 clean:
-	rm -rf .build .build-fuzz
+	rm -rf .build .build-fuzz Benchmarks/.build

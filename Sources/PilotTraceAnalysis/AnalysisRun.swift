@@ -11,7 +11,18 @@ public struct AnalysisOptions: Sendable {
     public var decoders = StreamAnalyzer.Configuration()
     public var sessions = SessionTracker.Configuration()
     public var deviations = DeviationEngine.Configuration()
+    /// Offline runs store (or count) each session as soon as it is over and drop its state, so memory follows the
+    /// sessions in progress, not the length of the capture (``SessionTracker/Configuration/retireSessions``). Live
+    /// runs never do: their picture shows every session.
+    public var retireFinishedSessions = true
     public init() {}
+
+    /// The sessions' settings for an offline run.
+    var offlineSessions: SessionTracker.Configuration {
+        var sessions = self.sessions
+        sessions.retireSessions = retireFinishedSessions
+        return sessions
+    }
 
     /// The rules' settings, with the profile and reply deadline the sessions use.
     var deviationRules: DeviationEngine.Configuration {
@@ -31,7 +42,9 @@ public struct AnalysisReport: Sendable {
     public var counters: PacketCounters
     public var connections: [AppProtocol: Int]
     public var messages: (http: Int, webSocket: Int, mqtt: Int)
-    /// The sessions, in start order, with the ids they were stored under.
+    /// The sessions, in start order, with the ids they were stored under. A session retired before the capture
+    /// ended (``AnalysisOptions/retireFinishedSessions``; stored in full) is here as a ``Session/summary``: its
+    /// number of events in `eventCount`, `events` holding only the first failure, no `exchanges`.
     public var sessions: [(id: Int64, session: Session)]
     /// The findings, in time order.
     public var deviations: [Deviation]
@@ -77,12 +90,21 @@ public final class AnalysisRun {
                   options: options)
     }
 
+    /// A retired session as the report keeps it (the store has it in full).
+    static func summary(_ s: Session) -> Session { s.summary }
+
+    /// Sessions that were stored as soon as they were over, under provisional ids (negative, unique to this
+    /// analysis), given their final ids in ``storeSessions(_:_:replacing:)``.
+    var retiredStored: [Int: (provisional: Int64, summary: Session)] = [:]
+
     init(writer: AnalysisWriter, options: AnalysisOptions, live: Bool = false) {
         self.writer = writer
         isLive = live
         pipeline = TCPPipeline(configuration: options.reassembly)
         analyzer = StreamAnalyzer(configuration: options.decoders)
-        tracker = SessionTracker(configuration: options.sessions)
+        var sessions = options.offlineSessions
+        if live { sessions.retireSessions = false }
+        tracker = SessionTracker(configuration: sessions)
         engine = DeviationEngine(configuration: options.deviationRules)
     }
 
@@ -92,8 +114,9 @@ public final class AnalysisRun {
     public static func analyzeWithoutStoring(_ paths: [String], options: AnalysisOptions = .init()) throws -> AnalysisReport {
         var pipeline = TCPPipeline(configuration: options.reassembly)
         var analyzer = StreamAnalyzer(configuration: options.decoders)
-        var tracker = SessionTracker(configuration: options.sessions)
+        var tracker = SessionTracker(configuration: options.offlineSessions)
         var engine = DeviationEngine(configuration: options.deviationRules)
+        var retired: [Int: Session] = [:]
         var decoded: [MessageEvent] = []
         var last: Timestamp?
         var messages = (http: 0, webSocket: 0, mqtt: 0)
@@ -111,11 +134,22 @@ public final class AnalysisRun {
                 engine.consume(m)
             }
             decoded.removeAll(keepingCapacity: true)
-            if let last { tracker.advance(to: last) }
+            if let last {
+                tracker.advance(to: last)
+                for s in tracker.takeRetired() {
+                    engine.retire(s, at: last)
+                    retired[s.serial] = summary(s)
+                }
+            }
         }
         let end = [last, files.compactMap(\.endTime).max()].compactMap { $0 }.max() ?? .zero
-        let sessions = tracker.finish(at: end)
-        let deviations = engine.finish(sessions: sessions, captureEnd: end)
+        var sessions = tracker.finish(at: end)
+        let deviations = engine.finish(sessions: sessions, retiredNumbers: tracker.retiredNumbers, captureEnd: end)
+        for (serial, var s) in retired {
+            s.number = tracker.retiredNumbers[serial]!
+            sessions.append(s)
+        }
+        sessions.sort { $0.number < $1.number }
         return AnalysisReport(analysisID: 0, files: files, error: error, counters: pipeline.counters, connections: analyzer.classified,
                               messages: messages, sessions: sessions.map { (Int64($0.number), $0) }, deviations: deviations)
     }
@@ -139,7 +173,31 @@ public final class AnalysisRun {
         analyzer.consume(events, into: &decoded)
         defer { decoded.removeAll(keepingCapacity: true) }
         for m in decoded { try handle(m) }
-        if let t = lastTime { tracker.advance(to: t) }
+        if let t = lastTime {
+            tracker.advance(to: t)
+            try storeRetired(at: t)
+        }
+    }
+
+    /// Stores the sessions the tracker retired (over before the capture ends) at once, under provisional ids, and
+    /// lets the rules check them; the final ids follow start order in ``complete(files:error:end:)``.
+    func storeRetired(at t: Timestamp) throws {
+        for s in tracker.takeRetired() {
+            engine.retire(s, at: t)
+            let id = -(writer.analysisID << 32 | Int64(s.serial + 1))
+            try writer.upsertSession(Self.row(s, id: id))
+            for row in timelineRows(s, id: id) { try writer.insertTimelineEvent(row) }
+            retiredStored[s.serial] = (id, Self.summary(s))
+        }
+    }
+
+    func timelineRows(_ s: Session, id: Int64) -> [TimelineEventRow] {
+        s.events.enumerated().map { ordinal, e in
+            TimelineEventRow(
+                sessionID: id, ordinal: ordinal, time: e.time.seconds, phase: e.phase.rawValue, step: e.step.rawValue, ok: e.ok,
+                latency: e.latency, flowID: e.connection.flatMap { flowIDs[$0] }, messageKind: e.message?.kind.rawValue,
+                messageID: e.message?.id, detailJSON: e.detail.compact)
+        }
     }
 
     var decoded: [MessageEvent] = []
@@ -173,7 +231,7 @@ public final class AnalysisRun {
     public func refreshLive(now: Timestamp) throws -> LiveStatus {
         let clock = now.adding(seconds: -1)
         if clock > (lastTime ?? .zero) { tracker.advance(to: clock) }
-        var tracker = self.tracker, engine = self.engine
+        var tracker = self.tracker.snapshot(), engine = self.engine
         let at = max(lastTime ?? clock, clock)
         let sessions = tracker.finish(at: at)
         let deviations = engine.finish(sessions: sessions, captureEnd: at)
@@ -201,7 +259,7 @@ public final class AnalysisRun {
         }
         let end = [lastTime, stopped, files.compactMap(\.endTime).max()].compactMap { $0 }.max() ?? .zero
         let sessions = tracker.finish(at: end)
-        let deviations = engine.finish(sessions: sessions, captureEnd: end)
+        let deviations = engine.finish(sessions: sessions, retiredNumbers: tracker.retiredNumbers, captureEnd: end)
         let stored = try storeSessions(sessions, deviations, replacing: isLive)
         let counters = pipeline.counters
         let countersJSON = (try? JSONEncoder().encode(counters)).map { String(decoding: $0, as: UTF8.self) }
@@ -218,7 +276,18 @@ public final class AnalysisRun {
     func storeSessions(_ sessions: [Session], _ deviations: [Deviation], replacing: Bool) throws -> [(Int64, Session)] {
         var stored: [(Int64, Session)] = []
         var sessionRows: [SessionRow] = [], events: [TimelineEventRow] = [], findings: [DeviationRow] = []
-        for s in sessions {
+        // Sessions stored early take their place in start order (their final numbers): ids are given in that order.
+        var ordered = sessions.map { (number: $0.number, session: $0, provisional: Int64?.none) }
+        if !replacing {
+            for (serial, r) in retiredStored {
+                var s = r.summary
+                s.number = tracker.retiredNumbers[serial]!
+                ordered.append((s.number, s, r.provisional))
+            }
+            ordered.sort { $0.number < $1.number }
+        }
+        var moves: [(from: Int64, to: Int64)] = []
+        for (_, s, provisional) in ordered {
             let id: Int64
             if let known = liveSessionIDs[s.serial] {
                 id = known
@@ -226,15 +295,15 @@ public final class AnalysisRun {
                 id = writer.nextSessionID()
                 if replacing { liveSessionIDs[s.serial] = id }
             }
-            sessionRows.append(Self.row(s, id: id))
-            for (ordinal, e) in s.events.enumerated() {
-                events.append(TimelineEventRow(
-                    sessionID: id, ordinal: ordinal, time: e.time.seconds, phase: e.phase.rawValue, step: e.step.rawValue, ok: e.ok,
-                    latency: e.latency, flowID: e.connection.flatMap { flowIDs[$0] }, messageKind: e.message?.kind.rawValue,
-                    messageID: e.message?.id, detailJSON: e.detail.compact))
-            }
             stored.append((id, s))
+            if let provisional {
+                moves.append((provisional, id))
+                continue
+            }
+            sessionRows.append(Self.row(s, id: id))
+            events += timelineRows(s, id: id)
         }
+        try writer.renumberSessions(moves)
         let sessionIDs = Dictionary(uniqueKeysWithValues: stored.map { ($0.1.number, $0.0) })
         for d in deviations {
             findings.append(DeviationRow(

@@ -41,6 +41,8 @@ public struct ReplyCorrelator {
     public private(set) var unmatchedReplies: [RequestReply] = []
     /// Settled requests, answered or not, in request order.
     public private(set) var settled: [RequestReply] = []
+    /// Positions in ``settled`` by gateway.
+    var settledByGateway: [String: [Int]] = [:]
 
     public init(horizon: Double = 60) { self.horizon = horizon }
 
@@ -50,7 +52,7 @@ public struct ReplyCorrelator {
     }
 
     /// The same, with the topic already parsed (the session tracker parses it once for both).
-    mutating func publish(_ p: MQTTPublish, topic: DJITopic, on connection: ConnectionID, at t: Timestamp) {
+    mutating func publish(_ p: MQTTPublish, topic: DJITopic, on connection: ConnectionID, at t: Timestamp, envelope: DJIEnvelope? = nil) {
         guard let sn = topic.sn, let kind = topic.kind else { return }
         let request: RequestReply.Kind?, reply: RequestReply.Kind?
         switch kind {
@@ -66,7 +68,7 @@ public struct ReplyCorrelator {
         case .propertySetReply: (request, reply) = (nil, .propertySet)
         default: return
         }
-        let env = DJIEnvelope(payload: p.payload.stored)
+        let env = envelope ?? DJIEnvelope(payload: p.payload.stored)
         expire(now: t)
         if let request {
             if request == .events, env.needReply != 1 { return }  // no reply expected
@@ -82,7 +84,7 @@ public struct ReplyCorrelator {
                 r.replyTime = t
                 r.result = result
                 r.replyConnection = connection
-                settled.append(r)
+                settle(r)
             } else if !settled.contains(where: { $0.answered && $0.kind == reply && $0.gateway == sn && $0.tid == env.tid && $0.bid == env.bid && env.tid != nil }) {
                 unmatchedReplies.append(RequestReply(kind: reply, gateway: sn, tid: env.tid, bid: env.bid, method: env.method, requestTime: t,
                                                      replyTime: t, result: result, requestConnection: connection, replyConnection: connection))
@@ -90,16 +92,36 @@ public struct ReplyCorrelator {
         }
     }
 
+    /// Whether a PUBLISH of this kind is a Cloud API request or reply (its envelope is read).
+    static func correlates(_ kind: DJITopic.Kind) -> Bool {
+        switch kind {
+        case .status, .statusTypo, .statusReply, .services, .servicesReply, .events, .eventsReply, .requests, .requestsReply, .propertySet,
+             .propertySetReply: true
+        default: false
+        }
+    }
+
     /// Settles requests older than the horizon as unanswered.
     public mutating func expire(now: Timestamp) {
         while let first = pending.first, now.seconds(since: first.requestTime) > horizon {
-            settled.append(pending.removeFirst())
+            settle(pending.removeFirst())
         }
+    }
+
+    mutating func settle(_ r: RequestReply) {
+        settledByGateway[r.gateway, default: []].append(settled.count)
+        settled.append(r)
+    }
+
+    /// The settled exchanges of one gateway, in the order they were settled.
+    func settled(gateway: String?) -> [RequestReply] {
+        guard let gateway else { return [] }
+        return (settledByGateway[gateway] ?? []).map { settled[$0] }
     }
 
     /// The capture ended: every request still waiting is unanswered.
     public mutating func finish() -> [RequestReply] {
-        settled += pending
+        for r in pending { settle(r) }
         pending.removeAll()
         return settled.sorted { $0.requestTime < $1.requestTime }
     }

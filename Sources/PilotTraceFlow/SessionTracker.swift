@@ -23,13 +23,18 @@ public struct SessionTracker {
         /// Seconds a `status` may wait for its reply before a session that never got one counts as failed.
         public var replyDeadline: Double = 5
         public var profile: HTTPProfile = .reference
+        /// Hand finished sessions out early (``takeRetired()``) and drop their state, so memory follows the sessions
+        /// in progress rather than the length of the capture. Off for live views, which show every session.
+        public var retireSessions = false
         public init() {}
     }
 
     public let configuration: Configuration
 
-    struct Connection {
-        var info: ConnectionInfo
+    /// One MQTT connection's state. A class: every packet updates it in place (a struct of this size copied out of
+    /// and back into the dictionary per packet was 14 % of the pipeline's instructions); ``snapshot()`` copies them.
+    final class Connection {
+        let info: ConnectionInfo
         var role: MQTTRole?
         var sn: String?
         var clientID: String?
@@ -47,6 +52,25 @@ public struct SessionTracker {
         var pendingSubscribe: [UInt16: (Timestamp, [String], MessageRef?)] = [:]
         var pendingStatus: [(tid: String?, bid: String?, time: Timestamp)] = []
         var closed = false
+        /// The last PUBLISH topic parsed on this connection (a device alternates a handful of topics).
+        var lastTopic: (name: String, parsed: DJITopic)?
+        /// The role last written to ``SessionTracker/roles``.
+        var recordedRole: MQTTRole?
+
+        init(info: ConnectionInfo, lastClientPacket: Timestamp) {
+            self.info = info
+            self.lastClientPacket = lastClientPacket
+        }
+
+        func copy() -> Connection {
+            let c = Connection(info: info, lastClientPacket: lastClientPacket)
+            (c.role, c.sn, c.clientID, c.username, c.password, c.keepAlive) = (role, sn, clientID, username, password, keepAlive)
+            (c.connectTime, c.connectRef, c.refused, c.pending, c.session) = (connectTime, connectRef, refused, pending, session)
+            (c.linkLostReported, c.disconnected, c.pendingSubscribe, c.pendingStatus, c.closed) =
+                (linkLostReported, disconnected, pendingSubscribe, pendingStatus, closed)
+            (c.lastTopic, c.recordedRole) = (lastTopic, recordedRole)
+            return c
+        }
     }
 
     struct H5Context {
@@ -60,7 +84,9 @@ public struct SessionTracker {
         var last: Timestamp
     }
 
-    struct Working {
+    /// A session being built. A class, held by serial in an array that keeps only a nil slot for a retired one;
+    /// updated in place (``snapshot()`` copies them).
+    final class Working {
         var session: Session
         var linkLostAt: Timestamp?
         var confirmedOffline = false
@@ -71,6 +97,21 @@ public struct SessionTracker {
         var lastReplyTime: Timestamp?
         var openConnections: Set<ConnectionID> = []
         var lastAircraft: [String] = []
+        /// The latest event time, and when the last of its connections was released (capture time).
+        var lastEventTime: Timestamp?
+        var releasedAt: Timestamp?
+        /// Nothing more can join it (see ``SessionTracker/closeFinishedSessions(at:)``).
+        var over = false
+
+        init(session: Session) { self.session = session }
+
+        func copy() -> Working {
+            let w = Working(session: session)
+            (w.linkLostAt, w.confirmedOffline, w.online, w.failedStep) = (linkLostAt, confirmedOffline, online, failedStep)
+            (w.lastTopoTime, w.firstTopoTime, w.lastReplyTime) = (lastTopoTime, firstTopoTime, lastReplyTime)
+            (w.openConnections, w.lastAircraft, w.lastEventTime, w.releasedAt, w.over) = (openConnections, lastAircraft, lastEventTime, releasedAt, over)
+            return w
+        }
     }
 
     var connections: [ConnectionID: Connection] = [:]
@@ -80,7 +121,21 @@ public struct SessionTracker {
     var contexts: [H5Context] = []
     /// The last HTML page fetched by each client address, waiting for a login context to claim it.
     var lastPage: [String: TimelineEvent] = [:]
-    var sessions: [Working] = []
+    /// Sessions by serial (the order they were created in); retired ones are gone.
+    var sessions: [Working?] = []
+    var retainedCount = 0
+    var nextSerial = 0
+    /// Sessions over and handed out: their start and serial, for the final numbering.
+    var retiredKeys: [(start: Timestamp, serial: Int)] = []
+    /// Finished sessions not yet taken by ``takeRetired()``.
+    var retiredOut: [Session] = []
+    /// After ``finish(at:)``: the final number of each retired session, by serial.
+    public private(set) var retiredNumbers: [Int: Int] = [:]
+    var finishing = false
+    /// Sessions a connection of which was released: the only ones that may be over (see ``closeFinishedSessions(at:)``).
+    var released: Set<Int> = []
+    /// Sessions with a lost link, waiting for the grace to pass.
+    var lostLinks: Set<Int> = []
     var sessionBySN: [String: Int] = [:]
     var now = Timestamp(nanoseconds: .min)
     var lastSweep: Timestamp?
@@ -90,6 +145,15 @@ public struct SessionTracker {
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
+    }
+
+    /// An independent copy (connections are objects updated in place): a live view finishes a snapshot while the
+    /// tracker goes on.
+    package func snapshot() -> SessionTracker {
+        var copy = self
+        copy.connections = connections.mapValues { $0.copy() }
+        copy.sessions = sessions.map { $0?.copy() }
+        return copy
     }
 
     // MARK: - Input
@@ -102,15 +166,25 @@ public struct SessionTracker {
             if c.appProtocol == .mqtt { connections[info.id] = Connection(info: info, lastClientPacket: info.firstSeen) }
         case let .mqtt(id, dir, record, ts, _):
             advance(to: ts)
+            var c = connections[id]
+            if c == nil, let info = infos[id] {
+                c = Connection(info: info, lastClientPacket: ts)  // MQTT over WebSocket
+                connections[id] = c
+            }
             var topic: DJITopic?
+            var envelope: DJIEnvelope?
             if case .publish(let p) = record.packet {
-                topic = DJITopic(p.topic)
-                correlator.publish(p, topic: topic!, on: id, at: ts)
+                if let last = c?.lastTopic, last.name == p.topic {
+                    topic = last.parsed
+                } else {
+                    topic = DJITopic(p.topic)
+                    c?.lastTopic = (p.topic, topic!)
+                }
+                // The envelope (a JSON parse) is read once, for the correlator and the timeline.
+                if let kind = topic!.kind, ReplyCorrelator.correlates(kind) { envelope = DJIEnvelope(payload: p.payload.stored) }
+                correlator.publish(p, topic: topic!, on: id, at: ts, envelope: envelope)
             }
-            if connections[id] == nil, let info = infos[id] {
-                connections[id] = Connection(info: info, lastClientPacket: ts)  // MQTT over WebSocket
-            }
-            mqtt(id, dir, record, ts, ref, topic: topic)
+            if let c { mqtt(c, dir, record, ts, ref, topic: topic, envelope: envelope) }
         case .http(let id, let e):
             http(id, e, ref)
         case .closed(let summary, _):
@@ -130,36 +204,86 @@ public struct SessionTracker {
         // per message does not grow with the number of open connections.
         if let last = lastSweep, t.seconds(since: last) < 1 { return }
         lastSweep = t
-        for id in connections.keys {
-            guard var c = connections[id], c.role == .device, !c.closed, !c.linkLostReported, !c.disconnected, c.keepAlive > 0 else { continue }
+        for c in connections.values {
+            guard c.role == .device, !c.closed, !c.linkLostReported, !c.disconnected, c.keepAlive > 0 else { continue }
             let limit = c.keepAlive * configuration.keepAliveFactor
             if t.seconds(since: c.lastClientPacket) > limit {
                 c.linkLostReported = true
                 let at = c.lastClientPacket.adding(seconds: limit)
-                connections[id] = c
                 linkLost(c, at: at, detail: .members([("reason", .text("keep-alive")), ("keep_alive", .int(Int(c.keepAlive))),
                                                       ("silent_seconds", .number(JSONNumber((limit * 1000).rounded() / 1000)))]))
             }
         }
-        for i in sessions.indices {
-            if let lost = sessions[i].linkLostAt, !sessions[i].confirmedOffline, sessions[i].openConnections.isEmpty,
-               t.seconds(since: lost) > configuration.offlineGrace {
-                sessions[i].confirmedOffline = true
+        // Only sessions whose link was lost can be confirmed offline (sessions are independent here: any order).
+        for i in lostLinks {
+            guard let w = sessions[i], let lost = w.linkLostAt, !w.confirmedOffline else {
+                lostLinks.remove(i)
+                continue
+            }
+            if w.openConnections.isEmpty, t.seconds(since: lost) > configuration.offlineGrace {
+                lostLinks.remove(i)
+                w.confirmedOffline = true
                 add(i, TimelineEvent(time: lost.adding(seconds: configuration.offlineGrace), step: .offlineConfirmed, ok: true,
                                      detail: .members([("grace_seconds", .number(JSONNumber(configuration.offlineGrace)))])))
-                if let sn = sessions[i].session.gatewaySN, sessionBySN[sn] == i { sessionBySN[sn] = nil }
+                if let sn = sessions[i]!.session.gatewaySN, sessionBySN[sn] == i { sessionBySN[sn] = nil }
             }
         }
+        closeFinishedSessions(at: t)
     }
+
+    /// Sessions that are over: no connection of theirs left (released by the reassembler), nothing open, and quiet
+    /// for the grace period plus the correlator's horizon (so every request/reply exchange in their window is
+    /// settled). Nothing can join such a session any more: its gateway's next connection starts a new session, and
+    /// its H5 contexts take no more requests. With ``Configuration/retireSessions`` it is finished right away (the
+    /// same state, events and exchanges ``finish(at:)`` would give it) and its state dropped.
+    mutating func closeFinishedSessions(at t: Timestamp) {
+        let quiet = configuration.offlineGrace + correlator.horizon + 1
+        var over: [Int] = []
+        for i in released {
+            guard let w = sessions[i], w.openConnections.isEmpty else { continue }
+            let last = max(w.lastEventTime ?? w.session.start, w.releasedAt ?? w.session.start)
+            guard t.seconds(since: last) > quiet, w.session.connections.allSatisfy({ connections[$0] == nil }) else { continue }
+            over.append(i)
+        }
+        for i in over { released.remove(i) }
+        guard !over.isEmpty else { return }
+        over.sort()
+        correlator.expire(now: t)
+        for i in over {
+            sessions[i]!.over = true
+            if let sn = sessions[i]!.session.gatewaySN, sessionBySN[sn] == i { sessionBySN[sn] = nil }
+            contexts.removeAll { $0.session == i }
+            guard configuration.retireSessions, !finishing, let w = sessions[i] else { continue }
+            sessions[i] = nil
+            retainedCount -= 1
+            let s = finished(w, exchanges: correlator.settled(gateway: w.session.gatewaySN), captureEnd: t)
+            retiredKeys.append((s.start, s.serial))
+            retiredOut.append(s)
+        }
+    }
+
+    /// Sessions retired since the last call (``Configuration/retireSessions``), final but for their `number`
+    /// (`serial + 1` here; ``retiredNumbers`` has the final one after ``finish(at:)``).
+    public mutating func takeRetired() -> [Session] {
+        defer { retiredOut.removeAll() }
+        return retiredOut
+    }
+
+    /// Sessions and H5 contexts held now (for tests of bounded memory).
+    public var retainedSessions: Int { retainedCount }
+    public var retainedContexts: Int { contexts.count }
+    public var retainedConnections: Int { connections.count }
 
     /// The capture ended: decides each session's state and returns them, in start order.
     public mutating func finish(at end: Timestamp) -> [Session] {
         // Connections whose role nothing revealed: a CONNECT that looks like Pilot 2's still makes a session.
         for id in connections.keys.sorted() where connections[id]?.role == nil {
             guard let c = connections[id], c.connectTime != nil, looksLikePilot(c) else { continue }
-            connections[id]!.role = .device
-            route(id, [])
+            c.role = .device
+            route(c, [])
         }
+        finishing = true
+        defer { finishing = false }
         advance(to: end)
         // H5 contexts that never met a device connection are sessions of their own.
         for i in contexts.indices where contexts[i].session == nil && contexts[i].hasFlowStep {
@@ -169,27 +293,40 @@ public struct SessionTracker {
         }
         let exchanges = correlator.finish()
         var out: [Session] = []
-        for w in sessions {
-            var s = w.session
-            if let sn = s.gatewaySN {
-                // The gateway's exchanges while the session lasted, whichever side asked (the cloud asks services).
-                let times = s.events.map(\.time)
-                let from = times.min() ?? s.start, to = (times.max() ?? s.end).adding(seconds: configuration.offlineGrace)
-                s.exchanges = exchanges.filter {
-                    $0.gateway == sn && (s.connections.contains($0.requestConnection) || $0.replyConnection.map(s.connections.contains) == true
-                        || ($0.requestTime >= from && $0.requestTime <= to))
-                }
-            }
-            // Time order; events at the same instant keep the order they happened in.
-            s.events = s.events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
-            s.start = s.events.first?.time ?? s.start
-            s.end = s.events.last?.time ?? s.end
-            s.state = state(w, captureEnd: end)
-            out.append(s)
+        for case let w? in sessions { out.append(finished(w, exchanges: exchanges, captureEnd: end)) }
+        // Numbered by start (then creation), retired sessions included.
+        var keys: [(start: Timestamp, serial: Int, index: Int?)] = []
+        for (i, s) in out.enumerated() { keys.append((s.start, s.serial, i)) }
+        for r in retiredKeys { keys.append((r.start, r.serial, nil)) }
+        keys.sort { ($0.start, $0.serial) < ($1.start, $1.serial) }
+        retiredNumbers = [:]
+        for (rank, k) in keys.enumerated() {
+            if let i = k.index { out[i].number = rank + 1 } else { retiredNumbers[k.serial] = rank + 1 }
         }
-        out.sort { ($0.start, $0.number) < ($1.start, $1.number) }
-        for i in out.indices { out[i].number = i + 1 }
+        out.sort { $0.number < $1.number }
         return out
+    }
+
+    /// A session as the capture leaves it: its gateway's exchanges, events in time order, start, end and state.
+    func finished(_ w: Working, exchanges: [RequestReply], captureEnd end: Timestamp) -> Session {
+        var s = w.session
+        if let sn = s.gatewaySN {
+            // The gateway's exchanges while the session lasted, whichever side asked (the cloud asks services).
+            let times = s.events.map(\.time)
+            let from = times.min() ?? s.start, to = (times.max() ?? s.end).adding(seconds: configuration.offlineGrace)
+            s.exchanges = exchanges.filter {
+                $0.gateway == sn && (s.connections.contains($0.requestConnection) || $0.replyConnection.map(s.connections.contains) == true
+                    || ($0.requestTime >= from && $0.requestTime <= to))
+            }
+            // In request order (stable: requests at the same instant keep the order they were settled in).
+            s.exchanges.sort { $0.requestTime < $1.requestTime }
+        }
+        // Time order; events at the same instant keep the order they happened in.
+        s.events = s.events.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+        s.start = s.events.first?.time ?? s.start
+        s.end = s.events.last?.time ?? s.end
+        s.state = state(w, captureEnd: end)
+        return s
     }
 
     func state(_ w: Working, captureEnd: Timestamp) -> SessionState {
@@ -212,9 +349,9 @@ public struct SessionTracker {
 
     // MARK: - MQTT
 
-    mutating func mqtt(_ id: ConnectionID, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?,
-                       topic parsed: DJITopic? = nil) {
-        guard var c = connections[id] else { return }
+    mutating func mqtt(_ c: Connection, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?,
+                       topic parsed: DJITopic? = nil, envelope: DJIEnvelope? = nil) {
+        let id = c.info.id
         if dir == .toServer {
             c.lastClientPacket = ts
             if c.linkLostReported, !c.closed {
@@ -260,15 +397,18 @@ public struct SessionTracker {
                 if topic.isUplink { c.role = .device; c.sn = topic.sn }
                 else if topic.isDownlink { c.role = .cloud }
             }
-            events += publishEvents(&c, dir, p, topic, ts, ref)
+            // Telemetry (osd, state: nearly every packet) makes no event: nothing more to do for it.
+            guard let kind = topic.kind, kind == .status || kind == .statusTypo || kind == .statusReply else { break }
+            events += publishEvents(c, dir, p, topic, ts, ref, envelope: envelope)
         case .disconnect where dir == .toServer:
             c.disconnected = true
             events.append(TimelineEvent(time: ts, step: .mqttDisconnect, ok: true, connection: id, message: ref))
         default:
             break
         }
-        connections[id] = c
-        route(id, events)
+        // Nothing to route (most packets): a known role with nothing held back needs no routing.
+        if events.isEmpty, c.role != nil, c.role == c.recordedRole, c.pending.isEmpty, c.session != nil || c.role != .device { return }
+        route(c, events)
     }
 
     /// The role a client's SUBSCRIBE reveals: wildcards over device topics mean the cloud; one gateway's
@@ -287,13 +427,13 @@ public struct SessionTracker {
         return nil
     }
 
-    mutating func publishEvents(_ c: inout Connection, _ dir: Direction, _ p: MQTTPublish, _ topic: DJITopic, _ ts: Timestamp,
-                                _ ref: MessageRef?) -> [TimelineEvent] {
+    mutating func publishEvents(_ c: Connection, _ dir: Direction, _ p: MQTTPublish, _ topic: DJITopic, _ ts: Timestamp,
+                                _ ref: MessageRef?, envelope: DJIEnvelope? = nil) -> [TimelineEvent] {
         guard let kind = topic.kind, let sn = topic.sn else { return [] }
         var out: [TimelineEvent] = []
         switch (dir, kind) {
         case (.toServer, .status), (.toServer, .statusTypo):
-            let env = DJIEnvelope(payload: p.payload.stored)
+            let env = envelope ?? DJIEnvelope(payload: p.payload.stored)
             let topo = UpdateTopo(env)
             c.pendingStatus.append((env.tid, env.bid, ts))
             let subs = topo?.subDevices ?? []
@@ -311,7 +451,7 @@ public struct SessionTracker {
                                      ])))
             if let topo { noteTopology(c, topo, aircraft: aircraft, ts: ts, ref: ref, into: &out) }
         case (.toClient, .statusReply):
-            let env = DJIEnvelope(payload: p.payload.stored)
+            let env = envelope ?? DJIEnvelope(payload: p.payload.stored)
             let i = c.pendingStatus.firstIndex { $0.tid == env.tid && $0.bid == env.bid }
             let result = env.data?["result"]?.int64Value
             let matched = i.map { c.pendingStatus.remove(at: $0) }
@@ -329,7 +469,7 @@ public struct SessionTracker {
     /// Aircraft listed and removed: the session's aircraft, and `device-offline` when the list empties.
     func noteTopology(_ c: Connection, _ topo: UpdateTopo, aircraft: [String], ts: Timestamp, ref: MessageRef?, into out: inout [TimelineEvent]) {
         guard let s = c.session ?? c.sn.flatMap({ sessionBySN[$0] }) else { return }
-        let before = sessions[s].lastAircraft
+        let before = sessions[s]!.lastAircraft
         let removed = before.filter { !aircraft.contains($0) }
         if !removed.isEmpty {
             out.append(TimelineEvent(time: ts, step: .deviceOffline, ok: true, connection: c.info.id, message: ref,
@@ -338,12 +478,12 @@ public struct SessionTracker {
     }
 
     /// Sends a connection's events to its session, holding them until its role is known.
-    mutating func route(_ id: ConnectionID, _ events: [TimelineEvent]) {
-        guard var c = connections[id] else { return }
+    mutating func route(_ c: Connection, _ events: [TimelineEvent]) {
+        let id = c.info.id
         switch c.role {
         case .device?:
             c.pending += events
-            if c.session == nil { c.session = attach(&c) }
+            if c.session == nil { c.session = attach(c) }
             if let s = c.session {
                 for e in c.pending { add(s, e) }
                 c.pending.removeAll()
@@ -357,57 +497,55 @@ public struct SessionTracker {
             // credentials an H5 login handed out, or a client id shaped like an RC serial number).
             if c.refused {
                 c.role = looksLikePilot(c) ? .device : .other
-                connections[id] = c
-                route(id, [])
+                route(c, [])
                 return
             }
         }
         roles[id] = c.role
-        connections[id] = c
+        c.recordedRole = c.role
     }
 
     mutating func updateAircraft(_ s: Int, _ events: [TimelineEvent]) {
         for e in events where e.step == .updateTopo {
             guard case .array(let subs)? = e.detail["sub_devices"] else { continue }
             let sns = subs.compactMap { $0["sn"]?.stringValue }
-            for sn in sns where !sessions[s].session.aircraft.contains(sn) { sessions[s].session.aircraft.append(sn) }
-            sessions[s].lastAircraft = sns
-            sessions[s].lastTopoTime = e.time
-            if sessions[s].firstTopoTime == nil { sessions[s].firstTopoTime = e.time }
-            if sessions[s].session.gatewayModel == nil, let key = e.detail["gateway_model"]?.stringValue {
+            for sn in sns where !sessions[s]!.session.aircraft.contains(sn) { sessions[s]!.session.aircraft.append(sn) }
+            sessions[s]!.lastAircraft = sns
+            sessions[s]!.lastTopoTime = e.time
+            if sessions[s]!.firstTopoTime == nil { sessions[s]!.firstTopoTime = e.time }
+            if sessions[s]!.session.gatewayModel == nil, let key = e.detail["gateway_model"]?.stringValue {
                 let parts = key.split(separator: "-").map { Int($0) }
-                if parts.count == 3, let t = parts[1], let st = parts[2] { sessions[s].session.gatewayModel = DeviceModel(domain: parts[0], type: t, subType: st) }
+                if parts.count == 3, let t = parts[1], let st = parts[2] { sessions[s]!.session.gatewayModel = DeviceModel(domain: parts[0], type: t, subType: st) }
             }
         }
         for e in events where e.step == .statusReply && e.ok {
-            sessions[s].online = true
-            sessions[s].lastReplyTime = e.time
+            sessions[s]!.online = true
+            sessions[s]!.lastReplyTime = e.time
         }
     }
 
     /// The session a device connection belongs to: the one of its SN (a reconnect within the grace) or a new
     /// one, joined by the H5 context whose credentials it used.
-    mutating func attach(_ c: inout Connection) -> Int? {
+    mutating func attach(_ c: Connection) -> Int? {
         let start = c.connectTime ?? c.pending.first?.time ?? c.info.firstSeen
-        if let sn = c.sn, let s = sessionBySN[sn], !sessions[s].confirmedOffline {
+        if let sn = c.sn, let s = sessionBySN[sn], !sessions[s]!.confirmedOffline {
             // The same gateway connects again while its old connection still looks open (its RST or FIN not yet
             // released, or never captured): the old link is lost, as a broker's session takeover would have it.
-            for old in sessions[s].openConnections where old != c.info.id {
-                guard var o = connections[old], !o.linkLostReported else { continue }
+            for old in sessions[s]!.openConnections where old != c.info.id {
+                guard let o = connections[old], !o.linkLostReported else { continue }
                 o.linkLostReported = true
-                connections[old] = o
                 linkLost(o, at: min(o.lastClientPacket, start), detail: .members([("reason", .text("superseded by a new connection"))]))
             }
-            if let lost = sessions[s].linkLostAt {
+            if let lost = sessions[s]!.linkLostAt {
                 add(s, TimelineEvent(time: start, step: .reconnect, ok: true, connection: c.info.id,
                                      detail: .members([("after_seconds", .number(JSONNumber((start.seconds(since: lost) * 1000).rounded() / 1000)))])))
-                sessions[s].linkLostAt = nil
+                sessions[s]!.linkLostAt = nil
             }
-            join(&c, s)
+            join(c, s)
             return s
         }
         let s = newSession(start: start, client: address(c.info.client))
-        join(&c, s)
+        join(c, s)
         if let ctx = context(for: c, before: start) {
             contexts[ctx].session = s
             for e in contexts[ctx].events { add(s, e) }
@@ -416,16 +554,16 @@ public struct SessionTracker {
         return s
     }
 
-    mutating func join(_ c: inout Connection, _ s: Int) {
-        sessions[s].openConnections.insert(c.info.id)
-        sessions[s].session.connections.append(c.info.id)
+    mutating func join(_ c: Connection, _ s: Int) {
+        sessions[s]!.openConnections.insert(c.info.id)
+        sessions[s]!.session.connections.append(c.info.id)
         if let sn = c.sn {
             sessionBySN[sn] = s
-            if sessions[s].session.gatewaySN == nil { sessions[s].session.gatewaySN = sn }
+            if sessions[s]!.session.gatewaySN == nil { sessions[s]!.session.gatewaySN = sn }
         }
-        if sessions[s].session.mqttClientID == nil { sessions[s].session.mqttClientID = c.clientID }
-        if sessions[s].session.mqttUsername == nil { sessions[s].session.mqttUsername = c.username }
-        if sessions[s].session.client == nil { sessions[s].session.client = address(c.info.client) }
+        if sessions[s]!.session.mqttClientID == nil { sessions[s]!.session.mqttClientID = c.clientID }
+        if sessions[s]!.session.mqttUsername == nil { sessions[s]!.session.mqttUsername = c.username }
+        if sessions[s]!.session.client == nil { sessions[s]!.session.client = address(c.info.client) }
     }
 
     /// The H5 context that handed out this connection's credentials, else the latest one from the same address.
@@ -452,34 +590,32 @@ public struct SessionTracker {
     mutating func closed(_ summary: ConnectionSummary) {
         let id = summary.info.id
         requests[id] = nil
-        guard var c = connections.removeValue(forKey: id) else { return }
+        guard let c = connections.removeValue(forKey: id) else { return }
         c.closed = true
         if c.role == nil, !c.pending.isEmpty, c.connectTime != nil {
             // Nothing revealed the role: a refused or silent CONNECT that looks like Pilot 2's is a device's.
             c.role = looksLikePilot(c) ? .device : .other
-            if c.role == .device {
-                connections[id] = c
-                route(id, [])
-                c = connections.removeValue(forKey: id)!
-                c.closed = true
-            }
+            if c.role == .device { route(c, []) }
         }
         roles[id] = c.role ?? .other
-        guard c.role == .device, let s = c.session else { return }
-        sessions[s].openConnections.remove(id)
+        guard c.role == .device, let s = c.session, sessions[s] != nil else { return }
+        sessions[s]!.releasedAt = now
+        released.insert(s)
+        sessions[s]!.openConnections.remove(id)
         if !c.disconnected && !c.linkLostReported {
             c.linkLostReported = true
             linkLost(c, at: summary.lastSeen, detail: .members([("reason", .text(summary.closeReason.rawValue))]))
         } else if c.disconnected {
-            sessions[s].linkLostAt = nil
+            sessions[s]!.linkLostAt = nil
         }
     }
 
     mutating func linkLost(_ c: Connection, at t: Timestamp, detail: JSONValue) {
         guard let s = c.session else { return }
         add(s, TimelineEvent(time: t, step: .linkLost, ok: false, connection: c.info.id, detail: detail))
-        sessions[s].linkLostAt = t
-        sessions[s].openConnections.remove(c.info.id)
+        sessions[s]!.linkLostAt = t
+        lostLinks.insert(s)
+        sessions[s]!.openConnections.remove(c.info.id)
     }
 
     // MARK: - HTTP
@@ -579,16 +715,20 @@ public struct SessionTracker {
     // MARK: - Sessions
 
     mutating func newSession(start: Timestamp, client: String?) -> Int {
-        sessions.append(Working(session: Session(number: sessions.count + 1, gatewaySN: nil, gatewayModel: nil, state: .incomplete,
-                                                 start: start, end: start, client: client, mqttClientID: nil, mqttUsername: nil,
-                                                 aircraft: [], events: [], connections: [], serial: sessions.count)))
-        return sessions.count - 1
+        let serial = nextSerial
+        nextSerial += 1
+        retainedCount += 1
+        sessions.append(Working(session: Session(number: serial + 1, gatewaySN: nil, gatewayModel: nil, state: .incomplete,
+                                                    start: start, end: start, client: client, mqttClientID: nil, mqttUsername: nil,
+                                                    aircraft: [], events: [], connections: [], serial: serial)))
+        return serial
     }
 
     mutating func add(_ s: Int, _ e: TimelineEvent) {
-        sessions[s].session.events.append(e)
-        if !e.ok, [.loginFailed, .mqttConnack, .statusReply, .tokenRejected].contains(e.step) { sessions[s].failedStep = true }
-        if e.ok, [.statusReply].contains(e.step) { sessions[s].failedStep = false }
+        sessions[s]!.lastEventTime = max(sessions[s]!.lastEventTime ?? e.time, e.time)
+        sessions[s]!.session.events.append(e)
+        if !e.ok, [.loginFailed, .mqttConnack, .statusReply, .tokenRejected].contains(e.step) { sessions[s]!.failedStep = true }
+        if e.ok, [.statusReply].contains(e.step) { sessions[s]!.failedStep = false }
     }
 
     func address(_ e: Endpoint) -> String { e.address.description }

@@ -131,6 +131,23 @@ public struct Session: Hashable, Sendable {
     public var serial: Int = 0
     /// The Cloud API request/reply exchanges of this gateway (status, services, events, requests, property/set).
     public var exchanges: [RequestReply] = []
+    /// Set on a summary of the session (a report's, once the session is stored): how many events it has, while
+    /// `events` keeps only the first that failed.
+    public var eventCount: Int? = nil
+
+    /// The session as a report keeps it once it is stored: no exchanges, events reduced to the first failure
+    /// (its detail dropped) and their number in ``eventCount``.
+    public var summary: Session {
+        var s = self
+        s.eventCount = eventCount ?? events.count
+        s.events = events.first { !$0.ok }.map { e in
+            var e = e
+            e.detail = .object([])
+            return [e]
+        } ?? []
+        s.exchanges = []
+        return s
+    }
 
     /// Per kind: requests, answered, unanswered, non-zero results, plus replies that matched nothing.
     public func exchangeSummary(unmatchedReplies: Int = 0) -> JSONValue {

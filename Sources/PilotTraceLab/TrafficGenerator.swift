@@ -13,6 +13,9 @@ public struct TrafficGenerator {
         public var duration: Double = 60
         /// Unrelated connections started per second.
         public var noise: Double = 1
+        /// Seconds between one device's start and the next's: with a stagger well above `duration / devices`,
+        /// devices come and go through the capture instead of all being online together.
+        public var stagger: Double = 0.05
         public var seed: UInt64 = 1
         public init() {}
     }
@@ -36,7 +39,7 @@ public struct TrafficGenerator {
         var rng = SplitMix(parameters.seed)
         var sources: [any FrameSource] = (0..<parameters.devices).map { Device(index: $0, parameters: parameters, rng: &rng) }
         sources.append(CloudBackend(start: 0.01))
-        let span = Double(parameters.devices) * 0.05 + parameters.duration + 5
+        let span = Double(parameters.devices) * parameters.stagger + parameters.duration + 5
         var t = 0.0, n = 0
         while parameters.noise > 0 && t < span {
             t += -log(max(1e-9, Double(rng.next() % 1_000_000) / 1e6)) / parameters.noise
@@ -225,7 +228,7 @@ struct Device: FrameSource {
         self.index = index
         sn = "5YSZL\(String(260_000_000 + index).suffix(9))"
         aircraft = "1581F5FHD\(String(23_000_000_000 + index).suffix(11))"
-        start = Double(index) * 0.05 + Double(rng.next() % 1000) / 1e5
+        start = Double(index) * parameters.stagger + Double(rng.next() % 1000) / 1e5
         end = start + parameters.duration
         let ip = 0x0A00_0000 | UInt32(index + 10)
         mqtt = SyntheticTCP(client: (ip, 50_000), server: (0x0A01_0001, 1883), isn: UInt32(truncatingIfNeeded: rng.next()))

@@ -235,6 +235,35 @@ public final class AnalysisWriter: @unchecked Sendable {
         }
     }
 
+    /// Gives sessions written earlier under provisional ids their final ids (with their timeline events), in one
+    /// transaction after everything buffered is written. An offline analysis stores a session as soon as it is over,
+    /// before the sessions that start earlier are all known; their numbering by start is final only at the end.
+    /// - Parameter moves: provisional id → final id; final ids must not be in use.
+    public func renumberSessions(_ moves: [(from: Int64, to: Int64)]) throws {
+        guard !moves.isEmpty else { return }
+        try lock.withLock {
+            try checkOpenLocked()
+            try flushLocked()
+            do {
+                try database.pool.write { db in
+                    // The session and its events change together: foreign keys are checked at the commit.
+                    try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
+                    let session = try db.makeStatement(sql: "UPDATE sessions SET id = ? WHERE id = ? AND analysis_id = ?")
+                    let events = try db.makeStatement(sql: "UPDATE timeline_events SET session_id = ? WHERE session_id = ?")
+                    for (from, to) in moves {
+                        try session.execute(arguments: [to, from, analysisID])
+                        try events.execute(arguments: [to, from])
+                    }
+                }
+            } catch {
+                throw PilotTraceStoreError(
+                    kind: .writeFailed, path: database.path,
+                    message: "cannot renumber the sessions of analysis \(analysisID): \(PilotTraceDatabase.reason(error))")
+            }
+            written += moves.count
+        }
+    }
+
     /// One transaction's rows, in the order they are written.
     private struct Batch {
         var captures: [CaptureRow]

@@ -99,7 +99,7 @@ struct Analyze: ParsableCommand {
             var line = "  #\(id)  \(s.state.rawValue.padding(toLength: 10, withPad: " ", startingAt: 0)) gateway \(s.gatewaySN ?? "unknown")"
             if let name = s.gatewayModel?.name { line += " (\(name))" }
             if !s.aircraft.isEmpty { line += ", aircraft \(s.aircraft.joined(separator: ", "))" }
-            line += ", \(s.events.count) steps"
+            line += ", \(s.eventCount ?? s.events.count) steps"
             if let failed = s.events.first(where: { !$0.ok }) { line += ", first failure: \(failed.step.rawValue)" }
             out += line + "\n"
         }

@@ -52,11 +52,15 @@ struct Lab: ParsableCommand {
         @Option(help: "Remote controllers.") var devices = 10
         @Option(help: ArgumentHelp("Seconds each device stays online.", valueName: "seconds")) var duration: Double = 60
         @Option(help: ArgumentHelp("Unrelated connections started per second.", valueName: "rate")) var noise: Double = 1
+        @Option(help: ArgumentHelp("Seconds between consecutive devices' starts (above duration ÷ devices, devices come and go).",
+                                   valueName: "seconds")) var stagger: Double = 0.05
         @Option(help: "Random seed.") var seed: UInt64 = 1
         @Option(help: ArgumentHelp("The pcap file to write.", valueName: "file.pcap")) var out: String
 
         func validate() throws {
-            guard devices >= 0, duration >= 4, noise >= 0 else { throw ValidationError("--devices ≥ 0, --duration ≥ 4, --noise ≥ 0") }
+            guard devices >= 0, duration >= 4, noise >= 0, stagger >= 0 else {
+                throw ValidationError("--devices ≥ 0, --duration ≥ 4, --noise ≥ 0, --stagger ≥ 0")
+            }
         }
 
         func run() throws {
@@ -64,6 +68,7 @@ struct Lab: ParsableCommand {
             p.devices = devices
             p.duration = duration
             p.noise = noise
+            p.stagger = stagger
             p.seed = seed
             let generator = TrafficGenerator(p)
             let writer = try PcapWriter(path: out, linkType: .ethernet)

@@ -175,7 +175,7 @@ import Testing
         var s = Scenario()
         _ = s.deviceOnline(from: "10.0.0.5", keepAlive: 10)
         s.wait(14)
-        #expect(s.tracker.sessions[0].session.events.contains { $0.step == .linkLost } == false)
+        #expect(s.tracker.sessions[0]!.session.events.contains { $0.step == .linkLost } == false)
         s.wait(2)
         let sessions = s.finish(after: 40)
         let lost = sessions[0].first(.linkLost)

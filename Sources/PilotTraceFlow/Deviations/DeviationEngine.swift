@@ -25,14 +25,18 @@ public struct DeviationEngine {
         public init() {}
     }
 
-    struct MQTTState {
+    /// One MQTT connection's rule state. A class, updated in place per packet (a struct copied out of and back into
+    /// the dictionary made every change to its in-flight tables copy them).
+    final class MQTTState {
         var connects = 0
         var connectSeen = false
         var connackSeen = false
         var serverSpoke = false
-        /// In-flight ids by direction of the request (`toServer` = the client's requests).
-        var inFlight: [Direction: [UInt16: (kind: String, time: Timestamp)]] = [.toServer: [:], .toClient: [:]]
-        var releasing: [Direction: Set<UInt16>] = [.toServer: [], .toClient: []]
+        /// In-flight ids by direction of the request (`[0]`: the client's requests, `[1]`: the server's).
+        var inFlight: [[UInt16: (kind: String, time: Timestamp)]] = [[:], [:]]
+        var releasing: [Set<UInt16>] = [[], []]
+        /// PUBLISH topics already checked for osd on this connection (at most 64 remembered).
+        var topicsChecked: Set<String> = []
     }
 
     public let configuration: Configuration
@@ -47,6 +51,20 @@ public struct DeviationEngine {
     var connectionClients: [ConnectionID: String] = [:]
     var licenseVerified: Set<String> = []
     var licenseReported: Set<String> = []
+
+    /// What the final list needs of a session retired early: its timeline findings (but the capture-incomplete one,
+    /// which counts the capture's TLS connections, known only at the end), its reasons for that one, and the
+    /// connections that tie stream findings to it.
+    struct Retired {
+        var serial: Int
+        var start: Timestamp
+        var connections: [ConnectionID]
+        /// Connections of its events, first seen first.
+        var eventConnections: [ConnectionID]
+        var findings: [Deviation]
+        var partial: [String]
+    }
+    var retired: [Retired] = []
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -66,9 +84,11 @@ public struct DeviationEngine {
             if c.appProtocol == .tls { encrypted.append(info) }
             if c.appProtocol == .http { connectionClients[info.id] = info.client.address.description }
         case let .mqtt(id, dir, record, ts, _):
-            mqttPacket(id, dir, record, ts, ref)
-            if dir == .toServer, case .publish(let p) = record.packet, p.topic.hasSuffix("/osd"),
-               case .device(let sn, .osd) = DJITopic(p.topic), osd[id]?[sn] == nil {
+            let state = mqttPacket(id, dir, record, ts, ref)
+            // The first osd per topic is all the rule needs: a topic checked before is skipped without parsing it.
+            if dir == .toServer, case .publish(let p) = record.packet,
+               state.topicsChecked.count >= 64 || state.topicsChecked.insert(p.topic).inserted,
+               p.topic.hasSuffix("/osd"), case .device(let sn, .osd) = DJITopic(p.topic), osd[id]?[sn] == nil {
                 osd[id, default: [:]][sn] = ts
             }
         case .http(let id, .request(let r)):
@@ -80,15 +100,21 @@ public struct DeviationEngine {
         case .closed(let summary, _):
             if summary.toServer.gaps + summary.toClient.gaps > 0 { gaps.insert(summary.info.id) }
             requests[summary.info.id] = nil
+            connectionClients[summary.info.id] = nil  // bridge reports come on the connection while it is open
             if let state = mqtt.removeValue(forKey: summary.info.id) { mqttClosed(summary.info.id, state, summary.lastSeen) }
         default:
             break
         }
     }
 
-    mutating func mqttPacket(_ id: ConnectionID, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?) {
-        var s = mqtt[id] ?? MQTTState()
-        defer { mqtt[id] = s }
+    mutating func mqttPacket(_ id: ConnectionID, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?) -> MQTTState {
+        let s: MQTTState
+        if let known = mqtt[id] {
+            s = known
+        } else {
+            s = MQTTState()
+            mqtt[id] = s
+        }
         let p = record.packet
         if dir == .toClient {
             if s.connectSeen, !s.serverSpoke, p.type != .connAck {
@@ -106,46 +132,47 @@ public struct DeviationEngine {
             s.connackSeen = true
         case .publish(let pub) where pub.qos.rawValue > 0:
             if let pid = pub.packetIdentifier {
-                if s.inFlight[dir]![pid] != nil, !pub.dup {
+                if s.inFlight[dir.rawValue][pid] != nil, !pub.dup {
                     report(Rules.mqttPacketIDReused, ts, id, ref, "PUBLISH reuses packet id \(pid) while it is still in flight",
                            [("packet_id", .int(Int(pid))), ("topic", .text(pub.topic))])
                 }
-                s.inFlight[dir]![pid] = ("PUBLISH \(pub.topic) qos \(pub.qos.rawValue)", ts)
+                s.inFlight[dir.rawValue][pid] = ("PUBLISH \(pub.topic) qos \(pub.qos.rawValue)", ts)
             }
         case .subscribe(let sub):
-            if s.inFlight[dir]![sub.packetIdentifier] != nil {
+            if s.inFlight[dir.rawValue][sub.packetIdentifier] != nil {
                 report(Rules.mqttPacketIDReused, ts, id, ref, "SUBSCRIBE reuses packet id \(sub.packetIdentifier) while it is still in flight")
             }
-            s.inFlight[dir]![sub.packetIdentifier] = ("SUBSCRIBE", ts)
+            s.inFlight[dir.rawValue][sub.packetIdentifier] = ("SUBSCRIBE", ts)
         case .unsubscribe(let u):
-            s.inFlight[dir]![u.packetIdentifier] = ("UNSUBSCRIBE", ts)
+            s.inFlight[dir.rawValue][u.packetIdentifier] = ("UNSUBSCRIBE", ts)
         case .pubAck(let a), .pubRec(let a):
-            if s.inFlight[other]!.removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
+            if s.inFlight[other.rawValue].removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
                 report(Rules.mqttAckUnknownID, ts, id, ref, "\(p.type) for packet id \(a.packetIdentifier), which has no PUBLISH in flight",
                        [("packet_id", .int(Int(a.packetIdentifier))), ("type", .text(p.type.description))])
             }
-            if case .pubRec = p { s.releasing[other]!.insert(a.packetIdentifier) }
+            if case .pubRec = p { s.releasing[other.rawValue].insert(a.packetIdentifier) }
         case .pubComp(let a):
-            if s.releasing[other]!.remove(a.packetIdentifier) == nil, s.connectSeen {
+            if s.releasing[other.rawValue].remove(a.packetIdentifier) == nil, s.connectSeen {
                 report(Rules.mqttAckUnknownID, ts, id, ref, "PUBCOMP for packet id \(a.packetIdentifier), which has no PUBREL in flight",
                        [("packet_id", .int(Int(a.packetIdentifier)))])
             }
         case .subAck(let a):
-            if s.inFlight[other]!.removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
+            if s.inFlight[other.rawValue].removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
                 report(Rules.mqttAckUnknownID, ts, id, ref, "SUBACK for packet id \(a.packetIdentifier), which has no SUBSCRIBE in flight")
             }
         case .unsubAck(let a):
-            if s.inFlight[other]!.removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
+            if s.inFlight[other.rawValue].removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
                 report(Rules.mqttAckUnknownID, ts, id, ref, "UNSUBACK for packet id \(a.packetIdentifier), which has no UNSUBSCRIBE in flight")
             }
         default:
             break
         }
+        return s
     }
 
     mutating func mqttClosed(_ id: ConnectionID, _ s: MQTTState, _ at: Timestamp) {
         for dir in Direction.allCases {
-            let waiting = s.inFlight[dir]!.filter { $0.value.kind.hasPrefix("PUBLISH") }
+            let waiting = s.inFlight[dir.rawValue].filter { $0.value.kind.hasPrefix("PUBLISH") }
             guard let first = waiting.min(by: { $0.value.time < $1.value.time }) else { continue }
             report(Rules.mqttPublishUnacknowledged, first.value.time, id, nil,
                    "\(waiting.count) QoS>0 PUBLISH\(waiting.count == 1 ? "" : "es") from the \(dir == .toServer ? "client" : "server") never acknowledged (first: \(first.value.kind), id \(first.key))",
@@ -239,19 +266,64 @@ public struct DeviationEngine {
 
     // MARK: - Timeline rules
 
+    /// A session the tracker retired early (``SessionTracker/takeRetired()``): its timeline rules are checked now
+    /// and its per-connection state dropped; ``finish(sessions:retiredNumbers:captureEnd:)`` puts its findings in
+    /// place. `at` is the capture time it retired at (every rule's horizon has passed by then).
+    public mutating func retire(_ s: Session, at t: Timestamp) {
+        var findings = timelineRules(s, captureEnd: t, withCaptureIncomplete: false)
+        for i in findings.indices { findings[i].session = nil }
+        var eventConnections: [ConnectionID] = []
+        var seen = Set<ConnectionID>()
+        for e in s.events { if let c = e.connection, seen.insert(c).inserted { eventConnections.append(c) } }
+        retired.append(Retired(serial: s.serial, start: s.start, connections: s.connections, eventConnections: eventConnections,
+                               findings: findings, partial: partialReasons(s, encrypted: false)))
+        for c in s.connections {
+            osd[c] = nil
+            gaps.remove(c)
+        }
+    }
+
     /// Checks the finished sessions and attaches every finding to its session; returns all, in time order.
     public mutating func finish(sessions: [Session], captureEnd: Timestamp) -> [Deviation] {
+        finish(sessions: sessions, retiredNumbers: [:], captureEnd: captureEnd)
+    }
+
+    /// The same, with the sessions retired early (``retire(_:at:)``) numbered as ``SessionTracker/retiredNumbers``
+    /// says: the findings are those, and in the order, that finishing every session here would give.
+    public mutating func finish(sessions: [Session], retiredNumbers: [Int: Int], captureEnd: Timestamp) -> [Deviation] {
+        // Every session in final order: the live ones as given, the retired ones by their final number.
+        enum Entry { case live(Session), retired(Retired, number: Int) }
+        var entries = sessions.map { (number: $0.number, entry: Entry.live($0)) }
+        for r in retired { if let n = retiredNumbers[r.serial] { entries.append((n, .retired(r, number: n))) } }
+        entries.sort { $0.number < $1.number }
         var sessionOf: [ConnectionID: Int] = [:]
-        for s in sessions {
-            for c in s.connections { sessionOf[c] = s.number }
-            for e in s.events { if let c = e.connection, sessionOf[c] == nil { sessionOf[c] = s.number } }
+        for (number, entry) in entries {
+            switch entry {
+            case .live(let s):
+                for c in s.connections { sessionOf[c] = number }
+                for e in s.events { if let c = e.connection, sessionOf[c] == nil { sessionOf[c] = number } }
+            case .retired(let r, _):
+                for c in r.connections { sessionOf[c] = number }
+                for c in r.eventConnections where sessionOf[c] == nil { sessionOf[c] = number }
+            }
         }
         var out = findings.map { f -> Deviation in
             var f = f
             f.session = f.connection.flatMap { sessionOf[$0] }
             return f
         }
-        for s in sessions { out += timelineRules(s, captureEnd: captureEnd) }
+        for (number, entry) in entries {
+            switch entry {
+            case .live(let s): out += timelineRules(s, captureEnd: captureEnd)
+            case .retired(let r, _):
+                out += r.findings.map { f -> Deviation in
+                    var f = f
+                    f.session = number
+                    return f
+                }
+                if let incomplete = captureIncomplete(r.partial, session: number, start: r.start) { out.append(incomplete) }
+            }
+        }
         // One clear-text finding per session (or per connection outside sessions) is enough.
         var seenCleartext = Set<String>()
         out = out.filter { f in
@@ -277,7 +349,7 @@ public struct DeviationEngine {
         return norm(a) == norm(b)
     }
 
-    func timelineRules(_ s: Session, captureEnd: Timestamp) -> [Deviation] {
+    func timelineRules(_ s: Session, captureEnd: Timestamp, withCaptureIncomplete: Bool = true) -> [Deviation] {
         var out: [Deviation] = []
         func add(_ rule: Rule, _ e: TimelineEvent?, _ text: String, _ evidence: [(String, JSONValue?)] = []) {
             out.append(Deviation(rule: rule, time: e?.time, session: s.number, connection: e?.connection, message: e?.message,
@@ -410,17 +482,29 @@ public struct DeviationEngine {
         if events.contains(where: { $0.step == .mqttConnect }), let c = events.first(where: { $0.step == .mqttConnect }), c.detail["password_present"]?.boolValue == true {
             add(Rules.cleartextCredentials, c, "the MQTT password travels in clear text (plain TCP)")
         }
+        if withCaptureIncomplete, let incomplete = captureIncomplete(partialReasons(s, encrypted: false), session: s.number, start: s.start) {
+            out.append(incomplete)
+        }
+        return out
+    }
+
+    /// Why a session's picture may be partial, but for the capture's TLS connections (added by ``captureIncomplete``).
+    func partialReasons(_ s: Session, encrypted: Bool) -> [String] {
         var partial: [String] = []
-        if let first = events.first, ![.h5Page, .licenseVerified, .login, .loginFailed, .tokenRefresh, .tokenRejected, .mqttConnect].contains(first.step) {
+        if let first = s.events.first, ![.h5Page, .licenseVerified, .login, .loginFailed, .tokenRefresh, .tokenRejected, .mqttConnect].contains(first.step) {
             partial.append("the capture starts after the session began (first step: \(first.step.rawValue))")
         }
         let gapped = s.connections.filter(gaps.contains)
         if !gapped.isEmpty { partial.append("TCP gaps on connection\(gapped.count == 1 ? "" : "s") \(gapped.map { "#\($0.rawValue)" }.joined(separator: ", "))") }
+        return partial
+    }
+
+    /// The capture-incomplete finding from a session's reasons and the capture's TLS connections (all of them: at the end).
+    func captureIncomplete(_ reasons: [String], session: Int, start: Timestamp) -> Deviation? {
+        var partial = reasons
         if !encrypted.isEmpty { partial.append("\(encrypted.count) encrypted (TLS) connection\(encrypted.count == 1 ? "" : "s") in the capture") }
-        if !partial.isEmpty {
-            out.append(Deviation(rule: Rules.captureIncomplete, time: s.start, session: s.number, connection: nil, message: nil,
-                                 text: partial.joined(separator: "; "), evidence: .members([("reasons", .strings(partial))])))
-        }
-        return out
+        guard !partial.isEmpty else { return nil }
+        return Deviation(rule: Rules.captureIncomplete, time: start, session: session, connection: nil, message: nil,
+                         text: partial.joined(separator: "; "), evidence: .members([("reasons", .strings(partial))]))
     }
 }

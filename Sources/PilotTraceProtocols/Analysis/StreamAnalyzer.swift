@@ -185,27 +185,27 @@ public struct StreamAnalyzer {
             event = .gap(id, dir, length: 0, ts)
         }
         if case .data(_, let dir, _, _) = event { c.sawData[dir.rawValue] = true }
-        if var http = c.http {
+        // The decoders are updated in place: a copy taken out of the connection and stored back would share their
+        // buffers for the duration, and every append would copy them.
+        if c.http != nil {
             switch event {
-            case .data(_, let dir, let bytes, let ts): http.feed(dir, bytes, at: ts)
-            case .gap(_, let dir, let n, let ts): http.gap(dir, length: n, at: ts)
-            case .end(_, let dir, let ts): http.end(dir, at: ts)
+            case .data(_, let dir, let bytes, let ts): c.http!.feed(dir, bytes, at: ts)
+            case .gap(_, let dir, let n, let ts): c.http!.gap(dir, length: n, at: ts)
+            case .end(_, let dir, let ts): c.http!.end(dir, at: ts)
             default: break
             }
-            let events = http.drainEvents()
-            c.http = http
+            let events = c.http!.drainEvents()
             emit(c, events, into: &out)
-        } else if var mqtt = c.mqtt {
+        } else if c.mqtt != nil {
             switch event {
             case .data(_, let dir, let bytes, let ts):
-                mqtt.feed(direction: dir, bytes: bytes)
-                drain(&mqtt, c.info.id, dir, at: ts, overWebSocket: false, into: &out)
+                c.mqtt!.feed(direction: dir, bytes: bytes)
+                drain(&c.mqtt!, c.info.id, dir, at: ts, overWebSocket: false, into: &out)
             case .gap(_, let dir, let n, let ts) where n > 0:
-                mqtt.gap(direction: dir, length: n)
-                drain(&mqtt, c.info.id, dir, at: ts, overWebSocket: false, into: &out)
+                c.mqtt!.gap(direction: dir, length: n)
+                drain(&c.mqtt!, c.info.id, dir, at: ts, overWebSocket: false, into: &out)
             default: break
             }
-            c.mqtt = mqtt
         }
     }
 
@@ -231,12 +231,17 @@ public struct StreamAnalyzer {
     func drain(_ mqtt: inout MQTTConnectionDecoder, _ id: ConnectionID, _ dir: Direction, at ts: Timestamp, overWebSocket: Bool,
                into out: inout [MessageEvent]) {
         // A CONNECT from the client may set the version for the server's direction too: drain both.
-        for d in [dir, dir.reversed] {
-            for e in mqtt.drain(direction: d) {
-                switch e {
-                case .packet(let record): out.append(.mqtt(id, d, record, ts, overWebSocket: overWebSocket))
-                case .error(let error): out.append(.mqttError(id, d, error, ts, overWebSocket: overWebSocket))
-                }
+        drainOne(&mqtt, id, dir, at: ts, overWebSocket: overWebSocket, into: &out)
+        drainOne(&mqtt, id, dir.reversed, at: ts, overWebSocket: overWebSocket, into: &out)
+    }
+
+    func drainOne(_ mqtt: inout MQTTConnectionDecoder, _ id: ConnectionID, _ d: Direction, at ts: Timestamp, overWebSocket: Bool,
+                  into out: inout [MessageEvent]) {
+        guard mqtt.hasEvents(d) else { return }
+        for e in mqtt.drain(direction: d) {
+            switch e {
+            case .packet(let record): out.append(.mqtt(id, d, record, ts, overWebSocket: overWebSocket))
+            case .error(let error): out.append(.mqttError(id, d, error, ts, overWebSocket: overWebSocket))
             }
         }
     }

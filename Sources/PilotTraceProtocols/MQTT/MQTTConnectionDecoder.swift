@@ -92,6 +92,11 @@ public struct MQTTConnectionDecoder: Sendable {
     }
 
     /// Returns and forgets the events decoded so far in one direction, in stream order.
+    /// Whether ``drain(direction:)`` has anything to return.
+    public func hasEvents(_ direction: Direction) -> Bool {
+        direction == .toServer ? !toServerEvents.isEmpty : !toClientEvents.isEmpty
+    }
+
     public mutating func drain(direction: Direction) -> [MQTTStreamEvent] {
         switch direction {
         case .toServer:
