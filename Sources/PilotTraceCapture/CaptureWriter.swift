@@ -106,8 +106,20 @@ public final class RotatingCaptureWriter {
     var pcap: PcapWriter?
     var pcapng: PcapngWriter?
     var index = 0
-    /// The files written so far that still exist, oldest first.
-    public private(set) var files: [String] = []
+    /// What one file holds.
+    public struct File: Sendable {
+        public var path: String
+        public var records = 0
+        public var firstTime: Timestamp?
+        public var lastTime: Timestamp?
+        /// When the file was closed (the rotation, or the capture's stop).
+        public var endTime: Timestamp?
+    }
+
+    /// The files written so far that still exist, oldest first, with what each holds.
+    public private(set) var written: [File] = []
+    /// Their paths.
+    public var files: [String] { written.map(\.path) }
     public private(set) var records = 0
 
     public init(path: String, linkType: LinkType, snaplen: UInt32, interfaceName: String?, application: String,
@@ -138,9 +150,9 @@ public final class RotatingCaptureWriter {
         case .pcap: pcap = try PcapWriter(path: path, linkType: linkType, snaplen: snaplen)
         case .pcapng: pcapng = try PcapngWriter(path: path, linkType: linkType, snaplen: snaplen, interfaceName: interfaceName, application: application)
         }
-        files.append(path)
-        if let maxFiles, files.count > maxFiles {
-            try? FileManager.default.removeItem(atPath: files.removeFirst())
+        written.append(File(path: path))
+        if let maxFiles, written.count > maxFiles {
+            try? FileManager.default.removeItem(atPath: written.removeFirst().path)
         }
     }
 
@@ -157,6 +169,9 @@ public final class RotatingCaptureWriter {
             try pcapng?.write(record.data, originalLength: record.originalLength, at: record.timestamp)
         }
         records += 1
+        written[written.count - 1].records += 1
+        if written[written.count - 1].firstTime == nil { written[written.count - 1].firstTime = record.timestamp }
+        written[written.count - 1].lastTime = record.timestamp
     }
 
     public func flush() throws {
@@ -167,6 +182,7 @@ public final class RotatingCaptureWriter {
     func closeCurrent(end: Timestamp, received: UInt64?, dropped: UInt64?) throws {
         try pcap?.close()
         try pcapng?.close(end: end, received: received, dropped: dropped)
+        if !written.isEmpty { written[written.count - 1].endTime = end }
         pcap = nil
         pcapng = nil
     }

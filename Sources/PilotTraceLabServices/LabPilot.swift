@@ -232,7 +232,7 @@ public struct LabPilot: Sendable {
                                    (aircraft, ["mode_code": 0, "latitude": 22.5791, "longitude": 113.9372, "height": 120.5 + Double(round),
                                                "battery": ["capacity_percent": 92 - round % 50]] as [String: Any])]
                     where sn == rc || configuration.aircraft {
-                    try client.publish("thing/product/\(sn)/osd", Self.envelope(gateway: rc, method: nil, data: data), qos: 0)
+                    try client.publish("thing/product/\(sn)/osd", Self.envelope(gateway: rc, method: nil, data: data).payload, qos: 0)
                     outcome.messages.published += 1
                 }
                 round += 1
@@ -275,8 +275,7 @@ public struct LabPilot: Sendable {
             var data: [String: Any] = ["domain": "2", "type": 119, "sub_type": 0, "device_secret": "d3v1c3-s3cr3t", "nonce": "n0nc3",
                                        "thing_version": "1.1.2", "sub_devices": subDevices]
             if configuration.faults.contains(.invalidTopo) { data["thing_version"] = nil; data["device_secret"] = nil }
-            let payload = Self.envelope(gateway: rc, method: "update_topo", data: data)
-            let tid = ((try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any])?["tid"] as? String
+            let (payload, tid) = Self.envelope(gateway: rc, method: "update_topo", data: data)
             try client.publish(topic, payload, qos: 1)
             outcome.messages.published += 1
             say("update_topo on \(topic) (\(subDevices.isEmpty ? "no aircraft" : "aircraft \(subDevices.compactMap { $0["sn"] as? String }.joined(separator: ","))")), try \(attempt)")
@@ -295,10 +294,12 @@ public struct LabPilot: Sendable {
         throw Stop(reason: "no status_reply after \(configuration.statusTries) tries")
     }
 
-    static func envelope(gateway: String, method: String?, data: [String: Any]) -> [UInt8] {
-        var m: [String: Any] = ["tid": UUID().uuidString.lowercased(), "bid": UUID().uuidString.lowercased(),
+    /// A Cloud API message with a fresh tid and bid, and its tid.
+    static func envelope(gateway: String, method: String?, data: [String: Any]) -> (payload: [UInt8], tid: String) {
+        let tid = UUID().uuidString.lowercased()
+        var m: [String: Any] = ["tid": tid, "bid": UUID().uuidString.lowercased(),
                                 "timestamp": Int64(Date().timeIntervalSince1970 * 1000), "gateway": gateway, "data": data]
         if let method { m["method"] = method }
-        return Array((try? JSONSerialization.data(withJSONObject: m, options: [.sortedKeys])) ?? Data())
+        return (Array((try? JSONSerialization.data(withJSONObject: m, options: [.sortedKeys])) ?? Data()), tid)
     }
 }

@@ -44,11 +44,10 @@ public final class MosquittoBroker: @unchecked Sendable {
         }
         try fm.setAttributes([.posixPermissions: 0o644], ofItemAtPath: passwords.path)
         let conf = directory.appendingPathComponent("mosquitto.conf")
-        let listenerHost = host.contains(":") ? host : host
         try """
             # written by pilottrace lab
             per_listener_settings false
-            listener \(self.port) \(listenerHost)
+            listener \(self.port) \(host)
             allow_anonymous \(allowAnonymous)
             password_file \(passwords.path)
             persistence false

@@ -117,9 +117,9 @@ struct Capture: ParsableCommand {
         let end = Timestamp(Date())
         let stats = live.statistics
         try writer?.close(end: end, received: UInt64(stats.received), dropped: UInt64(stats.dropped))
-        let files = (writer?.files ?? []).map {
-            CaptureFileReport(path: $0, format: writer!.format.rawValue, compressed: false, linkTypes: [live.linkType],
-                              records: writer!.files.count == 1 ? live.frames : 0, warnings: [], firstTime: first, lastTime: last, endTime: end)
+        let files = (writer?.written ?? []).map {
+            CaptureFileReport(path: $0.path, format: writer!.format.rawValue, compressed: false, linkTypes: [live.linkType], records: $0.records,
+                              warnings: [], firstTime: $0.firstTime, lastTime: $0.lastTime, endTime: $0.endTime)
         }
         let report = try run.finishLive(files: files, end: end)
         print("Captured \(live.frames) frames (\(live.bytes) bytes) on \(interface) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; kernel: \(stats.received) received, \(stats.dropped) dropped, \(stats.interfaceDropped) dropped by the interface.")

@@ -98,6 +98,10 @@ struct CaptureWriterTests {
             frames += try Self.records(f).frames
         }
         #expect(frames == (100 - frames.count..<100).map { Self.frame($0) })
+        // The writer's account of each kept file matches the file.
+        #expect(w.written.map(\.records) == (try w.files.map { try Self.records($0).frames.count }))
+        #expect(w.written.last?.lastTime == Timestamp(seconds: 1_099, nanoseconds: 0))
+        #expect(w.written.last?.endTime == Timestamp(seconds: 2_000, nanoseconds: 0))
         #expect(try Self.records(w.files.last!).end == Timestamp(seconds: 2_000, nanoseconds: 0))
     }
 }
