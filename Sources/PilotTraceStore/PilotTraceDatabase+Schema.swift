@@ -60,6 +60,51 @@ extension PilotTraceDatabase {
         CREATE INDEX replay_steps_by_session ON replay_steps(analysis_id, session_id, ordinal);
         """
 
+    /// Version 5 (issue 10, round 4): every CHECK that tests a column against three or more values compares it with
+    /// each value instead of `IN (…)`. SQLite 3.40 builds a temporary B-tree for an `IN` list of three or more
+    /// constants each time a statement runs, so each INSERT into `mqtt_packets` (`version`, `qos`) created and freed
+    /// two of them: most of the writer's time. The checks accept and refuse exactly the same values (a NULL passes
+    /// both forms). Only the CHECK text changes, which SQLite documents as safe to edit in `sqlite_schema` (no stored
+    /// row depends on it), so a database of any size migrates at once.
+    static let schemaV5Rewrites: [(table: String, check: String)] = [
+        ("analyses", "source IN ('capture', 'live', 'proxy', 'replay')"),
+        ("flows", "protocol IN ('http', 'mqtt', 'tls', 'unknown')"),
+        ("flows", "mqtt_role IN ('device', 'cloud', 'other')"),
+        ("websocket_messages", "kind IN ('text', 'binary', 'close', 'ping', 'pong')"),
+        ("mqtt_packets", "version IN ('3.1', '3.1.1', '5.0')"),
+        ("mqtt_packets", "qos IN (0, 1, 2)"),
+        ("sessions", "state IN ('online', 'offline', 'failed', 'incomplete')"),
+        ("timeline_events", "message_kind IN ('http', 'mqtt', 'websocket')"),
+        ("deviations", "severity IN ('error', 'warning', 'info')"),
+        ("deviations", "message_kind IN ('http', 'mqtt', 'websocket')"),
+        ("replay_steps", "outcome IN ('matched', 'changed', 'missing')"),
+    ]
+
+    /// `column IN ('a', 'b', 'c')` as `column = 'a' OR column = 'b' OR column = 'c'` (the CHECK's own parentheses
+    /// keep the disjunction together).
+    static func comparisons(_ check: String) -> String {
+        let column = check.prefix { $0 != " " }
+        let list = check.drop { $0 != "(" }.dropFirst().dropLast()
+        return list.split(separator: ",").map { "\(column) = \($0.trimmingPrefix(" "))" }.joined(separator: " OR ")
+    }
+
+    /// Applies ``schemaV5Rewrites`` to the tables' definitions in `sqlite_schema`, then bumps `schema_version` so every
+    /// connection reloads the schema (https://sqlite.org/lang_altertable.html, "making other kinds of table schema
+    /// changes"). Throws if a definition does not hold the text it should (a database edited by hand).
+    static func migrateV5(_ db: Database) throws {
+        let version = try Int.fetchOne(db, sql: "PRAGMA schema_version") ?? 0
+        try db.execute(sql: "PRAGMA writable_schema = ON")
+        defer { try? db.execute(sql: "PRAGMA writable_schema = OFF") }
+        for rewrite in schemaV5Rewrites {
+            try db.execute(sql: "UPDATE sqlite_schema SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = ? AND instr(sql, ?) > 0",
+                           arguments: [rewrite.check, comparisons(rewrite.check), rewrite.table, rewrite.check])
+            guard db.changesCount == 1 else {
+                throw DatabaseError(resultCode: .SQLITE_ERROR, message: "table \(rewrite.table) has no CHECK (\(rewrite.check))")
+            }
+        }
+        try db.execute(sql: "PRAGMA schema_version = \(version + 1)")
+    }
+
     /// The schema's migrations. Append new ones (`v2`, …); never edit a migration that has shipped.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -75,6 +120,9 @@ extension PilotTraceDatabase {
         }
         migrator.registerMigration("v4") { db in
             try db.execute(sql: schemaV4)
+        }
+        migrator.registerMigration("v5") { db in
+            try migrateV5(db)
         }
         return migrator
     }

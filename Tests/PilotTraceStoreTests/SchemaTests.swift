@@ -16,7 +16,7 @@ struct SchemaTests {
             let indexes = try database.strings(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
             #expect(indexes == PilotTraceDatabase.indexNames.sorted())
-            #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4"])
+            #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5"])
 
             // The indexes the queries rely on cover the right columns.
             let timelineIndex = try database.strings(
@@ -100,7 +100,7 @@ struct SchemaTests {
         #expect(try database.deviations(analysisID: 1).map(\.title) == ["earlier", "later"])
         #expect(try database.strings("SELECT name FROM pragma_index_info('deviations_by_analysis') ORDER BY seqno")
             == ["analysis_id", "time"])
-        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4"])
+        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5"])
     }
 
     @Test("v4 on a v3 database: analyses get their source from their key; replay_of and replay_steps exist")
@@ -136,6 +136,71 @@ struct SchemaTests {
         #expect(try database.session(id: 2)?.replayOf == 1)
         #expect(try database.replaySteps(sessionID: 2).map(\.outcome) == ["matched"])
         #expect(try database.replayableSessions().map(\.id) == [1])
+    }
+
+    @Test("No insert builds a temporary B-tree for its checks (v5), so storing a row costs no per-statement table")
+    func insertsBuildNoTemporaryTables() throws {
+        try withDatabase { database, _ in
+            for table in PilotTraceDatabase.tableNames {
+                let opcodes = try database.pool.read { db in
+                    try String.fetchAll(db, sql: "EXPLAIN INSERT INTO \(table) DEFAULT VALUES").filter { $0 == "OpenEphemeral" }
+                }
+                #expect(opcodes.isEmpty, "INSERT INTO \(table) opens a temporary B-tree")
+            }
+        }
+    }
+
+    @Test("v5 on a v4 database: rows stay, the checks compare instead of IN (…), and still refuse what they refused")
+    func migrationV5() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path("v4.sqlite")
+        // Given a database at v4 with a flow, an MQTT packet, a session, an event and a finding
+        let queue = try DatabaseQueue(path: path)
+        try PilotTraceDatabase.migrator.migrate(queue, upTo: "v4")
+        try queue.write { db in
+            try db.execute(sql: """
+                INSERT INTO analyses (id, key, created_at, tool_version) VALUES (1, 'k', 'now', 't');
+                INSERT INTO flows VALUES (1, 1, 1, '10.0.0.2:50000', '10.0.0.1:1883', 'syn', 'mqtt', 'content', '', NULL, 'device',
+                    1, 2, 'fin', 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0);
+                INSERT INTO mqtt_packets (analysis_id, flow_id, direction, time, over_websocket, version, version_assumed, type,
+                    qos, summary) VALUES (1, 1, 'to-server', 1, 0, '3.1.1', 0, 'PUBLISH', 1, 'PUBLISH');
+                INSERT INTO sessions (id, analysis_id, state, start_time, aircraft_sns_json) VALUES (1, 1, 'offline', 1, '[]');
+                INSERT INTO deviations (analysis_id, session_id, rule_id, severity, title, time, evidence_json)
+                    VALUES (1, 1, 'r', 'warning', 't', 1, '{}');
+                """)
+        }
+        let before = try queue.read { try Int.fetchOne($0, sql: "PRAGMA schema_version") ?? 0 }
+        try queue.close()
+
+        // When pilottrace opens it
+        let database = try PilotTraceDatabase.open(path: path)
+
+        // Then the rows are there and intact, no table definition keeps a long IN list, and the schema version moved on
+        #expect(try database.scalar("SELECT count(*) FROM mqtt_packets WHERE qos = 1 AND version = '3.1.1'") == 1)
+        #expect(try database.deviations(analysisID: 1).map(\.severity) == ["warning"])
+        #expect(try database.strings("PRAGMA integrity_check") == ["ok"])
+        let definitions = try database.strings("SELECT sql FROM sqlite_schema WHERE type = 'table'").joined(separator: "\n")
+        for rewrite in PilotTraceDatabase.schemaV5Rewrites {
+            #expect(!definitions.contains(rewrite.check))
+            #expect(definitions.contains(PilotTraceDatabase.comparisons(rewrite.check)))
+        }
+        #expect(PilotTraceDatabase.comparisons("qos IN (0, 1, 2)") == "qos = 0 OR qos = 1 OR qos = 2")
+        #expect(try database.scalar("PRAGMA schema_version") as Int? ?? 0 > before)
+        // and the rewritten checks still refuse unknown values and accept NULL where NULL is allowed
+        try database.pool.write { db in
+            #expect(throws: DatabaseError.self) {
+                try db.execute(sql: "UPDATE mqtt_packets SET qos = 3")
+            }
+            #expect(throws: DatabaseError.self) {
+                try db.execute(sql: "UPDATE mqtt_packets SET version = '4.0'")
+            }
+            #expect(throws: DatabaseError.self) {
+                try db.execute(sql: "UPDATE sessions SET state = 'sleeping'")
+            }
+            try db.execute(sql: "UPDATE mqtt_packets SET qos = NULL")
+            try db.execute(sql: "UPDATE flows SET mqtt_role = 'cloud'")
+        }
     }
 
     @Test("Foreign keys are enforced: a message of an unknown flow is refused")
