@@ -7,6 +7,46 @@ import Testing
 @Suite struct MQTTPacketV3Tests {
     typealias W = MQTTWire
 
+    @Test("Summaries quote text exactly as Swift's debugDescription does, with or without the printable-ASCII fast path",
+          arguments: ["", "thing/product/1ZNBJ7R0010078/osd", "a\"b", "back\\slash", "tab\there", "line\nfeed", "del\u{7F}",
+                      "nul\u{0}", "ünïcode/🛩", " leading and trailing ", "~!@#$%^&*()_+{}|:<>?`-=[];',./"])
+    func quotedMatchesDebugDescription(_ text: String) {
+        #expect(MQTTText.quoted(text) == text.debugDescription)
+    }
+
+    @Test("A PUBLISH summary is the same text from the byte-writing fast path and the general one")
+    func publishSummaryFastPathMatchesTheGeneralOne() {
+        let topics = ["thing/product/1ZNBJ7R0010078/osd", "a/b", "", "sys/product/SN/status_reply"]
+        for topic in topics {
+            for (qos, id) in [(MQTTQoS.atMostOnce, nil), (.atLeastOnce, UInt16(1)), (.exactlyOnce, UInt16(65535))] {
+                for (dup, retain) in [(false, false), (true, false), (false, true), (true, true)] {
+                    for (stored, length) in [(0, 0), (5, 5), (10, 100_000)] {
+                        let p = MQTTPublish(dup: dup, qos: qos, retain: retain, topic: topic, topicSource: .literal,
+                                            packetIdentifier: id, properties: MQTTProperties(),
+                                            payload: MQTTPayload(stored: Array(repeating: 0x41, count: stored), length: length))
+                        let general = MQTTPacket.publish(p).generalSummary(showSecrets: false)
+                        #expect(MQTTPacket.publishSummary(p) == general)
+                        #expect(MQTTPacket.publish(p).summary == general)
+                    }
+                }
+            }
+        }
+        // Text that needs escaping, an alias or a reason string takes the general path.
+        let quoted = MQTTPublish(dup: false, qos: .atMostOnce, retain: false, topic: "a\"b", topicSource: .literal,
+                                 packetIdentifier: nil, properties: MQTTProperties(), payload: MQTTPayload(stored: [], length: 0))
+        #expect(MQTTPacket.publishSummary(quoted) == nil)
+        #expect(MQTTPacket.publish(quoted).summary == #"PUBLISH topic="a\"b" qos=0 payload=0B"#)
+        var aliased = quoted
+        aliased.topic = "a/b"
+        aliased.topicSource = .resolvedFromAlias(3)
+        #expect(MQTTPacket.publishSummary(aliased) == nil)
+        var reasoned = aliased
+        reasoned.topicSource = .literal
+        reasoned.properties = MQTTProperties([MQTTProperty(.reasonString, .string("why"))])
+        #expect(MQTTPacket.publishSummary(reasoned) == nil)
+        #expect(MQTTPacket.publish(reasoned).summary == #"PUBLISH topic="a/b" qos=0 payload=0B reason="why""#)
+    }
+
     @Test func connect311WithCredentialsFromHex() throws {
         // 10 19 | 00 04 "MQTT" | 04 | flags C2 (user, password, clean) | keep alive 60 | "cid" | "user" | "pw"
         let bytes = W.hex("10 19 0004 4d515454 04 c2 003c 0003 636964 0004 75736572 0002 7077")
