@@ -461,19 +461,13 @@ public final class AnalysisRun {
             row.payloadLength = p.payload.length
             // Telemetry (osd, state: nearly every packet of a real capture) keeps its payload only: parsing and
             // re-serialising it for payload_json cost more than storing the row. Readers take CAST(payload AS TEXT).
-            if !p.payload.truncated, !Self.isTelemetry(p.topic) {
+            if !p.payload.truncated, !DJITopic.isTelemetry(p.topic) {
                 row.payloadJSON = (try? JSONValue.parse(p.payload.stored))?.compact
             }
         default:
             break
         }
         return row
-    }
-
-    /// `thing/product/{sn}/osd` and `…/state`: periodic telemetry, which no rule or report reads as JSON.
-    static func isTelemetry(_ topic: String) -> Bool {
-        guard topic.utf8.starts(with: "thing/product/".utf8) else { return false }
-        return topic.utf8.reversed().starts(with: "dso/".utf8) || topic.utf8.reversed().starts(with: "etats/".utf8)
     }
 
     static func row(_ s: Session, id: Int64) -> SessionRow {

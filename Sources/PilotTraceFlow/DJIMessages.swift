@@ -91,6 +91,21 @@ public enum DJITopic: Hashable, Sendable {
         bytes.count == s.utf8CodeUnitCount && bytes.elementsEqual(UnsafeBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
     }
 
+    /// `thing/product/…/osd` and `…/state`: periodic telemetry, which no rule or report reads as JSON (the store keeps
+    /// its payload only). Checked for every stored PUBLISH, so it compares bytes in place.
+    public static func isTelemetry(_ topic: String) -> Bool {
+        var topic = topic
+        return topic.withUTF8 { t in
+            func has(_ s: StaticString, atEnd: Bool) -> Bool {
+                let count = s.utf8CodeUnitCount
+                guard t.count >= count else { return false }
+                let start = atEnd ? t.count - count : 0
+                return t[start..<start + count].elementsEqual(UnsafeBufferPointer(start: s.utf8Start, count: count))
+            }
+            return has("thing/product/", atEnd: false) && (has("/osd", atEnd: true) || has("/state", atEnd: true))
+        }
+    }
+
     public var sn: String? {
         if case .device(let sn, _) = self { return sn }
         return nil

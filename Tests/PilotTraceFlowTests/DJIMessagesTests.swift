@@ -21,6 +21,16 @@ import Testing
         #expect(t.kind == kind)
     }
 
+    @Test("Telemetry is thing/product/…/osd and …/state, nothing else", arguments: [
+        ("thing/product/1581F5FHD23000000000/osd", true), ("thing/product/5YSZL260000000/state", true),
+        ("thing/product//osd", true), ("thing/product/SN/events", false), ("sys/product/SN/status", false),
+        ("thing/product/SN/osd/extra", false), ("thing/product/SN/xosd", false), ("thing/product/", false),
+        ("thing/osd", false), ("", false), ("/osd", false),
+    ])
+    func telemetryTopics(topic: String, telemetry: Bool) {
+        #expect(DJITopic.isTelemetry(topic) == telemetry)
+    }
+
     @Test func directionsAndOtherTopics() {
         #expect(DJITopic("sys/product/RC1/status").isUplink)
         #expect(DJITopic("thing/product/RC1/services").isDownlink)
