@@ -32,6 +32,7 @@ let package = Package(
         .systemLibrary(name: "CPcap", providers: [.apt(["libpcap-dev"])]),
         .systemLibrary(name: "CMosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CLibCrypto", providers: [.apt(["libssl-dev"])]),
 
         // PURE: link layers, IP, TCP, reassembly (bytes and capture timestamps in, events out), and the TCP frame
         // synthesiser the proxy and the replay record relayed bytes with.
@@ -40,9 +41,9 @@ let package = Package(
         .target(name: "PilotTraceProtocols", dependencies: ["PilotTraceWire", "CZlib"]),
         // PURE: the DJI Cloud API layer and the Pilot 2 session model (sessions, six-phase timelines).
         .target(name: "PilotTraceFlow", dependencies: ["PilotTraceProtocols", "PilotTraceWire"]),
-        // SQLite through GRDB: schema, migrations, batched writes, queries.
+        // SQLite through GRDB: schema, migrations, batched writes, queries; capture files' SHA-256 with libcrypto.
         .target(name: "PilotTraceStore", dependencies: [
-            "PilotTraceWire", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            "PilotTraceWire", "CLibCrypto", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         // The offline analysis run: capture files → pipeline → decoders → sessions → the store.
         .target(name: "PilotTraceAnalysis", dependencies: ["PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceWire"]),

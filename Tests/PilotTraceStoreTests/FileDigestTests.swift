@@ -66,6 +66,27 @@ struct FileDigestTests {
             == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 
+    @Test("Files (libcrypto) and bytes in memory (PilotTraceWire's SHA256) agree, across chunk and block boundaries",
+          arguments: [0, 1, 55, 64, 1_000, 1 << 20, (1 << 20) + 63, 2 * (1 << 20) + 1])
+    func fileAndMemoryAgree(count: Int) throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let path = folder.path("random.bin")
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        #expect(try FileDigest.sha256(path: path) == FileDigest.sha256(bytes: bytes))
+    }
+
+    @Test("A folder is an error naming it")
+    func folderIsAnError() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let error = #expect(throws: PilotTraceStoreError.self) { try FileDigest.sha256(path: folder.path("")) }
+        #expect(error?.kind == .io)
+        #expect(error?.description.contains("cannot read file to hash it") == true)
+    }
+
     @Test("A missing file is an error naming it")
     func missingFile() throws {
         let folder = try TemporaryFolder()
