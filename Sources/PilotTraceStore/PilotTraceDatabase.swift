@@ -78,14 +78,19 @@ public struct PilotTraceDatabase: Sendable {
         configuration.busyMode = .timeout(10)
         configuration.label = "pilottrace"
         configuration.prepareDatabase { db in
+            // 16 KiB pages for a new database (an existing one keeps its size; SQLite ignores this then): a quarter of
+            // the pages, writes and B-tree levels of the 4 KiB default for the same rows, which took a fifth off
+            // storing a 1.4 GB capture.
+            try db.execute(sql: "PRAGMA page_size = \(Self.pageSize)")
             // WAL + NORMAL: a power loss may lose the last transactions, never corrupts the file. WAL syncs only at
-            // checkpoints: one every 16 MiB of WAL instead of SQLite's 4 MiB default.
+            // checkpoints: one every 4,096 pages (64 MiB with 16 KiB pages) instead of SQLite's 1,000.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 4096")
-            // 64 MiB of page cache (SQLite's default is 2 MiB): the index pages an analysis appends to (one run of
+            // 32 MiB of page cache (SQLite's default is 2 MiB): the index pages an analysis appends to (one run of
             // mqtt_packets_by_flow per open connection) stay in memory instead of being read back from the file for
-            // every row, which made storing grow faster than the capture.
-            try db.execute(sql: "PRAGMA cache_size = -65536")
+            // every row, which made storing grow faster than the capture. 64 MiB was no faster on a 1.4 GB capture
+            // with 4,000 devices online at once (16 MiB was 10 % slower) and cost 33 MB more at the peak.
+            try db.execute(sql: "PRAGMA cache_size = -32768")
         }
         let pool: DatabasePool
         do {
@@ -111,6 +116,9 @@ public struct PilotTraceDatabase: Sendable {
         }
         return PilotTraceDatabase(path: path, pool: pool)
     }
+
+    /// The page size of a new database, in bytes.
+    static let pageSize = 16_384
 
     /// Refuses, without writing to it, a file that is not an SQLite database or is another program's database.
     private static func checkExistingFile(path: String) throws {

@@ -34,6 +34,7 @@ struct SchemaTests {
             #expect(try database.pool.write { try Int.fetchOne($0, sql: "PRAGMA foreign_keys") } == 1)
             #expect(try database.scalar("PRAGMA foreign_keys") == 1)
             #expect(try database.scalar("PRAGMA journal_mode") == "wal")
+            #expect(try database.scalar("PRAGMA page_size") == PilotTraceDatabase.pageSize)
             #expect(try database.scalar("PRAGMA application_id") == PilotTraceDatabase.applicationID)
             #expect(try database.strings("PRAGMA foreign_key_check").isEmpty)
         }
