@@ -18,7 +18,7 @@ public struct TCPReassembler {
         public var idleTimeout: Double = 600
         /// Capture seconds a connection closed by FIN or RST is kept, to absorb late ACKs and retransmissions.
         public var closeLinger: Double = 30
-        /// Delivered bytes kept per direction to tell a faithful retransmission from a conflicting one.
+        /// Delivered bytes kept per direction, until its FIN, to tell a faithful retransmission from a conflicting one.
         public var conflictWindow = 4096
         public init() {}
     }
@@ -475,6 +475,10 @@ final class Connection {
         if !h.ended, let fin = h.finOffset, h.delivered >= fin {
             h.ended = true
             events.append(.end(info.id, dir, ts))
+            // Nothing new can follow the FIN: the direction's conflict window is freed for the connection's linger
+            // (a closed connection is kept 30 s; with many short connections, their windows were the largest part of
+            // the reassembler's memory). Retransmissions after the FIN are still counted, no longer compared.
+            h.recent.release()
         }
     }
 
@@ -553,6 +557,12 @@ struct RecentBytes {
 
     mutating func removeAll() {
         storage.removeAll(keepingCapacity: true)
+        head = 0
+    }
+
+    /// Forgets the kept bytes and their memory.
+    mutating func release() {
+        storage = []
         head = 0
     }
 

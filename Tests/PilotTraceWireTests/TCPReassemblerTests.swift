@@ -128,6 +128,36 @@ struct ReassemblyHarness {
         #expect(h.summaries[0].toServer.overlaps == 2)
     }
 
+    @Test("After a direction's FIN its conflict window is freed: a later retransmission is counted, not compared")
+    func conflictWindowIsFreedAtTheFIN() {
+        var h = ReassemblyHarness()
+        h.handshake()
+        h.send(.toServer, seq: 101, message)
+        // Before the FIN a conflicting copy is reported.
+        h.send(.toServer, seq: 101, Array(repeating: UInt8(ascii: "X"), count: 8))
+        #expect(h.conflicts == 1)
+        h.send(.toServer, seq: 101 + UInt32(message.count), flags: [.fin, .ack])
+        #expect(h.ends(.toServer) == 1)
+        // After it, the direction keeps no bytes: the same conflicting copy is only a retransmission.
+        h.send(.toServer, seq: 101, Array(repeating: UInt8(ascii: "X"), count: 8))
+        h.finish()
+        #expect(h.conflicts == 1)
+        #expect(h.stream(.toServer).bytes == message)
+        #expect(h.summaries[0].toServer.retransmissions == 2)
+        #expect(h.summaries[0].toServer.conflicts == 1)
+    }
+
+    @Test func recentBytesReleaseFreesTheRing() {
+        var recent = RecentBytes(capacity: 16)
+        recent.append(Array(0..<20))
+        #expect(recent.count == 16)
+        recent.release()
+        #expect(recent.count == 0)
+        recent.append([1, 2, 3])
+        #expect(recent.count == 3)
+        #expect([UInt8]([1, 2, 3]).withUnsafeBytes { recent.matches($0, at: 0) })
+    }
+
     @Test func faithfulRetransmissionIsDroppedSilently() {
         var h = ReassemblyHarness()
         h.handshake()
