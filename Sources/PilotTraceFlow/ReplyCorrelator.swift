@@ -85,10 +85,20 @@ public struct ReplyCorrelator {
                 r.result = result
                 r.replyConnection = connection
                 settle(r)
-            } else if !settled.contains(where: { $0.answered && $0.kind == reply && $0.gateway == sn && $0.tid == env.tid && $0.bid == env.bid && env.tid != nil }) {
+            } else if env.tid == nil || !answered(reply, gateway: sn, tid: env.tid, bid: env.bid) {
                 unmatchedReplies.append(RequestReply(kind: reply, gateway: sn, tid: env.tid, bid: env.bid, method: env.method, requestTime: t,
                                                      replyTime: t, result: result, requestConnection: connection, replyConnection: connection))
             }
+        }
+    }
+
+    /// Whether a request of this gateway was already answered by a reply with this `tid` and `bid` (the broker relays
+    /// a reply to every subscriber: its other copies are not unmatched). Looks among the gateway's own exchanges: a
+    /// scan of all settled exchanges for every relayed copy made long captures quadratic.
+    func answered(_ kind: RequestReply.Kind, gateway: String, tid: String?, bid: String?) -> Bool {
+        (settledByGateway[gateway] ?? []).contains {
+            let s = settled[$0]
+            return s.answered && s.kind == kind && s.tid == tid && s.bid == bid
         }
     }
 
