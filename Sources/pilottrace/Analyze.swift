@@ -50,7 +50,7 @@ struct Analyze: ParsableCommand {
         }
         if noStore {
             let report = try AnalysisRun.analyzeWithoutStoring(input.captures, options: options)
-            print(Self.summary(report, database: "nowhere (--no-store)"), terminator: "")
+            print(Self.summary(report, database: nil), terminator: "")
             if let error = report.error {
                 warn("error: \(error)")
                 throw ExitCode(1)
@@ -86,11 +86,12 @@ struct Analyze: ParsableCommand {
         }
     }
 
-    static func summary(_ r: AnalysisReport, database: String) -> String {
+    /// The analysis in a few lines; `database` is nil for `--no-store`.
+    static func summary(_ r: AnalysisReport, database: String?) -> String {
         let conns = r.connections.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
         var out = "Analyzed \(r.files.map(\.path).joined(separator: ", ")): \(r.counters.frames) frames, "
         out += "connections: \(conns.isEmpty ? "none" : conns); messages: \(r.messages.http) HTTP, \(r.messages.webSocket) WebSocket, \(r.messages.mqtt) MQTT\n"
-        out += "Stored in \(database) as analysis \(r.analysisID).\n"
+        out += database.map { "Stored in \($0) as analysis \(r.analysisID).\n" } ?? "Not stored (--no-store).\n"
         let states = Dictionary(grouping: r.sessions, by: \.session.state.rawValue).mapValues(\.count)
         out += "\n\(r.sessions.count) Pilot 2 session\(r.sessions.count == 1 ? "" : "s")"
         if !states.isEmpty { out += " (" + states.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") + ")" }

@@ -48,6 +48,16 @@ import Testing
         #expect(events.first { $0["step"] as? String == "mqtt-connect" }!["latency"] is NSNull)
     }
 
+    @Test("--no-store prints the same analysis, says nothing was stored, and creates no database")
+    func noStore() throws {
+        let folder = URL(fileURLWithPath: try temporaryDatabase()).deletingLastPathComponent()
+        let r = try runProcess(TestPaths.binary.path, ["analyze", "--no-store", pcap], in: folder)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("Not stored (--no-store).\n"))
+        #expect(r.stdout.contains("#1  offline    gateway 5YSZL260021E9A (DJI RC Plus), aircraft 1581F5FHD232600D3B4E, 14 steps"))
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty)
+    }
+
     @Test func analyzingTheSameFileAgainReplacesItsRows() throws {
         let db = try database()
         _ = try pilottrace("analyze", "--db", db, pcap)
