@@ -117,6 +117,19 @@ public struct PilotTraceDatabase: Sendable {
         return PilotTraceDatabase(path: path, pool: pool)
     }
 
+    /// Checkpoints the WAL into the file and closes the database's connections, readers first, so the writer is the
+    /// last and removes the WAL: the file is whole on its own (a process that exits without this leaves the WAL beside
+    /// it, up to a hundred MB). Throws when a connection is still in use.
+    public func close() throws {
+        do {
+            try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+            pool.invalidateReadOnlyConnections()
+            try pool.close()
+        } catch {
+            throw PilotTraceStoreError(kind: .writeFailed, path: path, message: "cannot close the database: \(Self.reason(error))")
+        }
+    }
+
     /// The page size of a new database, in bytes.
     static let pageSize = 16_384
 

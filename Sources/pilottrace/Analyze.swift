@@ -76,6 +76,8 @@ struct Analyze: ParsableCommand {
         let report = try run.run(input.captures, progress: progress.update)
         progress.clear()
         print(Self.summary(report, database: database.resolved), terminator: "")
+        // The WAL goes into the file: what the command stored is one file to copy or share.
+        do { try db.close() } catch { warn("warning: \(error)") }
         for w in report.files.flatMap(\.warnings) { warn("warning: \(w)") }
         if let error = report.error {
             warn("error: \(error)")

@@ -125,6 +125,8 @@ struct Capture: ParsableCommand {
         print("Captured \(live.frames) frames (\(live.bytes) bytes) on \(interface) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; kernel: \(stats.received) received, \(stats.dropped) dropped, \(stats.interfaceDropped) dropped by the interface.")
         if let writer { print("Wrote \(writer.records) frames to \(writer.files.joined(separator: ", ")).") }
         print(Analyze.summary(report, database: database.resolved), terminator: "")
+        // The WAL goes into the file: what the command stored is one file to copy or share.
+        do { try db.close() } catch { warn("warning: \(error)") }
     }
 }
 

@@ -179,5 +179,7 @@ struct Proxy: ParsableCommand {
         if let original = server.originalBroker { print("The cloud handed out MQTT address \(original) (rewritten to the proxy's listener).") }
         print("Proxied \(recorder.connectionCount) connection\(recorder.connectionCount == 1 ? "" : "s") (\(recorder.frameCount) synthesised frames).")
         print(Analyze.summary(report, database: database.resolved), terminator: "")
+        // The WAL goes into the file: what the command stored is one file to copy or share.
+        do { try db.close() } catch { warn("warning: \(error)") }
     }
 }

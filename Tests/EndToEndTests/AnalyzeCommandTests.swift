@@ -48,6 +48,15 @@ import Testing
         #expect(events.first { $0["step"] as? String == "mqtt-connect" }!["latency"] is NSNull)
     }
 
+    @Test("After analyze the database is one file: the WAL was checkpointed into it and removed")
+    func theDatabaseIsWholeAfterward() throws {
+        let db = try database()
+        let r = try pilottrace("analyze", "--db", db, pcap)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: db + "-wal"))
+        #expect(try pilottrace("sessions", "--db", db).stdout.contains("5YSZL260021E9A"))
+    }
+
     @Test("--no-store prints the same analysis, says nothing was stored, and creates no database")
     func noStore() throws {
         let folder = URL(fileURLWithPath: try temporaryDatabase()).deletingLastPathComponent()
