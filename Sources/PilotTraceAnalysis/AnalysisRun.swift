@@ -274,20 +274,31 @@ public final class AnalysisRun {
     /// the previous picture (a live run stores one per refresh; a session keeps its id throughout).
     @discardableResult
     func storeSessions(_ sessions: [Session], _ deviations: [Deviation], replacing: Bool) throws -> [(Int64, Session)] {
-        var stored: [(Int64, Session)] = []
-        var sessionRows: [SessionRow] = [], events: [TimelineEventRow] = [], findings: [DeviationRow] = []
         // Sessions stored early take their place in start order (their final numbers): ids are given in that order.
-        var ordered = sessions.map { (number: $0.number, session: $0, provisional: Int64?.none) }
+        // The order is worked out on indices and each retired summary moves from `retiredStored` to the result, so
+        // the sessions are not copied again and again (with tens of thousands of sessions, this is the analysis's
+        // peak of memory).
+        enum Source { case live(Int), retired(serial: Int, provisional: Int64) }
+        var order: [(number: Int, source: Source)] = sessions.indices.map { (sessions[$0].number, .live($0)) }
         if !replacing {
-            for (serial, r) in retiredStored {
-                var s = r.summary
-                s.number = tracker.retiredNumbers[serial]!
-                ordered.append((s.number, s, r.provisional))
-            }
-            ordered.sort { $0.number < $1.number }
+            for (serial, r) in retiredStored { order.append((tracker.retiredNumbers[serial]!, .retired(serial: serial, provisional: r.provisional))) }
+            order.sort { $0.number < $1.number }
         }
+        var stored: [(Int64, Session)] = []
+        stored.reserveCapacity(order.count)
+        var sessionRows: [SessionRow] = [], events: [TimelineEventRow] = []
         var moves: [(from: Int64, to: Int64)] = []
-        for (_, s, provisional) in ordered {
+        for (number, source) in order {
+            var s: Session
+            var provisional: Int64?
+            switch source {
+            case .live(let i):
+                s = sessions[i]
+            case .retired(let serial, let p):
+                s = retiredStored.removeValue(forKey: serial)!.summary
+                s.number = number
+                provisional = p
+            }
             let id: Int64
             if let known = liveSessionIDs[s.serial] {
                 id = known
@@ -295,28 +306,30 @@ public final class AnalysisRun {
                 id = writer.nextSessionID()
                 if replacing { liveSessionIDs[s.serial] = id }
             }
-            stored.append((id, s))
             if let provisional {
                 moves.append((provisional, id))
-                continue
+            } else if replacing {
+                sessionRows.append(Self.row(s, id: id))
+                events += timelineRows(s, id: id)
+            } else {
+                try writer.upsertSession(Self.row(s, id: id))
+                for row in timelineRows(s, id: id) { try writer.insertTimelineEvent(row) }
             }
-            sessionRows.append(Self.row(s, id: id))
-            events += timelineRows(s, id: id)
+            stored.append((id, s))
         }
+        order = []
         try writer.renumberSessions(moves)
         let sessionIDs = Dictionary(uniqueKeysWithValues: stored.map { ($0.1.number, $0.0) })
-        for d in deviations {
-            findings.append(DeviationRow(
+        func row(_ d: Deviation) -> DeviationRow {
+            DeviationRow(
                 sessionID: d.session.flatMap { sessionIDs[$0] }, ruleID: d.rule.id, severity: d.rule.severity.rawValue, title: d.text,
                 time: d.time?.seconds, flowID: d.connection.flatMap { flowIDs[$0] }, messageKind: d.message?.kind.rawValue,
-                messageID: d.message?.id, evidenceJSON: d.evidence.compact))
+                messageID: d.message?.id, evidenceJSON: d.evidence.compact)
         }
         if replacing {
-            try writer.replaceSessions(sessionRows, timeline: events, deviations: findings)
+            try writer.replaceSessions(sessionRows, timeline: events, deviations: deviations.map(row))
         } else {
-            for row in sessionRows { try writer.upsertSession(row) }
-            for row in events { try writer.insertTimelineEvent(row) }
-            for row in findings { try writer.insertDeviation(row) }
+            for d in deviations { try writer.insertDeviation(row(d)) }
         }
         return stored
     }

@@ -289,7 +289,8 @@ public struct DeviationEngine {
     }
 
     /// The same, with the sessions retired early (``retire(_:at:)``) numbered as ``SessionTracker/retiredNumbers``
-    /// says: the findings are those, and in the order, that finishing every session here would give.
+    /// says: the findings are those, and in the order, that finishing every session here would give. It hands the
+    /// findings over (the engine keeps none afterwards): finish a copy to look at a capture still going on.
     public mutating func finish(sessions: [Session], retiredNumbers: [Int: Int], captureEnd: Timestamp) -> [Deviation] {
         // Every session in final order: the live ones as given, the retired ones by their final number.
         enum Entry { case live(Session), retired(Retired, number: Int) }
@@ -307,30 +308,43 @@ public struct DeviationEngine {
                 for c in r.eventConnections where sessionOf[c] == nil { sessionOf[c] = number }
             }
         }
-        var out = findings.map { f -> Deviation in
-            var f = f
+        // Built in one array, compacted and ordered with as few copies as possible: with tens of thousands of sessions
+        // this is the analysis's peak of memory (the findings, then their copies, were all alive at once).
+        var out: [Deviation] = []
+        out.reserveCapacity(findings.count + retired.reduce(0) { $0 + $1.findings.count + 1 } + sessions.count)
+        for var f in findings {
             f.session = f.connection.flatMap { sessionOf[$0] }
-            return f
+            out.append(f)
         }
+        findings.removeAll()
         for (number, entry) in entries {
             switch entry {
             case .live(let s): out += timelineRules(s, captureEnd: captureEnd)
             case .retired(let r, _):
-                out += r.findings.map { f -> Deviation in
-                    var f = f
+                for var f in r.findings {
                     f.session = number
-                    return f
+                    out.append(f)
                 }
                 if let incomplete = captureIncomplete(r.partial, session: number, start: r.start) { out.append(incomplete) }
             }
         }
-        // One clear-text finding per session (or per connection outside sessions) is enough.
+        entries.removeAll()
+        retired.removeAll()
+        // One clear-text finding per session (or per connection outside sessions) is enough: the first one, kept in
+        // place (a stable compaction).
         var seenCleartext = Set<String>()
-        out = out.filter { f in
-            guard f.rule == Rules.cleartextCredentials else { return true }
-            return seenCleartext.insert(f.session.map { "s\($0)" } ?? "c\(f.connection?.rawValue ?? 0)").inserted
+        var kept = 0
+        for i in out.indices {
+            let f = out[i]
+            if f.rule == Rules.cleartextCredentials,
+               !seenCleartext.insert(f.session.map { "s\($0)" } ?? "c\(f.connection?.rawValue ?? 0)").inserted { continue }
+            if kept != i { out.swapAt(kept, i) }
+            kept += 1
         }
-        return out.enumerated().sorted { ($0.element.time ?? .zero, $0.offset) < ($1.element.time ?? .zero, $1.offset) }.map(\.element)
+        out.removeLast(out.count - kept)
+        // Time order; findings at the same time keep their order.
+        let order = out.indices.sorted { (out[$0].time ?? .zero, $0) < (out[$1].time ?? .zero, $1) }
+        return order.map { out[$0] }
     }
 
     /// RFC 9562 §4 text form: 8-4-4-4-12 hexadecimal digits.
