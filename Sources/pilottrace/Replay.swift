@@ -127,6 +127,8 @@ struct Replay: ParsableCommand {
             let latency = p50.map { String(format: "step latency p50 %.1f ms, p99 %.1f ms", $0 * 1000, (p99 ?? $0) * 1000) } ?? "no step latencies"
             print("\(verdicts.count) session(s) replayed against \(targetHttp) in \(String(format: "%.1f", report.replaySeconds)) s (\(rate) sessions/s, \(latency)): \(report.regressions == 0 ? "no regression" : "\(report.regressions) regressed")")
         }
+        // The WAL goes into the file: what the command stored is one file to copy or share.
+        do { try db.close() } catch { warn("warning: \(error)") }
         if let junit {
             do {
                 try ReplayOutput.junit(verdicts).write(toFile: junit, atomically: true, encoding: .utf8)

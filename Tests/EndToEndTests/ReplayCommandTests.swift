@@ -75,6 +75,7 @@ final class ReplayTargetCloud {
         let cloud = try ReplayTargetCloud()
         let (r, json) = try Self.replay(db, cloud, ["--all", "--pace", "4x"])
         #expect(r.status == 0, "\(r.stdout)\n\(r.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: db + "-wal"), "the replay's rows were checkpointed into the file")
         let sessions = json["sessions"] as? [[String: Any]] ?? []
         #expect(sessions.count == 4)
         for s in sessions {
