@@ -292,6 +292,9 @@ public struct SessionTracker {
             for e in contexts[i].events { add(s, e) }
         }
         let exchanges = correlator.finish()
+        // The sessions take their exchanges from this list; the correlator's own (as many again, with tens of
+        // thousands of sessions) is not needed any more.
+        correlator = ReplyCorrelator(horizon: correlator.horizon)
         var out: [Session] = []
         for case let w? in sessions { out.append(finished(w, exchanges: exchanges, captureEnd: end)) }
         // Numbered by start (then creation), retired sessions included.

@@ -293,19 +293,20 @@ public struct DeviationEngine {
     /// findings over (the engine keeps none afterwards): finish a copy to look at a capture still going on.
     public mutating func finish(sessions: [Session], retiredNumbers: [Int: Int], captureEnd: Timestamp) -> [Deviation] {
         // Every session in final order: the live ones as given, the retired ones by their final number.
-        enum Entry { case live(Session), retired(Retired, number: Int) }
-        var entries = sessions.map { (number: $0.number, entry: Entry.live($0)) }
-        for r in retired { if let n = retiredNumbers[r.serial] { entries.append((n, .retired(r, number: n))) } }
+        // (Positions, not copies: an entry holding a session was 350 bytes, times tens of thousands.)
+        enum Entry { case live(Int), retired(Int) }
+        var entries = sessions.indices.map { (number: sessions[$0].number, entry: Entry.live($0)) }
+        for i in retired.indices { if let n = retiredNumbers[retired[i].serial] { entries.append((n, .retired(i))) } }
         entries.sort { $0.number < $1.number }
         var sessionOf: [ConnectionID: Int] = [:]
         for (number, entry) in entries {
             switch entry {
-            case .live(let s):
-                for c in s.connections { sessionOf[c] = number }
-                for e in s.events { if let c = e.connection, sessionOf[c] == nil { sessionOf[c] = number } }
-            case .retired(let r, _):
-                for c in r.connections { sessionOf[c] = number }
-                for c in r.eventConnections where sessionOf[c] == nil { sessionOf[c] = number }
+            case .live(let i):
+                for c in sessions[i].connections { sessionOf[c] = number }
+                for e in sessions[i].events { if let c = e.connection, sessionOf[c] == nil { sessionOf[c] = number } }
+            case .retired(let i):
+                for c in retired[i].connections { sessionOf[c] = number }
+                for c in retired[i].eventConnections where sessionOf[c] == nil { sessionOf[c] = number }
             }
         }
         // Built in one array, compacted and ordered with as few copies as possible: with tens of thousands of sessions
@@ -319,8 +320,9 @@ public struct DeviationEngine {
         findings.removeAll()
         for (number, entry) in entries {
             switch entry {
-            case .live(let s): out += timelineRules(s, captureEnd: captureEnd)
-            case .retired(let r, _):
+            case .live(let i): out += timelineRules(sessions[i], captureEnd: captureEnd)
+            case .retired(let i):
+                let r = retired[i]
                 for var f in r.findings {
                     f.session = number
                     out.append(f)
