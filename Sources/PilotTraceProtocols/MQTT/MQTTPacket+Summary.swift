@@ -113,9 +113,7 @@ extension MQTTPacket {
               !p.properties.contains(where: { $0.identifier == .reasonString || $0.identifier == .userProperty }) else { return nil }
         var topic = p.topic
         return topic.withUTF8 { topic -> String? in
-            guard !topic.contains(where: {
-                $0 < 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "'")
-            }) else { return nil }
+            guard !topic.contains(where: MQTTText.escaped) else { return nil }
             // "PUBLISH topic=\"…\" qos=2 id=65535 dup retain payload=…B(kept …B)": the numbers take at most 20 digits each.
             return String(unsafeUninitializedCapacity: topic.count + 100) { out in
                 var n = 0
@@ -124,24 +122,19 @@ extension MQTTPacket {
                         .copyMemory(from: UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
                     n += s.utf8CodeUnitCount
                 }
-                func put(_ value: Int) {
-                    var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                                 UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-                        (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-                    var count = 0
-                    var v = UInt(max(value, 0))
-                    withUnsafeMutableBytes(of: &digits) { d in
-                        repeat {
-                            d[count] = UInt8(ascii: "0") + UInt8(v % 10)
-                            v /= 10
-                            count += 1
-                        } while v > 0
-                        while count > 0 {
-                            count -= 1
-                            out[n] = d[count]
-                            n += 1
-                        }
+                func put(_ value: Int) {  // never negative: lengths, counts, QoS, packet id
+                    var width = 1
+                    var rest = value
+                    while rest >= 10 {
+                        rest /= 10
+                        width += 1
                     }
+                    rest = value
+                    for i in (n..<n + width).reversed() {
+                        out[i] = UInt8(ascii: "0") + UInt8(rest % 10)
+                        rest /= 10
+                    }
+                    n += width
                 }
                 put("PUBLISH topic=\"")
                 UnsafeMutableRawBufferPointer(UnsafeMutableBufferPointer(rebasing: out[n...])).copyMemory(from: UnsafeRawBufferPointer(topic))

@@ -134,25 +134,15 @@ enum MQTTText {
     }
 
     /// A quoted, escaped string literal: `"a\"b"`, as Swift's `debugDescription` writes it. That costs thousands of
-    /// instructions a call, so printable ASCII with nothing it escapes (`"`, `\`, `'`), every topic and client id in
-    /// practice, is quoted as is.
+    /// instructions a call, so printable ASCII with nothing it escapes, every topic and client id in practice, is
+    /// quoted as is.
     static func quoted(_ s: String) -> String {
-        var out = ""
-        appendQuoted(s, to: &out)
-        return out
+        s.utf8.contains(where: escaped) ? s.debugDescription : "\"" + s + "\""
     }
 
-    /// Appends ``quoted(_:)`` of `s` to `out`.
-    static func appendQuoted(_ s: String, to out: inout String) {
-        let escaped = s.utf8.contains {
-            $0 < 0x20 || $0 >= 0x7F || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "'")
-        }
-        if escaped {
-            out += s.debugDescription
-        } else {
-            out += "\""
-            out += s
-            out += "\""
-        }
+    /// Whether `debugDescription` writes this UTF-8 byte other than as itself: controls, non-ASCII, `"`, `\`, `'`.
+    @inline(__always)
+    static func escaped(_ b: UInt8) -> Bool {
+        b < 0x20 || b >= 0x7F || b == UInt8(ascii: "\"") || b == UInt8(ascii: "\\") || b == UInt8(ascii: "'")
     }
 }
