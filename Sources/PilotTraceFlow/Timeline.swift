@@ -18,6 +18,8 @@ public enum Step: String, Hashable, Sendable, CaseIterable, Codable {
     case mqttCredentials = "mqtt-credentials", workspaceInfo = "workspace-info"
     // connect
     case mqttConnect = "mqtt-connect", mqttConnack = "mqtt-connack", mqttSubscribe = "mqtt-subscribe"
+    /// The device's MQTT connection was already open when the capture started (its CONNECT was not captured).
+    case alreadyConnected = "already-connected"
     // status
     case updateTopo = "update-topo", statusReply = "status-reply", topologyFetch = "topology-fetch"
     // offline
@@ -34,7 +36,7 @@ public enum Step: String, Hashable, Sendable, CaseIterable, Codable {
         case .h5Page, .licenseVerified: .license
         case .tokenRefresh, .tokenRejected, .login, .loginFailed, .tokenRead, .tokenSet: .token
         case .mqttCredentials, .workspaceInfo, .moduleLoad, .workspaceSet, .platformInfoSet: .cloudModule
-        case .mqttConnect, .mqttConnack, .mqttSubscribe, .connectCallback, .connectState: .connect
+        case .mqttConnect, .mqttConnack, .mqttSubscribe, .alreadyConnected, .connectCallback, .connectState: .connect
         case .updateTopo, .statusReply, .topologyFetch: .status
         case .deviceOffline, .mqttDisconnect, .linkLost, .reconnect, .offlineConfirmed, .platformStop: .offline
         }
@@ -177,4 +179,14 @@ extension JSONValue {
     static func int(_ i: Int?) -> JSONValue? { i.map { .number(JSONNumber($0)) } }
     static func bool(_ b: Bool?) -> JSONValue? { b.map { .bool($0) } }
     static func strings(_ a: [String]) -> JSONValue { .array(a.map { .string($0) }) }
+
+    /// This object with `items` set: a member of the same name is replaced, a new one appended; nil values are left out.
+    func setting(_ items: [(String, JSONValue?)]) -> JSONValue {
+        guard case .object(var members) = self else { return self }
+        for (k, v) in items {
+            guard let v else { continue }
+            if let i = members.firstIndex(where: { $0.0 == k }) { members[i].1 = v } else { members.append((k, v)) }
+        }
+        return .object(members)
+    }
 }

@@ -160,7 +160,7 @@ public struct TCPReassembler {
     }
 
     /// Ports that are taken as the server's when the handshake was not captured.
-    static func isServicePort(_ p: UInt16) -> Bool {
+    public static func isServicePort(_ p: UInt16) -> Bool {
         if p < 1024 { return true }
         switch p {
         case 1883, 8883, 8083, 8084, 8080, 8443, 8000, 8888, 9000, 3000, 5000, 6379, 5432, 3306: return true

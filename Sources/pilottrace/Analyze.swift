@@ -13,7 +13,8 @@ struct Analyze: ParsableCommand {
         commandName: "analyze",
         abstract: "Analyze captures and store flows, messages, sessions and timelines in SQLite.",
         discussion: """
-            Reads the captures as one trace, decodes HTTP, WebSocket and MQTT, reconstructs each Pilot 2 device's \
+            Reads the captures as one trace (in time order: by each file's first packet; files that overlap in time, and \
+            time going backwards inside a file, are warned about), decodes HTTP, WebSocket and MQTT, reconstructs each Pilot 2 device's \
             session (license, token, cloud-module, connect, status, offline) and stores everything. Analyzing the same \
             files again replaces their rows. Prints a short summary; exit status 0 when the analysis ran, whatever it \
             found (1 when a capture is corrupt: what was read before the corruption is stored).
@@ -33,6 +34,7 @@ struct Analyze: ParsableCommand {
     var noStore = false
 
     func run() throws {
+        let captures = input.inTimeOrder()
         var options = AnalysisOptions()
         options.reassembly = input.reassembly
         if let profile {
@@ -49,7 +51,7 @@ struct Analyze: ParsableCommand {
             }
         }
         if noStore {
-            let report = try AnalysisRun.analyzeWithoutStoring(input.captures, options: options)
+            let report = try AnalysisRun.analyzeWithoutStoring(captures, options: options)
             print(Self.summary(report, database: nil), terminator: "")
             if let error = report.error {
                 warn("error: \(error)")
@@ -60,7 +62,7 @@ struct Analyze: ParsableCommand {
         let db = try database.open()
         let run: AnalysisRun
         do {
-            run = try AnalysisRun(paths: input.captures, database: db, options: options, toolVersion: PilotTraceVersion.string)
+            run = try AnalysisRun(paths: captures, database: db, options: options, toolVersion: PilotTraceVersion.string)
         } catch {
             warn("error: \(error)")
             throw ExitCode(1)
@@ -73,7 +75,7 @@ struct Analyze: ParsableCommand {
         }
         defer { signals.cancel() }
         let progress = ProgressLine()
-        let report = try run.run(input.captures, progress: progress.update)
+        let report = try run.run(captures, progress: progress.update)
         progress.clear()
         print(Self.summary(report, database: database.resolved), terminator: "")
         // The WAL goes into the file: what the command stored is one file to copy or share.

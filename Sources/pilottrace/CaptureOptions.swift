@@ -5,7 +5,7 @@ import PilotTraceWire
 
 /// Capture files and reassembly settings, shared by the commands that read captures.
 struct CaptureOptions: ParsableArguments {
-    @Argument(help: ArgumentHelp("Capture files (pcap, pcapng, optionally gzip-compressed), read in order as one trace.",
+    @Argument(help: ArgumentHelp("Capture files (pcap, pcapng, optionally gzip-compressed), read as one trace in time order (by each file's first packet).",
                                  valueName: "capture"))
     var captures: [String]
 
@@ -20,6 +20,13 @@ struct CaptureOptions: ParsableArguments {
         guard !captures.isEmpty else { throw ValidationError("Name at least one capture file.") }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive.") }
         guard maxBuffered >= 1024 else { throw ValidationError("--max-buffered must be at least 1024 bytes.") }
+    }
+
+    /// The captures in time order (by first record), with a note on stderr when that is not the order given.
+    func inTimeOrder() -> [String] {
+        let (paths, reordered) = CaptureFiles.ordered(captures)
+        if reordered { warn("note: reading the captures in time order (by first packet): \(paths.joined(separator: ", "))") }
+        return paths
     }
 
     var reassembly: TCPReassembler.Configuration {

@@ -28,7 +28,7 @@ struct Flows: ParsableCommand {
         var rows: [(UInt64, [String])] = []
         let json = self.json
         let progress = ProgressLine()
-        let (files, error) = try CaptureFiles.analyze(input.captures, pipeline: &pipeline, progress: progress.update) { events in
+        let (files, error) = try CaptureFiles.analyze(input.inTimeOrder(), pipeline: &pipeline, progress: progress.update) { events in
             for case .closed(let summary) in events {
                 if json { flows.append(summary) } else { rows.append((summary.info.id.rawValue, FlowTable.row(summary))) }
             }

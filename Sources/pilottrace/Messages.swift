@@ -45,7 +45,7 @@ struct Messages: ParsableCommand {
         var printer = MessagePrinter(json: json, only: only, showSecrets: showSecrets)
         var decoded: [MessageEvent] = []
         let progress = ProgressLine()
-        let (files, error) = try CaptureFiles.analyze(input.captures, pipeline: &pipeline, progress: progress.update) { events in
+        let (files, error) = try CaptureFiles.analyze(input.inTimeOrder(), pipeline: &pipeline, progress: progress.update) { events in
             analyzer.consume(events, into: &decoded)
             progress.clear()
             for m in decoded { printer.print(m) }

@@ -199,6 +199,7 @@ import Testing
             ("status-not-sent", .error), ("status-reply-missing", .error), ("status-reply-mismatch", .error),
             ("status-retransmitted", .warning), ("status-topic-wrong", .error), ("update-topo-invalid", .error),
             ("mqtt-anonymous-login", .warning), ("mqtt-connect-refused", .error), ("mqtt-credentials-mismatch", .warning),
+            ("mqtt-client-id-takeover", .warning),
             ("token-missing", .error), ("expired-token-accepted", .warning), ("cleartext-credentials", .info), ("capture-incomplete", .info),
         ]
         for (id, severity) in required { #expect(Rules.rule(id)?.severity == severity, "\(id)") }

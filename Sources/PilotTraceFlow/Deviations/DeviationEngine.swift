@@ -344,9 +344,39 @@ public struct DeviationEngine {
             kept += 1
         }
         out.removeLast(out.count - kept)
+        Self.mergeTakeovers(&out)
         // Time order; findings at the same time keep their order.
         let order = out.indices.sorted { (out[$0].time ?? .zero, $0) < (out[$1].time ?? .zero, $1) }
         return order.map { out[$0] }
+    }
+
+    static func takeoverText(_ clientID: String, devices: [String], others: [String], count: Int) -> String {
+        "client id \(clientID) is used by \(devices.joined(separator: ", ")) and by \(others.count == 1 ? "a client" : "clients") at \(others.joined(separator: ", ")): the broker closed the older connection \(count) time\(count == 1 ? "" : "s") to let the other in"
+    }
+
+    /// One client-id takeover finding per client id: the first session's, with every session's devices and count.
+    static func mergeTakeovers(_ out: inout [Deviation]) {
+        var first: [String: Int] = [:]
+        var drop = IndexSet()
+        for i in out.indices where out[i].rule == Rules.mqttClientIDTakeover {
+            guard let id = out[i].evidence["client_id"]?.stringValue else { continue }
+            guard let k = first[id] else {
+                first[id] = i
+                continue
+            }
+            func list(_ f: Deviation, _ key: String) -> [String] {
+                guard case .array(let a)? = f.evidence[key] else { return [] }
+                return a.compactMap(\.stringValue)
+            }
+            let devices = list(out[k], "devices") + list(out[i], "devices").filter { !list(out[k], "devices").contains($0) }
+            let others = Array(Set(list(out[k], "by_clients") + list(out[i], "by_clients"))).sorted()
+            let count = Int(out[k].evidence["takeovers"]?.int64Value ?? 0) + Int(out[i].evidence["takeovers"]?.int64Value ?? 0)
+            out[k].text = takeoverText(id, devices: devices, others: others, count: count)
+            out[k].evidence = .members([("client_id", .text(id)), ("devices", .strings(devices)), ("by_clients", .strings(others)),
+                                        ("takeovers", .int(count))])
+            drop.insert(i)
+        }
+        for i in drop.reversed() { out.remove(at: i) }
     }
 
     /// RFC 9562 §4 text form: 8-4-4-4-12 hexadecimal digits.
@@ -376,6 +406,7 @@ public struct DeviationEngine {
         var lastIssuedUser: String?
         var lastIssuedAddress: String?
         var unansweredTopo: TimelineEvent?
+        var takeovers: [TimelineEvent] = []
         for (i, e) in events.enumerated() {
             switch e.step {
             case .mqttConnack where e.ok:
@@ -387,13 +418,30 @@ public struct DeviationEngine {
                         : String(format: "update_topo came %.1f s after the CONNACK", later!.time.seconds(since: e.time)))
                 }
             case .mqttConnack:
-                add(Rules.mqttConnectRefused, e, "CONNACK \(e.detail["return_code"]?.int64Value.map(String.init) ?? "?") (\(e.detail["reason"]?.stringValue ?? "refused"))",
-                    [("return_code", e.detail["return_code"])])
+                var text = "CONNACK \(e.detail["return_code"]?.int64Value.map(String.init) ?? "?") (\(e.detail["reason"]?.stringValue ?? "refused"))"
+                if let attempts = e.detail["attempts"]?.int64Value, attempts > 1 {
+                    text += String(format: ", refused %d times in %.1f s (the client retried with the same client id)", attempts,
+                                   e.detail["over_seconds"]?.doubleValue ?? 0)
+                }
+                add(Rules.mqttConnectRefused, e, text, [("return_code", e.detail["return_code"]), ("attempts", e.detail["attempts"])])
             case .mqttConnect:
                 if e.detail["anonymous"]?.boolValue == true { add(Rules.mqttAnonymousLogin, e, "CONNECT without a username") }
-                if let issued = lastIssuedUser, let used = e.detail["username"]?.stringValue, used != issued {
+                if e.detail["anonymous"]?.boolValue == true {
+                    // No credentials at all: mqtt-anonymous-login says it.
+                } else if let source = e.detail["issued_by"]?.stringValue {
+                    // The tracker compared the CONNECT with the credentials the cloud issued (the password by digest).
+                    let differs = [("username", e.detail["username_check"]), ("password", e.detail["password_check"])]
+                        .filter { $0.1?.stringValue == "differs" || $0.1?.stringValue == "not-sent" }.map(\.0)
+                    if !differs.isEmpty {
+                        let what = differs.count == 2 ? "username and password differ" : "\(differs[0]) differs"
+                        let used = e.detail["username"]?.stringValue.map { " (CONNECT as \($0))" } ?? ""
+                        add(Rules.mqttCredentialsMismatch, e, "the CONNECT's \(what) from the one\(differs.count == 2 ? "s" : "") issued by \(source)\(used)",
+                            [("differs", .strings(differs)), ("issued_by", .text(source)), ("issued_username", e.detail["issued_username"]),
+                             ("used_username", e.detail["username"])])
+                    }
+                } else if let issued = lastIssuedUser, let used = e.detail["username"]?.stringValue, used != issued {
                     add(Rules.mqttCredentialsMismatch, e, "CONNECT as \(used), but the cloud handed out \(issued)",
-                        [("issued_username", .text(issued)), ("used_username", .text(used))])
+                        [("differs", .strings(["username"])), ("issued_username", .text(issued)), ("used_username", .text(used))])
                 }
             case .mqttCredentials:
                 lastIssuedUser = e.detail["mqtt_username"]?.stringValue ?? lastIssuedUser
@@ -431,9 +479,18 @@ public struct DeviationEngine {
                 }
             case .linkLost where e.detail["reason"]?.stringValue == "keep-alive":
                 add(Rules.mqttKeepAliveExceeded, e, "no packet from the device for 1.5 × its keep-alive")
+            case .linkLost where e.detail["reason"]?.stringValue == "client-id-takeover":
+                takeovers.append(e)
             default:
                 break
             }
+        }
+        if let first = takeovers.first, let clientID = first.detail["client_id"]?.stringValue {
+            // One per session here; ``finish`` merges them into one per client id.
+            let others = Array(Set(takeovers.compactMap { $0.detail["by_client"]?.stringValue })).sorted()
+            let device = s.gatewaySN ?? s.client ?? "?"
+            add(Rules.mqttClientIDTakeover, first, Self.takeoverText(clientID, devices: [device], others: others, count: takeovers.count),
+                [("client_id", .text(clientID)), ("devices", .strings([device])), ("by_clients", .strings(others)), ("takeovers", .int(takeovers.count))])
         }
         for x in s.exchanges where x.kind == .status {
             let late = x.latency.map { $0 > deadline } ?? false

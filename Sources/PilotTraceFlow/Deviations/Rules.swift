@@ -57,8 +57,12 @@ public enum Rules {
         basis: "Protocol reference §1.1 step 16, §7 R23; MQTT 3.1.1 §3.2.2.3, MQTT 5.0 §3.2.2.2")
     public static let mqttCredentialsMismatch = Rule(
         id: "mqtt-credentials-mismatch", severity: .warning, title: "CONNECT credentials differ from those handed out",
-        explanation: "The cloud handed this client MQTT credentials over HTTP (`mqtt_username`/`mqtt_password`), but the CONNECT used others.",
+        explanation: "The cloud handed this client MQTT credentials over HTTP (`mqtt_username`/`mqtt_password`), but the CONNECT used others: the username, the password (compared by digest, never shown) or both differ, so the broker refuses the login or lets in an account the cloud did not mean.",
         basis: "Protocol reference §2.2 login/users/current, §7 R22; demo [S7][S10]")
+    public static let mqttClientIDTakeover = Rule(
+        id: "mqtt-client-id-takeover", severity: .warning, title: "Two devices connect with the same MQTT client id",
+        explanation: "Different devices (other gateway serials, client addresses or usernames) connected with one MQTT client id. A broker allows one connection per client id and closes the older one each time the other connects, so the devices knock each other offline in turn: a connect/close ping-pong. Give every device its own client id (the RC serial is the usual choice).",
+        basis: "MQTT 3.1.1 §3.1.4 (step 2: the server disconnects the existing client with the same ClientId), MQTT 5.0 §3.1.4; protocol reference §4.1 client id")
     public static let tokenMissing = Rule(
         id: "token-missing", severity: .error, title: "Authenticated API call without x-auth-token",
         explanation: "Every request to the cloud's API paths except login, token refresh and the H5 page must carry `X-Auth-Token`; the demo answers 401 without it.",
@@ -154,7 +158,7 @@ public enum Rules {
     /// Every rule, in the order `pilottrace rules` lists them.
     public static let all: [Rule] = [
         statusNotSent, statusReplyMissing, statusReplyMismatch, statusRetransmitted, statusTopicWrong, updateTopoInvalid,
-        mqttAnonymousLogin, mqttConnectRefused, mqttCredentialsMismatch, tokenMissing, expiredTokenAccepted,
+        mqttAnonymousLogin, mqttConnectRefused, mqttCredentialsMismatch, mqttClientIDTakeover, tokenMissing, expiredTokenAccepted,
         cleartextCredentials, captureIncomplete, mqttPublishUnacknowledged, mqttAckUnknownID, mqttPacketIDReused,
         mqttTrafficBeforeConnack, mqttSecondConnect, mqttKeepAliveExceeded, httpEnvelopeMissing, tokenRefreshNotPost,
         loginErrorWith200, servicesReplyMissing, eventsReplyMissing, gatewayModelUnexpected, osdUnknownDevice,

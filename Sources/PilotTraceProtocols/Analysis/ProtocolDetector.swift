@@ -34,6 +34,10 @@ public struct Classification: Hashable, Sendable {
     public var rolesReversed = false
     /// For MQTT picked up mid-stream: the version the packets were found to parse as, used until a CONNECT says.
     public var mqttVersion: MQTTVersion?
+    /// The bytes themselves said which side is the client (a request or status line, a CONNECT, a packet type only
+    /// one side may send), so ``rolesReversed`` is not a guess. When false for a connection picked up mid-stream,
+    /// the roles may still be decided from the endpoints (``StreamAnalyzer``; docs/flows.md, "Who is the server").
+    public var rolesFromContent = false
 
     /// True when the bytes themselves decided (first bytes or mid-stream parsing), false for hints.
     public var isFromContent: Bool { evidence == .firstBytes || evidence == .midstream }
@@ -99,11 +103,15 @@ public enum ProtocolDetector {
         if !s.clientFromStart || !s.serverFromStart {
             // Mid-stream: look for evidence in either direction.
             if var c = midstream(s.client, toServer: true) ?? midstream(s.server, toServer: false) {
+                if c.appProtocol == .mqtt, !c.rolesFromContent { mqttDirection(s, &c) }
                 if c.rolesReversed { c.note += "; so the requests come from \(s.info.server), not \(s.info.client) as the ports suggested" }
                 return c
             }
             if clientFull && serverFull {
-                if let c = shortMQTTExchange(s) { return c }
+                if var c = shortMQTTExchange(s) {
+                    mqttDirection(s, &c)
+                    return c
+                }
                 return fallback(s, "picked up mid-stream and nothing recognisable followed")
             }
             return nil
@@ -119,16 +127,19 @@ public enum ProtocolDetector {
         if HTTPConnectionDecoder.looksLikeRequest(bytes) == true {
             var c = Classification(.http, .midstream, "picked up mid-stream: \(side) bytes start with a request line")
             c.rolesReversed = !toServer
+            c.rolesFromContent = true
             return c
         }
         if HTTPConnectionDecoder.looksLikeStatusLine(bytes) == true {
             var c = Classification(.http, .midstream, "picked up mid-stream: \(side) bytes start with a status line")
             c.rolesReversed = toServer
+            c.rolesFromContent = true
             return c
         }
         if MQTTStreamDecoder.looksLikeConnect(bytes) == true {
             var c = Classification(.mqtt, .midstream, "picked up mid-stream: \(side) bytes start with an MQTT CONNECT")
             c.rolesReversed = !toServer
+            c.rolesFromContent = true
             return c
         }
         if MQTTStreamDecoder.plausibleStream(bytes, minimumPackets: 3) {
@@ -141,9 +152,42 @@ public enum ProtocolDetector {
         if let line = requestLineStart(bytes) {
             var c = Classification(.http, .midstream, "picked up mid-stream: a request line at byte \(line) of \(side) stream")
             c.rolesReversed = !toServer
+            c.rolesFromContent = true
             return c
         }
         return nil
+    }
+
+    /// Roles from MQTT packets only one side may send (MQTT 3.1.1 §3: CONNECT, SUBSCRIBE, UNSUBSCRIBE and PINGREQ go
+    /// client to server; CONNACK, SUBACK, UNSUBACK and PINGRESP server to client). A device busy publishing telemetry
+    /// sends no PINGREQ, so this often finds nothing; the endpoints decide then.
+    static func mqttDirection(_ s: Sample, _ c: inout Classification) {
+        func sides(_ bytes: [UInt8]) -> (client: MQTTPacketType?, server: MQTTPacketType?) {
+            var d = MQTTStreamDecoder(configuration: .init(defaultVersion: c.mqttVersion ?? .v3_1_1, maxStoredPayload: 0, maxTopicAliasBytes: 0))
+            d.feed(bytes)
+            var found: (client: MQTTPacketType?, server: MQTTPacketType?) = (nil, nil)
+            while found.client == nil || found.server == nil, let record = try? d.next() {
+                switch record.packet.type {
+                case .connect, .subscribe, .unsubscribe, .pingReq: found.client = found.client ?? record.packet.type
+                case .connAck, .subAck, .unsubAck, .pingResp: found.server = found.server ?? record.packet.type
+                default: break
+                }
+            }
+            return found
+        }
+        let up = sides(s.client), down = sides(s.server)
+        // Consistent evidence only: each side's packets must agree with the other's.
+        let asGuessed = up.client ?? down.server, reversed = up.server ?? down.client
+        func note(_ t: MQTTPacketType) -> String {
+            "; roles from an MQTT \(t.name) (only a \([.connect, .subscribe, .unsubscribe, .pingReq].contains(t) ? "client" : "server") sends it)"
+        }
+        if let t = asGuessed, reversed == nil {
+            c.rolesFromContent = true
+            c.note += note(t)
+        } else if let t = reversed, asGuessed == nil {
+            (c.rolesFromContent, c.rolesReversed) = (true, true)
+            c.note += note(t)
+        }
     }
 
     /// The method of a request line that is cut short (`GET /images/sf.net_bo`), if the bytes start like one.

@@ -42,6 +42,8 @@ public struct StreamAnalyzer {
         var sawData: [Bool] = [false, false]
         /// The content showed the TCP layer's client/server guess the wrong way round: decoders see swapped roles.
         var reversed = false
+        /// Capture time of the last stream event while the connection waits for its classification.
+        var lastSampleTime: Timestamp?
 
         /// The connection as the decoders see it (roles corrected by content).
         var decodedInfo: ConnectionInfo {
@@ -59,6 +61,15 @@ public struct StreamAnalyzer {
 
     public let configuration: Configuration
     var connections: [ConnectionID: Connection] = [:]
+    /// How many open connections each endpoint is part of: an endpoint serving several at once is a server.
+    var endpointUse: [Endpoint: Int] = [:]
+    /// Endpoints shown to be servers: of a captured handshake, of a content-decided connection, or handed out as the
+    /// broker in an HTTP response's `mqtt_addr`. Bounded (endpoints past the limit are not remembered).
+    var knownServers: Set<Endpoint> = []
+    static let knownServerLimit = 65_536
+    /// Capture seconds a mid-stream MQTT connection with nothing to tell its roles waits for evidence (another
+    /// connection to the same broker, a PINGREQ) before the port guess stands.
+    static let roleEvidenceWait = 5.0
     /// Connections per protocol, as classified.
     public private(set) var classified: [AppProtocol: Int] = [:]
 
@@ -75,9 +86,13 @@ public struct StreamAnalyzer {
         switch event {
         case .opened(let info):
             connections[info.id] = Connection(info: info)
-        case .data(let id, let dir, let bytes, _):
+            endpointUse[info.client, default: 0] += 1
+            endpointUse[info.server, default: 0] += 1
+            if !Self.weakRoles(info) { learnServer(info.server) }
+        case .data(let id, let dir, let bytes, let ts):
             guard let c = connections[id] else { return }
             if var s = c.sample {
+                c.lastSampleTime = ts
                 c.queued.append(event)
                 appendSample(&s, dir, bytes: bytes)
                 c.sample = s
@@ -109,6 +124,10 @@ public struct StreamAnalyzer {
             break
         case .closed(let summary):
             guard let c = connections.removeValue(forKey: summary.info.id) else { return }
+            for e in [summary.info.client, summary.info.server] {
+                let n = endpointUse[e, default: 1] - 1
+                endpointUse[e] = n > 0 ? n : nil
+            }
             if c.sample != nil { decideIfPossible(c, force: true, into: &out) }
             if let http = c.http {
                 http.value.finish(at: summary.lastSeen)
@@ -147,11 +166,22 @@ public struct StreamAnalyzer {
             s.clientDone = true
             s.serverDone = true
         }
-        guard let decision = ProtocolDetector.classify(s) else { return }
+        guard var decision = ProtocolDetector.classify(s) else { return }
+        if decision.evidence == .midstream, !decision.rolesFromContent, Self.weakRoles(c.info) {
+            if let reversed = endpointVerdict(c.info) {
+                decision.rolesReversed = reversed
+                let server = reversed ? c.info.client : c.info.server
+                decision.note += "; roles from the endpoints: \(server) is the server (it serves other connections, or was the server of a captured handshake or an mqtt_addr)"
+            } else if !force && !full, decision.appProtocol == .mqtt, !Self.servicePortDecides(c.info), let first = c.sample.map({ $0.info.firstSeen }),
+                      (c.lastSampleTime ?? first).seconds(since: first) < Self.roleEvidenceWait {
+                return  // wait a little for another connection to the same broker
+            }
+        }
         c.sample = nil
         c.classification = decision
         c.reversed = decision.rolesReversed
         classified[decision.appProtocol, default: 0] += 1
+        if decision.isFromContent { learnServer(c.decodedInfo.server) }
         out.append(.classified(c.decodedInfo, decision))
         switch decision.appProtocol {
         case .http: c.http = Boxed(HTTPConnectionDecoder(configuration: configuration.http))
@@ -170,7 +200,45 @@ public struct StreamAnalyzer {
         for e in queued { deliver(c, e, into: &out) }
     }
 
-    func deliver(_ c: Connection, _ event: StreamEvent, into out: inout [MessageEvent]) {
+    /// Roles the TCP layer only guessed (no handshake, no known server): the content or the endpoints may say better.
+    static func weakRoles(_ info: ConnectionInfo) -> Bool {
+        info.roleEvidence == .portHeuristic || info.roleEvidence == .firstPacket
+    }
+
+    /// The guess rests on a well-known service port on one side only (1883, 8883, 80, …): good enough not to wait for
+    /// more evidence (the endpoints still overrule it when they say otherwise).
+    static func servicePortDecides(_ info: ConnectionInfo) -> Bool {
+        info.roleEvidence == .portHeuristic && TCPReassembler.isServicePort(info.server.port) != TCPReassembler.isServicePort(info.client.port)
+    }
+
+    /// Whether the endpoints say the roles are the other way round (true), as guessed (false), or nothing (nil): a
+    /// known server, else an endpoint shared by other open connections while its peer is not.
+    func endpointVerdict(_ info: ConnectionInfo) -> Bool? {
+        let clientKnown = knownServers.contains(info.client), serverKnown = knownServers.contains(info.server)
+        if clientKnown != serverKnown { return clientKnown }
+        let clientShared = endpointUse[info.client, default: 0] > 1, serverShared = endpointUse[info.server, default: 0] > 1
+        if clientShared != serverShared { return clientShared }
+        return nil
+    }
+
+    mutating func learnServer(_ e: Endpoint) {
+        if knownServers.count < Self.knownServerLimit { knownServers.insert(e) }
+    }
+
+    /// A broker address handed out over HTTP (`"mqtt_addr": "tcp://10.0.0.5:1883"`, protocol reference §2.2): a
+    /// server, when it names an IP address and a port.
+    static func handedOutBroker(_ r: HTTPResponse) -> Endpoint? {
+        guard let addr = r.body.json?["data"]?["mqtt_addr"]?.stringValue else { return nil }
+        var rest = Substring(addr)
+        if let colon = rest.firstIndex(of: ":"), rest[colon...].hasPrefix("://") { rest = rest[rest.index(colon, offsetBy: 3)...] }
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        guard let colon = rest.lastIndex(of: ":"), let port = UInt16(rest[rest.index(after: colon)...]) else { return nil }
+        var host = rest[..<colon]
+        if host.hasPrefix("["), host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+        return IPAddress(String(host)).map { Endpoint(address: $0, port: port) }
+    }
+
+    mutating func deliver(_ c: Connection, _ event: StreamEvent, into out: inout [MessageEvent]) {
         var event = event
         if c.reversed {
             switch event {
@@ -211,9 +279,10 @@ public struct StreamAnalyzer {
     }
 
     /// Passes HTTP events on; WebSocket binary messages on an MQTT upgrade also go through an MQTT decoder.
-    func emit(_ c: Connection, _ events: [HTTPConnectionEvent], into out: inout [MessageEvent]) {
+    mutating func emit(_ c: Connection, _ events: [HTTPConnectionEvent], into out: inout [MessageEvent]) {
         for e in events {
             out.append(.http(c.info.id, e))
+            if case .response(let r) = e, let broker = Self.handedOutBroker(r) { learnServer(broker) }
             guard case .webSocket(let message) = e, case .binary = message.kind else { continue }
             if c.webSocketMQTT == nil {
                 let sub = c.http?.value.upgrade?.subprotocol?.lowercased() ?? ""

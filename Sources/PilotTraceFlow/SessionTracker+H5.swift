@@ -1,0 +1,166 @@
+import PilotTraceProtocols
+import PilotTraceWire
+
+/// H5 contexts: the HTTP side of a login (page, token, MQTT credentials), grouped until a device connection claims it.
+extension SessionTracker {
+    struct H5Context {
+        var client: String
+        var tokens: Set<String> = []
+        var mqttUsername: String?
+        /// SHA-256 of the MQTT password the cloud issued: compared with a CONNECT's, never kept in clear.
+        var mqttPasswordDigest: [UInt8]?
+        /// The request that issued the MQTT credentials (`POST /manage/api/v1/login`), and when.
+        var credentialsSource: (request: String, time: Timestamp)?
+        var events: [TimelineEvent] = []
+        var session: Int?
+        var hasFlowStep = false
+        var last: Timestamp
+    }
+
+    /// Steps that begin a login: in a context whose session is over they begin a new context instead (the app
+    /// re-opened after a DISCONNECT loads its page and token again for the device's next session).
+    static let loginStarts: Set<Step> = [.h5Page, .login, .loginFailed, .tokenRefresh, .tokenRejected]
+
+    static func digest(_ bytes: some Collection<UInt8>) -> [UInt8] {
+        var h = SHA256()
+        h.update(Array(bytes))
+        return h.finalize()
+    }
+
+    mutating func http(_ id: ConnectionID, _ e: HTTPConnectionEvent, _ ref: MessageRef?) {
+        switch e {
+        case .request(let r):
+            requests[id, default: [:]][r.index] = (r, ref)
+        case .response(let r):
+            guard !r.head.isInformational else { return }
+            let pending = r.requestIndex.flatMap { requests[id]?.removeValue(forKey: $0) }
+            advance(to: r.span.lastByteAt)
+            exchange(id, pending?.0, r, ref ?? pending?.1)
+        default:
+            break
+        }
+    }
+
+    /// Whether context `i` belongs to a session that is over (DISCONNECT, or offline after the grace).
+    func sessionIsOver(_ i: Int) -> Bool {
+        guard let s = contexts[i].session else { return false }
+        return sessions[s]?.lifecycle.isOver ?? true
+    }
+
+    mutating func exchange(_ id: ConnectionID, _ request: HTTPRequest?, _ response: HTTPResponse, _ ref: MessageRef?) {
+        if let request, BridgeReport.isReport(method: request.method, path: request.head.path) {
+            bridge(id, request, ref)
+            return
+        }
+        let m = HTTPStepRecognizer.recognize(request, response, profile: configuration.profile)
+        guard !m.steps.isEmpty, let info = infos[id] else { return }
+        let addr = address(info.client)
+        let time = request?.span.firstByteAt ?? response.span.firstByteAt
+        let latency = request.map { response.span.lastByteAt.seconds(since: $0.span.lastByteAt) }
+        let events = m.steps.map { TimelineEvent(time: time, step: $0.step, ok: $0.ok, latency: latency, connection: id, message: ref, detail: $0.detail) }
+        if m.isHTMLPage, m.steps.count == 1 {
+            lastPage[addr] = events[0]  // claimed by the login that follows, if any
+            return
+        }
+        // The context: by the token presented (from this address first: the demo's tokens carry no unique id, so
+        // two remote controllers logging in to one account within a second get the same token), else a fresh one
+        // for a login from this address.
+        var ctx = m.presentedToken.flatMap { t in
+            contexts.lastIndex { $0.tokens.contains(t) && $0.client == addr } ?? contexts.lastIndex { $0.tokens.contains(t) }
+        }
+        if ctx == nil, m.presentedToken == nil || m.issuedToken != nil {
+            ctx = contexts.lastIndex { $0.client == addr && $0.session == nil && $0.tokens.isEmpty }
+        }
+        // A request that should have carried a token but did not belongs to the latest context of its address.
+        if ctx == nil, m.presentedToken == nil, m.issuedToken == nil, !m.steps.contains(where: { [.login, .loginFailed].contains($0.step) }) {
+            ctx = contexts.lastIndex { $0.client == addr }
+        }
+        // The token of a session that is over, presented again to begin a login: the next session's context.
+        var inherited: Set<String> = []
+        if let i = ctx, sessionIsOver(i), m.steps.contains(where: { Self.loginStarts.contains($0.step) }) {
+            inherited = contexts[i].tokens
+            ctx = nil
+        }
+        if ctx == nil {
+            contexts.append(H5Context(client: addr, tokens: inherited, last: time))
+            ctx = contexts.count - 1
+            if let page = lastPage.removeValue(forKey: addr) { contexts[ctx!].events.append(page) }
+            // A stored token whose issue the capture never saw (§1.2): later requests with it join this context
+            // (unless the cloud rejected it: the login that follows starts the context afresh).
+            if let t = m.presentedToken, !m.steps.contains(where: { $0.step == .tokenRejected }) { contexts[ctx!].tokens.insert(t) }
+        }
+        let i = ctx!
+        if let t = m.issuedToken { contexts[i].tokens.insert(t) }
+        if let u = m.mqttUsername { contexts[i].mqttUsername = u }
+        if let p = m.mqttPassword { contexts[i].mqttPasswordDigest = Self.digest(p.utf8) }
+        if m.mqttUsername != nil || m.mqttPassword != nil, let request {
+            let path = request.head.path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.head.path
+            contexts[i].credentialsSource = ("\(request.method) \(path)", time)
+        }
+        contexts[i].last = max(contexts[i].last, time)
+        contexts[i].hasFlowStep = true
+        if let s = contexts[i].session, let w = sessions[s] {
+            for e in events { add(w, e) }
+        } else {
+            contexts[i].events += events
+        }
+    }
+
+    /// A JSBridge report from the proxy's injected script: one event per call the timeline shows, each at the
+    /// report's capture time less the delay the page measured, in the H5 context of the same client address
+    /// (the page's own context: the bridge presents no token).
+    mutating func bridge(_ id: ConnectionID, _ request: HTTPRequest, _ ref: MessageRef?) {
+        guard let report = BridgeReport(request.body.json), let info = infos[id] else { return }
+        let sent = request.span.firstByteAt
+        let events = report.calls.compactMap { call -> TimelineEvent? in
+            guard let (step, ok, detail) = BridgeReport.step(call) else { return nil }
+            return TimelineEvent(time: sent.adding(seconds: -call.secondsBeforeSending), step: step, ok: ok, connection: id, message: ref,
+                                 detail: detail)
+        }
+        guard let firstTime = events.first?.time else { return }
+        let addr = address(info.client)
+        let i: Int
+        if let existing = contexts.lastIndex(where: { $0.client == addr }) {
+            i = existing
+        } else {
+            contexts.append(H5Context(client: addr, last: firstTime))
+            i = contexts.count - 1
+            if let page = lastPage.removeValue(forKey: addr) { contexts[i].events.append(page) }
+        }
+        // `last` is left alone: it places the context before the device's CONNECT, which bridge reports may follow.
+        contexts[i].hasFlowStep = true
+        if let s = contexts[i].session, let w = sessions[s] {
+            for e in events { add(w, e) }
+        } else {
+            contexts[i].events += events
+        }
+    }
+
+    /// The H5 context that handed out this connection's credentials, else the latest one from the same address.
+    func context(for c: Connection, before t: Timestamp) -> Int? {
+        let addr = address(c.info.client)
+        let candidates = contexts.indices.filter { contexts[$0].session == nil && contexts[$0].hasFlowStep && contexts[$0].last <= t.adding(seconds: 1) }
+        let password = c.password.map { Self.digest($0) }
+        let byCredentials = candidates.filter {
+            contexts[$0].mqttUsername != nil && contexts[$0].mqttUsername == c.username
+                && (contexts[$0].mqttPasswordDigest == nil || password == nil || contexts[$0].mqttPasswordDigest == password)
+        }
+        let pool = byCredentials.isEmpty ? candidates.filter { contexts[$0].client == addr } : byCredentials
+        return pool.max { (contexts[$0].client == addr ? 1 : 0, contexts[$0].last) < (contexts[$1].client == addr ? 1 : 0, contexts[$1].last) }
+    }
+
+    /// Compares the CONNECT's credentials with those the context's cloud issued (the password by SHA-256, in
+    /// memory) and notes on the CONNECT step which matched and where the issued ones came from: no value is kept.
+    func checkCredentials(_ c: Connection, against ctx: H5Context) {
+        guard let source = ctx.credentialsSource, let i = c.pending.firstIndex(where: { $0.step == .mqttConnect }) else { return }
+        let username: String? = ctx.mqttUsername.map { $0 == c.username ? "match" : "differs" }
+        let password: String? = ctx.mqttPasswordDigest.map { issued in
+            guard let used = c.password else { return "not-sent" }
+            return Self.digest(used) == issued ? "match" : "differs"
+        }
+        c.pending[i].detail = c.pending[i].detail.setting([
+            ("issued_by", .text(source.request)), ("issued_at", .number(JSONNumber(source.time.seconds))),
+            ("issued_username", .text(ctx.mqttUsername)), ("username_check", .text(username)), ("password_check", .text(password)),
+        ])
+    }
+}
