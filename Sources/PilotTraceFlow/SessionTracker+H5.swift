@@ -81,15 +81,18 @@ extension SessionTracker {
             inherited = contexts[i].tokens
             ctx = nil
         }
-        if ctx == nil {
-            contexts.append(H5Context(client: addr, tokens: inherited, last: time))
-            ctx = contexts.count - 1
-            if let page = lastPage.removeValue(forKey: addr) { contexts[ctx!].events.append(page) }
+        let i: Int
+        if let ctx {
+            i = ctx
+        } else {
+            var fresh = H5Context(client: addr, tokens: inherited, last: time)
+            if let page = lastPage.removeValue(forKey: addr) { fresh.events.append(page) }
             // A stored token whose issue the capture never saw (§1.2): later requests with it join this context
             // (unless the cloud rejected it: the login that follows starts the context afresh).
-            if let t = m.presentedToken, !m.steps.contains(where: { $0.step == .tokenRejected }) { contexts[ctx!].tokens.insert(t) }
+            if let t = m.presentedToken, !m.steps.contains(where: { $0.step == .tokenRejected }) { fresh.tokens.insert(t) }
+            contexts.append(fresh)
+            i = contexts.count - 1
         }
-        let i = ctx!
         if let t = m.issuedToken { contexts[i].tokens.insert(t) }
         if let u = m.mqttUsername { contexts[i].mqttUsername = u }
         if let p = m.mqttPassword { contexts[i].mqttPasswordDigest = Self.digest(p.utf8) }

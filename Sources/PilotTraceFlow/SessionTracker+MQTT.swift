@@ -162,7 +162,7 @@ extension SessionTracker {
             c.pendingStatus.append((env.tid, env.bid, ts))
             let subs = topo?.subDevices ?? []
             let aircraft = subs.compactMap(\.sn)
-            out.append(TimelineEvent(time: ts, step: .updateTopo, ok: env.isValid && topo != nil && topo!.missing.isEmpty,
+            out.append(TimelineEvent(time: ts, step: .updateTopo, ok: env.isValid && topo?.missing.isEmpty == true,
                                      connection: c.info.id, message: ref, detail: .members([
                                         ("gateway_sn", .text(sn)), ("topic", .text(p.topic)), ("method", .text(env.method)),
                                         ("gateway_model", .text(topo?.gateway?.key)), ("gateway_model_name", .text(topo?.gateway?.name)),

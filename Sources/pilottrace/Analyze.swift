@@ -53,6 +53,7 @@ struct Analyze: ParsableCommand {
         if noStore {
             let report = try AnalysisRun.analyzeWithoutStoring(captures, options: options)
             print(Self.summary(report, database: nil), terminator: "")
+            for w in report.files.flatMap(\.warnings) { warn("warning: \(w)") }
             if let error = report.error {
                 warn("error: \(error)")
                 throw ExitCode(1)

@@ -52,6 +52,7 @@ struct Messages: ParsableCommand {
             decoded.removeAll(keepingCapacity: true)
         }
         progress.clear()
+        printer.flush()
         if !json { printer.footer(counters: pipeline.counters, classified: analyzer.classified) }
         for w in files.flatMap(\.warnings) { warn("warning: \(w)") }
         if let error {
@@ -192,20 +193,47 @@ struct MessagePrinter {
         if let only, filter != only { return }
         counts[proto, default: 0] += 1
         let info = connections[id]
+        let text: String
         if json {
             let line = Line(time: ts?.iso8601, connection: id.rawValue, client: info?.client.description, server: info?.server.description,
                             direction: dir.map { $0 == .toServer ? "to-server" : "to-client" }, protocol: proto, kind: kind, summary: summary,
                             fields: fields)
-            Swift.print(String(decoding: (try? encoder.encode(line)) ?? Data(), as: UTF8.self))
+            text = String(decoding: (try? encoder.encode(line)) ?? Data(), as: UTF8.self)
         } else {
             let time = ts?.iso8601 ?? String(repeating: " ", count: 27)
             let arrow = dir?.arrow ?? " "
             let pad = proto.count < 7 ? String(repeating: " ", count: 7 - proto.count) : ""
-            Swift.print("\(time)  #\(id.rawValue) \(arrow) \(proto)\(pad) \(summary)")
+            text = "\(time)  #\(id.rawValue) \(arrow) \(proto)\(pad) \(summary)"
         }
+        hold(text, at: ts)
     }
 
-    func footer(counters: PacketCounters, classified: [AppProtocol: Int]) {
+    /// Lines waiting to be printed in time order: a message is decoded when the bytes that complete it arrive, and a
+    /// connection picked up mid-stream may wait a few seconds for its roles, so decoding order is not quite time order.
+    var held: [(time: Timestamp, seq: Int, text: String)] = []
+    var heldSeq = 0
+    var latest = Timestamp(nanoseconds: .min)
+    /// Capture seconds a line is held back: more than the longest a decoder delays a message.
+    static let reorderWindow = StreamAnalyzer.roleEvidenceWait + 5
+
+    mutating func hold(_ text: String, at ts: Timestamp?) {
+        if let ts, ts > latest { latest = ts }
+        held.append((ts ?? latest, heldSeq, text))
+        heldSeq += 1
+        guard let first = held.first, latest.seconds(since: first.time) > Self.reorderWindow * 2 else { return }
+        flush(before: latest.adding(seconds: -Self.reorderWindow))
+    }
+
+    /// Prints the held lines older than `limit` (all of them without one), in time order.
+    mutating func flush(before limit: Timestamp? = nil) {
+        held.sort { ($0.time, $0.seq) < ($1.time, $1.seq) }
+        let n = limit.map { l in held.firstIndex { $0.time > l } ?? held.count } ?? held.count
+        for line in held[..<n] { Swift.print(line.text) }
+        held.removeFirst(n)
+    }
+
+    mutating func footer(counters: PacketCounters, classified: [AppProtocol: Int]) {
+        flush()
         let lines = counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         let conns = classified.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
         Swift.print("\n\(lines.isEmpty ? "no messages" : lines) in \(counters.frames) frames; connections: \(conns.isEmpty ? "none" : conns)")

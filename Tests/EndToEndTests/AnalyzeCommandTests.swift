@@ -164,4 +164,32 @@ import Testing
         let list = (try JSONSerialization.jsonObject(with: Data(sessions.stdout.utf8)) as! [String: Any])["sessions"] as! [Any]
         #expect(list.isEmpty)
     }
+
+    @Test func severalFilesAreReadInTimeOrderWithOverlapsWarnedAbout() throws {
+        let early = TestPaths.captures.appendingPathComponent("lab-clean-login.pcapng").path
+        let late = TestPaths.captures.appendingPathComponent("lab-two-devices.pcapng").path
+        // Given late first: read early first, and said so.
+        let r = try pilottrace("analyze", "--no-store", late, early)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("note: reading the captures in time order (by first packet): \(early), \(late)"))
+        #expect(r.stdout.contains("Analyzed \(early), \(late):"))
+        #expect(r.stdout.contains("3 Pilot 2 sessions (3 offline)"))
+        #expect(!r.stderr.contains("overlaps"))
+        // The same recording twice overlaps itself.
+        let copy = try temporaryFile("copy.pcapng", Array(try Data(contentsOf: URL(fileURLWithPath: early))))
+        let twice = try pilottrace("analyze", "--no-store", early, copy)
+        #expect(twice.stderr.contains("warning: \(copy) overlaps \(early) in time"))
+    }
+
+    @Test func timeGoingBackwardsInsideAFileIsWarnedAbout() throws {
+        // Two records, the second 90 s before the first (pcap, microseconds).
+        var bytes: [UInt8] = [0xD4, 0xC3, 0xB2, 0xA1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 1, 0, 0, 0]
+        func le32(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)] }
+        for sec: UInt32 in [1_700_000_100, 1_700_000_010] {
+            bytes += le32(sec) + le32(0) + le32(14) + le32(14) + [UInt8](repeating: 0, count: 12) + [0x08, 0x06]
+        }
+        let file = try temporaryFile("backwards.pcap", bytes)
+        let r = try pilottrace("analyze", "--no-store", file)
+        #expect(r.stderr.contains("warning: \(file): time goes backwards 1 time (the largest step back is 90.000000 s, at record 2)"))
+    }
 }

@@ -69,7 +69,7 @@ public struct StreamAnalyzer {
     static let knownServerLimit = 65_536
     /// Capture seconds a mid-stream MQTT connection with nothing to tell its roles waits for evidence (another
     /// connection to the same broker, a PINGREQ) before the port guess stands.
-    static let roleEvidenceWait = 5.0
+    public static let roleEvidenceWait = 5.0
     /// Connections per protocol, as classified.
     public private(set) var classified: [AppProtocol: Int] = [:]
 
