@@ -37,15 +37,21 @@ public final class MQTTClient: @unchecked Sendable {
     private var onMessage: (@Sendable (MQTTClient, Message) -> Void)?
     private var looping = false
     private var destroyed = false
+    private let reconnects: Bool
 
     private static let initialised: Void = { mosquitto_lib_init() }()
 
     /// A client that has not connected yet; `onMessage` (if given) sees every message on libmosquitto's thread
     /// instead of the inbox.
+    ///
+    /// - Parameter reconnect: Whether libmosquitto's loop reconnects on its own (same handle, no SUBSCRIBE, nothing
+    ///   re-sent) when the connection is lost after the CONNACK. Off, a lost connection stays lost: ``isConnected``
+    ///   turns false, ``waitForLinkLoss(until:)`` returns, and the caller reconnects with a new client as it sees fit.
     public init(clientID: String, version: Version = .v311, username: String? = nil, password: String? = nil,
-                onMessage: (@Sendable (MQTTClient, Message) -> Void)? = nil) throws {
+                reconnect: Bool = true, onMessage: (@Sendable (MQTTClient, Message) -> Void)? = nil) throws {
         _ = Self.initialised
         self.clientID = clientID
+        reconnects = reconnect
         guard let h = mosquitto_new(clientID, true, nil) else { throw Failure(description: "mosquitto_new failed for \(clientID)") }
         handle = h
         self.onMessage = onMessage
@@ -57,9 +63,13 @@ public final class MQTTClient: @unchecked Sendable {
             guard let obj else { return }
             Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().connected(rc)
         }
-        mosquitto_disconnect_callback_set(h) { _, obj, _ in
+        mosquitto_disconnect_callback_set(h) { mosq, obj, _ in
             guard let obj else { return }
-            Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().update { $0.linkDown = true; $0.connected = false }
+            let client = Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue()
+            client.update { $0.linkDown = true; $0.connected = false }
+            // The loop reconnects after this callback unless the client is disconnecting; marking it so ends the loop
+            // (the socket is closed already: nothing is sent).
+            if !client.reconnects { mosquitto_disconnect(mosq) }
         }
         mosquitto_publish_callback_set(h) { _, obj, mid in
             guard let obj else { return }
@@ -137,6 +147,13 @@ public final class MQTTClient: @unchecked Sendable {
 
     public var isConnected: Bool { condition.lock(); defer { condition.unlock() }; return connected }
 
+    /// Waits until the connection is lost (the broker or the network closed it) or `deadline` passes; returns whether
+    /// it is lost. Without `reconnect` a lost connection stays lost; with it, this also returns once libmosquitto
+    /// reconnected, until ``isConnected`` turns true again.
+    public func waitForLinkLoss(until deadline: Date) -> Bool {
+        wait(deadline.timeIntervalSinceNow) { linkDown && !connected }
+    }
+
     /// Subscribes to `topics` in one SUBSCRIBE and waits for the SUBACK.
     public func subscribe(_ topics: [String], qos: Int = 1, timeout: Double = 10) throws {
         var mid: Int32 = 0
@@ -148,7 +165,12 @@ public final class MQTTClient: @unchecked Sendable {
             }
         }
         try Self.check(rc, "cannot subscribe")
-        guard wait(timeout, until: { subscribed.contains(mid) }) else { throw Failure(description: "no SUBACK within \(timeout) s") }
+        guard wait(timeout, until: { subscribed.contains(mid) || (linkDown && !connected) }) else {
+            throw Failure(description: "no SUBACK within \(timeout) s")
+        }
+        condition.lock()
+        defer { condition.unlock() }
+        guard subscribed.contains(mid) else { throw Failure(description: "the connection closed before the SUBACK") }
     }
 
     /// Publishes and returns the message id; for QoS 1 ``waitAcknowledged(_:timeout:)`` waits for the PUBACK.

@@ -163,7 +163,9 @@ extension Lab {
                 request, osd for the RC and the aircraft every --osd-interval seconds for --online seconds, then \
                 --offline: active (update_topo with no aircraft, then DISCONNECT), exit (DISCONNECT) or passive (the \
                 link drops without DISCONNECT). --devices N runs N remote controllers at once with distinct serials. \
-                Exit status 0 when every device came online and completed its script, 1 otherwise.
+                --restarts N runs the whole script N more times after each clean DISCONNECT (the app opened again); \
+                --connect-retries N retries a refused CONNECT. Exit status 0 when every device came online and \
+                completed its script (every run of it), 1 otherwise.
                 """
         )
 
@@ -179,12 +181,32 @@ extension Lab {
         @Option(help: "How many times status is sent before giving up.") var statusTries = 3
         @Option(help: ArgumentHelp("How the device goes offline: active, exit or passive.", valueName: "mode")) var offline = "active"
         @Option(name: .customLong("fault"), help: ArgumentHelp(
-            "Deviate from the documented sequence (repeatable): \(LabPilot.Fault.allCases.map(\.rawValue).joined(separator: ", ")).",
+            "Deviate from the documented sequence (repeatable): \(LabPilot.Fault.allCases.map(\.rawValue).joined(separator: ", ")). "
+                + "shared-client-id (with --devices 2 or more): every device connects with the first device's client id "
+                + "(\(LabPilot.serials(0).rc)) but keeps its own serials in topics and payloads; the broker closes the older "
+                + "connection at each CONNECT (session takeover) and a device closed while online reconnects 1 s later "
+                + "(subscribe, update_topo again), so the connections alternate for the whole --online period.",
             valueName: "fault"))
         var faults: [String] = []
         @Flag(help: "Fly without an aircraft (sub_devices stays empty).") var noAircraft = false
         @Option(help: ArgumentHelp("MQTT keep-alive.", valueName: "seconds")) var keepAlive = 60
         @Option(help: ArgumentHelp("Spread the devices' starts over this many seconds.", valueName: "seconds")) var rampUp: Double = 0
+        @Option(help: ArgumentHelp("""
+            Run each device's whole script this many more times after it ended with a clean DISCONNECT (--offline \
+            active or exit), as a user re-opening the app: after --restart-delay, GET /pilot-login on a new HTTP \
+            connection, log in again, workspace, users/current, a new MQTT connection with the same client id (the \
+            RC serial), subscribe, update_topo, osd, offline. The device succeeds only when every run completed.
+            """, valueName: "n")) var restarts = 0
+        @Option(help: ArgumentHelp("Seconds between a run's DISCONNECT and the next run (--restarts).", valueName: "seconds"))
+        var restartDelay: Double = 2
+        @Option(help: ArgumentHelp("""
+            When the broker refuses the CONNECT (CONNACK ≠ 0, e.g. --fault wrong-password), try this many more \
+            times, each on a new TCP connection with the same client id and credentials, every --retry-interval \
+            seconds, as MQTT client libraries do; each refusal is logged, and the device fails if the last try is \
+            refused too.
+            """, valueName: "n")) var connectRetries = 0
+        @Option(help: ArgumentHelp("Seconds between a refused CONNECT and the next try (--connect-retries).", valueName: "seconds"))
+        var retryInterval: Double = 1
         @Flag(help: "Log only failures and the summary.") var quiet = false
 
         func validate() throws {
@@ -196,6 +218,15 @@ extension Lab {
             guard devices >= 1, devices <= 1000 else { throw ValidationError("--devices is 1…1000") }
             guard online >= 0, osdInterval > 0, statusRetry > 0, statusTries >= 1 else {
                 throw ValidationError("--online ≥ 0, --osd-interval > 0, --status-retry > 0, --status-tries ≥ 1")
+            }
+            guard restarts >= 0, restartDelay >= 0, connectRetries >= 0, retryInterval >= 0 else {
+                throw ValidationError("--restarts ≥ 0, --restart-delay ≥ 0, --connect-retries ≥ 0, --retry-interval ≥ 0")
+            }
+            if restarts > 0 && offline == LabPilot.Offline.passive.rawValue {
+                throw ValidationError("--restarts needs a clean end: --offline active or exit")
+            }
+            if faults.contains(LabPilot.Fault.sharedClientID.rawValue) && devices < 2 {
+                throw ValidationError("--fault shared-client-id needs --devices 2 or more")
             }
         }
 
@@ -215,6 +246,10 @@ extension Lab {
             c.aircraft = !noAircraft
             c.keepAlive = keepAlive
             c.rampUp = rampUp
+            c.restarts = restarts
+            c.restartDelay = restartDelay
+            c.connectRetries = connectRetries
+            c.retryInterval = retryInterval
             let log = Lab.log("pilot")
             let quiet = self.quiet
             let pilot = LabPilot(configuration: c, log: { line in if !quiet || line.contains("failed") { log(line) } })
@@ -222,7 +257,16 @@ extension Lab {
             let outcomes = pilot.run()
             let failed = outcomes.filter { $0.failure != nil }
             let published = outcomes.map(\.messages.published).reduce(0, +)
-            print("\(outcomes.count) device(s): \(outcomes.count - failed.count) completed, \(failed.count) failed; \(published) messages published in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+            var extra = ""
+            if restarts > 0 { extra += "; \(outcomes.map(\.runs).reduce(0, +)) of \(outcomes.count * (1 + restarts)) runs completed" }
+            let refusals = outcomes.map(\.refusals).reduce(0, +)
+            if refusals > 0 { extra += "; \(refusals) CONNECT(s) refused" }
+            let takeovers = outcomes.map(\.takeovers).reduce(0, +)
+            if takeovers > 0 || c.faults.contains(.sharedClientID) {
+                extra += "; \(takeovers) takeover(s) of client id \(LabPilot.serials(0).rc) ("
+                    + outcomes.map { "\($0.gateway) closed \($0.takeovers)×" }.joined(separator: ", ") + ")"
+            }
+            print("\(outcomes.count) device(s): \(outcomes.count - failed.count) completed, \(failed.count) failed; \(published) messages published in \(String(format: "%.1f", Date().timeIntervalSince(started))) s\(extra)")
             for f in failed { print("  \(f.gateway): \(f.failure!)") }
             if !failed.isEmpty { throw ExitCode(1) }
         }
