@@ -261,7 +261,7 @@ extension SessionTracker {
             // The same gateway connects again while its old connection still looks open (its RST or FIN not yet
             // released, or never captured): the old link is lost, as a broker's session takeover would have it.
             for old in w.openConnections where old != c.info.id {
-                guard let o = connections[old], !o.linkLostReported, !o.disconnected else { continue }
+                guard let o = connections[old], !o.linkLostReported, !o.disconnected, !o.refused else { continue }
                 o.linkLostReported = true
                 linkLost(o, at: min(o.lastClientPacket, start), detail: lossDetail(o, reason: "superseded by a new connection"))
             }
@@ -295,8 +295,8 @@ extension SessionTracker {
         if c.connectTime == nil, c.info.midstream {
             // Picked up mid-stream: the device was connected before the capture started.
             c.pending.insert(TimelineEvent(time: c.info.firstSeen, step: .alreadyConnected, ok: true, connection: c.info.id,
-                                           detail: .members([("client", .text(c.info.client.description)), ("server", .text(c.info.server.description)),
-                                                             ("role_evidence", .text(c.info.roleEvidence.rawValue))])), at: 0)
+                                           detail: .members([("client", .text(c.info.client.description)), ("server", .text(c.info.server.description))])),
+                             at: 0)
             w.assumedOnline = true
         }
         return w.session.serial

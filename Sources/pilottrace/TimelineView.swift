@@ -128,9 +128,16 @@ enum TimelineText {
             parts.append((d["anonymous"] as? Bool == true) ? "anonymous" : "user \(str("username") ?? "?")")
             if let k = num("keep_alive") { parts.append("keep-alive \(k) s") }
             if let v = str("version") { parts.append("MQTT \(v)") }
+            let differs = [("username", str("username_check")), ("password", str("password_check"))].filter { $0.1 == "differs" || $0.1 == "not-sent" }
+            if let by = str("issued_by") {
+                parts.append(differs.isEmpty ? "(credentials as issued by \(by))" : "(\(differs.map(\.0).joined(separator: " and ")) not as issued by \(by))")
+            }
         case "mqtt-connack":
             if let r = num("return_code") { parts.append("return code \(r)") }
             if let r = str("reason") { parts.append("(\(r))") }
+            if let n = num("attempts"), n != "1" { parts.append("refused \(n) times in \(num("over_seconds") ?? "?") s (retried with the same client id)") }
+        case "already-connected":
+            parts.append("connected before the capture started: \(str("client") ?? "?") → \(str("server") ?? "?")")
         case "mqtt-subscribe":
             if let t = d["topics"] as? [String] { parts.append("\(t.count) topic\(t.count == 1 ? "" : "s"): \(t.joined(separator: ", "))") }
         case "update-topo":
@@ -146,7 +153,14 @@ enum TimelineText {
         case "device-offline":
             if let r = d["removed"] as? [String] { parts.append("aircraft gone: \(r.joined(separator: ", "))") }
         case "link-lost":
-            if let r = str("reason") { parts.append(r == "keep-alive" ? "silent past 1.5× keep-alive" : "connection closed (\(r)) without DISCONNECT") }
+            if let r = str("reason") {
+                switch r {
+                case "keep-alive": parts.append("silent past 1.5× keep-alive")
+                case "client-id-takeover":
+                    parts.append("closed by the broker: \(str("by_client") ?? "another client") connected with the same client id \(str("client_id") ?? "")")
+                default: parts.append("connection closed (\(r)) without DISCONNECT")
+                }
+            }
         case "reconnect":
             if let a = num("after_seconds") { parts.append("after \(a) s") }
         case "offline-confirmed":

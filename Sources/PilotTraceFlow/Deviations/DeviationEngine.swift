@@ -544,9 +544,13 @@ public struct DeviationEngine {
             }
         }
         let known = Set([s.gatewaySN].compactMap { $0 } + s.aircraft)
+        // A session picked up mid-stream: osd before its first update_topo may be for an aircraft listed before the
+        // capture started.
+        let topologyKnownFrom = events.first?.step == .alreadyConnected ? events.first { $0.step == .updateTopo }?.time : nil
         if !known.isEmpty {
             for c in s.connections {
                 for (sn, t) in (osd[c] ?? [:]).sorted(by: { $0.value < $1.value }) where !known.contains(sn) {
+                    if events.first?.step == .alreadyConnected, topologyKnownFrom.map({ t < $0 }) ?? true { continue }
                     out.append(Deviation(rule: Rules.osdUnknownDevice, time: t, session: s.number, connection: c, message: nil,
                                          text: "osd for \(sn), which is neither the gateway nor a listed aircraft", evidence: .members([("sn", .text(sn))])))
                 }

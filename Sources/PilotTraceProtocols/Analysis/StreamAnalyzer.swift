@@ -133,7 +133,14 @@ public struct StreamAnalyzer {
                 http.value.finish(at: summary.lastSeen)
                 emit(c, http.value.drainEvents(), into: &out)
             }
-            out.append(.closed(summary, c.classification ?? Classification(.unknown, .none, "no payload")))
+            var decoded = summary
+            if c.reversed {
+                // The summary as the decoders saw the connection: roles and per-direction counters swapped.
+                decoded.info = c.decodedInfo
+                (decoded.toServer, decoded.toClient) = (summary.toClient, summary.toServer)
+                (decoded.synSeen, decoded.synAckSeen) = (summary.synAckSeen, summary.synSeen)
+            }
+            out.append(.closed(decoded, c.classification ?? Classification(.unknown, .none, "no payload")))
         }
     }
 
