@@ -199,7 +199,7 @@ struct LabRun {
         Scenario(name: "anonymous login", cloud: ["--fault", "allow-anonymous"], pilot: ["--online", "1", "--fault", "anonymous"],
                  state: "offline", findings: ["cleartext-credentials", "mqtt-anonymous-login"]),
         Scenario(name: "wrong MQTT password", pilot: ["--fault", "wrong-password"], pilotSucceeds: false, state: "failed",
-                 findings: ["cleartext-credentials", "mqtt-connect-refused"], steps: ["mqtt-connack"]),
+                 findings: ["cleartext-credentials", "mqtt-connect-refused", "mqtt-credentials-mismatch"], steps: ["mqtt-connack"]),
         Scenario(name: "update_topo on the wrong topic", pilot: ["--online", "1", "--fault", "wrong-status-topic", "--status-tries", "1"],
                  pilotSucceeds: false, state: "failed", findings: ["cleartext-credentials", "status-topic-wrong"]),
         Scenario(name: "topology request without a token", pilot: ["--online", "1", "--fault", "missing-token"], state: "offline",
