@@ -171,7 +171,9 @@ public final class CaptureFileReader {
     }
 
     func readPcapRecords(_ body: (CaptureRecord) throws -> Void) throws {
-        let limit = max(Self.maxRecord, snaplen)
+        // The header's snapshot length may raise the limit (some link types record large frames), but not past what a
+        // pcapng block may hold: a crafted 4 GiB snaplen would otherwise make any length "cut short", not corrupt.
+        let limit = max(Self.maxRecord, min(snaplen, Self.maxBlock))
         let link = linkTypes[0]
         let header = recordHeader
         while true {

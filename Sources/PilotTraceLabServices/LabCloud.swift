@@ -28,7 +28,8 @@ public final class LabCloud: @unchecked Sendable {
         /// An existing broker (host, port) instead of starting mosquitto; the backend then logs in with
         /// `backendUsername`/`backendPassword`.
         public var broker: (host: String, port: Int)?
-        /// The port of the broker the cloud starts (0: ephemeral).
+        /// The address and port of the broker the cloud starts (port 0: ephemeral).
+        public var brokerHost = "127.0.0.1"
         public var brokerPort = 0
         public var username = "pilot"
         public var password = "pilot123"
@@ -120,7 +121,7 @@ public final class LabCloud: @unchecked Sendable {
             (mqttHost, mqttPort) = external
         } else {
             for pid in MosquittoBroker.reapOrphans() { log("broker: stopped mosquitto \(pid), left running by a lab cloud that was killed") }
-            let b = try MosquittoBroker(port: configuration.brokerPort,
+            let b = try MosquittoBroker(host: configuration.brokerHost, port: configuration.brokerPort,
                                         users: [(configuration.mqttUsername, configuration.mqttPassword),
                                                 (configuration.backendUsername, configuration.backendPassword)],
                                         allowAnonymous: configuration.faults.contains(.allowAnonymous))

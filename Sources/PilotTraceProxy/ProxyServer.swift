@@ -54,7 +54,7 @@ public final class ProxyServer: @unchecked Sendable {
             let config = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
             return try NIOSSLContext(configuration: config)
         } catch {
-            throw ProxyError("cannot load the TLS certificate \(cert) or key \(key): \(error)")
+            throw ProxyError("cannot load the TLS certificate \(cert) or its key \(key): not PEM, encrypted, or unreadable")
         }
     }
 

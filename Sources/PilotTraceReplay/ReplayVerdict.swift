@@ -191,6 +191,14 @@ public enum ReplayOutput {
             + suites + "</testsuites>\n"
     }
 
+    /// JUnit XML for a replay that could not run: one suite with one test case in error, so CI shows why.
+    public static func junitError(_ message: String) -> String {
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"pilottrace replay\" tests=\"1\" failures=\"0\" errors=\"1\">\n"
+            + "  <testsuite name=\"replay\" tests=\"1\" failures=\"0\" errors=\"1\" time=\"0\">\n"
+            + "    <testcase classname=\"replay\" name=\"replay could not run\" time=\"0\">\n"
+            + "      <error type=\"replay-error\" message=\"\(xml(message))\"/>\n    </testcase>\n  </testsuite>\n</testsuites>\n"
+    }
+
     static func format2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
 
     static func seconds(_ s: Double) -> String {

@@ -37,8 +37,9 @@ public enum HTMLReport {
         footer{margin-top:40px;color:#7a8494;font-size:12px}a{color:#2b6cb0}
         """
 
+    /// HTML-escaped, after control characters and bidi marks were made visible (``SafeText/terminal(_:)``).
     static func esc(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        SafeText.terminal(s).replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
@@ -54,8 +55,35 @@ public enum HTMLReport {
             out += "</table>\n"
         }
         if doc.sessions.isEmpty { return out + "<p>No Pilot 2 sessions.</p>\n" }
+        // Counts by state, the findings grouped by rule, then the sessions, failing first: the report's contents.
+        let states = Dictionary(grouping: doc.sessions, by: \.row.state).mapValues(\.count)
+        out += "<p class=\"facts\">\(doc.sessions.count) session\(doc.sessions.count == 1 ? "" : "s"): "
+        out += ["online", "offline", "failed", "incomplete"].compactMap { st in states[st].map { "<span class=\"state \(st)\">\($0) \(st)</span>" } }
+            .joined(separator: " ") + "</p>\n"
+        let findings = doc.sessions.flatMap { s in s.deviations.map { (session: s.row.id, finding: $0) } }
+        if !findings.isEmpty {
+            let byRule = Dictionary(grouping: findings, by: \.finding.ruleID)
+            let rank = ["error": 0, "warning": 1, "info": 2]
+            let rules = byRule.keys.sorted { (rank[byRule[$0]![0].finding.severity] ?? 3, $0) < (rank[byRule[$1]![0].finding.severity] ?? 3, $1) }
+            out += "<h3>Findings by rule</h3>\n<table><tr><th>severity</th><th>rule</th><th>findings</th><th>sessions</th></tr>\n"
+            for rule in rules {
+                let of = byRule[rule] ?? []
+                let sessions = Array(Set(of.map(\.session))).sorted()
+                let links = sessions.prefix(12).map { "<a href=\"#session-\($0)\">#\($0)</a>" }.joined(separator: " ")
+                let sev = of[0].finding.severity
+                out += "<tr><td class=\"sev-\(sev)\">\(sev)</td><td><code>\(esc(rule))</code></td><td>\(of.count)</td>"
+                out += "<td>\(links)\(sessions.count > 12 ? " … (\(sessions.count) in all)" : "")</td></tr>\n"
+            }
+            out += "</table>\n"
+        }
+        func errors(_ s: ReportSession) -> Int { s.deviations.filter { $0.severity == "error" }.count }
+        let ordered = doc.sessions.enumerated().sorted { a, b in
+            let fa = a.element.row.state == "failed" || errors(a.element) > 0, fb = b.element.row.state == "failed" || errors(b.element) > 0
+            return (fa ? 0 : 1, -errors(a.element), a.offset) < (fb ? 0 : 1, -errors(b.element), b.offset)
+        }.map(\.element)
+        out += "<h3>Sessions</h3>\n"
         out += "<table><tr><th>session</th><th>gateway</th><th>aircraft</th><th>start</th><th>duration</th><th>state</th><th>verdict</th><th>findings</th></tr>\n"
-        for s in doc.sessions {
+        for s in ordered {
             let r = s.row
             let counts = ReportText.severities.compactMap { sev -> String? in
                 let n = s.deviations.filter { $0.severity == sev }.count

@@ -114,3 +114,74 @@ enum ReportText {
         return step.recordedLatency == nil && step.replayedLatency == nil ? "" : "\(ms(step.recordedLatency)) → \(ms(step.replayedLatency))"
     }
 }
+
+/// Text that came from a capture (client ids, topics, paths, serials), made safe for where it is shown.
+///
+/// A capture is attacker-controlled input: an MQTT client id holding `ESC[41m` would recolour a terminal, a CR would
+/// overwrite a line, a bidi override (U+202E) would reorder what a reader sees, and markup would become a link or a
+/// table cell in a Markdown report. Every text output goes through one of these.
+public enum SafeText {
+    /// For a terminal: control characters (C0 but tab and line feed, DEL, C1) and the invisible bidi and direction
+    /// marks become visible escapes (`\u{1B}`); everything else is kept.
+    public static func terminal(_ s: String) -> String {
+        guard s.unicodeScalars.contains(where: needsEscape) else { return s }
+        var out = String.UnicodeScalarView()
+        for u in s.unicodeScalars {
+            if needsEscape(u) {
+                out.append(contentsOf: "\\u{\(String(u.value, radix: 16, uppercase: true))}".unicodeScalars)
+            } else {
+                out.append(u)
+            }
+        }
+        return String(out)
+    }
+
+    /// For one line of a terminal listing: as ``terminal(_:)``, and a line feed or tab escaped too.
+    public static func line(_ s: String) -> String {
+        terminal(s).replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\t", with: "\\t")
+    }
+
+    /// For Markdown (GitHub's flavour, which also renders inline HTML): ``line(_:)``, then HTML's `& < >` as
+    /// entities and Markdown's inline punctuation (`\ ` * _ [ ] | ~`) backslash-escaped, so capture text stays text.
+    public static func markdown(_ s: String) -> String {
+        var out = ""
+        for c in line(s) {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\\", "`", "*", "_", "[", "]", "|", "~": out += "\\" + String(c)
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    /// For a Mermaid label: ``line(_:)``, with the characters Mermaid's grammar gives a meaning (`;` ends a
+    /// statement, `#` starts an entity, `<` `>` are markup, `%` starts a comment) written as Mermaid entity codes.
+    public static func mermaid(_ s: String) -> String {
+        var out = ""
+        for c in line(s) {
+            switch c {
+            case ";": out += "#59;"
+            case "#": out += "#35;"
+            case "<": out += "#lt;"
+            case ">": out += "#gt;"
+            case "%": out += "#37;"
+            case "\"": out += "#quot;"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    /// C0 controls but tab and line feed, DEL, C1 controls, and the bidi embeddings, overrides, isolates and marks.
+    static func needsEscape(_ u: Unicode.Scalar) -> Bool {
+        switch u.value {
+        case 0x09, 0x0A: return false
+        case 0x00...0x1F, 0x7F...0x9F: return true
+        case 0x061C, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: return true
+        default: return false
+        }
+    }
+}

@@ -3,6 +3,9 @@ import PilotTraceStore
 
 /// The report as Markdown: the same content as the HTML without the diagram (for a pull request or an issue).
 public enum MarkdownReport {
+    /// Capture text as Markdown text.
+    static func md(_ s: String) -> String { SafeText.markdown(s) }
+
     public static func render(_ doc: ReportDocument) -> String {
         var out = "# pilottrace report\n\n"
         if doc.sessions.isEmpty { return out + "No Pilot 2 sessions.\n" }
@@ -12,21 +15,21 @@ public enum MarkdownReport {
                 let n = s.deviations.filter { $0.severity == sev }.count
                 return n == 0 ? nil : "\(n) \(sev)"
             }.joined(separator: ", ")
-            out += "| #\(s.row.id) | \(s.row.gatewaySN ?? "unknown") | \(s.row.state) | \(ReportText.verdict(s)) | \(counts.isEmpty ? "none" : counts) |\n"
+            out += "| #\(s.row.id) | \(md(s.row.gatewaySN ?? "unknown")) | \(s.row.state) | \(md(ReportText.verdict(s))) | \(counts.isEmpty ? "none" : counts) |\n"
         }
         for s in doc.sessions {
             let r = s.row
-            out += "\n## \(ReportText.title(r)) — \(r.state)\n\n"
-            out += "From \(ReportText.date(r.startTime)), client \(r.client ?? "?"), MQTT client id \(r.mqttClientID ?? "?")"
-            if !r.aircraftSNs.isEmpty { out += ", aircraft \(r.aircraftSNs.joined(separator: ", "))" }
-            out += ". **\(ReportText.verdict(s))**.\n\n"
+            out += "\n## \(md(ReportText.title(r))) — \(r.state)\n\n"
+            out += "From \(ReportText.date(r.startTime)), client \(md(r.client ?? "?")), MQTT client id \(md(r.mqttClientID ?? "?"))"
+            if !r.aircraftSNs.isEmpty { out += ", aircraft \(md(r.aircraftSNs.joined(separator: ", ")))" }
+            out += ". **\(md(ReportText.verdict(s)))**.\n\n"
             if let original = r.replayOf {
                 out += "### Replay of session #\(original)\n\n\(ReportText.replaySummary(s.replaySteps)).\n\n"
                 out += "| # | step | outcome | latency (recorded → replayed) | differences |\n|---|---|---|---|---|\n"
                 for step in s.replaySteps {
                     let outcome = step.regression ? "**\(step.outcome), regression**" : step.outcome
-                    let diffs = ReportText.replayDifferences(step).joined(separator: "; ").replacingOccurrences(of: "|", with: "\\|")
-                    out += "| \(step.ordinal + 1) | \(step.name.replacingOccurrences(of: "|", with: "\\|")) | \(outcome) | \(ReportText.latencyPair(step)) | \(diffs) |\n"
+                    let diffs = md(ReportText.replayDifferences(step).joined(separator: "; "))
+                    out += "| \(step.ordinal + 1) | \(md(step.name)) | \(outcome) | \(ReportText.latencyPair(step)) | \(diffs) |\n"
                 }
                 out += "\n"
             }
@@ -40,7 +43,7 @@ public enum MarkdownReport {
             if s.deviations.isEmpty { out += "None.\n" }
             for sev in ReportText.severities {
                 for d in s.deviations where d.severity == sev {
-                    out += "- **\(sev.uppercased())** `\(d.ruleID)` at \(d.time.map(ReportText.clock) ?? "?"): \(d.title)"
+                    out += "- **\(sev.uppercased())** `\(d.ruleID)` at \(d.time.map(ReportText.clock) ?? "?"): \(md(d.title))"
                     if let rule = ReportText.rule(d.ruleID) { out += "  \n  \(rule.explanation) _Basis: \(rule.basis)_" }
                     out += "\n"
                 }
@@ -51,11 +54,16 @@ public enum MarkdownReport {
 }
 
 /// The observed session as a Mermaid `sequenceDiagram`, comparable with the documentation's diagram.
+///
+/// One session is one diagram; several are one fenced `mermaid` block each under a heading (Markdown, as mermaid-cli
+/// and GitHub read it), since a Mermaid file holds a single diagram.
 public enum MermaidReport {
     public static func render(_ doc: ReportDocument) -> String {
         var out = ""
+        let several = doc.sessions.count > 1
         for s in doc.sessions {
-            out += "%% \(ReportText.title(s.row)) — \(s.row.state)\nsequenceDiagram\n"
+            if several { out += "## \(SafeText.markdown(ReportText.title(s.row))) — \(s.row.state)\n\n```mermaid\n" }
+            out += "%% \(SafeText.line(ReportText.title(s.row))) — \(s.row.state)\nsequenceDiagram\n"
             out += "    participant P as Pilot 2 / H5\n    participant B as MQTT broker\n    participant C as Cloud\n"
             var phase: String?
             for a in s.arrows {
@@ -64,11 +72,11 @@ public enum MermaidReport {
                     phase = p
                 }
                 let ids = ["P", "B", "C"]
-                let label = (a.label + (a.count > 1 ? " ×\(a.count)" : "")).replacingOccurrences(of: ";", with: ",").replacingOccurrences(of: "#", with: "")
+                let label = SafeText.mermaid(a.label + (a.count > 1 ? " ×\(a.count)" : ""))
                 out += "    \(ids[a.from.rawValue])\(a.ok ? "->>" : "-x")\(ids[a.to.rawValue]): \(label)\n"
                 for f in a.findings { out += "    Note right of \(ids[a.to.rawValue]): \(f.severity.uppercased()) \(f.ruleID)\n" }
             }
-            out += "\n"
+            out += several ? "```\n\n" : "\n"
         }
         return out
     }

@@ -10,7 +10,7 @@ struct Capture: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "capture",
         abstract: "Capture live from an interface, analyze as packets arrive, and store the result as it happens.",
-        discussion: """
+        discussion: Examples.discussion("capture", """
             Frames go through the same pipeline as `analyze`. Every second the sessions, timelines and findings so \
             far are written to the database, so `pilottrace timeline` in another terminal shows a session while it is \
             live; a status line on stderr (when it is a terminal) counts frames, connections, sessions and findings. \
@@ -19,10 +19,10 @@ struct Capture: ParsableCommand {
             end time, so a later `analyze` of the file agrees with the live run) or, for a .pcap name, classic pcap; \
             --rotate-size starts a new file at that size and --rotate-files keeps only the newest N. Needs root (or \
             CAP_NET_RAW and CAP_NET_ADMIN).
-            """
+            """)
     )
 
-    @Option(help: "The interface (see `pilottrace interfaces`), e.g. lo, eth0, any.")
+    @Option(help: ArgumentHelp("The interface (see `pilottrace interfaces`), e.g. lo, eth0, any.", valueName: "name"))
     var interface: String
 
     @Option(help: ArgumentHelp("A BPF capture filter, checked before capture starts.", valueName: "bpf"))
@@ -50,6 +50,7 @@ struct Capture: ParsableCommand {
     var immediate = false
 
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var summary: SummaryOptions
 
     func validate() throws {
         if let duration, duration <= 0 { throw ValidationError("--duration must be positive.") }
@@ -73,13 +74,19 @@ struct Capture: ParsableCommand {
                                                    rotateBytes: rotateSize.map { $0 << 20 }, maxFiles: rotateFiles)
             }
         } catch {
-            warn("error: \(error)")
-            throw ExitCode(1)
+            throw Failure(ErrorText.describe(error))
         }
+        let existed = database.exists
         let db = try database.open()
         let started = Date()
         let key = "live:\(interface):\(ISO8601DateFormatter().string(from: started))"
-        let run = try AnalysisRun(liveKey: key, capturePath: writer?.files.first, database: db, toolVersion: PilotTraceVersion.string)
+        let run: AnalysisRun
+        do {
+            run = try AnalysisRun(liveKey: key, capturePath: writer?.files.first, database: db, toolVersion: PilotTraceVersion.string)
+        } catch {
+            if !existed { database.discard(db, analysis: -1, created: true) }
+            throw Failure(database.resolved, error)
+        }
         let stop = Atomic<Bool>(false)
         let signals = StopSignals { stop.store(true, ordering: .relaxed) }
         defer { signals.cancel() }
@@ -108,10 +115,11 @@ struct Capture: ParsableCommand {
             }
         } catch {
             // Keep what was captured: analyze and store it, then report the failure.
-            warn("\nerror: \(error)")
-            try? writer?.close(end: last ?? Timestamp(Date()))
-            _ = try? run.finishLive(files: [], end: last)
-            throw ExitCode(1)
+            if interactive { writeStandardError("\r\u{1B}[K") }
+            do { try writer?.close(end: last ?? Timestamp(Date())) } catch { warn("warning: \(ErrorText.describe(error))") }
+            do { _ = try run.finishLive(files: [], end: last) } catch { warn("warning: storing what was captured: \(ErrorText.describe(error))") }
+            try? db.close()
+            throw Failure("capture on \(interface) stopped", error)
         }
         if interactive { writeStandardError("\r\u{1B}[K") }
         let end = Timestamp(Date())
@@ -124,14 +132,16 @@ struct Capture: ParsableCommand {
         let report = try run.finishLive(files: files, end: end)
         print("Captured \(live.frames) frames (\(live.bytes) bytes) on \(interface) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; kernel: \(stats.received) received, \(stats.dropped) dropped, \(stats.interfaceDropped) dropped by the interface.")
         if let writer { print("Wrote \(writer.records) frames to \(writer.files.joined(separator: ", ")).") }
-        print(Analyze.summary(report, database: database.resolved), terminator: "")
+        printText(Analyze.summary(report, database: database.resolved, verbose: summary.verbose), terminator: "")
         // The WAL goes into the file: what the command stored is one file to copy or share.
-        do { try db.close() } catch { warn("warning: \(error)") }
+        do { try db.close() } catch { warn("warning: \(ErrorText.describe(error))") }
+        try checkFailOn(summary.failOn, report.deviations.map(\.rule.severity))
     }
 }
 
 struct Interfaces: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "interfaces", abstract: "List the interfaces live capture can use.")
+    static let configuration = CommandConfiguration(commandName: "interfaces", abstract: "List the interfaces live capture can use.",
+                                                    discussion: Examples.discussion("interfaces"))
 
     func run() throws {
         for i in try LiveCapture.interfaces() {

@@ -14,21 +14,27 @@ struct DatabaseOptions: ParsableArguments {
         do {
             return try PilotTraceDatabase.open(path: resolved)
         } catch {
-            throw CleanExit.message("error: \(error)")
+            throw Failure(resolved, error)
         }
     }
 
     /// Opens an existing database for reading; a missing one is a clear error, not an empty new file.
     func openExisting() throws -> PilotTraceDatabase {
         guard FileManager.default.fileExists(atPath: resolved) else {
-            warn("error: \(resolved): no such database; run `pilottrace analyze <capture> --db \(resolved)` first")
-            throw ExitCode(1)
+            throw Failure("\(resolved): no such database; run `pilottrace analyze <capture> --db \(resolved)` first")
         }
-        do {
-            return try PilotTraceDatabase.open(path: resolved)
-        } catch {
-            warn("error: \(error)")
-            throw ExitCode(1)
-        }
+        return try open()
+    }
+
+    /// Whether the database file exists yet (a command that fails to start removes a file it created).
+    var exists: Bool { FileManager.default.fileExists(atPath: resolved) }
+
+    /// A command that could not start: the analysis it began is removed, and the database file too when the command
+    /// created it (nothing is left behind by a failed start).
+    func discard(_ db: PilotTraceDatabase, analysis: Int64, created: Bool) {
+        _ = try? db.deleteAnalysis(id: analysis)
+        try? db.close()
+        guard created else { return }
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: resolved + suffix) }
     }
 }

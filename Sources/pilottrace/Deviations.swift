@@ -9,24 +9,25 @@ struct Deviations: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deviations",
         abstract: "List the protocol deviations found, each with the documented rule it breaks.",
-        discussion: "Severities: error (breaks the flow), warning (risky or non-conforming), info (worth knowing). See `pilottrace rules`."
+        discussion: Examples.discussion("deviations", "Severities: error (breaks the flow), warning (risky or non-conforming), info (worth knowing). See `pilottrace rules`.")
     )
 
     @OptionGroup var database: DatabaseOptions
 
-    @Option(help: "Only this session's findings.")
+    @Option(help: ArgumentHelp("Only this session's findings.", valueName: "id"))
     var session: Int64?
 
-    @Option(help: "Only findings at or above this severity: info, warning or error.")
+    @Option(help: ArgumentHelp("Only findings at or above this severity: info, warning or error.", valueName: "severity"))
     var minSeverity: Severity = .info
 
-    @Flag(help: "Print one JSON object: {\\\"deviations\\\": [{id, session, rule, severity, time, message, evidence}]}.")
+    @Flag(help: "Print one JSON object: {deviations: [{id, session, rule, severity, time, message, evidence}]}.")
     var json = false
 
     func run() throws {
         let db = try database.openExisting()
         var rows: [DeviationRow] = []
         if let session {
+            guard try db.session(id: session) != nil else { throw Failure("no session \(session) in \(database.resolved)") }
             rows = try db.deviations(sessionID: session)
         } else {
             for a in try db.analyses() { if let id = a.id { rows += try db.deviations(analysisID: id) } }
@@ -48,17 +49,18 @@ struct Deviations: ParsableCommand {
         for r in rows {
             table.append([r.severity, r.ruleID, r.sessionID.map { "#\($0)" } ?? "", r.time.map(TimelineText.clock) ?? "", r.title])
         }
-        print(TextTable.render(table, numeric: []), terminator: "")
+        printText(TextTable.render(table, numeric: []), terminator: "")
     }
 }
 
 struct RulesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rules",
-        abstract: "List the rule catalogue: ids, severities, explanations and the documentation each comes from."
+        abstract: "List the rule catalogue: ids, severities, explanations and the documentation each comes from.",
+        discussion: Examples.discussion("rules")
     )
 
-    @Flag(help: "Print JSON: {\\\"rules\\\": [{id, severity, title, explanation, basis}]}.")
+    @Flag(help: "Print JSON: {rules: [{id, severity, title, explanation, basis}]}.")
     var json = false
 
     @Flag(help: "Print docs/rules.md.")

@@ -7,12 +7,12 @@ struct Flows: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flows",
         abstract: "List the TCP conversations in captures.",
-        discussion: """
+        discussion: Examples.discussion("flows", """
             One line per TCP connection, in the order they started: client and server, first packet time, \
             duration, frames and bytes each way (frame bytes, as tshark counts them), whether the handshake was \
             captured, how the connection ended, and reassembly problems (gaps, retransmissions, conflicting overlaps).
             A corrupt capture is analyzed up to the corruption, then reported with its offset (exit status 1).
-            """
+            """)
     )
 
     @OptionGroup var input: CaptureOptions
@@ -49,8 +49,7 @@ struct Flows: ParsableCommand {
             for w in warnings { warn("warning: \(w)") }
         }
         if let error {
-            warn("error: \(error)")
-            throw ExitCode(1)
+            throw Failure(ErrorText.describe(error))
         }
     }
 }

@@ -3,16 +3,17 @@ import Foundation
 import PilotTraceCapture
 import PilotTraceLab
 import PilotTraceLabServices
+import PilotTraceProxy
 import PilotTraceWire
 
 struct Lab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "A reference cloud and a Pilot 2 simulator on a real broker, and synthetic captures for benchmarks.",
-        discussion: """
+        discussion: Examples.discussion("lab", """
             `lab cloud` and `lab pilot` make real traffic on loopback (mosquitto, HTTP, libmosquitto) to capture, \
             proxy and replay; `lab generate` writes a synthetic capture without any network.
-            """,
+            """),
         subcommands: [Cloud.self, Pilot.self, Generate.self, ReadFloor.self]
     )
 
@@ -20,7 +21,8 @@ struct Lab: ParsableCommand {
     struct ReadFloor: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "read-floor",
-            abstract: "Read a capture with a bare libpcap loop (the benchmark floor) and print frames and bytes."
+            abstract: "Read a capture with a bare libpcap loop (the benchmark floor) and print frames and bytes.",
+            discussion: Examples.discussion("lab read-floor")
         )
 
         @Argument(help: "A pcap file libpcap can read.") var capture: String
@@ -41,32 +43,33 @@ struct Lab: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "generate",
             abstract: "Write a synthetic but protocol-correct capture of N remote controllers and unrelated traffic.",
-            discussion: """
+            discussion: Examples.discussion("lab generate", """
                 Each device logs in over HTTP, connects to MQTT, publishes update_topo (answered), osd for the RC and its \
                 aircraft every 2 s, goes offline (empty sub_devices) and disconnects; every tenth device (index 3, 13, …) \
                 loses its link half-way and reconnects within the grace. Deterministic from --seed. Analysis must find \
                 one offline session per device and no finding above info.
-                """
+                """)
         )
 
-        @Option(help: "Remote controllers.") var devices = 10
-        @Option(help: ArgumentHelp("Seconds each device stays online.", valueName: "seconds")) var duration: Double = 60
+        @Option(help: ArgumentHelp("Remote controllers.", valueName: "n")) var devices = 10
+        @Option(help: ArgumentHelp("Seconds each device stays online.", valueName: "seconds")) var online: Double = 60
+        @Option(name: .customLong("duration"), help: .hidden) var durationAlias: Double?
         @Option(help: ArgumentHelp("Unrelated connections started per second.", valueName: "rate")) var noise: Double = 1
-        @Option(help: ArgumentHelp("Seconds between consecutive devices' starts (above duration ÷ devices, devices come and go).",
+        @Option(help: ArgumentHelp("Seconds between consecutive devices' starts (above online ÷ devices, devices come and go).",
                                    valueName: "seconds")) var stagger: Double = 0.05
-        @Option(help: "Random seed.") var seed: UInt64 = 1
+        @Option(help: ArgumentHelp("Random seed (the same seed writes the same file).", valueName: "n")) var seed: UInt64 = 1
         @Option(help: ArgumentHelp("The pcap file to write.", valueName: "file.pcap")) var out: String
 
         func validate() throws {
-            guard devices >= 0, duration >= 4, noise >= 0, stagger >= 0 else {
-                throw ValidationError("--devices ≥ 0, --duration ≥ 4, --noise ≥ 0, --stagger ≥ 0")
+            guard devices >= 0, (durationAlias ?? online) >= 4, noise >= 0, stagger >= 0 else {
+                throw ValidationError("--devices ≥ 0, --online ≥ 4, --noise ≥ 0, --stagger ≥ 0")
             }
         }
 
         func run() throws {
             var p = TrafficGenerator.Parameters()
             p.devices = devices
-            p.duration = duration
+            p.duration = durationAlias ?? online
             p.noise = noise
             p.stagger = stagger
             p.seed = seed
@@ -87,7 +90,7 @@ extension Lab {
         static let configuration = CommandConfiguration(
             commandName: "cloud",
             abstract: "Run a reference cloud: the demo's HTTP routes, HS256 tokens, mosquitto, and a backend answering status_reply.",
-            discussion: """
+            discussion: Examples.discussion("lab cloud", """
                 Routes (protocol reference §2.2–2.3): GET /pilot-login, POST /manage/api/v1/login, POST \
                 /manage/api/v1/token/refresh, GET /manage/api/v1/workspaces/current, GET /manage/api/v1/users/current, \
                 GET /manage/api/v1/workspaces/{id}/devices/topologies, GET /manage/api/v1/devices/{id}/devices/{sn}. \
@@ -95,15 +98,19 @@ extension Lab {
                 with code 401, as in the demo. Unless --broker is given, mosquitto is started with a password file \
                 (pilot/pilot123 and the backend's own user). Runs until Ctrl-C or SIGTERM (or --duration) and stops \
                 everything it started. Binds to loopback unless told otherwise.
-                """
+                """)
         )
 
-        @Option(help: ArgumentHelp("HTTP listen address.", valueName: "host:port")) var http = "127.0.0.1:6789"
-        @Option(help: ArgumentHelp("The port of the mosquitto broker to start (0: any free port).", valueName: "port")) var mqttPort = 1883
+        @Option(help: ArgumentHelp("HTTP listener: HOST:PORT, or PORT for 127.0.0.1 (0: any free port).", valueName: "host:port"))
+        var httpListen = "127.0.0.1:6789"
+        @Option(name: .customLong("http"), help: .hidden) var httpAlias: String?
+        @Option(help: ArgumentHelp("The mosquitto broker to start: HOST:PORT, or PORT for 127.0.0.1 (0: any free port).", valueName: "host:port"))
+        var mqttListen = "1883"
+        @Option(name: .customLong("mqtt-port"), help: .hidden) var mqttPortAlias: String?
         @Option(help: ArgumentHelp("Use this broker instead of starting one (the backend logs in with --backend-user/--backend-password).",
                                    valueName: "host:port")) var broker: String?
-        @Option(help: "The backend's MQTT username on an existing broker.") var backendUser = "cloud-backend"
-        @Option(help: "The backend's MQTT password on an existing broker.") var backendPassword: String?
+        @Option(help: ArgumentHelp("The backend's MQTT username on an existing broker.", valueName: "user")) var backendUser = "cloud-backend"
+        @Option(help: ArgumentHelp("The backend's MQTT password on an existing broker.", valueName: "password")) var backendPassword: String?
         @Option(name: .customLong("fault"), help: ArgumentHelp(
             "Break the cloud (repeatable): \(LabCloud.Fault.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "fault"))
         var faults: [String] = []
@@ -119,15 +126,21 @@ extension Lab {
             for f in faults where LabCloud.Fault(rawValue: f) == nil {
                 throw ValidationError("unknown fault '\(f)'; one of: \(LabCloud.Fault.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            guard Lab.hostPort(http) != nil else { throw ValidationError("--http takes host:port, e.g. 127.0.0.1:6789") }
+            guard HostPort(httpAddress) != nil else { throw ValidationError("--http-listen takes HOST:PORT or PORT, e.g. 127.0.0.1:6789") }
+            guard HostPort(mqttAddress) != nil else { throw ValidationError("--mqtt-listen takes HOST:PORT or PORT, e.g. 1883") }
             if let broker, Lab.hostPort(broker) == nil { throw ValidationError("--broker takes host:port") }
             if broker != nil && backendPassword == nil { throw ValidationError("--broker needs --backend-password") }
         }
 
+        /// The listeners, under their current or their old names.
+        var httpAddress: String { httpAlias ?? httpListen }
+        var mqttAddress: String { mqttPortAlias ?? mqttListen }
+
         func run() throws {
             var c = LabCloud.Configuration()
-            (c.httpHost, c.httpPort) = Lab.hostPort(http)!
-            c.brokerPort = mqttPort
+            let http = HostPort(httpAddress)!, mqtt = HostPort(mqttAddress)!
+            (c.httpHost, c.httpPort) = (http.host, http.port)
+            (c.brokerHost, c.brokerPort) = (mqtt.host, mqtt.port)
             if let broker { c.broker = Lab.hostPort(broker) }
             c.backendUsername = backendUser
             if let backendPassword { c.backendPassword = backendPassword }
@@ -136,15 +149,19 @@ extension Lab {
             c.tokenAge = tokenAge
             c.requestLog = requestLog
             let cloud = LabCloud(configuration: c, log: Lab.log("cloud"))
+            // Every failure path stops what was started (the broker most of all: it would outlive the command).
             do {
                 try cloud.start()
+                if let readyFile {
+                    do {
+                        try "\(cloud.httpURL)\n\(cloud.mqttAddress)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
+                    } catch {
+                        throw Failure("--ready-file \(readyFile)", error)
+                    }
+                }
             } catch {
-                warn("error: lab cloud: \(error)")
                 cloud.stop()
-                throw ExitCode(1)
-            }
-            if let readyFile {
-                try "\(cloud.httpURL)\n\(cloud.mqttAddress)\n".write(toFile: readyFile, atomically: true, encoding: .utf8)
+                throw Failure("lab cloud", error)
             }
             Lab.waitForStop(duration: duration)
             Lab.log("cloud")("stopping")
@@ -156,7 +173,7 @@ extension Lab {
         static let configuration = CommandConfiguration(
             commandName: "pilot",
             abstract: "Act as Pilot 2 (and its H5 page) logging in to a cloud, coming online, and going offline.",
-            discussion: """
+            discussion: Examples.discussion("lab pilot", """
                 Per device: GET /pilot-login, log in (or try a stored token), workspaces/current, users/current (MQTT \
                 credentials), MQTT CONNECT as the RC serial (libmosquitto), SUBSCRIBE to the six downlink topics, \
                 update_topo with an aircraft (re-sent every --status-retry seconds while unanswered), the topology \
@@ -166,19 +183,19 @@ extension Lab {
                 --restarts N runs the whole script N more times after each clean DISCONNECT (the app opened again); \
                 --connect-retries N retries a refused CONNECT. Exit status 0 when every device came online and \
                 completed its script (every run of it), 1 otherwise.
-                """
+                """)
         )
 
         @Option(help: ArgumentHelp("The cloud's base URL (what Pilot 2 is given as the access link, without /pilot-login).",
                                    valueName: "url")) var cloud = "http://127.0.0.1:6789"
-        @Option(help: "The H5 login username.") var username = "pilot"
-        @Option(help: "The H5 login password.") var password = "pilot123"
-        @Option(help: "Remote controllers to simulate at once.") var devices = 1
+        @Option(help: ArgumentHelp("The H5 login username.", valueName: "user")) var username = "pilot"
+        @Option(help: ArgumentHelp("The H5 login password.", valueName: "password")) var password = "pilot123"
+        @Option(help: ArgumentHelp("Remote controllers to simulate at once.", valueName: "n")) var devices = 1
         @Option(help: ArgumentHelp("MQTT version: 3.1.1 or 5.", valueName: "version")) var mqttVersion = "3.1.1"
         @Option(help: ArgumentHelp("Seconds online sending osd.", valueName: "seconds")) var online: Double = 3
         @Option(help: ArgumentHelp("Seconds between osd rounds (0.5 Hz per the docs).", valueName: "seconds")) var osdInterval: Double = 2
         @Option(help: ArgumentHelp("Seconds to wait for status_reply before re-sending status.", valueName: "seconds")) var statusRetry: Double = 2
-        @Option(help: "How many times status is sent before giving up.") var statusTries = 3
+        @Option(help: ArgumentHelp("How many times status is sent before giving up.", valueName: "n")) var statusTries = 3
         @Option(help: ArgumentHelp("How the device goes offline: active, exit or passive.", valueName: "mode")) var offline = "active"
         @Option(name: .customLong("fault"), help: ArgumentHelp(
             "Deviate from the documented sequence (repeatable): \(LabPilot.Fault.allCases.map(\.rawValue).joined(separator: ", ")). "
@@ -267,8 +284,8 @@ extension Lab {
                     + outcomes.map { "\($0.gateway) closed \($0.takeovers)×" }.joined(separator: ", ") + ")"
             }
             print("\(outcomes.count) device(s): \(outcomes.count - failed.count) completed, \(failed.count) failed; \(published) messages published in \(String(format: "%.1f", Date().timeIntervalSince(started))) s\(extra)")
-            for f in failed { print("  \(f.gateway): \(f.failure!)") }
-            if !failed.isEmpty { throw ExitCode(1) }
+            // Each failure was logged once already ("[serial] failed: …").
+            if !failed.isEmpty { throw ExitCode(ExitStatus.findings) }
         }
     }
 

@@ -2,19 +2,20 @@ import ArgumentParser
 import Foundation
 import PilotTraceCapture
 import PilotTraceProtocols
+import PilotTraceReport
 import PilotTraceWire
 
 struct Messages: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "messages",
         abstract: "Print the decoded HTTP, WebSocket and MQTT messages in captures, one line each.",
-        discussion: """
+        discussion: Examples.discussion("messages", """
             Each connection's protocol is recognised from its bytes (ports are only a hint): an HTTP request line, \
             an MQTT CONNECT, a TLS ClientHello (encrypted: the line says so and names the server), or, for \
             connections picked up mid-stream, consecutive well-formed MQTT packets or a request/status line. \
             Lines: capture time, connection number, direction (→ client to server, ← back), protocol, summary. \
             Passwords, tokens and device secrets are masked unless --show-secrets.
-            """
+            """)
     )
 
     enum ProtocolFilter: String, ExpressibleByArgument, CaseIterable {
@@ -26,7 +27,7 @@ struct Messages: ParsableCommand {
     @Flag(help: "Write JSON Lines (one object per message) instead of text.")
     var json = false
 
-    @Option(name: .customLong("protocol"), help: "Only this protocol's messages: http, mqtt or ws (WebSocket, MQTT over WebSocket included).")
+    @Option(name: .customLong("protocol"), help: ArgumentHelp("Only this protocol's messages: http, mqtt or ws (WebSocket, MQTT over WebSocket included).", valueName: "protocol"))
     var only: ProtocolFilter?
 
     @Flag(help: "Show passwords, tokens and secrets as captured instead of masking them.")
@@ -55,10 +56,7 @@ struct Messages: ParsableCommand {
         printer.flush()
         if !json { printer.footer(counters: pipeline.counters, classified: analyzer.classified) }
         for w in files.flatMap(\.warnings) { warn("warning: \(w)") }
-        if let error {
-            warn("error: \(error)")
-            throw ExitCode(1)
-        }
+        if let error { throw Failure(ErrorText.describe(error)) }
     }
 }
 
@@ -228,7 +226,7 @@ struct MessagePrinter {
     mutating func flush(before limit: Timestamp? = nil) {
         held.sort { ($0.time, $0.seq) < ($1.time, $1.seq) }
         let n = limit.map { l in held.firstIndex { $0.time > l } ?? held.count } ?? held.count
-        for line in held[..<n] { Swift.print(line.text) }
+        for line in held[..<n] { Swift.print(json ? line.text : SafeText.terminal(line.text)) }
         held.removeFirst(n)
     }
 

@@ -15,6 +15,8 @@ struct PilotTrace: ParsableCommand {
             Pilot 2 simulator (`pilottrace lab cloud`, `lab pilot`), and replays stored sessions against a cloud, as \
             Pilot 2, to find what regressed (`pilottrace replay`). Start with: pilottrace analyze <capture> (or \
             pilottrace capture --interface IF), then pilottrace timeline.
+
+            \(ExitStatus.table)
             """,
         version: "pilottrace \(PilotTraceVersion.string)",
         subcommands: [Analyze.self, Capture.self, Proxy.self, Replay.self, Interfaces.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self, Lab.self, Flows.self, Messages.self, Versions.self]
@@ -24,7 +26,27 @@ struct PilotTrace: ParsableCommand {
     /// analyzed and stops what it started (a killed `lab cloud` would leave its mosquitto behind).
     static func main() {
         signal(SIGPIPE, SIG_IGN)
-        main(nil)
+        var command: any ParsableCommand
+        do {
+            command = try parseAsRoot(nil)
+        } catch {
+            exit(withError: error)  // help and version (0), usage errors (64)
+        }
+        do {
+            try command.run()
+        } catch let e as ExitCode {
+            exit(withError: e)
+        } catch let e as CleanExit {
+            exit(withError: e)
+        } catch let e as ValidationError {
+            exit(withError: e)
+        } catch where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            exit(withError: error)  // `--help` and `help` run a command that throws the help request
+        } catch {
+            // Whatever the library that failed, one line in words and exit status 2.
+            writeStandardError("error: \(ErrorText.describe(error))\n")
+            Foundation.exit(ExitStatus.failed)
+        }
     }
 }
 

@@ -10,7 +10,7 @@ struct Proxy: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy",
         abstract: "Record Pilot 2 ↔ cloud through an HTTP + MQTT proxy (TLS both ways, JSBridge visibility).",
-        discussion: """
+        discussion: Examples.discussion("proxy", """
             Point Pilot 2's access link at the HTTP listener (e.g. http://PROXY-IP:8080/pilot-login). Requests go to \
             --http-upstream; mqtt_addr in JSON responses is rewritten to the MQTT listener (unless --no-rewrite), whose \
             connections are relayed byte for byte to --mqtt-upstream (default: the address the cloud handed out). HTML \
@@ -18,7 +18,7 @@ struct Proxy: ParsableCommand {
             received is analyzed and stored like a capture; --write also saves it as pcapng (synthesised TCP). \
             Ctrl-C or SIGTERM stops: connections are closed, everything is analyzed, stored and flushed. \
             Listeners bind to loopback unless an address is given.
-            """
+            """)
     )
 
     @Option(help: ArgumentHelp("HTTP listener: HOST:PORT, or PORT for 127.0.0.1.", valueName: "addr:port"))
@@ -67,6 +67,7 @@ struct Proxy: ParsableCommand {
     var quiet = false
 
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var summary: SummaryOptions
 
     func proxyConfiguration() throws -> ProxyConfiguration {
         guard let listen = HostPort(httpListen) else { throw ValidationError("--http-listen: expected HOST:PORT or PORT, got \(httpListen)") }
@@ -105,22 +106,28 @@ struct Proxy: ParsableCommand {
         do {
             try ProxyServer.preflight(config)
         } catch {
-            warn("error: \(error)")
-            throw ExitCode(1)
+            throw Failure(ErrorText.describe(error))
         }
+        let existed = database.exists
         let db = try database.open()
         let started = Date()
         let iso = ISO8601DateFormatter()
         iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         // Unique per run (two proxies may start in the same second, both on port 0).
         let key = "proxy:\(config.httpListen):\(iso.string(from: started)):\(getpid())"
-        let run = try AnalysisRun(liveKey: key, capturePath: write, database: db, toolVersion: PilotTraceVersion.string, source: "proxy")
+        let run: AnalysisRun
+        do {
+            run = try AnalysisRun(liveKey: key, capturePath: write, database: db, toolVersion: PilotTraceVersion.string, source: "proxy")
+        } catch {
+            if !existed { database.discard(db, analysis: -1, created: true) }
+            throw Failure(database.resolved, error)
+        }
         let pcapng: PcapngWriter?
         do {
             pcapng = try write.map { try PcapngWriter(path: $0, linkType: .raw, interfaceName: "pilottrace-proxy", application: "pilottrace \(PilotTraceVersion.string) proxy") }
         } catch {
-            warn("error: \(write!): \(error)")
-            throw ExitCode(1)
+            database.discard(db, analysis: run.analysisID, created: !existed)
+            throw Failure(write ?? "--write", error)
         }
         nonisolated(unsafe) var first: Timestamp?, last: Timestamp?
         let recorder = ProxyRecorder { frames in
@@ -140,10 +147,12 @@ struct Proxy: ParsableCommand {
         do {
             try server.start()
         } catch {
-            warn("error: \(error)")
+            // Nothing was proxied: the analysis begun for it (and a database this command created) is removed.
             server.stop()
-            _ = try? run.finishLive(files: [])
-            throw ExitCode(1)
+            try? pcapng?.close(end: Timestamp(Date()))
+            if let write { try? FileManager.default.removeItem(atPath: write) }
+            database.discard(db, analysis: run.analysisID, created: !existed)
+            throw Failure("the proxy could not start", error)
         }
         let scheme = config.appTLS ? "https" : "http"
         warn("pilottrace proxy: http listening on \(server.httpBound.map { "\($0)" } ?? "?") (\(scheme)) → \(config.httpUpstream)")
@@ -170,7 +179,7 @@ struct Proxy: ParsableCommand {
 
         server.stop()
         recorder.flush()
-        if let error = recorder.error { warn("error: recording stopped: \(error)") }
+        if let error = recorder.error { warn("error: recording stopped: \(ErrorText.describe(error))") }
         let end = Timestamp(Date())
         try pcapng?.close(end: end)
         let files = write.map { [CaptureFileReport(path: $0, format: "pcapng", compressed: false, linkTypes: [.raw], records: pcapng?.records ?? 0,
@@ -178,8 +187,9 @@ struct Proxy: ParsableCommand {
         let report = try run.finishLive(files: files, end: end)
         if let original = server.originalBroker { print("The cloud handed out MQTT address \(original) (rewritten to the proxy's listener).") }
         print("Proxied \(recorder.connectionCount) connection\(recorder.connectionCount == 1 ? "" : "s") (\(recorder.frameCount) synthesised frames).")
-        print(Analyze.summary(report, database: database.resolved), terminator: "")
+        printText(Analyze.summary(report, database: database.resolved, verbose: summary.verbose), terminator: "")
         // The WAL goes into the file: what the command stored is one file to copy or share.
-        do { try db.close() } catch { warn("warning: \(error)") }
+        do { try db.close() } catch { warn("warning: \(ErrorText.describe(error))") }
+        try checkFailOn(summary.failOn, report.deviations.map(\.rule.severity))
     }
 }

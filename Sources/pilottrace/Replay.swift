@@ -8,7 +8,7 @@ struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
         abstract: "Re-drive stored Pilot 2 sessions against a target cloud, as Pilot 2, and report what regressed.",
-        discussion: """
+        discussion: Examples.discussion("replay", """
             For each session: its HTTP requests in order (method, path, query, headers, bodies) on keep-alive \
             connections grouped as recorded; MQTT through libmosquitto as the device: CONNECT with the recorded \
             identity, the recorded subscriptions, the uplink publishes in order with fresh tid, bid and timestamp \
@@ -23,7 +23,7 @@ struct Replay: ParsableCommand {
             lacked is a regression. Exit status: 0 nothing regressed, 1 regressions, 2 the replay could not run \
             (unknown session, target not answering; nothing is stored). MQTT over WebSocket is replayed over TCP \
             (libmosquitto has no WebSocket client). Secrets are masked unless --show-secrets.
-            """
+            """)
     )
 
     @Argument(help: "Stored session ids (see `pilottrace sessions`).") var sessions: [Int64] = []
@@ -34,7 +34,7 @@ struct Replay: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @Option(help: ArgumentHelp("original (recorded timing), N× (N times faster, e.g. 2x) or max (no waits but for replies).",
                                valueName: "pace")) var pace = "original"
-    @Option(help: "Sessions replayed at once, each as its own device.") var concurrency = 1
+    @Option(help: ArgumentHelp("Sessions replayed at once, each as its own device.", valueName: "n")) var concurrency = 1
     @Option(name: .customLong("set"), help: ArgumentHelp("Set a variable or request field (repeatable), e.g. password=secret.",
                                                            valueName: "name=value")) var sets: [String] = []
     @Option(name: .customLong("ignore"), help: ArgumentHelp("Leave a JSON path out of the comparison (repeatable), e.g. $.data.workspace_name.",
@@ -64,6 +64,24 @@ struct Replay: ParsableCommand {
     }
 
     func run() throws {
+        // The JUnit file's folder is checked before anything runs; a replay that cannot run still writes one.
+        if let junit {
+            let folder = URL(fileURLWithPath: junit).deletingLastPathComponent().path
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder), isFolder.boolValue else {
+                throw Failure("--junit \(junit): no such folder \(folder)")
+            }
+            guard FileManager.default.isWritableFile(atPath: folder) else { throw Failure("--junit \(junit): cannot write in \(folder)") }
+        }
+        do {
+            try replay()
+        } catch let error where !(error is ExitCode) {
+            if let junit { try? ReplayOutput.junitError(ErrorText.describe(error)).write(toFile: junit, atomically: true, encoding: .utf8) }
+            throw error
+        }
+    }
+
+    func replay() throws {
         let db = try database.openExisting()
         let (host, port) = Self.httpTarget(targetHttp)!
         var options = ReplayOptions()
@@ -85,12 +103,8 @@ struct Replay: ParsableCommand {
             try runner.preflight(loaded)
             for note in Set(loaded.flatMap(\.plan.notes)).sorted() { warn("note: \(note)") }
             report = try runner.run(loaded)
-        } catch let error as ReplayError {
-            warn("error: \(error)")
-            throw ExitCode(2)
         } catch {
-            warn("error: \(error)")
-            throw ExitCode(2)
+            throw Failure(ErrorText.describe(error))
         }
         var verdicts = report.verdicts
         if !showSecrets {
@@ -122,21 +136,20 @@ struct Replay: ParsableCommand {
                                sessions_per_second: report.sessionsPerSecond, step_latency_p50: p50, step_latency_p99: p99)
             print(String(decoding: try encoder.encode(doc), as: UTF8.self))
         } else {
-            print(ReplayOutput.text(verdicts, showSecrets: showSecrets), terminator: "")
+            printText(ReplayOutput.text(verdicts, showSecrets: showSecrets), terminator: "")
             let rate = String(format: "%.1f", report.sessionsPerSecond)
             let latency = p50.map { String(format: "step latency p50 %.1f ms, p99 %.1f ms", $0 * 1000, (p99 ?? $0) * 1000) } ?? "no step latencies"
             print("\(verdicts.count) session(s) replayed against \(targetHttp) in \(String(format: "%.1f", report.replaySeconds)) s (\(rate) sessions/s, \(latency)): \(report.regressions == 0 ? "no regression" : "\(report.regressions) regressed")")
         }
         // The WAL goes into the file: what the command stored is one file to copy or share.
-        do { try db.close() } catch { warn("warning: \(error)") }
+        do { try db.close() } catch { warn("warning: \(ErrorText.describe(error))") }
         if let junit {
             do {
                 try ReplayOutput.junit(verdicts).write(toFile: junit, atomically: true, encoding: .utf8)
             } catch {
-                warn("error: cannot write \(junit): \(error)")
-                throw ExitCode(2)
+                throw Failure("cannot write \(junit)", error)
             }
         }
-        if report.regressions > 0 { throw ExitCode(1) }
+        if report.regressions > 0 { throw ExitCode(ExitStatus.findings) }
     }
 }

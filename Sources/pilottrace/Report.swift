@@ -6,10 +6,10 @@ struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "Write a report of stored sessions: HTML with sequence diagrams, Markdown, JSON or Mermaid.",
-        discussion: """
+        discussion: Examples.discussion("report", """
             By default an HTML report of all sessions goes to Reports/pilottrace-report.html (self-contained: it opens \
             from disk, no network). The path written is printed. Secrets are masked unless --show-secrets.
-            """
+            """)
     )
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case html, markdown, json, mermaid }
@@ -22,7 +22,7 @@ struct Report: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
-    @Option(help: "html, markdown, json or mermaid.")
+    @Option(help: ArgumentHelp("html, markdown, json or mermaid.", valueName: "format"))
     var format: Format = .html
 
     @Option(help: ArgumentHelp("Where to write; - for standard output.", valueName: "path"))
@@ -37,8 +37,7 @@ struct Report: ParsableCommand {
         if !sessions.isEmpty && !all {
             let missing = Set(sessions).subtracting(doc.sessions.map(\.row.id))
             if !missing.isEmpty {
-                warn("error: no session \(missing.sorted().map(String.init).joined(separator: ", ")) in \(database.resolved)")
-                throw ExitCode(1)
+                throw Failure("no session \(missing.sorted().map(String.init).joined(separator: ", ")) in \(database.resolved)")
             }
         }
         let text: String
@@ -55,8 +54,12 @@ struct Report: ParsableCommand {
             return
         }
         let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: url)
-        print(path)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(text.utf8).write(to: url)
+        } catch {
+            throw Failure("cannot write the report to \(path)", error)
+        }
+        printText(path)
     }
 }

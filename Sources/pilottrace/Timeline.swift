@@ -6,11 +6,11 @@ struct Timeline: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "timeline",
         abstract: "Show the timeline of every stored session, or of one.",
-        discussion: """
+        discussion: Examples.discussion("timeline", """
             Each line is a step of the documented sequence, in time order: clock (UTC), offset from the session's \
             start, phase, step, ok or FAILED, and its facts (latency in brackets). --json prints the contract \
             documented in README.md.
-            """
+            """)
     )
 
     @Argument(help: "A session id (from `pilottrace sessions`); all sessions when omitted.")
@@ -26,8 +26,7 @@ struct Timeline: ParsableCommand {
         let rows: [SessionRow]
         if let session {
             guard let row = try db.session(id: session) else {
-                warn("error: no session \(session) in \(database.resolved)")
-                throw ExitCode(1)
+                throw Failure("no session \(session) in \(database.resolved)")
             }
             rows = [row]
         } else {
@@ -39,7 +38,7 @@ struct Timeline: ParsableCommand {
         } else if views.isEmpty {
             print("No Pilot 2 sessions in \(database.resolved).")
         } else {
-            print(views.map(TimelineText.render).joined(separator: "\n"), terminator: "")
+            printText(views.map(TimelineText.render).joined(separator: "\n"), terminator: "")
         }
     }
 }
@@ -47,7 +46,8 @@ struct Timeline: ParsableCommand {
 struct Sessions: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sessions",
-        abstract: "List the stored Pilot 2 sessions, one line each."
+        abstract: "List the stored Pilot 2 sessions, one line each.",
+        discussion: Examples.discussion("sessions")
     )
 
     @OptionGroup var database: DatabaseOptions
@@ -72,7 +72,7 @@ struct Sessions: ParsableCommand {
                          TimelineText.date(v.start), v.end.map { String(format: "%.3f", $0 - v.start) } ?? "",
                          v.client ?? "", v.mqttClientID ?? "", v.aircraft.joined(separator: ",")])
         }
-        print(TextTable.render(rows, numeric: [0, 5]), terminator: "")
+        printText(TextTable.render(rows, numeric: [0, 5]), terminator: "")
     }
 }
 

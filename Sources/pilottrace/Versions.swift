@@ -5,7 +5,8 @@ import PilotTraceCapture
 struct Versions: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "versions",
-        abstract: "Print the versions of pilottrace and of the C libraries it uses."
+        abstract: "Print the versions of pilottrace and of the C libraries it uses.",
+        discussion: Examples.discussion("versions")
     )
 
     func run() {

@@ -93,10 +93,10 @@ import Testing
         #expect(one.stdout.hasPrefix("Session \(id): gateway 5YSZL260021E9A (DJI RC Plus, 2-119-0), OFFLINE"))
         #expect(one.stdout.contains("status-reply      ok     result 0 ["))
         let missing = try pilottrace("timeline", "--db", db, "999999")
-        #expect(missing.status == 1)
+        #expect(missing.status == 2)
         #expect(missing.stderr.contains("no session 999999"))
         let noDB = try pilottrace("timeline", "--db", "/nonexistent/x.sqlite")
-        #expect(noDB.status == 1)
+        #expect(noDB.status == 2)
         #expect(noDB.stderr.contains("/nonexistent/x.sqlite: no such database"))
     }
 
@@ -111,7 +111,7 @@ import Testing
         #expect(try pilottrace("analyze", "--db", db, "--profile", yaml, pcap).status == 0)
         #expect(try pilottrace("analyze", "--db", db, "--profile", json, pcap).status == 0)
         let r = try pilottrace("analyze", "--db", db, "--profile", bad, pcap)
-        #expect(r.status == 1)
+        #expect(r.status == 2)
         #expect(r.stderr.contains("error: \(bad): not a usable profile"))
     }
 
@@ -153,7 +153,7 @@ import Testing
             let r = try pilottrace("analyze", "--db", db, f.path)
             // Exit 1 is allowed only for a corrupt capture, named with its offset.
             if r.status != 0 {
-                #expect(r.status == 1 && r.stderr.contains("error: \(f.path)"), "\(f.lastPathComponent): \(r.stderr)")
+                #expect(r.status == 2 && r.stderr.contains("error: \(f.path)"), "\(f.lastPathComponent): \(r.stderr)")
             } else {
                 analyzed += 1
             }

@@ -76,7 +76,7 @@ import Testing
         bytes[at + 11] = 0x7f
         let path = try temporaryFile("corrupt.pcap", bytes)
         let r = try pilottrace("flows", path)
-        #expect(r.status == 1)
+        #expect(r.status == 2)
         #expect(r.stderr.contains("error: \(path): offset \(at): record claims"))
         #expect(r.stdout.contains("in 10 frames"))
         #expect(r.stdout.contains("127.0.0.1:16789"))

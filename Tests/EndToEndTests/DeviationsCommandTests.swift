@@ -31,8 +31,9 @@ import Testing
         let plain = try pilottrace("analyze", "--db", db, noReply)
         #expect(plain.status == 0)  // without --fail-on, findings do not fail the run
         #expect(plain.stdout.contains("1 Pilot 2 session (1 failed)"))
-        #expect(plain.stdout.contains("Deviations: 1 error, 2 warnings, 1 info"))
-        #expect(plain.stdout.contains("ERROR  status-reply-missing (session #1): no status_reply within 5 s"))
+        #expect(plain.stdout.contains("Findings: 1 error, 2 warnings, 1 info"))
+        #expect(plain.stdout.contains("  error    status-reply-missing   1 time in 1 session: no status_reply within 5 s"), "\(plain.stdout)")
+        #expect(plain.stdout.contains("  warning  status-retransmitted   2 times in 1 session\n"))
         let found = try deviations(db)
         #expect(found.map { $0["rule"] as! String } == ["cleartext-credentials", "status-reply-missing", "status-retransmitted", "status-retransmitted"])
         for d in found {

@@ -47,14 +47,14 @@ func temporaryFile(_ name: String, _ bytes: [UInt8]) throws -> String {
 
     @Test func missingFileIsAClearErrorWithNonZeroExit() throws {
         let r = try pilottrace("flows", "/nonexistent/capture.pcap")
-        #expect(r.status == 1)
+        #expect(r.status == 2)
         #expect(r.stderr.contains("/nonexistent/capture.pcap: cannot open: No such file or directory"))
     }
 
     @Test func notACaptureNamesFileAndOffset() throws {
         let path = try temporaryFile("notes.txt", Array("this is text, not packets\n".utf8))
         let r = try pilottrace("flows", path)
-        #expect(r.status == 1)
+        #expect(r.status == 2)
         #expect(r.stderr.contains("\(path): offset 0: not a pcap or pcapng capture"))
     }
 

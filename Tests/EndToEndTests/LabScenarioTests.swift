@@ -24,7 +24,7 @@ struct LabRun {
         let ready = dir.appendingPathComponent("ready").path
         let cloudLog = dir.appendingPathComponent("cloud.log")
         FileManager.default.createFile(atPath: cloudLog.path, contents: nil)
-        let cloudProcess = try start(["lab", "cloud", "--http", "127.0.0.1:0", "--mqtt-port", "0", "--ready-file", ready] + cloud,
+        let cloudProcess = try start(["lab", "cloud", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "0", "--ready-file", ready] + cloud,
                                      stderr: try FileHandle(forWritingTo: cloudLog))
         defer { stop(cloudProcess) }
         guard let lines = waitForFile(ready)?.split(separator: "\n"), lines.count == 2,
@@ -242,7 +242,7 @@ struct LabRun {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-reap-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let ready = dir.appendingPathComponent("ready").path
-        let first = try LabRun.start(["lab", "cloud", "--http", "127.0.0.1:0", "--mqtt-port", "0", "--ready-file", ready],
+        let first = try LabRun.start(["lab", "cloud", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "0", "--ready-file", ready],
                                      stderr: FileHandle.nullDevice)
         guard let port = LabRun.waitForFile(ready)?.split(separator: "\n").last?.split(separator: ":").last.flatMap({ Int($0) }) else {
             LabRun.stop(first)
@@ -252,6 +252,7 @@ struct LabRun {
         kill(first.processIdentifier, SIGKILL)
         first.waitUntilExit()
         #expect(LabRun.listening(port), "the killed cloud's broker should still be running")
+        // The old option names (--http, --mqtt-port) still work, hidden.
         let second = try pilottrace("lab", "cloud", "--http", "127.0.0.1:0", "--mqtt-port", "0", "--duration", "0.5")
         #expect(second.status == 0)
         #expect(second.stderr.contains("left running by a lab cloud that was killed"), "\(second.stderr)")

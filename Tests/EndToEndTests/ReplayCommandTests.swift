@@ -19,7 +19,7 @@ final class ReplayTargetCloud {
         requestLog = dir.appendingPathComponent("requests.jsonl").path
         let log = dir.appendingPathComponent("cloud.log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
-        process = try LabRun.start(["lab", "cloud", "--http", "127.0.0.1:0", "--mqtt-port", "0", "--ready-file", ready,
+        process = try LabRun.start(["lab", "cloud", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "0", "--ready-file", ready,
                                     "--request-log", requestLog] + arguments, stderr: try FileHandle(forWritingTo: log))
         guard let lines = LabRun.waitForFile(ready)?.split(separator: "\n"), lines.count == 2 else {
             LabRun.stop(process)

@@ -62,7 +62,7 @@ import Testing
         #expect(r.stdout == "Reports/pilottrace-report.html\n")
         #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("Reports/pilottrace-report.html").path))
         let bad = try runProcess(TestPaths.binary.path, ["report", "--db", db, "42"], in: dir)
-        #expect(bad.status == 1)
+        #expect(bad.status == 2)
         #expect(bad.stderr.contains("no session 42"))
     }
 }

@@ -21,7 +21,7 @@ import Glibc
         init(dir: TempDir) throws {
             let ready = dir.path("ready-\(UUID().uuidString)")
             process.executableURL = TestPaths.binary
-            process.arguments = ["lab", "cloud", "--http", "127.0.0.1:0", "--mqtt-port", "0", "--ready-file", ready]
+            process.arguments = ["lab", "cloud", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "0", "--ready-file", ready]
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()

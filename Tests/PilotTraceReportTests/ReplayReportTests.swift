@@ -31,7 +31,7 @@ import Testing
         let markdown = MarkdownReport.render(doc)
         #expect(markdown.contains("### Replay of session #1"))
         #expect(markdown.contains("1 matched, 0 changed, 1 missing; 1 regression."))
-        #expect(markdown.contains("| 2 | PUBLISH sys/product/RC1/status (update_topo) | **missing, regression** | 0.4 ms → – | reply: received → none within the deadline (regression) |"))
+        #expect(markdown.contains("| 2 | PUBLISH sys/product/RC1/status (update\\_topo) | **missing, regression** | 0.4 ms → – | reply: received → none within the deadline (regression) |"))
 
         let html = HTMLReport.render(doc)
         #expect(html.contains("Replay of <a href=\"#session-1\">session #1</a>"))
