@@ -148,13 +148,11 @@ struct LabRun {
         getuid() == 0 && TestPaths.which("mosquitto") != nil && TestPaths.which("mosquitto_passwd") != nil
     }
 
-    static let skipped = "skipped: lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)"
 
     static let documentedSteps = ["h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-connect", "mqtt-connack",
                                   "mqtt-subscribe", "update-topo", "status-reply", "topology-fetch", "device-offline", "mqtt-disconnect"]
 
-    @Test func aCleanLoginIsStoredWhileLiveAndTheFileAgrees() throws {
-        guard Self.canRun else { print(Self.skipped); return }
+    @Test(.enabled(if: LabScenarioTests.canRun, "lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)")) func aCleanLoginIsStoredWhileLiveAndTheFileAgrees() throws {
         // The pilot stays online 6 s: half-way through, another process reads the session from the live database.
         var during = ""
         let run = try LabRun.run(pilot: ["--online", "6"], after: 4) { db in during = (try? pilottrace("timeline", "--db", db))?.stdout ?? "" }
@@ -208,8 +206,7 @@ struct LabRun {
                  state: "offline", findings: ["cleartext-credentials"], steps: ["update-topo", "status-reply", "mqtt-disconnect"]),
     ]
 
-    @Test(arguments: scenarios) func scenario(_ s: Scenario) throws {
-        guard Self.canRun else { print(Self.skipped); return }
+    @Test(.enabled(if: LabScenarioTests.canRun, "lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)"), arguments: scenarios) func scenario(_ s: Scenario) throws {
         let run = try LabRun.run(cloud: s.cloud, pilot: s.pilot, tail: s.tail)
         #expect((run.pilot.status == 0) == s.pilotSucceeds, "pilot: \(run.pilot.stdout) \(run.pilot.stderr)")
         let sessions = try LabRun.sessions(run.liveDB)
@@ -222,8 +219,7 @@ struct LabRun {
         try run.checkFileAgreesWithLive()
     }
 
-    @Test func passiveOfflineIsConfirmedAfterTheThirtySecondGrace() throws {
-        guard Self.canRun else { print(Self.skipped); return }
+    @Test(.enabled(if: LabScenarioTests.canRun, "lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)")) func passiveOfflineIsConfirmedAfterTheThirtySecondGrace() throws {
         let run = try LabRun.run(pilot: ["--online", "1", "--offline", "passive"], tail: 31.5)
         #expect(run.pilot.status == 0)
         let sessions = try LabRun.sessions(run.liveDB)
@@ -237,8 +233,7 @@ struct LabRun {
     }
 
     /// A lab cloud killed with SIGKILL cannot stop its mosquitto; the next lab cloud stops it.
-    @Test func aKilledCloudsBrokerIsReapedByTheNextCloud() throws {
-        guard TestPaths.which("mosquitto") != nil, TestPaths.which("mosquitto_passwd") != nil else { print(Self.skipped); return }
+    @Test(.enabled(if: TestPaths.which("mosquitto") != nil && TestPaths.which("mosquitto_passwd") != nil, "needs mosquitto (scripts/bootstrap installs it)")) func aKilledCloudsBrokerIsReapedByTheNextCloud() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-reap-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let ready = dir.appendingPathComponent("ready").path
@@ -260,8 +255,7 @@ struct LabRun {
     }
 
     /// Issue 6's load test: 50 remote controllers at once through a live capture.
-    @Test func fiftyDevicesEachGetTheirOwnCompleteSessionWithNothingDropped() throws {
-        guard Self.canRun else { print(Self.skipped); return }
+    @Test(.enabled(if: LabScenarioTests.canRun, "lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)")) func fiftyDevicesEachGetTheirOwnCompleteSessionWithNothingDropped() throws {
         let run = try LabRun.run(pilot: ["--devices", "50", "--online", "4", "--quiet"], tail: 1)
         #expect(run.pilot.status == 0, "\(run.pilot.stdout)")
         #expect(run.capture.contains("50 Pilot 2 sessions (50 offline)"), "\(run.capture)")

@@ -51,11 +51,8 @@ import Testing
         #expect(bad.status != 0)
     }
 
-    @Test func encryptedFlowsAreNamedAndPointToTheProxy() throws {
-        guard let publicCaptures = TestPaths.publicCaptures else {
-            print("skipped: ../shared/captures/public is absent")
-            return
-        }
+    @Test(.enabled(if: TestPaths.publicCaptures != nil, "../shared/captures/public is absent")) func encryptedFlowsAreNamedAndPointToTheProxy() throws {
+        let publicCaptures = try #require(TestPaths.publicCaptures)
         let r = try pilottrace("messages", publicCaptures.appendingPathComponent("sv/mqtt-events-missing-connect.pcap").path)
         #expect(r.status == 0)
         #expect(r.stdout.contains("#1   TLS     tls (mid-stream): picked up mid-stream: TLS records; encrypted, record it with `pilottrace proxy`"))

@@ -43,7 +43,6 @@ final class ReplayTargetCloud {
 /// records its own traffic).
 @Suite(.serialized) struct ReplayCommandTests {
     static var canRun: Bool { TestPaths.which("mosquitto") != nil && TestPaths.which("mosquitto_passwd") != nil }
-    static let skipped = "skipped: replay tests need mosquitto (scripts/bootstrap installs it)"
 
     /// A fresh database holding the analysis of `capture` (from Captures/).
     static func database(_ captures: String...) throws -> String {
@@ -69,8 +68,7 @@ final class ReplayTargetCloud {
         return h.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 
-    @Test func theRecordedLabSessionsReplayAgainstAFreshLabCloudWithoutRegression() throws {
-        guard Self.canRun else { print(Self.skipped); return }
+    @Test(.enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)")) func theRecordedLabSessionsReplayAgainstAFreshLabCloudWithoutRegression() throws {
         let db = try Self.database("lab-clean-login.pcapng", "lab-expired-token.pcapng", "lab-two-devices.pcapng")
         let cloud = try ReplayTargetCloud()
         let (r, json) = try Self.replay(db, cloud, ["--all", "--pace", "4x"])
@@ -99,8 +97,7 @@ final class ReplayTargetCloud {
         #expect(!r.stdout.contains("eyJ"))
     }
 
-    @Test func theReplaysLaterRequestsCarryTheTokenTheTargetIssued() throws {
-        guard Self.canRun else { print(Self.skipped); return }
+    @Test(.enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)")) func theReplaysLaterRequestsCarryTheTokenTheTargetIssued() throws {
         let db = try Self.database("lab-clean-login.pcapng")
         let cloud = try ReplayTargetCloud()
         let (r, json) = try Self.replay(db, cloud, ["1", "--pace", "max", "--show-secrets"])
@@ -122,8 +119,7 @@ final class ReplayTargetCloud {
         #expect(later.allSatisfy { $0["status"] as? Int == 200 })
     }
 
-    @Test func aCloudThatStopsAnsweringStatusIsARegressionNamed() throws {
-        guard Self.canRun else { print(Self.skipped); return }
+    @Test(.enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)")) func aCloudThatStopsAnsweringStatusIsARegressionNamed() throws {
         let db = try Self.database("lab-clean-login.pcapng")
         let cloud = try ReplayTargetCloud(["--fault", "no-status-reply"])
         let junit = FileManager.default.temporaryDirectory.appendingPathComponent("replay-\(UUID().uuidString).xml").path
@@ -172,8 +168,7 @@ final class ReplayTargetCloud {
 
     /// 50 different stored sessions (a generated capture: each device its own serial and credentials) replayed at
     /// once; `--set` gives them the lab cloud's login.
-    @Test func fiftySessionsAtOnceAllReplayWithoutRegression() throws {
-        guard Self.canRun else { print(Self.skipped); return }
+    @Test(.enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)")) func fiftySessionsAtOnceAllReplayWithoutRegression() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-replay-50-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let capture = dir.appendingPathComponent("fifty.pcap").path, db = dir.appendingPathComponent("db.sqlite").path

@@ -47,13 +47,10 @@ struct CaptureWriterTests {
         #expect(r.originals == (0..<5).map { 61 + $0 + 7 })
         #expect(r.end == end)
         // Wireshark's reader agrees: five frames, the interface name, the statistics block.
-        if let tshark = TestPaths.which("tshark") {
-            let out = try runProcess(tshark, ["-r", path, "-T", "fields", "-e", "frame.len", "-e", "frame.cap_len"])
-            #expect(out.status == 0, "\(out.stderr)")
-            #expect(out.stdout.split(separator: "\n").map(String.init) == (0..<5).map { "\(61 + $0 + 7)\t\(61 + $0)" })
-        } else {
-            print("skipped the tshark cross-check: tshark not installed")
-        }
+        let tshark = try #require(TestPaths.which("tshark"), "make test installs tshark (scripts/bootstrap)")
+        let out = try runProcess(tshark, ["-r", path, "-T", "fields", "-e", "frame.len", "-e", "frame.cap_len"])
+        #expect(out.status == 0, "\(out.stderr)")
+        #expect(out.stdout.split(separator: "\n").map(String.init) == (0..<5).map { "\(61 + $0 + 7)\t\(61 + $0)" })
     }
 
     @Test func aPcapNameWritesClassicPcap() throws {

@@ -19,11 +19,7 @@ import Testing
         return String(r.stdout[start.upperBound..<end.lowerBound])
     }
 
-    @Test func bridgeCallsArriveAndAppearInTheTimelineWhileThePageBehavesAsBefore() throws {
-        guard TestPaths.which("chromium") != nil, FileManager.default.fileExists(atPath: TestPaths.binary.path) else {
-            print("skipped: needs chromium (apt-get install chromium) and the built binary")
-            return
-        }
+    @Test(.enabled(if: TestPaths.which("chromium") != nil && FileManager.default.fileExists(atPath: TestPaths.binary.path), "needs chromium (apt-get install chromium) and the built binary")) func bridgeCallsArriveAndAppearInTheTimelineWhileThePageBehavesAsBefore() throws {
         let html = try String(contentsOf: Self.page, encoding: .utf8)
         let seen = NIOLockedValueBox<[String]>([])
         let upstream = try Upstream { head, _ in

@@ -39,8 +39,7 @@ import Glibc
         return r.stdout
     }
 
-    @Test func httpAndMQTTAreRelayedRecordedAndTheBrokerSeesTheProxy() throws {
-        guard Self.ready else { print("skipped: needs mosquitto, curl and the built binary"); return }
+    @Test(.enabled(if: ProxyEndToEndTests.ready, "needs mosquitto, curl and the built binary")) func httpAndMQTTAreRelayedRecordedAndTheBrokerSeesTheProxy() throws {
         let dir = try TempDir("proxy-e2e")
         let broker = try Broker(dir: dir)
         let upstream = try Upstream(route: Self.cloud(broker: "tcp://127.0.0.1:\(broker.port)"))
@@ -117,8 +116,7 @@ import Glibc
         }
     }
 
-    @Test func anUnreachableUpstreamIsAnswered502AndRecorded() throws {
-        guard Self.ready else { print("skipped: needs mosquitto, curl and the built binary"); return }
+    @Test(.enabled(if: ProxyEndToEndTests.ready, "needs mosquitto, curl and the built binary")) func anUnreachableUpstreamIsAnswered502AndRecorded() throws {
         let dir = try TempDir("proxy-502")
         let db = dir.path("p.sqlite")
         let proxy = try ProxyProcess(dir: dir, ["--http-listen", "127.0.0.1:0", "--http-upstream", "http://127.0.0.1:\(freePort())", "--db", db])
@@ -132,8 +130,7 @@ import Glibc
         #expect(try store.int("SELECT count(*) FROM http_exchanges WHERE CAST(response_body AS TEXT) LIKE '%unreachable: connection refused%'") == 1)
     }
 
-    @Test func aClientResetMidRequestIsRecordedAsSuch() throws {
-        guard Self.ready else { print("skipped: needs mosquitto, curl and the built binary"); return }
+    @Test(.enabled(if: ProxyEndToEndTests.ready, "needs mosquitto, curl and the built binary")) func aClientResetMidRequestIsRecordedAsSuch() throws {
         let dir = try TempDir("proxy-rst")
         let upstream = try Upstream(route: Self.cloud(broker: "tcp://127.0.0.1:1"))
         let db = dir.path("p.sqlite")
@@ -153,10 +150,7 @@ import Glibc
         #expect(!out.stderr.contains("502"), "nobody is left to answer")
     }
 
-    @Test func tlsTowardsTheAppAndTheUpstreamsIsDecryptedAndRecorded() throws {
-        guard Self.ready, TestPaths.which("openssl") != nil, TestPaths.which("mosquitto_pub") != nil else {
-            print("skipped: needs mosquitto, mosquitto_pub, openssl, curl and the built binary"); return
-        }
+    @Test(.enabled(if: ProxyEndToEndTests.ready && TestPaths.which("openssl") != nil && TestPaths.which("mosquitto_pub") != nil, "needs mosquitto, mosquitto_pub, openssl, curl and the built binary")) func tlsTowardsTheAppAndTheUpstreamsIsDecryptedAndRecorded() throws {
         let dir = try TempDir("proxy-tls")
         let (cert, key) = try makeCertificate(in: dir)
         let broker = try Broker(dir: dir, tls: (cert, key))
@@ -182,8 +176,7 @@ import Glibc
         #expect(broker.connectionsSeen(clientID: "5YSZL260021E9A").count == 1)
     }
 
-    @Test func badSettingsAreClearErrors() throws {
-        guard FileManager.default.fileExists(atPath: TestPaths.binary.path) else { print("skipped: needs the built binary"); return }
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: TestPaths.binary.path), "needs the built binary")) func badSettingsAreClearErrors() throws {
         let dir = try TempDir("proxy-errors")
         let bin = TestPaths.binary.path
         let cert = try runProcess(bin, ["proxy", "--http-upstream", "http://127.0.0.1:1", "--tls-cert", dir.path("none.pem"), "--tls-key", dir.path("none.key"),
@@ -207,8 +200,7 @@ import Glibc
         return [0x82, 0x80 | UInt8(payload.count)] + mask + payload.enumerated().map { $0.element ^ mask[$0.offset % 4] }
     }
 
-    @Test func mqttOverWebSocketIsRelayedAndDecoded() throws {
-        guard Self.ready else { print("skipped: needs mosquitto, curl and the built binary"); return }
+    @Test(.enabled(if: ProxyEndToEndTests.ready, "needs mosquitto, curl and the built binary")) func mqttOverWebSocketIsRelayedAndDecoded() throws {
         let dir = try TempDir("proxy-mqtt-ws")
         let broker = try Broker(dir: dir, webSocket: true)
         let wsPort = try #require(broker.webSocketPort)
@@ -239,8 +231,7 @@ import Glibc
         #expect(broker.connectionsSeen(clientID: "5YSZL260021E9A").count == 1)
     }
 
-    @Test func pipelinedRequestsAndABigHeldBodyArriveWholeBeforeTheClose() throws {
-        guard Self.ready else { print("skipped: needs mosquitto, curl and the built binary"); return }
+    @Test(.enabled(if: ProxyEndToEndTests.ready, "needs mosquitto, curl and the built binary")) func pipelinedRequestsAndABigHeldBodyArriveWholeBeforeTheClose() throws {
         let dir = try TempDir("proxy-pipeline")
         let upstream = try Upstream(route: Self.cloud(broker: "tcp://127.0.0.1:1883"))
         let db = dir.path("p.sqlite")

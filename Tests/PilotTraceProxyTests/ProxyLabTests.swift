@@ -48,8 +48,7 @@ import Glibc
         try runProcess(TestPaths.binary.path, ["lab", "pilot", "--cloud", cloud, "--quiet"] + extra, timeout: 120)
     }
 
-    @Test func fiftyDevicesAtOnceEveryMessageRecorded() throws {
-        guard Self.ready else { print("skipped: needs mosquitto and the built binary"); return }
+    @Test(.enabled(if: ProxyLabTests.ready, "needs mosquitto and the built binary")) func fiftyDevicesAtOnceEveryMessageRecorded() throws {
         let dir = try TempDir("proxy-lab50")
         let cloud = try LabCloud(dir: dir)
         let db = dir.path("p.sqlite")
@@ -83,8 +82,7 @@ import Glibc
 
     /// One run, two recordings: `capture` on lo sees the app side of the proxy (plain HTTP and MQTT) while the proxy
     /// records the same connections by synthesising their frames. Both must tell the same story.
-    @Test func theProxiedTimelineIsTheOneCapturedPassively() throws {
-        guard Self.ready, getuid() == 0 else { print("skipped: needs root (capture on lo), mosquitto and the built binary"); return }
+    @Test(.enabled(if: ProxyLabTests.ready && getuid() == 0, "needs root (capture on lo), mosquitto and the built binary")) func theProxiedTimelineIsTheOneCapturedPassively() throws {
         let dir = try TempDir("proxy-lab-same")
         let cloud = try LabCloud(dir: dir)
         let proxyDB = dir.path("proxy.sqlite"), passiveDB = dir.path("passive.sqlite")
@@ -125,8 +123,7 @@ import Glibc
     /// certificate) → proxy B (terminates TLS with it; plain to the cloud) → lab cloud. B rewrites the cloud's
     /// `tcp://` broker to its own `ssl://` listener, A remembers that and relays MQTT over TLS to it. The timeline B
     /// records from decrypted TLS is the one A records from plain traffic.
-    @Test func aTLSHopIsDecryptedIntoTheSameTimeline() throws {
-        guard Self.ready, TestPaths.which("openssl") != nil else { print("skipped: needs mosquitto, openssl and the built binary"); return }
+    @Test(.enabled(if: ProxyLabTests.ready && TestPaths.which("openssl") != nil, "needs mosquitto, openssl and the built binary")) func aTLSHopIsDecryptedIntoTheSameTimeline() throws {
         let dir = try TempDir("proxy-lab-tls")
         let (cert, key) = try makeCertificate(in: dir)
         let cloud = try LabCloud(dir: dir)

@@ -149,10 +149,7 @@ struct TCPFrameSynthesizerTests {
         #expect(read == frames)
         #expect(times[1] == Timestamp(seconds: 1_800_000_000, nanoseconds: 1_000_123))
 
-        guard let tshark = TestPaths.which("tshark") else {
-            print("skipped: tshark not installed")
-            return
-        }
+        let tshark = try #require(TestPaths.which("tshark"), "make test installs tshark (scripts/bootstrap)")
         // tshark: every checksum good, no TCP analysis flags (retransmission, lost segment, ACKed unseen…).
         let fields = try runProcess(tshark, ["-r", path, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-T", "fields",
                                              "-e", "tcp.seq", "-e", "tcp.checksum.status", "-e", "ip.checksum.status", "-e", "tcp.analysis.flags",

@@ -54,7 +54,22 @@ public struct ProcessResult: Sendable {
     public var stderr: String
 }
 
+/// A process that did not exit within its timeout: it and every process it started were killed.
+public struct ProcessTimedOut: Error, CustomStringConvertible {
+    public var command: String
+    public var timeout: TimeInterval
+    public var stdout: String
+    public var stderr: String
+    public var description: String {
+        "\(command) did not exit within \(timeout) s and was killed with its process group; it printed:\n\(stdout)\n--- stderr ---\n\(stderr)"
+    }
+}
+
 /// Runs `executable` with `arguments`, collecting its output; stdin is empty.
+///
+/// The child runs in a process group of its own (Foundation's Process starts it so), both pipes are read while it runs, and at the deadline
+/// the whole group is killed (a hung child, or the broker it started) and ``ProcessTimedOut`` is thrown with what it
+/// printed: a hung binary fails its test instead of hanging `make test`.
 public func runProcess(_ executable: String, _ arguments: [String], timeout: TimeInterval = 120, in directory: URL? = nil) throws -> ProcessResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
@@ -65,22 +80,62 @@ public func runProcess(_ executable: String, _ arguments: [String], timeout: Tim
     p.standardError = err
     p.standardInput = FileHandle.nullDevice
     try p.run()
-    // Read both pipes concurrently so neither fills up and blocks the child.
-    nonisolated(unsafe) var errData = Data()
+    // Both pipes are read on their own threads so neither fills up and blocks the child, and the deadline is
+    // watched while they are read.
+    final class Box: @unchecked Sendable { var data = Data() }
+    let outBox = Box(), errBox = Box()
     let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async {
-        errData = err.fileHandleForReading.readDataToEndOfFile()
-        group.leave()
+    for (pipe, box) in [(out, outBox), (err, errBox)] {
+        group.enter()
+        DispatchQueue.global().async {
+            box.data = pipe.fileHandleForReading.readDataToEndOfFile()
+            group.leave()
+        }
     }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
     let deadline = Date().addingTimeInterval(timeout)
-    while p.isRunning && Date() < deadline { usleep(10_000) }
-    if p.isRunning { p.terminate() }
+    var timedOut = false
+    while p.isRunning {
+        if Date() >= deadline {
+            timedOut = true
+            kill(-p.processIdentifier, SIGKILL)  // the child leads its own process group
+            break
+        }
+        usleep(5_000)
+    }
     p.waitUntilExit()
-    return ProcessResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                         stderr: String(decoding: errData, as: UTF8.self))
+    // Grandchildren that kept the pipes open were in the group too (and are gone after a kill); a daemon that left
+    // the group on purpose may hold them: its output is not waited for beyond a few seconds.
+    if group.wait(timeout: .now() + (timedOut ? 2 : 30)) == .timedOut { kill(-p.processIdentifier, SIGKILL) }
+    let stdout = String(decoding: outBox.data, as: UTF8.self), stderr = String(decoding: errBox.data, as: UTF8.self)
+    if timedOut {
+        throw ProcessTimedOut(command: ([executable] + arguments).joined(separator: " "), timeout: timeout, stdout: stdout, stderr: stderr)
+    }
+    return ProcessResult(status: p.terminationStatus, stdout: stdout, stderr: stderr)
+}
+
+/// A free TCP port on 127.0.0.1, chosen by the kernel (bind to port 0), released for the caller to use.
+public func freeLoopbackPort() throws -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw POSIXError(.EMFILE) }
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+    guard bound == 0 else { throw POSIXError(.EADDRINUSE) }
+    _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+    return UInt16(bigEndian: addr.sin_port)
+}
+
+/// Waits until `condition` holds or `timeout` passes (readiness by a condition, not a fixed sleep); returns whether it held.
+public func waitUntil(timeout: TimeInterval, poll: TimeInterval = 0.02, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if try condition() { return true }
+        usleep(useconds_t(poll * 1_000_000))
+    }
+    return try condition()
 }
 
 /// SplitMix64: a tiny, seeded, reproducible generator for randomized tests.
