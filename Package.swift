@@ -94,8 +94,9 @@ let package = Package(
             ]
         ),
 
-        // Shared by the test targets: running processes, finding captures, a seeded random generator.
-        .target(name: "PilotTraceTestSupport", path: "Tests/PilotTraceTestSupport"),
+        // Shared by the test targets: running processes, finding captures; re-exports the lab's MQTT builders and seeded
+        // random generator.
+        .target(name: "PilotTraceTestSupport", dependencies: ["PilotTraceLab"], path: "Tests/PilotTraceTestSupport"),
         .testTarget(name: "PilotTraceWireTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceCaptureTests", dependencies: ["PilotTraceCapture", "PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceProtocolsTests", dependencies: ["PilotTraceProtocols", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport"]),

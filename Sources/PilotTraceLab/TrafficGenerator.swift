@@ -36,7 +36,7 @@ public struct TrafficGenerator {
 
     /// Generates everything, calling `emit` with each frame (Ethernet) and its time, in time order.
     public func run(_ emit: (Timestamp, [UInt8]) throws -> Void) rethrows {
-        var rng = SplitMix(parameters.seed)
+        var rng = SplitMix64(seed: parameters.seed)
         var sources: [any FrameSource] = (0..<parameters.devices).map { Device(index: $0, parameters: parameters, rng: &rng) }
         sources.append(CloudBackend(start: 0.01))
         let span = Double(parameters.devices) * parameters.stagger + parameters.duration + 5
@@ -54,19 +54,6 @@ public struct TrafficGenerator {
             try emit(Timestamp(nanoseconds: base + Int64(time * 1e9)), frame)
             if let f = sources[i].next() { heap.push(f.0, i, f.1) }
         }
-    }
-}
-
-/// SplitMix64, for deterministic parameters.
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
@@ -184,27 +171,9 @@ struct SyntheticTCP {
     }
 }
 
-enum Wire {
-    static func str(_ s: String) -> [UInt8] { let b = Array(s.utf8); return [UInt8(b.count >> 8), UInt8(b.count & 0xff)] + b }
-    static func packet(_ first: UInt8, _ body: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = [first], n = body.count
-        repeat {
-            var byte = UInt8(n % 128)
-            n /= 128
-            if n > 0 { byte |= 0x80 }
-            out.append(byte)
-        } while n > 0
-        return out + body
-    }
-    static func connect(_ id: String, user: String, password: String, keepAlive: UInt16 = 60) -> [UInt8] {
-        packet(0x10, str("MQTT") + [4, 0xC2, UInt8(keepAlive >> 8), UInt8(keepAlive & 0xff)] + str(id) + str(user) + str(password))
-    }
-    static func publish(_ topic: String, _ json: String, qos: UInt8 = 0, id: UInt16 = 1) -> [UInt8] {
-        packet(0x30 | (qos << 1), str(topic) + (qos > 0 ? [UInt8(id >> 8), UInt8(id & 0xff)] : []) + Array(json.utf8))
-    }
-    static func http(_ head: String, _ body: String) -> [UInt8] {
-        Array((head + "Content-Length: \(body.utf8.count)\r\n\r\n" + body).utf8)
-    }
+/// An HTTP message with its Content-Length.
+func httpMessage(_ head: String, _ body: String) -> [UInt8] {
+    Array((head + "Content-Length: \(body.utf8.count)\r\n\r\n" + body).utf8)
 }
 
 /// One remote controller: H5 login, MQTT session with osd, offline.
@@ -224,7 +193,7 @@ struct Device: FrameSource {
 
     static func reconnects(_ index: Int) -> Bool { index % 10 == 3 }
 
-    init(index: Int, parameters: TrafficGenerator.Parameters, rng: inout SplitMix) {
+    init(index: Int, parameters: TrafficGenerator.Parameters, rng: inout SplitMix64) {
         self.index = index
         sn = "5YSZL\(String(260_000_000 + index).suffix(9))"
         aircraft = "1581F5FHD\(String(23_000_000_000 + index).suffix(11))"
@@ -236,7 +205,7 @@ struct Device: FrameSource {
         chunk = loginAndConnect(ip: ip, rng: &rng)
     }
 
-    mutating func loginAndConnect(ip: UInt32, rng: inout SplitMix) -> [(Double, [UInt8])] {
+    mutating func loginAndConnect(ip: UInt32, rng: inout SplitMix64) -> [(Double, [UInt8])] {
         var out: [(Double, [UInt8])] = []
         var h = SyntheticTCP(client: (ip, 40_000), server: (0x0A01_0002, 6789), isn: UInt32(truncatingIfNeeded: rng.next()))
         var t = start
@@ -251,10 +220,10 @@ struct Device: FrameSource {
         ]
         for (request, body, response) in exchanges {
             t += 0.002
-            h.send(fromClient: true, Wire.http(request, body), at: t, into: &out)
+            h.send(fromClient: true, httpMessage(request, body), at: t, into: &out)
             let parts = response.split(separator: "|", maxSplits: 1).map(String.init)
             t += 0.004
-            h.send(fromClient: false, Wire.http(parts[0], parts[1]), at: t, into: &out)
+            h.send(fromClient: false, httpMessage(parts[0], parts[1]), at: t, into: &out)
         }
         h.close(at: t + 0.001, into: &out)
         connect(at: start + 0.1, into: &out)
@@ -265,11 +234,11 @@ struct Device: FrameSource {
         var t = t0
         mqtt.open(at: t, into: &out)
         t += 0.001
-        mqtt.send(fromClient: true, Wire.connect(sn, user: "rc\(index)", password: "mp\(index)"), at: t, into: &out)
+        mqtt.send(fromClient: true, MQTTWire.connect(clientID: sn, username: "rc\(index)", password: "mp\(index)"), at: t, into: &out)
         mqtt.send(fromClient: false, [0x20, 0x02, 0x00, 0x00], at: t + 0.001, into: &out)
-        mqtt.send(fromClient: true, Wire.packet(0x82, [0, 1] + Wire.str("sys/product/\(sn)/status_reply") + [1] + Wire.str("thing/product/\(sn)/services") + [1]),
+        mqtt.send(fromClient: true, MQTTWire.packet(0x82, [0, 1] + MQTTWire.str("sys/product/\(sn)/status_reply") + [1] + MQTTWire.str("thing/product/\(sn)/services") + [1]),
                   at: t + 0.002, into: &out)
-        mqtt.send(fromClient: false, Wire.packet(0x90, [0, 1, 1, 1]), at: t + 0.003, into: &out)
+        mqtt.send(fromClient: false, MQTTWire.packet(0x90, [0, 1, 1, 1]), at: t + 0.003, into: &out)
         status(aircraft: [aircraft], at: t + 0.004, into: &out)
     }
 
@@ -279,8 +248,8 @@ struct Device: FrameSource {
         let subs = aircraft.map { #"{"sn":"\#($0)","domain":"0","type":89,"sub_type":0,"index":"A","device_secret":"s","nonce":"n","thing_version":"1.1.2"}"# }
         let ms = 1_795_000_000_000 + Int64(t * 1000)
         let topo = #"{"tid":"\#(tid)","bid":"b\#(tid)","method":"update_topo","timestamp":\#(ms),"gateway":"\#(sn)","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1.1.2","sub_devices":[\#(subs.joined(separator: ","))]}}"#
-        mqtt.send(fromClient: true, Wire.publish("sys/product/\(sn)/status", topo), at: t, into: &out)
-        mqtt.send(fromClient: false, Wire.publish("sys/product/\(sn)/status_reply", #"{"tid":"\#(tid)","bid":"b\#(tid)","timestamp":1795000000100,"data":{"result":0}}"#),
+        mqtt.send(fromClient: true, MQTTWire.publish("sys/product/\(sn)/status", topo), at: t, into: &out)
+        mqtt.send(fromClient: false, MQTTWire.publish("sys/product/\(sn)/status_reply", #"{"tid":"\#(tid)","bid":"b\#(tid)","timestamp":1795000000100,"data":{"result":0}}"#),
                   at: t + 0.02, into: &out)
     }
 
@@ -295,7 +264,7 @@ struct Device: FrameSource {
                 if osdTime < end {
                     counter += 1
                     for sn in [sn, aircraft] {
-                        mqtt.send(fromClient: true, Wire.publish("thing/product/\(sn)/osd", #"{"tid":"o\#(counter)","bid":"o","timestamp":1795000000000,"gateway":"\#(self.sn)","data":{"capacity_percent":87,"latitude":22.5,"longitude":113.9,"height":120.5}}"#),
+                        mqtt.send(fromClient: true, MQTTWire.publish("thing/product/\(sn)/osd", #"{"tid":"o\#(counter)","bid":"o","timestamp":1795000000000,"gateway":"\#(self.sn)","data":{"capacity_percent":87,"latitude":22.5,"longitude":113.9,"height":120.5}}"#),
                                   at: osdTime + (sn == self.sn ? 0 : 0.001), into: &out)
                     }
                     osdTime += 2
@@ -330,10 +299,10 @@ struct CloudBackend: FrameSource {
     init(start: Double) {
         var c = SyntheticTCP(client: (0x0A01_0003, 45_000), server: (0x0A01_0001, 1883), isn: 7)
         c.open(at: start, into: &frames)
-        c.send(fromClient: true, Wire.connect("cloud-backend", user: "cloud", password: "secret", keepAlive: 10), at: start + 0.001, into: &frames)
+        c.send(fromClient: true, MQTTWire.connect(clientID: "cloud-backend", username: "cloud", password: "secret", keepAlive: 10), at: start + 0.001, into: &frames)
         c.send(fromClient: false, [0x20, 0x02, 0x00, 0x00], at: start + 0.002, into: &frames)
-        c.send(fromClient: true, Wire.packet(0x82, [0, 1] + Wire.str("sys/product/+/status") + [1]), at: start + 0.003, into: &frames)
-        c.send(fromClient: false, Wire.packet(0x90, [0, 1, 1]), at: start + 0.004, into: &frames)
+        c.send(fromClient: true, MQTTWire.packet(0x82, [0, 1] + MQTTWire.str("sys/product/+/status") + [1]), at: start + 0.003, into: &frames)
+        c.send(fromClient: false, MQTTWire.packet(0x90, [0, 1, 1]), at: start + 0.004, into: &frames)
         frames.sort { $0.0 < $1.0 }
     }
     mutating func next() -> (Double, [UInt8])? {
@@ -352,9 +321,9 @@ struct Noise: FrameSource {
         if mqtt {
             var c = SyntheticTCP(client: (ip, UInt16(30_000 + index % 20_000)), server: (0x0A01_0001, 1883), isn: UInt32(truncatingIfNeeded: index &* 7919))
             c.open(at: start, into: &frames)
-            c.send(fromClient: true, Wire.connect("sensor-\(index)", user: "sensor", password: "x"), at: start + 0.001, into: &frames)
+            c.send(fromClient: true, MQTTWire.connect(clientID: "sensor-\(index)", username: "sensor", password: "x"), at: start + 0.001, into: &frames)
             c.send(fromClient: false, [0x20, 0x02, 0x00, 0x00], at: start + 0.002, into: &frames)
-            for k in 0..<5 { c.send(fromClient: true, Wire.publish("house/sensor/\(index)", #"{"t":\#(20 + k)}"#), at: start + 0.01 + Double(k) * 0.1, into: &frames) }
+            for k in 0..<5 { c.send(fromClient: true, MQTTWire.publish("house/sensor/\(index)", #"{"t":\#(20 + k)}"#), at: start + 0.01 + Double(k) * 0.1, into: &frames) }
             c.send(fromClient: true, [0xE0, 0x00], at: start + 0.6, into: &frames)
             c.close(at: start + 0.61, into: &frames)
         } else {
@@ -362,7 +331,7 @@ struct Noise: FrameSource {
             c.open(at: start, into: &frames)
             c.send(fromClient: true, Array("GET /index.html HTTP/1.1\r\nHost: example.com\r\n\r\n".utf8), at: start + 0.001, into: &frames)
             let body = String(repeating: "<p>hello</p>", count: 300)
-            c.send(fromClient: false, Wire.http("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n", body), at: start + 0.02, into: &frames)
+            c.send(fromClient: false, httpMessage("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n", body), at: start + 0.02, into: &frames)
             c.close(at: start + 0.03, into: &frames)
         }
         frames.sort { $0.0 < $1.0 }

@@ -1,4 +1,7 @@
 import Foundation
+// The MQTT wire builders and the seeded generator live in the lab, which the synthetic captures use too: one of
+// each, re-exported so every test that imports its support has them.
+@_exported import PilotTraceLab
 
 /// Paths the tests need, found from this file's location.
 public enum TestPaths {
@@ -138,18 +141,3 @@ public func waitUntil(timeout: TimeInterval, poll: TimeInterval = 0.02, _ condit
     return try condition()
 }
 
-/// SplitMix64: a tiny, seeded, reproducible generator for randomized tests.
-public struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    public mutating func int(_ range: ClosedRange<Int>) -> Int { Int.random(in: range, using: &self) }
-    public mutating func byte() -> UInt8 { UInt8.random(in: 0...255, using: &self) }
-}

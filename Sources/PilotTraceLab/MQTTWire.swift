@@ -1,4 +1,5 @@
-/// Builders for MQTT wire bytes, written from the specification independently of the decoder.
+/// Builders for MQTT wire bytes, written from the specification independently of the decoder: the synthetic captures
+/// (``TrafficGenerator``) and the tests build their packets with them.
 public enum MQTTWire {
     /// MQTT 3.1.1 §2.2.3 Variable Byte Integer.
     public static func vbi(_ value: Int) -> [UInt8] {
@@ -56,6 +57,11 @@ public enum MQTTWire {
         if let v5props { body += v5props }
         let first = 0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 1 : 0)
         return packet(first, body + payload)
+    }
+
+    /// A PUBLISH of a JSON (or any text) payload.
+    public static func publish(_ topic: String, _ text: String, qos: UInt8 = 0, id: UInt16 = 1) -> [UInt8] {
+        publish(topic, Array(text.utf8), qos: qos, id: id)
     }
 
     /// CONNECT 3.1.1 with credentials (flags: username, password, clean session).
