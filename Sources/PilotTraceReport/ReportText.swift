@@ -144,33 +144,27 @@ public enum SafeText {
     /// For Markdown (GitHub's flavour, which also renders inline HTML): ``line(_:)``, then HTML's `& < >` as
     /// entities and Markdown's inline punctuation (`\ ` * _ [ ] | ~`) backslash-escaped, so capture text stays text.
     public static func markdown(_ s: String) -> String {
-        var out = ""
-        for c in line(s) {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\\", "`", "*", "_", "[", "]", "|", "~": out += "\\" + String(c)
-            default: out.append(c)
-            }
-        }
-        return out
+        substitute(line(s), markdownEntities)
     }
 
     /// For a Mermaid label: ``line(_:)``, with the characters Mermaid's grammar gives a meaning (`;` ends a
     /// statement, `#` starts an entity, `<` `>` are markup, `%` starts a comment) written as Mermaid entity codes.
     public static func mermaid(_ s: String) -> String {
+        substitute(line(s), mermaidEntities)
+    }
+
+    static let markdownEntities: [Character: String] = [
+        "&": "&amp;", "<": "&lt;", ">": "&gt;",
+        "\\": "\\\\", "`": "\\`", "*": "\\*", "_": "\\_", "[": "\\[", "]": "\\]", "|": "\\|", "~": "\\~",
+    ]
+    static let mermaidEntities: [Character: String] = [";": "#59;", "#": "#35;", "<": "#lt;", ">": "#gt;", "%": "#37;", "\"": "#quot;"]
+
+    /// `s` with each character in `table` replaced by its text.
+    static func substitute(_ s: String, _ table: [Character: String]) -> String {
+        guard s.contains(where: { table[$0] != nil }) else { return s }
         var out = ""
-        for c in line(s) {
-            switch c {
-            case ";": out += "#59;"
-            case "#": out += "#35;"
-            case "<": out += "#lt;"
-            case ">": out += "#gt;"
-            case "%": out += "#37;"
-            case "\"": out += "#quot;"
-            default: out.append(c)
-            }
+        for c in s {
+            if let r = table[c] { out += r } else { out.append(c) }
         }
         return out
     }

@@ -167,19 +167,8 @@ struct Replay {
 enum Frames {
     static let osdJSON = #"{"tid":"o17","bid":"o","timestamp":1795000000000,"gateway":"5YSZL260000042","data":{"capacity_percent":87,"latitude":22.5,"longitude":113.9,"height":120.5}}"#
 
-    static func str(_ s: String) -> [UInt8] { let b = Array(s.utf8); return [UInt8(b.count >> 8), UInt8(b.count & 0xff)] + b }
-
-    static func publish(_ topic: String, _ json: String) -> [UInt8] {
-        let body = str(topic) + Array(json.utf8)
-        var out: [UInt8] = [0x30], n = body.count
-        repeat {
-            var byte = UInt8(n % 128)
-            n /= 128
-            if n > 0 { byte |= 0x80 }
-            out.append(byte)
-        } while n > 0
-        return out + body
-    }
+    /// A QoS 0 PUBLISH (the lab's MQTT builder, as the synthetic captures use).
+    static func publish(_ topic: String, _ json: String) -> [UInt8] { MQTTWire.publish(topic, json) }
 
     static let loginRequest: [UInt8] = {
         let body = #"{"username":"pilot42","password":"pw42","flag":2}"#
