@@ -25,6 +25,19 @@ import Testing
         #expect(r.stdout.isEmpty || !r.stdout.contains("error:"), "\(context): errors go to stderr", sourceLocation: sourceLocation)
     }
 
+    /// A loopback port this test listens on (so a command asked to listen there cannot), and its socket to close.
+    static func takenPort() -> (Int32, UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        _ = listen(fd, 1)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return (fd, UInt16(bigEndian: addr.sin_port))
+    }
+
     // MARK: - 0 and 1
 
     @Test func findingsAtOrAboveFailOnExitOneWithAndWithoutStoring() throws {
@@ -135,16 +148,8 @@ import Testing
         let dir = try Self.folder()
         let db = dir.appendingPathComponent("p.sqlite").path
         // A port already taken: this test's own listener.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, port) = Self.takenPort()
         defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        _ = listen(fd, 1)
-        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
-        let port = UInt16(bigEndian: addr.sin_port)
         let r = try pilottrace("proxy", "--http-listen", "127.0.0.1:\(port)", "--http-upstream", "http://127.0.0.1:9", "--db", db, "--duration", "1")
         #expect(r.status == 2, "\(r.stderr)")
         Self.expectOneLineError(r, "proxy")
@@ -156,6 +161,18 @@ import Testing
         #expect(tls.status == 2)
         Self.expectOneLineError(tls, "proxy --tls-cert")
         #expect(!FileManager.default.fileExists(atPath: db))
+    }
+
+    @Test(.enabled(if: TestPaths.which("mosquitto") != nil, "needs mosquitto (scripts/bootstrap installs it)"))
+    func aLabCloudThatCannotListenStopsTheBrokerItStarted() throws {
+        let (fd, taken) = Self.takenPort()
+        defer { close(fd) }
+        let r = try pilottrace("lab", "cloud", "--http-listen", "127.0.0.1:\(taken)", "--mqtt-listen", "0", "--duration", "1")
+        #expect(r.status == 2, "\(r.stderr)")
+        Self.expectOneLineError(r, "lab cloud")
+        // The broker it had started (its port is in the log) is gone.
+        let port = try #require(r.stderr.range(of: "mosquitto on 127.0.0.1:").map { Int(r.stderr[$0.upperBound...].prefix { $0.isNumber }) } ?? nil)
+        #expect(LabRun.listening(port) == false, "mosquitto on \(port) was left running")
     }
 
     @Test func aCaptureOnAnInterfaceThatDoesNotExistCreatesNothing() throws {
