@@ -336,7 +336,7 @@ public final class AnalysisRun {
 
     static func time(_ e: StreamEvent) -> Timestamp? {
         switch e {
-        case .data(_, _, _, let t), .gap(_, _, _, let t), .end(_, _, let t), .conflict(_, _, _, _, let t): t
+        case .data(_, _, _, let t, _), .gap(_, _, _, let t), .end(_, _, let t), .conflict(_, _, _, _, let t): t
         case .opened(let info): info.firstSeen
         case .closed(let s): s.lastSeen
         }
