@@ -206,11 +206,8 @@ public final class AnalysisRun {
     /// the frame numbers in that file (a last frame in another file, of a message straddling two files of a rotated
     /// capture, is left out).
     static func place(_ frames: FrameSpan?) -> (capture: Int?, first: Int?, last: Int?) {
-        guard let frames else { return (nil, nil, nil) }
-        let anchor = frames.first.isKnown ? frames.first : frames.last
-        guard anchor.isKnown else { return (nil, nil, nil) }
-        return (Int(anchor.file), frames.first.isKnown ? Int(frames.first.number) : nil,
-                frames.last.isKnown && frames.last.file == anchor.file ? Int(frames.last.number) : nil)
+        guard let place = frames?.inOneFile else { return (nil, nil, nil) }
+        return (place.file, place.first, place.last)
     }
 
     var decoded: [MessageEvent] = []

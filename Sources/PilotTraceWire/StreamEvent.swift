@@ -166,6 +166,16 @@ public struct FrameSpan: Hashable, Sendable {
 
     public static let unknown = FrameSpan(.unknown)
 
+    /// The span as one file's frame numbers, as the store and the outputs give it: the file of the first known frame,
+    /// and the numbers in that file (a last frame in a later file, of a message straddling two files of a rotated
+    /// capture, is left out); nil when no frame is known.
+    public var inOneFile: (file: Int, first: Int?, last: Int?)? {
+        let anchor = first.isKnown ? first : last
+        guard anchor.isKnown else { return nil }
+        return (Int(anchor.file), first.isKnown ? Int(first.number) : nil,
+                last.isKnown && last.file == anchor.file ? Int(last.number) : nil)
+    }
+
     /// From the first frame of `self` to the last of `later` (a request and its response), each side falling back
     /// on the other where it is not known.
     public func through(_ later: FrameSpan) -> FrameSpan {
