@@ -3,58 +3,34 @@ import PilotTraceWire
 /// Capture times and frames of buffered stream bytes: from each mark's offset on, bytes arrived at its time, in its
 /// frame.
 struct HTTPTimeline: Sendable {
-    private var marks: [(offset: Int, at: Timestamp, frame: CaptureFrame)] = []
+    struct Mark: Equatable, Sendable {
+        var at: Timestamp
+        var frame: CaptureFrame
+    }
+
+    private var marks = StreamMarks<Mark>()
 
     /// Bytes from `offset` on arrived at `at` in `frame`; lost bytes (no frame) keep the frame of the bytes before
     /// them, so that a message ending in a gap names the last frame that held any of it.
     mutating func add(offset: Int, at: Timestamp, frame: CaptureFrame? = nil) {
-        let frame = frame ?? marks.last?.frame ?? .unknown
-        if let last = marks.last {
-            if last.at == at && last.frame == frame { return }
-            if last.offset == offset { marks[marks.count - 1].at = at; marks[marks.count - 1].frame = frame; return }
-        }
-        marks.append((offset, at, frame))
+        marks.add(offset: offset, Mark(at: at, frame: frame ?? marks.last?.frame ?? .unknown))
     }
 
     /// The time of the byte at `offset` (the first mark's when the offset precedes every mark).
-    func at(_ offset: Int) -> Timestamp {
-        var k = marks.count - 1
-        while k > 0, marks[k].offset > offset { k -= 1 }
-        return k >= 0 ? marks[k].at : .zero
-    }
+    func at(_ offset: Int) -> Timestamp { marks.value(at: offset)?.at ?? .zero }
 
     /// The frame of the byte at `offset` (the first mark's when the offset precedes every mark).
-    func frame(_ offset: Int) -> CaptureFrame {
-        var k = marks.count - 1
-        while k > 0, marks[k].offset > offset { k -= 1 }
-        return k >= 0 ? marks[k].frame : .unknown
-    }
+    func frame(_ offset: Int) -> CaptureFrame { marks.value(at: offset)?.frame ?? .unknown }
 
     /// Forgets the marks no longer needed to time bytes from `offset` on.
-    mutating func prune(keeping offset: Int) {
-        var k = 0
-        while k + 1 < marks.count, marks[k + 1].offset <= offset { k += 1 }
-        if k > 0 { marks.removeFirst(k) }
-    }
+    mutating func prune(keeping offset: Int) { marks.prune(keeping: offset) }
 
     /// Forgets the marks at or after `offset` (input there is about to be fed again).
-    mutating func truncate(from offset: Int) {
-        while let last = marks.last, last.offset >= offset { marks.removeLast() }
-    }
+    mutating func truncate(from offset: Int) { marks.truncate(from: offset) }
 
     /// The runs of `start..<end` that share a time and a frame.
     func segments(from start: Int, to end: Int) -> [(range: Range<Int>, at: Timestamp, frame: CaptureFrame)] {
-        guard start < end else { return [] }
-        var out: [(Range<Int>, Timestamp, CaptureFrame)] = []
-        var from = start
-        while from < end {
-            let t = at(from), f = frame(from)
-            let next = marks.first { $0.offset > from }?.offset ?? end
-            let to = min(next, end)
-            out.append((from..<to, t, f))
-            from = to
-        }
-        return out
+        marks.runs(from: start, to: end).map { ($0.range, $0.value.at, $0.value.frame) }
     }
 }
 

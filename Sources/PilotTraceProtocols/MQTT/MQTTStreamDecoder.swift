@@ -107,7 +107,7 @@ public struct MQTTStreamDecoder: Sendable {
     /// The frames of the bytes not decoded yet: from each mark's stream offset on, the bytes came in its frame. One
     /// mark per ``feed(_:frame:)`` of a new frame, forgotten once decoding is past it, so there are about as many as
     /// segments in one incomplete packet.
-    var frameMarks: [(offset: Int, frame: CaptureFrame)] = []
+    var frameMarks = StreamMarks<CaptureFrame>()
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -240,22 +240,12 @@ public struct MQTTStreamDecoder: Sendable {
 
     /// Notes that bytes from stream offset `at` on came in `frame`, and forgets the marks of bytes already decoded.
     mutating func markFrame(_ frame: CaptureFrame, at: Int) {
-        var k = 0
-        while k + 1 < frameMarks.count, frameMarks[k + 1].offset <= offset { k += 1 }
-        if k > 0 { frameMarks.removeFirst(k) }
-        if let last = frameMarks.last {
-            if last.frame == frame { return }
-            if last.offset == at { frameMarks[frameMarks.count - 1].frame = frame; return }
-        }
-        frameMarks.append((at, frame))
+        frameMarks.prune(keeping: offset)
+        frameMarks.add(offset: at, frame)
     }
 
-    /// The frame that carried the byte at stream offset `o` (unknown before the first mark).
-    func captureFrame(at o: Int) -> CaptureFrame {
-        var k = frameMarks.count - 1
-        while k >= 0, frameMarks[k].offset > o { k -= 1 }
-        return k >= 0 ? frameMarks[k].frame : .unknown
-    }
+    /// The frame that carried the byte at stream offset `o`.
+    func captureFrame(at o: Int) -> CaptureFrame { frameMarks.value(at: o) ?? .unknown }
 
     mutating func consume(_ n: Int) {
         start += n
@@ -283,6 +273,6 @@ public struct MQTTStreamDecoder: Sendable {
         buffer = []
         start = 0
         pending = nil
-        frameMarks = []
+        frameMarks = StreamMarks()
     }
 }
