@@ -193,11 +193,21 @@ public final class AnalysisRun {
 
     func timelineRows(_ s: Session, id: Int64) -> [TimelineEventRow] {
         s.events.enumerated().map { ordinal, e in
-            TimelineEventRow(
+            let place = Self.place(e.message?.frames)
+            return TimelineEventRow(
                 sessionID: id, ordinal: ordinal, time: e.time.seconds, phase: e.phase.rawValue, step: e.step.rawValue, ok: e.ok,
                 latency: e.latency, flowID: e.connection.flatMap { flowIDs[$0] }, messageKind: e.message?.kind.rawValue,
-                messageID: e.message?.id, detailJSON: e.detail.compact)
+                messageID: e.message?.id, detailJSON: e.detail.compact, captureOrdinal: place.capture, firstFrame: place.first,
+                lastFrame: place.last)
         }
+    }
+
+    /// Where frames are, as the store's columns say it: the file of the first known frame (its `captures` ordinal) and
+    /// the frame numbers in that file (a last frame in another file, of a message straddling two files of a rotated
+    /// capture, is left out).
+    static func place(_ frames: FrameSpan?) -> (capture: Int?, first: Int?, last: Int?) {
+        guard let place = frames?.inOneFile else { return (nil, nil, nil) }
+        return (place.file, place.first, place.last)
     }
 
     var decoded: [MessageEvent] = []
@@ -321,10 +331,12 @@ public final class AnalysisRun {
         try writer.renumberSessions(moves)
         let sessionIDs = Dictionary(uniqueKeysWithValues: stored.map { ($0.1.number, $0.0) })
         func row(_ d: Deviation) -> DeviationRow {
-            DeviationRow(
+            let place = Self.place(d.message?.frames)
+            return DeviationRow(
                 sessionID: d.session.flatMap { sessionIDs[$0] }, ruleID: d.rule.id, severity: d.rule.severity.rawValue, title: d.text,
                 time: d.time?.seconds, flowID: d.connection.flatMap { flowIDs[$0] }, messageKind: d.message?.kind.rawValue,
-                messageID: d.message?.id, evidenceJSON: d.evidence.compact)
+                messageID: d.message?.id, evidenceJSON: d.evidence.compact, captureOrdinal: place.capture, firstFrame: place.first,
+                lastFrame: place.last)
         }
         if replacing {
             try writer.replaceSessions(sessionRows, timeline: events, deviations: deviations.map(row))
@@ -336,7 +348,7 @@ public final class AnalysisRun {
 
     static func time(_ e: StreamEvent) -> Timestamp? {
         switch e {
-        case .data(_, _, _, let t), .gap(_, _, _, let t), .end(_, _, let t), .conflict(_, _, _, _, let t): t
+        case .data(_, _, _, let t, _), .gap(_, _, _, let t), .end(_, _, let t), .conflict(_, _, _, _, let t): t
         case .opened(let info): info.firstSeen
         case .closed(let s): s.lastSeen
         }
@@ -353,7 +365,8 @@ public final class AnalysisRun {
             let row = FlowRow(id: id, connectionNumber: Int(info.id.rawValue), client: info.client.description, server: info.server.description,
                               roleEvidence: info.roleEvidence.rawValue, protocol: c.appProtocol.rawValue,
                               classificationEvidence: c.evidence.rawValue, classificationNote: c.note, tlsServerName: c.tls?.serverName,
-                              firstTime: info.firstSeen.seconds, lastTime: info.firstSeen.seconds, closeReason: "open", handshakeComplete: false)
+                              firstTime: info.firstSeen.seconds, lastTime: info.firstSeen.seconds, closeReason: "open", handshakeComplete: false,
+                              communityID: info.communityID)
             flowRows[info.id] = row
             try writer.upsertFlow(row)
         case .http(let conn, let e):
@@ -363,7 +376,7 @@ public final class AnalysisRun {
             let id = writer.nextMQTTID()
             try writer.insertMQTTPacket(Self.row(record, id: id, flow: flow, dir: dir, ts: ts, overWebSocket: overWebSocket))
             messageCounts.mqtt += 1
-            ref = MessageRef(.mqtt, id)
+            ref = MessageRef(.mqtt, id, frames: record.frames)
         case .closed(let summary, let c):
             try closed(summary, c)
         case .mqttError:
@@ -384,17 +397,17 @@ public final class AnalysisRun {
             let id = writer.nextHTTPID()
             pendingRequests[conn, default: [:]][r.index] = (id, r)
             messageCounts.http += 1
-            return MessageRef(.http, id)
+            return MessageRef(.http, id, frames: r.span.frames)
         case .response(let r):
             guard !r.head.isInformational else { return nil }
             messageCounts.http += 1
             if let i = r.requestIndex, let (id, request) = pendingRequests[conn]?.removeValue(forKey: i) {
                 try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: r))
-                return MessageRef(.http, id)
+                return MessageRef(.http, id, frames: request.span.frames.through(r.span.frames))
             }
             let id = writer.nextHTTPID()
             try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: nil, response: r))
-            return MessageRef(.http, id)
+            return MessageRef(.http, id, frames: r.span.frames)
         case .webSocket(let message):
             let id = writer.nextWebSocketID()
             let kind: String
@@ -406,11 +419,13 @@ public final class AnalysisRun {
             case .ping: kind = "ping"
             case .pong: kind = "pong"
             }
+            let place = Self.place(message.frames)
             try writer.insertWebSocketMessage(WebSocketMessageRow(
                 id: id, flowID: flow, direction: Self.direction(message.direction), time: message.lastByteAt.seconds, kind: kind,
-                length: message.length, payload: Data(message.payload), text: message.text, json: message.json?.compact, closeCode: closeCode))
+                length: message.length, payload: Data(message.payload), text: message.text, json: message.json?.compact, closeCode: closeCode,
+                captureOrdinal: place.capture, firstFrame: place.first, lastFrame: place.last))
             messageCounts.webSocket += 1
-            return MessageRef(.websocket, id)
+            return MessageRef(.websocket, id, frames: message.frames)
         default:
             return nil
         }
@@ -440,6 +455,14 @@ public final class AnalysisRun {
 
     static func row(id: Int64, flow: Int64, request q: HTTPRequest?, response r: HTTPResponse?) -> HTTPExchangeRow {
         var incomplete: [String] = []
+        // The exchange is placed in the file of its first frame; each message's frames where they are in that file.
+        let file = place(q?.span.frames ?? r?.span.frames).capture
+        func frames(_ span: HTTPMessageSpan?) -> (first: Int?, last: Int?) {
+            guard let span, let file else { return (nil, nil) }
+            func number(_ f: CaptureFrame) -> Int? { f.isKnown && Int(f.file) == file ? Int(f.number) : nil }
+            return (number(span.frames.first), number(span.frames.last))
+        }
+        let (requestFrames, responseFrames) = (frames(q?.span), frames(r?.span))
         if let i = q?.incomplete { incomplete.append("request: \(i.reason.rawValue)") }
         if let i = r?.incomplete { incomplete.append("response: \(i.reason.rawValue)") }
         return HTTPExchangeRow(
@@ -449,14 +472,18 @@ public final class AnalysisRun {
             requestJSON: q?.body.json?.compact, requestTime: q?.span.firstByteAt.seconds,
             status: r?.status, reason: r?.head.reason, responseHeaders: r.map { headers($0.headers) },
             responseBody: r.map { Data($0.body.content) }, responseBodyLength: r?.body.length, responseJSON: r?.body.json?.compact,
-            responseTime: r?.span.lastByteAt.seconds, incomplete: incomplete.isEmpty ? nil : incomplete.joined(separator: "; "))
+            responseTime: r?.span.lastByteAt.seconds, incomplete: incomplete.isEmpty ? nil : incomplete.joined(separator: "; "),
+            captureOrdinal: file, requestFirstFrame: requestFrames.first, requestLastFrame: requestFrames.last,
+            responseFirstFrame: responseFrames.first, responseLastFrame: responseFrames.last)
     }
 
     static func row(_ record: MQTTPacketRecord, id: Int64, flow: Int64, dir: Direction, ts: Timestamp, overWebSocket: Bool) -> MQTTPacketRow {
+        let place = place(record.frames)
         var row = MQTTPacketRow(id: id, flowID: flow, direction: direction(dir), time: ts.seconds, overWebSocket: overWebSocket,
                                 version: record.version.description, versionAssumed: record.versionAssumed,
                                 type: record.packet.type.description, packetID: record.packet.packetIdentifier.map(Int.init),
-                                summary: record.summary(showSecrets: false))
+                                summary: record.summary(showSecrets: false), captureOrdinal: place.capture, firstFrame: place.first,
+                                lastFrame: place.last)
         switch record.packet {
         case .connect(let c):
             row.clientID = c.clientIdentifier

@@ -69,7 +69,8 @@ public enum CaptureFiles {
     }
 
     /// Reads `paths` in order into one pipeline (a rotated capture's pieces continue each other) and hands every
-    /// batch of stream events to `consume`. The pipeline is finished (every connection released) even when a
+    /// batch of stream events to `consume`. Frames are numbered from 1 in each file, the file being its position in
+    /// `paths` (``TCPPipeline/beginFile(_:)``). The pipeline is finished (every connection released) even when a
     /// file is corrupt, so nothing read before the error is lost; the error is returned, not thrown.
     /// - Returns: a report per file read, and the first error, which stopped reading.
     public static func analyze(
@@ -82,7 +83,9 @@ public enum CaptureFiles {
         var failure: CaptureFileError?
         var events: [StreamEvent] = []
         events.reserveCapacity(64)
-        for path in paths {
+        for (ordinal, path) in paths.enumerated() {
+            // Frames are numbered per file, as Wireshark numbers them (`frame.number`).
+            pipeline.beginFile(ordinal)
             let reader: CaptureFileReader
             do {
                 reader = try CaptureFileReader(path: path)

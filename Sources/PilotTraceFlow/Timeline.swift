@@ -51,14 +51,17 @@ public enum Step: String, Hashable, Sendable, CaseIterable, Codable {
     }
 }
 
-/// Which stored message an event comes from: its kind and a number the caller assigned (the store's row id).
+/// Which stored message an event comes from: its kind and a number the caller assigned (the store's row id), and
+/// the capture frames that carried it (for an HTTP exchange, from the request's first byte to the response's last).
 public struct MessageRef: Hashable, Sendable {
     public enum Kind: String, Hashable, Sendable { case http, mqtt, websocket }
     public var kind: Kind
     public var id: Int64
-    public init(_ kind: Kind, _ id: Int64) {
+    public var frames: FrameSpan
+    public init(_ kind: Kind, _ id: Int64, frames: FrameSpan = .unknown) {
         self.kind = kind
         self.id = id
+        self.frames = frames
     }
 }
 

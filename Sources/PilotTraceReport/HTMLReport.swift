@@ -127,7 +127,16 @@ public enum HTMLReport {
         out += "<h3>Phases</h3><table><tr><th>phase</th><th>from</th><th>duration</th><th>steps</th><th>latencies</th></tr>\n"
         for p in ReportText.phases(s.events) {
             let lat = p.latencies.map { "\($0.0) \(String(format: "%.1f ms", $0.1 * 1000))" }.joined(separator: ", ")
-            out += "<tr><td>\(p.phase)</td><td>\(ReportText.clock(p.start))</td><td>\(String(format: "%.3f s", p.end - p.start))</td><td>\(p.steps)</td><td>\(esc(lat))</td></tr>\n"
+            out += "<tr><td>\(p.phase)</td><td>\(ReportText.stamp(p.start, dated: ReportText.dated(s)))</td><td>\(String(format: "%.3f s", p.end - p.start))</td><td>\(p.steps)</td><td>\(esc(lat))</td></tr>\n"
+        }
+        out += "</table>\n"
+        let dated = ReportText.dated(s)
+        out += "<h3>Steps</h3><p class=\"basis\">Frames are Wireshark's: type <code>frame.number == N</code> in its display filter to find a step's message.</p>\n"
+        out += "<table><tr><th>time</th><th>phase</th><th>step</th><th>outcome</th><th>latency</th><th>frames</th></tr>\n"
+        for e in s.events {
+            out += "<tr><td>\(ReportText.stamp(e.time, dated: dated))</td><td>\(esc(e.phase))</td><td>\(esc(e.step))</td>"
+            out += "<td class=\"\(e.ok ? "done" : "failedmark")\">\(e.ok ? "ok" : "FAILED")</td><td>\(e.latency.map { String(format: "%.1f ms", $0 * 1000) } ?? "")</td>"
+            out += "<td>\(esc(FramePlace(e).text(s.captures)))</td></tr>\n"
         }
         out += "</table>\n<h3>Findings</h3>\n"
         if s.deviations.isEmpty { out += "<p>None.</p>\n" }
@@ -135,7 +144,8 @@ public enum HTMLReport {
             for d in s.deviations where d.severity == sev {
                 let rule = ReportText.rule(d.ruleID)
                 out += "<div class=\"finding \(sev)\"><p><b class=\"sev-\(sev)\">\(sev.uppercased())</b> <code>\(esc(d.ruleID))</code>"
-                out += " at \(d.time.map(ReportText.clock) ?? "?"): \(esc(d.title))"
+                let frames = FramePlace(d).text(s.captures)
+                out += " at \(d.time.map { ReportText.stamp($0, dated: dated) } ?? "?")\(frames.isEmpty ? "" : " (\(esc(frames)))"): \(esc(d.title))"
                 if let k = d.messageKind, let id = d.messageID { out += " — <a href=\"#s\(r.id)-\(k)-\(id)\">message</a>" }
                 out += "</p>"
                 if let rule { out += "<p>\(esc(rule.title)). \(esc(rule.explanation))</p><p class=\"basis\">Basis: \(esc(rule.basis))</p>" }
@@ -144,7 +154,8 @@ public enum HTMLReport {
         }
         out += "<h3>Messages</h3>\n"
         for m in s.details {
-            out += "<details id=\"s\(r.id)-\(m.anchor)\"><summary>\(ReportText.clock(m.time)) \(esc(m.title))</summary><pre>\(esc(m.text))</pre></details>\n"
+            let frames = m.frames.text(s.captures)
+            out += "<details id=\"s\(r.id)-\(m.anchor)\"><summary>\(ReportText.stamp(m.time, dated: dated)) \(esc(m.title))\(frames.isEmpty ? "" : " <small>\(esc(frames))</small>")</summary><pre>\(esc(m.text))</pre></details>\n"
         }
         return out
     }

@@ -32,6 +32,8 @@ public struct Arrow: Sendable {
     public var findings: [DeviationRow]
     /// Periodic telemetry (osd, state): runs of it are collapsed.
     public var telemetry = false
+    /// Where the message (or the run of collapsed telemetry) is in the captures.
+    public var frames = FramePlace(ordinal: nil, first: nil, last: nil)
     /// The detail block id this arrow links to.
     public var anchor: String { "\(kind)-\(messageID)" }
 }
@@ -42,6 +44,8 @@ public struct MessageDetail: Sendable {
     public var time: Double
     public var title: String
     public var text: String
+    /// Where the message is in the captures (an HTTP exchange: from the request's first frame to the response's last).
+    public var frames = FramePlace(ordinal: nil, first: nil, last: nil)
 }
 
 /// Everything a report shows about one session.
@@ -104,20 +108,28 @@ public enum ReportLoader {
         for x in http where sessionFlows.contains(x.flowID) {
             let anchor = "http-\(x.id)"
             let target = (showSecrets ? x.target : x.target.map(HTTPSecrets.maskedTarget)) ?? x.path ?? "?"
+            let requestFrames = FramePlace(ordinal: x.captureOrdinal, first: x.requestFirstFrame, last: x.requestLastFrame)
+            let responseFrames = FramePlace(ordinal: x.captureOrdinal, first: x.responseFirstFrame, last: x.responseLastFrame)
             if let t = x.requestTime {
-                arrows.append(Arrow(time: t, lastTime: t, from: .pilot, to: .cloud, label: "\(x.method ?? "?") \(target)", count: 1, kind: "http",
-                                    messageID: x.id, phase: phaseOf[anchor], ok: true, findings: findingsOf[anchor] ?? []))
+                var a = Arrow(time: t, lastTime: t, from: .pilot, to: .cloud, label: "\(x.method ?? "?") \(target)", count: 1, kind: "http",
+                              messageID: x.id, phase: phaseOf[anchor], ok: true, findings: findingsOf[anchor] ?? [])
+                a.frames = requestFrames
+                arrows.append(a)
             }
             if let t = x.responseTime, let status = x.status {
                 let code = x.responseJSON.flatMap { try? JSONValue.parse($0) }?["code"]?.int64Value
                 let ok = (200..<400).contains(status) && (code ?? 0) == 0
-                arrows.append(Arrow(time: t, lastTime: t, from: .cloud, to: .pilot, label: "\(status)\(code.map { " code \($0)" } ?? "")",
-                                    count: 1, kind: "http", messageID: x.id, phase: phaseOf[anchor], ok: ok,
-                                    findings: x.requestTime == nil ? findingsOf[anchor] ?? [] : []))
+                var a = Arrow(time: t, lastTime: t, from: .cloud, to: .pilot, label: "\(status)\(code.map { " code \($0)" } ?? "")",
+                              count: 1, kind: "http", messageID: x.id, phase: phaseOf[anchor], ok: ok,
+                              findings: x.requestTime == nil ? findingsOf[anchor] ?? [] : [])
+                a.frames = responseFrames
+                arrows.append(a)
             }
             details.append(MessageDetail(anchor: anchor, time: x.requestTime ?? x.responseTime ?? start,
                                          title: "HTTP \(x.method ?? "") \(target) → \(x.status.map(String.init) ?? "no response")",
-                                         text: httpText(x, showSecrets: showSecrets)))
+                                         text: httpText(x, showSecrets: showSecrets),
+                                         frames: FramePlace(ordinal: x.captureOrdinal, first: requestFrames.first ?? responseFrames.first,
+                                                            last: responseFrames.last ?? requestFrames.last)))
         }
         for p in mqtt {
             let device = deviceFlows.contains(p.flowID)
@@ -140,6 +152,7 @@ public enum ReportLoader {
                     if arrows[i].from == from, arrows[i].to == to, arrows[i].label == label {
                         arrows[i].count += 1
                         arrows[i].lastTime = p.time
+                        if p.captureOrdinal == arrows[i].frames.ordinal, let last = p.lastFrame { arrows[i].frames.last = last }
                         merged = true
                         break
                     }
@@ -150,11 +163,13 @@ public enum ReportLoader {
                 var a = Arrow(time: p.time, lastTime: p.time, from: from, to: to, label: label, count: 1, kind: "mqtt", messageID: p.id,
                               phase: phaseOf[anchor], ok: ok, findings: findingsOf[anchor] ?? [])
                 a.telemetry = telemetry
+                a.frames = FramePlace(ordinal: p.captureOrdinal, first: p.firstFrame, last: p.lastFrame)
                 arrows.append(a)
             }
             if !merged {
                 details.append(MessageDetail(anchor: anchor, time: p.time, title: "MQTT \(p.direction == "to-server" ? "→" : "←") \(p.summary)",
-                                             text: mqttText(p, showSecrets: showSecrets)))
+                                             text: mqttText(p, showSecrets: showSecrets),
+                                             frames: FramePlace(ordinal: p.captureOrdinal, first: p.firstFrame, last: p.lastFrame)))
             }
         }
         arrows.sort { ($0.time, $0.kind == "http" && $0.from == .cloud ? 1 : 0) < ($1.time, $1.kind == "http" && $1.from == .cloud ? 1 : 0) }

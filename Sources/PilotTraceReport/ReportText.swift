@@ -1,6 +1,7 @@
 import Foundation
 import PilotTraceFlow
 import PilotTraceStore
+import PilotTraceWire
 
 /// Capture times as people read them, shared by the reports and the command-line views.
 public enum TimeText {
@@ -19,6 +20,86 @@ public enum TimeText {
         let f = ISO8601DateFormatter()
         f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         return f.string(from: Date(timeIntervalSince1970: t))
+    }
+
+    /// The one time format of every JSON output: RFC 3339 in UTC with microseconds, `2026-12-02T07:46:38.447739Z`.
+    public static func rfc3339(_ t: Double) -> String { Timestamp(nanoseconds: Int64((t * 1e6).rounded()) * 1000).iso8601 }
+
+    /// Seconds since the epoch, rounded to the microsecond: the numeric twin (`…_epoch`) of a JSON time.
+    public static func epoch(_ t: Double) -> Double { (t * 1e6).rounded() / 1e6 }
+
+    /// A JSON time and its numeric twin: `[key: "2026-…Z", key_epoch: 1795768088.899689]` (both null when `t` is).
+    public static func json(_ key: String, _ t: Double?) -> [String: Any] {
+        guard let t else { return [key: NSNull(), key + "_epoch": NSNull()] }
+        return [key: rfc3339(t), key + "_epoch": epoch(t)]
+    }
+
+    /// A step's detail or a finding's evidence as the JSON outputs show it: members named `…_at` holding seconds since
+    /// the epoch (`issued_at`, `expired_at`; the store keeps numbers) become the RFC 3339 time and its `…_at_epoch` twin.
+    public static func presentingTimes(_ object: Any) -> Any {
+        guard var o = object as? [String: Any] else { return object }
+        for (k, v) in o where k.hasSuffix("_at") {
+            guard let n = v as? NSNumber else { continue }
+            o.merge(json(k, n.doubleValue)) { $1 }
+        }
+        return o
+    }
+
+    /// `2026-11-27` (UTC date).
+    public static func day(_ t: Double) -> String { String(rfc3339(t).prefix(10)) }
+
+    /// Whether the times fall on more than one UTC date: text listings then show dates, not only clocks.
+    public static func crossesMidnight(_ times: [Double]) -> Bool {
+        guard let first = times.first else { return false }
+        let d = day(first)
+        return times.contains { day($0) != d }
+    }
+}
+
+/// Where a stored message, step or finding is in the captures, as Wireshark numbers frames (`frame.number`, from 1
+/// in each file): the text the listings and reports show, and the JSON keys.
+public struct FramePlace: Sendable, Hashable {
+    /// The capture file: the analysis's `captures` row of ``ordinal``, when there is one.
+    public var ordinal: Int?
+    public var first: Int?
+    public var last: Int?
+
+    public init(ordinal: Int?, first: Int?, last: Int?) {
+        self.ordinal = ordinal
+        self.first = first
+        self.last = last
+    }
+
+    public init(_ e: TimelineEventRow) { self.init(ordinal: e.captureOrdinal, first: e.firstFrame, last: e.lastFrame) }
+    public init(_ d: DeviationRow) { self.init(ordinal: d.captureOrdinal, first: d.firstFrame, last: d.lastFrame) }
+
+    public var isKnown: Bool { first != nil || last != nil }
+
+    /// `frame 23`, `frames 4–6` (`frames 4–?` when the last is not known), with the file's name first when the
+    /// analysis read several (`b.pcapng frame 3`); empty when no frame is known.
+    public func text(_ captures: [CaptureRow]) -> String {
+        guard isKnown else { return "" }
+        var out: String
+        switch (first, last) {
+        case let (f?, l?) where f == l: out = "frame \(f)"
+        case let (f?, l?): out = "frames \(f)–\(l)"
+        case let (f?, nil): out = "frames \(f)–?"
+        case let (nil, l?): out = "frames ?–\(l)"
+        case (nil, nil): out = ""
+        }
+        if captures.count > 1, let name = file(captures).map({ URL(fileURLWithPath: $0).lastPathComponent }) { out = "\(name) \(out)" }
+        return out
+    }
+
+    /// The capture file's path as given to the analysis.
+    public func file(_ captures: [CaptureRow]) -> String? {
+        guard let ordinal else { return nil }
+        return captures.first { $0.ordinal == ordinal }?.path
+    }
+
+    /// `capture_file`, `first_frame`, `last_frame` (null when not known).
+    public func json(_ captures: [CaptureRow]) -> [String: Any] {
+        ["capture_file": file(captures) as Any? ?? NSNull(), "first_frame": first as Any? ?? NSNull(), "last_frame": last as Any? ?? NSNull()]
     }
 }
 
@@ -48,6 +129,14 @@ enum ReportText {
 
     static func clock(_ t: Double) -> String { TimeText.clock(t, fractionDigits: 3) }
     static func date(_ t: Double) -> String { TimeText.date(t) }
+
+    /// Whether the session crosses midnight (UTC): its times then show their dates.
+    static func dated(_ s: ReportSession) -> Bool {
+        TimeText.crossesMidnight([s.row.startTime] + (s.row.endTime.map { [$0] } ?? []) + s.events.map(\.time))
+    }
+
+    /// The clock, with the date first when `dated`.
+    static func stamp(_ t: Double, dated: Bool) -> String { dated ? "\(TimeText.day(t)) \(clock(t))" : clock(t) }
 
     static func title(_ s: SessionRow) -> String {
         var t = "Session \(s.id): gateway \(s.gatewaySN ?? "unknown")"

@@ -35,15 +35,17 @@ public enum MarkdownReport {
             }
             out += "### Documented sequence\n\n"
             for d in ReportText.documented { out += "- \(ReportText.mark(d.step, in: s.events).rawValue) `\(d.step)` — \(d.what)\n" }
-            out += "\n### Timeline\n\n| time | phase | step | ok | latency |\n|---|---|---|---|---|\n"
+            out += "\n### Timeline\n\nFrames are Wireshark's `frame.number` (display filter `frame.number == N`).\n\n"
+            out += "| time | phase | step | ok | latency | frames |\n|---|---|---|---|---|---|\n"
             for e in s.events {
-                out += "| \(ReportText.clock(e.time)) | \(e.phase) | \(e.step) | \(e.ok ? "ok" : "**FAILED**") | \(e.latency.map { String(format: "%.1f ms", $0 * 1000) } ?? "") |\n"
+                out += "| \(ReportText.stamp(e.time, dated: ReportText.dated(s))) | \(e.phase) | \(e.step) | \(e.ok ? "ok" : "**FAILED**") | \(e.latency.map { String(format: "%.1f ms", $0 * 1000) } ?? "") | \(md(FramePlace(e).text(s.captures))) |\n"
             }
             out += "\n### Findings\n\n"
             if s.deviations.isEmpty { out += "None.\n" }
             for sev in ReportText.severities {
                 for d in s.deviations where d.severity == sev {
-                    out += "- **\(sev.uppercased())** `\(d.ruleID)` at \(d.time.map(ReportText.clock) ?? "?"): \(md(d.title))"
+                    let frames = md(FramePlace(d).text(s.captures))
+                    out += "- **\(sev.uppercased())** `\(d.ruleID)` at \(d.time.map { ReportText.stamp($0, dated: ReportText.dated(s)) } ?? "?")\(frames.isEmpty ? "" : " (\(frames))"): \(md(d.title))"
                     if let rule = ReportText.rule(d.ruleID) { out += "  \n  \(rule.explanation) _Basis: \(rule.basis)_" }
                     out += "\n"
                 }
@@ -82,14 +84,17 @@ public enum MermaidReport {
     }
 }
 
-/// The full session model for other tools: the `timeline --json` fields plus findings and the diagram's arrows.
+/// The full session model for other tools: the `timeline --json` fields plus findings and the diagram's arrows. Times
+/// are RFC 3339 (UTC, microseconds) with an `_epoch` twin; frames are Wireshark's `frame.number`.
 public enum JSONReport {
     public static func render(_ doc: ReportDocument) throws -> String {
+        func with(_ o: [String: Any], _ parts: [String: Any]...) -> [String: Any] {
+            parts.reduce(o) { $0.merging($1) { $1 } }
+        }
         let sessions: [[String: Any]] = doc.sessions.map { s in
             let r = s.row
-            return [
-                "id": r.id, "gateway_sn": r.gatewaySN as Any? ?? NSNull(), "state": r.state, "start": r.startTime,
-                "end": r.endTime as Any? ?? NSNull(), "client": r.client as Any? ?? NSNull(),
+            return with([
+                "id": r.id, "gateway_sn": r.gatewaySN as Any? ?? NSNull(), "state": r.state, "client": r.client as Any? ?? NSNull(),
                 "gateway_model": r.gatewayModel as Any? ?? NSNull(), "gateway_model_name": r.gatewayModelName as Any? ?? NSNull(),
                 "mqtt_client_id": r.mqttClientID as Any? ?? NSNull(), "mqtt_username": r.mqttUsername as Any? ?? NSNull(),
                 "aircraft_sns": r.aircraftSNs, "verdict": ReportText.verdict(s), "replay_of": r.replayOf as Any? ?? NSNull(),
@@ -99,20 +104,22 @@ public enum JSONReport {
                      "differences": (try? JSONSerialization.jsonObject(with: Data(step.differencesJSON.utf8))) ?? []]
                 },
                 "events": s.events.map { e -> [String: Any] in
-                    ["time": e.time, "phase": e.phase, "step": e.step, "ok": e.ok, "latency": e.latency as Any? ?? NSNull(),
-                     "detail": (try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) ?? [:]]
+                    with(["phase": e.phase, "step": e.step, "ok": e.ok, "latency": e.latency as Any? ?? NSNull(),
+                          "detail": TimeText.presentingTimes((try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) ?? [:])],
+                         TimeText.json("time", e.time), FramePlace(e).json(s.captures))
                 },
                 "deviations": s.deviations.map { d -> [String: Any] in
-                    ["id": d.id ?? 0, "session": d.sessionID as Any? ?? NSNull(), "rule": d.ruleID, "severity": d.severity,
-                     "time": d.time as Any? ?? NSNull(), "message": d.title,
-                     "evidence": (try? JSONSerialization.jsonObject(with: Data(d.evidenceJSON.utf8))) ?? [:]]
+                    with(["id": d.id ?? 0, "session": d.sessionID as Any? ?? NSNull(), "rule": d.ruleID, "severity": d.severity,
+                          "message": d.title, "evidence": TimeText.presentingTimes((try? JSONSerialization.jsonObject(with: Data(d.evidenceJSON.utf8))) ?? [:])],
+                         TimeText.json("time", d.time), FramePlace(d).json(s.captures))
                 },
                 "messages": s.arrows.map { a -> [String: Any] in
-                    ["time": a.time, "from": ["pilot", "broker", "cloud"][a.from.rawValue], "to": ["pilot", "broker", "cloud"][a.to.rawValue],
-                     "label": a.label, "count": a.count, "ok": a.ok, "kind": a.kind, "message_id": a.messageID,
-                     "phase": a.phase as Any? ?? NSNull(), "findings": a.findings.map(\.ruleID)]
+                    with(["from": ["pilot", "broker", "cloud"][a.from.rawValue], "to": ["pilot", "broker", "cloud"][a.to.rawValue],
+                          "label": a.label, "count": a.count, "ok": a.ok, "kind": a.kind, "message_id": a.messageID,
+                          "phase": a.phase as Any? ?? NSNull(), "findings": a.findings.map(\.ruleID)],
+                         TimeText.json("time", a.time), a.frames.json(s.captures))
                 },
-            ]
+            ], TimeText.json("start", r.startTime), TimeText.json("end", r.endTime))
         }
         let data = try JSONSerialization.data(withJSONObject: ["sessions": sessions], options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self) + "\n"

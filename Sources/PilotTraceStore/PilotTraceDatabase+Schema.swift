@@ -105,6 +105,32 @@ extension PilotTraceDatabase {
         try db.execute(sql: "PRAGMA schema_version = \(version + 1)")
     }
 
+    /// Version 6 (issue 11, joinable output): where each stored message, timeline step and finding is in the capture
+    /// files, as Wireshark numbers frames (`frame.number`, from 1 in each file): the file (`capture_ordinal`, the
+    /// analysis's `captures` row of that ordinal) and the frames of the first and last bytes (an HTTP exchange keeps
+    /// its request's and its response's); and each flow's Community ID (v1). Rows stored before have NULL there
+    /// (not known).
+    static let schemaV6 = """
+        ALTER TABLE flows ADD COLUMN community_id TEXT;
+        ALTER TABLE http_exchanges ADD COLUMN capture_ordinal INTEGER CHECK (capture_ordinal >= 0);
+        ALTER TABLE http_exchanges ADD COLUMN request_first_frame INTEGER CHECK (request_first_frame >= 1);
+        ALTER TABLE http_exchanges ADD COLUMN request_last_frame INTEGER CHECK (request_last_frame >= 1);
+        ALTER TABLE http_exchanges ADD COLUMN response_first_frame INTEGER CHECK (response_first_frame >= 1);
+        ALTER TABLE http_exchanges ADD COLUMN response_last_frame INTEGER CHECK (response_last_frame >= 1);
+        ALTER TABLE websocket_messages ADD COLUMN capture_ordinal INTEGER CHECK (capture_ordinal >= 0);
+        ALTER TABLE websocket_messages ADD COLUMN first_frame INTEGER CHECK (first_frame >= 1);
+        ALTER TABLE websocket_messages ADD COLUMN last_frame INTEGER CHECK (last_frame >= 1);
+        ALTER TABLE mqtt_packets ADD COLUMN capture_ordinal INTEGER CHECK (capture_ordinal >= 0);
+        ALTER TABLE mqtt_packets ADD COLUMN first_frame INTEGER CHECK (first_frame >= 1);
+        ALTER TABLE mqtt_packets ADD COLUMN last_frame INTEGER CHECK (last_frame >= 1);
+        ALTER TABLE timeline_events ADD COLUMN capture_ordinal INTEGER CHECK (capture_ordinal >= 0);
+        ALTER TABLE timeline_events ADD COLUMN first_frame INTEGER CHECK (first_frame >= 1);
+        ALTER TABLE timeline_events ADD COLUMN last_frame INTEGER CHECK (last_frame >= 1);
+        ALTER TABLE deviations ADD COLUMN capture_ordinal INTEGER CHECK (capture_ordinal >= 0);
+        ALTER TABLE deviations ADD COLUMN first_frame INTEGER CHECK (first_frame >= 1);
+        ALTER TABLE deviations ADD COLUMN last_frame INTEGER CHECK (last_frame >= 1);
+        """
+
     /// The schema's migrations. Append new ones (`v2`, …); never edit a migration that has shipped.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -123,6 +149,9 @@ extension PilotTraceDatabase {
         }
         migrator.registerMigration("v5") { db in
             try migrateV5(db)
+        }
+        migrator.registerMigration("v6") { db in
+            try db.execute(sql: schemaV6)
         }
         return migrator
     }

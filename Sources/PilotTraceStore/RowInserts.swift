@@ -22,21 +22,22 @@ struct RowInserts {
         mqtt = try db.cachedStatement(sql: """
             INSERT INTO mqtt_packets (id, analysis_id, flow_id, direction, time, over_websocket, version, version_assumed, type,
               packet_id, qos, retain, dup, topic, payload, payload_length, payload_json, client_id, username, password,
-              keep_alive, return_code, summary)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              keep_alive, return_code, summary, capture_ordinal, first_frame, last_frame)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         http = try db.cachedStatement(sql: """
             INSERT INTO http_exchanges (id, analysis_id, flow_id, sequence, method, target, path, query, request_headers_json,
               request_body, request_body_length, request_json, request_time, status, reason, response_headers_json,
-              response_body, response_body_length, response_json, response_time, incomplete)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              response_body, response_body_length, response_json, response_time, incomplete, capture_ordinal, request_first_frame,
+              request_last_frame, response_first_frame, response_last_frame)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         let flowColumns = [
             "analysis_id", "connection_number", "client", "server", "role_evidence", "protocol", "classification_evidence",
             "classification_note", "tls_server_name", "mqtt_role", "first_time", "last_time", "close_reason",
             "handshake_complete", "up_packets", "up_bytes", "up_payload_bytes", "up_gaps", "up_gap_bytes",
             "up_retransmissions", "down_packets", "down_bytes", "down_payload_bytes", "down_gaps", "down_gap_bytes",
-            "down_retransmissions",
+            "down_retransmissions", "community_id",
         ]
         // An upsert that updates in place (never a delete, which would cascade to the flow's messages).
         flow = try db.cachedStatement(sql: """
@@ -46,13 +47,13 @@ struct RowInserts {
             """)
         timeline = try db.cachedStatement(sql: """
             INSERT INTO timeline_events (analysis_id, session_id, ordinal, time, phase, step, ok, latency, flow_id, message_kind,
-              message_id, detail_json)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              message_id, detail_json, capture_ordinal, first_frame, last_frame)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         deviation = try db.cachedStatement(sql: """
             INSERT INTO deviations (analysis_id, session_id, rule_id, severity, title, time, flow_id, message_kind, message_id,
-              evidence_json)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              evidence_json, capture_ordinal, first_frame, last_frame)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
     }
 
@@ -62,6 +63,7 @@ struct RowInserts {
         b.text(r.version); b.bool(r.versionAssumed); b.text(r.type); b.int(r.packetID); b.int(r.qos); b.bool(r.retain)
         b.bool(r.dup); b.text(r.topic); b.blob(r.payload); b.int(r.payloadLength); b.text(r.payloadJSON); b.text(r.clientID)
         b.text(r.username); b.blob(r.password); b.int(r.keepAlive); b.int(r.returnCode); b.text(r.summary)
+        b.int(r.captureOrdinal); b.int(r.firstFrame); b.int(r.lastFrame)
         try step(mqtt)
     }
 
@@ -72,6 +74,8 @@ struct RowInserts {
         b.int(r.requestBodyLength); b.text(r.requestJSON); b.double(r.requestTime); b.int(r.status); b.text(r.reason)
         b.text(r.responseHeaders.map(Self.json)); b.blob(r.responseBody); b.int(r.responseBodyLength)
         b.text(r.responseJSON); b.double(r.responseTime); b.text(r.incomplete)
+        b.int(r.captureOrdinal); b.int(r.requestFirstFrame); b.int(r.requestLastFrame); b.int(r.responseFirstFrame)
+        b.int(r.responseLastFrame)
         try step(http)
     }
 
@@ -83,6 +87,7 @@ struct RowInserts {
         b.bool(r.handshakeComplete)
         for n in [r.upPackets, r.upBytes, r.upPayloadBytes, r.upGaps, r.upGapBytes, r.upRetransmissions, r.downPackets,
                   r.downBytes, r.downPayloadBytes, r.downGaps, r.downGapBytes, r.downRetransmissions] { b.int(n) }
+        b.text(r.communityID)
         try step(flow)
     }
 
@@ -90,6 +95,7 @@ struct RowInserts {
         var b = Binder(timeline.sqliteStatement)
         b.int(r.analysisID); b.int(r.sessionID); b.int(r.ordinal); b.double(r.time); b.text(r.phase); b.text(r.step)
         b.bool(r.ok); b.double(r.latency); b.int(r.flowID); b.text(r.messageKind); b.int(r.messageID); b.text(r.detailJSON)
+        b.int(r.captureOrdinal); b.int(r.firstFrame); b.int(r.lastFrame)
         try step(timeline)
     }
 
@@ -97,6 +103,7 @@ struct RowInserts {
         var b = Binder(deviation.sqliteStatement)
         b.int(r.analysisID); b.int(r.sessionID); b.text(r.ruleID); b.text(r.severity); b.text(r.title); b.double(r.time)
         b.int(r.flowID); b.text(r.messageKind); b.int(r.messageID); b.text(r.evidenceJSON)
+        b.int(r.captureOrdinal); b.int(r.firstFrame); b.int(r.lastFrame)
         try step(deviation)
     }
 

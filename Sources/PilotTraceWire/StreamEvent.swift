@@ -131,12 +131,66 @@ public struct ConnectionSummary: Hashable, Sendable {
     }
 }
 
+/// A captured frame as Wireshark numbers it: `number` counts the frames of one capture file from 1
+/// (`frame.number`), `file` is the file's position in the run (from 0; the `captures.ordinal` of the store).
+///
+/// ``TCPPipeline`` numbers the frames it is given; number 0 means "not known" (bytes that were never captured,
+/// events made up by tests or synthesised without frames).
+public struct CaptureFrame: Hashable, Comparable, Sendable {
+    public var file: UInt32
+    public var number: UInt32
+
+    public init(file: Int = 0, number: Int) {
+        self.file = UInt32(truncatingIfNeeded: file)
+        self.number = UInt32(truncatingIfNeeded: number)
+    }
+
+    public static let unknown = CaptureFrame(number: 0)
+    public var isKnown: Bool { number != 0 }
+
+    public static func < (l: Self, r: Self) -> Bool { (l.file, l.number) < (r.file, r.number) }
+}
+
+/// The frames holding a message's first and last bytes (the same frame for a message carried in one segment).
+/// Either may be ``CaptureFrame/unknown`` (a message that starts or ends in bytes lost from the capture).
+public struct FrameSpan: Hashable, Sendable {
+    public var first: CaptureFrame
+    public var last: CaptureFrame
+
+    public init(first: CaptureFrame, last: CaptureFrame) {
+        self.first = first
+        self.last = last
+    }
+
+    public init(_ frame: CaptureFrame) { self.init(first: frame, last: frame) }
+
+    public static let unknown = FrameSpan(.unknown)
+
+    /// The span as one file's frame numbers, as the store and the outputs give it: the file of the first known frame,
+    /// and the numbers in that file (a last frame in a later file, of a message straddling two files of a rotated
+    /// capture, is left out); nil when no frame is known.
+    public var inOneFile: (file: Int, first: Int?, last: Int?)? {
+        let anchor = first.isKnown ? first : last
+        guard anchor.isKnown else { return nil }
+        return (Int(anchor.file), first.isKnown ? Int(first.number) : nil,
+                last.isKnown && last.file == anchor.file ? Int(last.number) : nil)
+    }
+
+    /// From the first frame of `self` to the last of `later` (a request and its response), each side falling back
+    /// on the other where it is not known.
+    public func through(_ later: FrameSpan) -> FrameSpan {
+        FrameSpan(first: first.isKnown ? first : later.first, last: later.last.isKnown ? later.last : last)
+    }
+}
+
 /// What the TCP reassembler tells its consumers, per connection and direction, in capture order.
 public enum StreamEvent: Sendable {
     /// A new connection (first packet seen).
     case opened(ConnectionInfo)
-    /// Contiguous stream bytes, with the capture time of the segment that completed them.
-    case data(ConnectionID, Direction, [UInt8], Timestamp)
+    /// Contiguous stream bytes, with the capture time of the segment that completed them, and the frame that
+    /// carried them: every `.data` event holds the bytes of one segment (an out-of-order segment's bytes come when
+    /// the hole before them is filled, with the time of the segment that filled it and their own frame).
+    case data(ConnectionID, Direction, [UInt8], Timestamp, frame: CaptureFrame = .unknown)
     /// Bytes known to be missing: the consumer must resynchronise or give up on this direction.
     case gap(ConnectionID, Direction, length: Int, Timestamp)
     /// Bytes that overlap already-seen bytes but differ (the first copy was kept).

@@ -6,7 +6,7 @@
 /// from the segments' capture timestamps.
 ///
 /// ## Topics
-/// - ``process(_:at:frameLength:into:)``
+/// - ``process(_:at:frame:frameLength:into:)``
 /// - ``finish(into:)``
 public struct TCPReassembler {
     public struct Configuration: Sendable {
@@ -52,9 +52,12 @@ public struct TCPReassembler {
     /// - Parameters:
     ///   - segment: the decoded segment; its payload is copied where kept.
     ///   - timestamp: the frame's capture time.
+    ///   - frame: the frame's number, carried by the `.data` events of its bytes (kept with them while they wait
+    ///     out of order).
     ///   - frameLength: the frame's length on the wire, for the byte counters.
     ///   - events: receives what the segment caused, in order.
-    public mutating func process(_ segment: TCPSegment, at timestamp: Timestamp, frameLength: Int, into events: inout [StreamEvent]) {
+    public mutating func process(_ segment: TCPSegment, at timestamp: Timestamp, frame: CaptureFrame = .unknown, frameLength: Int,
+                                 into events: inout [StreamEvent]) {
         advance(to: timestamp, into: &events)
         let key = FlowKey(segment.source, segment.destination)
         let flags = segment.flags
@@ -87,7 +90,7 @@ public struct TCPReassembler {
             c.tentative = false
             events.append(.opened(c.info))
         }
-        c.process(segment, at: timestamp, frameLength: frameLength, configuration: configuration, budget: budget, into: &events)
+        c.process(segment, at: timestamp, frame: frame, frameLength: frameLength, configuration: configuration, budget: budget, into: &events)
     }
 
     /// Moves capture time forward, releasing idle connections and closed ones past their linger time.
@@ -181,6 +184,8 @@ struct Piece {
     var offset: Int
     var length: Int
     var bytes: ArraySlice<UInt8>?
+    /// The frame that carried the bytes.
+    var frame: CaptureFrame
     var end: Int { offset + length }
 }
 
@@ -268,7 +273,7 @@ final class Connection {
                           closeReason: reason)
     }
 
-    func process(_ s: TCPSegment, at ts: Timestamp, frameLength: Int, configuration: TCPReassembler.Configuration,
+    func process(_ s: TCPSegment, at ts: Timestamp, frame: CaptureFrame, frameLength: Int, configuration: TCPReassembler.Configuration,
                  budget: Budget, into events: inout [StreamEvent]) {
         let dir: Direction = s.source == info.client ? .toServer : .toClient
         let half = stream(dir), other = stream(dir.reversed)
@@ -313,7 +318,7 @@ final class Connection {
         if half.started {
             let start = half.offset(of: dataSeq)
             if length > 0 {
-                accept(half, dir, start: start, payload: s.payload, length: length, at: ts, budget: budget,
+                accept(half, dir, start: start, payload: s.payload, length: length, at: ts, frame: frame, budget: budget,
                        limit: configuration.maxBufferedPerDirection, into: &events)
             }
             if fin {
@@ -334,7 +339,7 @@ final class Connection {
     }
 
     func accept(_ h: HalfStream, _ dir: Direction, start: Int, payload: UnsafeRawBufferPointer, length: Int, at ts: Timestamp,
-                budget: Budget, limit: Int, into events: inout [StreamEvent]) {
+                frame: CaptureFrame, budget: Budget, limit: Int, into events: inout [StreamEvent]) {
         let end = start + length
         if end <= h.delivered {
             if length == 1 && start == h.delivered - 1 && payload.count <= 1 { return }  // keep-alive probe
@@ -357,7 +362,7 @@ final class Connection {
         if captured > 0 { pieces.append((start, captured, UnsafeRawBufferPointer(rebasing: payload[0..<captured]))) }
         if captured < length { pieces.append((start + captured, length - captured, nil)) }
         for (offset, len, bytes) in pieces {
-            place(h, dir, offset: offset, length: len, bytes: bytes, at: ts, budget: budget, into: &events)
+            place(h, dir, offset: offset, length: len, bytes: bytes, at: ts, frame: frame, budget: budget, into: &events)
         }
         while h.pendingBytes > limit || (budget.used > budget.limit && !h.pending.isEmpty) {
             skipToPending(h, dir, at: ts, budget: budget, into: &events)
@@ -367,7 +372,7 @@ final class Connection {
 
     /// Places one piece: trims what was delivered, delivers what is next, buffers what is ahead.
     func place(_ h: HalfStream, _ dir: Direction, offset: Int, length: Int, bytes: UnsafeRawBufferPointer?, at ts: Timestamp,
-               budget: Budget, into events: inout [StreamEvent]) {
+               frame: CaptureFrame, budget: Budget, into events: inout [StreamEvent]) {
         var offset = offset, length = length, bytes = bytes
         if offset + length <= h.delivered {
             if let b = bytes { checkConflict(h, dir, start: offset, b, at: ts, into: &events) }
@@ -383,16 +388,16 @@ final class Connection {
             length -= k
         }
         if offset == h.delivered {
-            deliver(h, dir, length: length, bytes: bytes.map { Array($0) }, at: ts, into: &events)
+            deliver(h, dir, length: length, bytes: bytes.map { Array($0) }, at: ts, frame: frame, into: &events)
             drain(h, dir, at: ts, budget: budget, into: &events)
             return
         }
-        buffer(h, dir, offset: offset, length: length, bytes: bytes, at: ts, budget: budget, into: &events)
+        buffer(h, dir, offset: offset, length: length, bytes: bytes, at: ts, frame: frame, budget: budget, into: &events)
     }
 
     /// Buffers an out-of-order piece, keeping only what no earlier buffered piece covers.
     func buffer(_ h: HalfStream, _ dir: Direction, offset: Int, length: Int, bytes: UnsafeRawBufferPointer?, at ts: Timestamp,
-                budget: Budget, into events: inout [StreamEvent]) {
+                frame: CaptureFrame, budget: Budget, into events: inout [StreamEvent]) {
         let end = offset + length
         var lo = 0, hi = h.pending.count  // first piece ending after `offset`
         while lo < hi {
@@ -408,7 +413,7 @@ final class Connection {
         }
         while i < h.pending.count && h.pending[i].offset < end {
             let p = h.pending[i]
-            if p.offset > cursor { fresh.append(Piece(offset: cursor, length: p.offset - cursor, bytes: slice(cursor, p.offset))) }
+            if p.offset > cursor { fresh.append(Piece(offset: cursor, length: p.offset - cursor, bytes: slice(cursor, p.offset), frame: frame)) }
             let a = max(offset, p.offset), b = min(end, p.end)
             if a < b {
                 overlapped = true
@@ -421,7 +426,7 @@ final class Connection {
             cursor = max(cursor, p.end)
             i += 1
         }
-        if cursor < end { fresh.append(Piece(offset: cursor, length: end - cursor, bytes: slice(cursor, end))) }
+        if cursor < end { fresh.append(Piece(offset: cursor, length: end - cursor, bytes: slice(cursor, end), frame: frame)) }
         if overlapped { h.stats.overlaps += 1 }
         var at = lo
         for piece in fresh {
@@ -434,10 +439,11 @@ final class Connection {
         }
     }
 
-    func deliver(_ h: HalfStream, _ dir: Direction, length: Int, bytes: [UInt8]?, at ts: Timestamp, into events: inout [StreamEvent]) {
+    func deliver(_ h: HalfStream, _ dir: Direction, length: Int, bytes: [UInt8]?, at ts: Timestamp, frame: CaptureFrame = .unknown,
+                 into events: inout [StreamEvent]) {
         guard length > 0 else { return }
         if let bytes {
-            events.append(.data(info.id, dir, bytes, ts))
+            events.append(.data(info.id, dir, bytes, ts, frame: frame))
             h.stats.payloadBytes += length
             h.recent.append(bytes)
         } else {
@@ -459,7 +465,7 @@ final class Connection {
             budget.used -= held
             guard first.end > h.delivered else { continue }
             let k = h.delivered - first.offset
-            deliver(h, dir, length: first.length - k, bytes: first.bytes.map { Array($0.dropFirst(k)) }, at: ts, into: &events)
+            deliver(h, dir, length: first.length - k, bytes: first.bytes.map { Array($0.dropFirst(k)) }, at: ts, frame: first.frame, into: &events)
         }
     }
 

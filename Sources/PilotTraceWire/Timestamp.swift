@@ -25,7 +25,13 @@ public struct Timestamp: Hashable, Comparable, Sendable {
         Timestamp(nanoseconds: nanoseconds &+ Int64(seconds * 1e9))
     }
 
-    /// ISO 8601 in UTC with microseconds, e.g. `2026-11-27T08:30:00.123456Z`.
+    /// Seconds since the epoch to the microsecond, as ``iso8601`` shows them: the numeric twin of a JSON time.
+    public var epochSeconds: Double {
+        let micros = nanoseconds >= 0 ? nanoseconds / 1000 : (nanoseconds - 999) / 1000
+        return Double(micros) / 1e6
+    }
+
+    /// ISO 8601 (RFC 3339) in UTC with microseconds, e.g. `2026-11-27T08:30:00.123456Z`.
     public var iso8601: String {
         let secs = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
         let frac = nanoseconds - secs * 1_000_000_000

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PilotTraceFlow
+import PilotTraceReport
 import PilotTraceStore
 
 extension Severity: ExpressibleByArgument {}
@@ -20,7 +21,7 @@ struct Deviations: ParsableCommand {
     @Option(help: ArgumentHelp("Only findings at or above this severity: info, warning or error.", valueName: "severity"))
     var minSeverity: Severity = .info
 
-    @Flag(help: "Print one JSON object: {deviations: [{id, session, rule, severity, time, message, evidence}]}.")
+    @Flag(help: "Print one JSON object: {deviations: [{id, session, rule, severity, time, time_epoch, message, evidence, capture_file, first_frame, last_frame}]}.")
     var json = false
 
     func run() throws {
@@ -33,11 +34,17 @@ struct Deviations: ParsableCommand {
             for a in try db.analyses() { if let id = a.id { rows += try db.deviations(analysisID: id) } }
         }
         rows = rows.filter { (Severity(rawValue: $0.severity) ?? .info) >= minSeverity }
+        var captures = CaptureCache(db)
         if json {
             try printJSON(["deviations": rows.map { r -> [String: Any] in
-                ["id": r.id ?? 0, "session": r.sessionID as Any? ?? NSNull(), "rule": r.ruleID, "severity": r.severity,
-                 "time": r.time as Any? ?? NSNull(), "message": r.title,
-                 "evidence": (try? JSONSerialization.jsonObject(with: Data(r.evidenceJSON.utf8))) ?? [:]]
+                var o: [String: Any] = [
+                    "id": r.id ?? 0, "session": r.sessionID as Any? ?? NSNull(), "rule": r.ruleID, "severity": r.severity,
+                    "message": r.title,
+                    "evidence": TimeText.presentingTimes((try? JSONSerialization.jsonObject(with: Data(r.evidenceJSON.utf8))) ?? [:]),
+                ]
+                o.merge(TimeText.json("time", r.time)) { $1 }
+                o.merge(FramePlace(r).json(try captures[r.analysisID])) { $1 }
+                return o
             }])
             return
         }
@@ -45,9 +52,16 @@ struct Deviations: ParsableCommand {
             print("No deviations\(minSeverity == .info ? "" : " at \(minSeverity.rawValue) or above") in \(database.resolved).")
             return
         }
-        var table = [["severity", "rule", "session", "time (UTC)", "what happened"]]
+        // Dates when the findings, or the sessions they belong to, span more than one UTC date.
+        var times = rows.compactMap(\.time)
+        for id in Set(rows.compactMap(\.sessionID)) {
+            if let s = try db.session(id: id) { times += [s.startTime] + (s.endTime.map { [$0] } ?? []) }
+        }
+        let dated = TimeText.crossesMidnight(times)
+        var table = [["severity", "rule", "session", dated ? "date and time (UTC)" : "time (UTC)", "frames", "what happened"]]
         for r in rows {
-            table.append([r.severity, r.ruleID, r.sessionID.map { "#\($0)" } ?? "", r.time.map(TimelineText.clock) ?? "", r.title])
+            let time = r.time.map { dated ? "\(TimeText.day($0)) \(TimelineText.clock($0))" : TimelineText.clock($0) } ?? ""
+            table.append([r.severity, r.ruleID, r.sessionID.map { "#\($0)" } ?? "", time, FramePlace(r).text(try captures[r.analysisID]), r.title])
         }
         printText(TextTable.render(table, numeric: []), terminator: "")
     }

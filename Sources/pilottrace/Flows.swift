@@ -85,8 +85,11 @@ struct FlowJSON: Encodable {
     var server: String
     var roleEvidence: String
     var midstream: Bool
+    var communityId: String
     var firstSeen: String
+    var firstSeenEpoch: Double
     var lastSeen: String
+    var lastSeenEpoch: Double
     var durationSeconds: Double
     var handshake: Handshake
     var closeReason: String
@@ -100,8 +103,11 @@ struct FlowJSON: Encodable {
         server = s.info.server.description
         roleEvidence = s.info.roleEvidence.rawValue
         midstream = s.info.midstream
+        communityId = s.info.communityID
         firstSeen = s.info.firstSeen.iso8601
+        firstSeenEpoch = s.info.firstSeen.epochSeconds
         lastSeen = s.lastSeen.iso8601
+        lastSeenEpoch = s.lastSeen.epochSeconds
         durationSeconds = (s.lastSeen.seconds(since: s.info.firstSeen) * 1e6).rounded() / 1e6
         handshake = Handshake(syn: s.synSeen, synAck: s.synAckSeen, ack: s.handshakeAckSeen, complete: s.handshakeComplete)
         closeReason = s.closeReason.rawValue

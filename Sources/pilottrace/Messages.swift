@@ -43,10 +43,11 @@ struct Messages: ParsableCommand {
         config.http.maxWebSocketMessageBytes = bodyCap
         config.mqtt.maxStoredPayload = bodyCap
         var analyzer = StreamAnalyzer(configuration: config)
-        var printer = MessagePrinter(json: json, only: only, showSecrets: showSecrets)
+        let paths = input.inTimeOrder()
+        var printer = MessagePrinter(json: json, only: only, showSecrets: showSecrets, captures: paths)
         var decoded: [MessageEvent] = []
         let progress = ProgressLine()
-        let (files, error) = try CaptureFiles.analyze(input.inTimeOrder(), pipeline: &pipeline, progress: progress.update) { events in
+        let (files, error) = try CaptureFiles.analyze(paths, pipeline: &pipeline, progress: progress.update) { events in
             analyzer.consume(events, into: &decoded)
             progress.clear()
             for m in decoded { printer.print(m) }
@@ -65,6 +66,8 @@ struct MessagePrinter {
     let json: Bool
     let only: Messages.ProtocolFilter?
     let showSecrets: Bool
+    /// The capture files by ordinal (frames name their file).
+    let captures: [String]
     var connections: [ConnectionID: ConnectionInfo] = [:]
     /// Requests by connection and index, until their response is printed (bounded by the HTTP decoder's pipeline).
     var requests: [ConnectionID: [Int: HTTPRequest]] = [:]
@@ -76,10 +79,11 @@ struct MessagePrinter {
         return e
     }()
 
-    init(json: Bool, only: Messages.ProtocolFilter?, showSecrets: Bool) {
+    init(json: Bool, only: Messages.ProtocolFilter?, showSecrets: Bool, captures: [String] = []) {
         self.json = json
         self.only = only
         self.showSecrets = showSecrets
+        self.captures = captures
     }
 
     mutating func print(_ event: MessageEvent) {
@@ -95,7 +99,8 @@ struct MessagePrinter {
             http(id, e)
         case let .mqtt(id, dir, record, ts, overWebSocket):
             emit(id, dir, ts, overWebSocket ? "MQTT/WS" : "MQTT", String(describing: record.packet.type),
-                 MessageSummary.mqtt(record, showSecrets: showSecrets), filter: overWebSocket ? .ws : .mqtt, fields: Self.fields(record.packet))
+                 MessageSummary.mqtt(record, showSecrets: showSecrets), filter: overWebSocket ? .ws : .mqtt, fields: Self.fields(record.packet),
+                 frames: record.frames)
         case let .mqttError(id, dir, error, ts, overWebSocket):
             emit(id, dir, ts, overWebSocket ? "MQTT/WS" : "MQTT", "error",
                  "malformed: \(error); this direction is no longer decoded", filter: overWebSocket ? .ws : .mqtt)
@@ -110,7 +115,7 @@ struct MessagePrinter {
         case .request(let r):
             requests[id, default: [:]][r.index] = r
             emit(id, .toServer, r.span.lastByteAt, "HTTP", "request", MessageSummary.request(r, showSecrets: showSecrets), filter: .http,
-                 fields: Self.fields(r))
+                 fields: Self.fields(r), frames: r.span.frames)
         case .response(let r):
             let request = r.requestIndex.flatMap { requests[id]?[$0] }
             if let i = r.requestIndex, !r.head.isInformational { requests[id]?[i] = nil }
@@ -120,11 +125,12 @@ struct MessagePrinter {
             }
             var f = Self.fields(r)
             f.path = request?.head.path
-            emit(id, .toClient, r.span.lastByteAt, "HTTP", "response", line, filter: .http, fields: f)
+            emit(id, .toClient, r.span.lastByteAt, "HTTP", "response", line, filter: .http, fields: f, frames: r.span.frames)
         case .upgrade(let u):
             emit(id, nil, nil, "HTTP", "upgrade", u.display(showSecrets: showSecrets), filter: .http)
         case .webSocket(let m):
-            emit(id, m.direction, m.lastByteAt, "WS", "websocket", MessageSummary.webSocket(m, showSecrets: showSecrets), filter: .ws)
+            emit(id, m.direction, m.lastByteAt, "WS", "websocket", MessageSummary.webSocket(m, showSecrets: showSecrets), filter: .ws,
+                 frames: m.frames)
         case .webSocketError(let error):
             emit(id, nil, nil, "WS", "error", "\(error)", filter: .ws)
         case .error(let error):
@@ -153,6 +159,12 @@ struct MessagePrinter {
 
     struct Line: Encodable {
         var time: String?
+        var timeEpoch: Double?
+        /// Where the message is in the captures: the file (as given) and Wireshark's `frame.number` of its first and
+        /// last bytes.
+        var captureFile: String?
+        var firstFrame: Int?
+        var lastFrame: Int?
         var connection: UInt64
         var client: String?
         var server: String?
@@ -187,13 +199,17 @@ struct MessagePrinter {
     }
 
     mutating func emit(_ id: ConnectionID, _ dir: Direction?, _ ts: Timestamp?, _ proto: String, _ kind: String, _ summary: String,
-                       filter: Messages.ProtocolFilter?, fields: Fields? = nil) {
+                       filter: Messages.ProtocolFilter?, fields: Fields? = nil, frames: FrameSpan? = nil) {
         if let only, filter != only { return }
         counts[proto, default: 0] += 1
         let info = connections[id]
         let text: String
         if json {
-            let line = Line(time: ts?.iso8601, connection: id.rawValue, client: info?.client.description, server: info?.server.description,
+            let place = frames?.inOneFile
+            let line = Line(time: ts?.iso8601, timeEpoch: ts?.epochSeconds,
+                            captureFile: place.flatMap { $0.file < captures.count ? captures[$0.file] : nil },
+                            firstFrame: place?.first, lastFrame: place?.last,
+                            connection: id.rawValue, client: info?.client.description, server: info?.server.description,
                             direction: dir.map { $0 == .toServer ? "to-server" : "to-client" }, protocol: proto, kind: kind, summary: summary,
                             fields: fields)
             text = String(decoding: (try? encoder.encode(line)) ?? Data(), as: UTF8.self)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PilotTraceReport
 import PilotTraceStore
 
 struct Timeline: ParsableCommand {
@@ -7,9 +8,11 @@ struct Timeline: ParsableCommand {
         commandName: "timeline",
         abstract: "Show the timeline of every stored session, or of one.",
         discussion: Examples.discussion("timeline", """
-            Each line is a step of the documented sequence, in time order: clock (UTC), offset from the session's \
-            start, phase, step, ok or FAILED, and its facts (latency in brackets). --json prints the contract \
-            documented in README.md.
+            Each line is a step of the documented sequence, in time order: clock (UTC; with the date when the \
+            session crosses midnight), offset from the session's start, phase, step, ok or FAILED, the frames of its \
+            message as Wireshark numbers them (frame.number; the file's name first when the analysis read several), \
+            and its facts (latency in brackets). --json prints the contract documented in README.md (times in RFC \
+            3339 with _epoch twins, capture_file, first_frame, last_frame).
             """)
     )
 
@@ -80,14 +83,35 @@ enum SessionViews {
     static func load(_ rows: [SessionRow], from db: PilotTraceDatabase, events: Bool = true) throws -> [SessionView] {
         let timelines = events ? try db.timelines(sessionIDs: rows.map(\.id)) : [:]
         var findings: [Int64: [DeviationRow]] = [:]
+        var captures = CaptureCache(db)
         if events { for r in rows { findings[r.id] = try db.deviations(sessionID: r.id) } }
-        return rows.map { r in
+        return try rows.map { r in
             SessionView(id: r.id, gatewaySN: r.gatewaySN, gatewayModel: r.gatewayModel, gatewayModelName: r.gatewayModelName, state: r.state,
                         start: r.startTime, end: r.endTime, client: r.client, mqttClientID: r.mqttClientID, mqttUsername: r.mqttUsername,
                         aircraft: r.aircraftSNs, events: (timelines[r.id] ?? []).map { e in
                             SessionView.Event(time: e.time, phase: e.phase, step: e.step, ok: e.ok, latency: e.latency,
-                                              connection: nil, detail: (try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) as? [String: Any] ?? [:])
-                        }, deviations: (findings[r.id] ?? []).map { ($0.severity, $0.ruleID, $0.time, $0.title) })
+                                              connection: nil, detail: (try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) as? [String: Any] ?? [:],
+                                              frames: FramePlace(e))
+                        }, deviations: (findings[r.id] ?? []).map {
+                            SessionView.Finding(severity: $0.severity, rule: $0.ruleID, time: $0.time, message: $0.title, frames: FramePlace($0))
+                        }, captures: events ? try captures[r.analysisID] : [])
+        }
+    }
+}
+
+/// The capture files of each analysis, read once.
+struct CaptureCache {
+    let db: PilotTraceDatabase
+    var known: [Int64: [CaptureRow]] = [:]
+
+    init(_ db: PilotTraceDatabase) { self.db = db }
+
+    subscript(analysisID: Int64) -> [CaptureRow] {
+        mutating get throws {
+            if let c = known[analysisID] { return c }
+            let c = try db.captures(analysisID: analysisID)
+            known[analysisID] = c
+            return c
         }
     }
 }

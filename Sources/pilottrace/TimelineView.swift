@@ -1,5 +1,6 @@
 import Foundation
 import PilotTraceReport
+import PilotTraceStore
 
 /// What `sessions` and `timeline` print, built from the store's rows (or straight from an analysis).
 struct SessionView {
@@ -12,6 +13,17 @@ struct SessionView {
         var connection: Int?
         /// The detail object, as parsed JSON (`[String: Any]`).
         var detail: [String: Any]
+        /// Where the step's message is in the captures.
+        var frames = FramePlace(ordinal: nil, first: nil, last: nil)
+    }
+
+    /// A finding of the session.
+    struct Finding {
+        var severity: String
+        var rule: String
+        var time: Double?
+        var message: String
+        var frames = FramePlace(ordinal: nil, first: nil, last: nil)
     }
 
     var id: Int64
@@ -26,23 +38,35 @@ struct SessionView {
     var mqttUsername: String?
     var aircraft: [String]
     var events: [Event]
-    /// Findings of this session: (severity, rule, time, message).
-    var deviations: [(severity: String, rule: String, time: Double?, message: String)] = []
+    /// Findings of this session.
+    var deviations: [Finding] = []
+    /// The capture files of the session's analysis (frames name them when there are several).
+    var captures: [CaptureRow] = []
 
-    /// The contract of `sessions --json` / `timeline --json` (README.md): snake_case keys, times in seconds.
+    /// The contract of `sessions --json` / `timeline --json` (README.md): snake_case keys, times in RFC 3339 (UTC,
+    /// microseconds) with an `_epoch` twin in seconds, frames as Wireshark numbers them.
     func json(withEvents: Bool) -> [String: Any] {
         var o: [String: Any] = [
-            "id": id, "gateway_sn": gatewaySN as Any? ?? NSNull(), "state": state, "start": start, "end": end as Any? ?? NSNull(),
+            "id": id, "gateway_sn": gatewaySN as Any? ?? NSNull(), "state": state,
             "client": client as Any? ?? NSNull(), "gateway_model": gatewayModel as Any? ?? NSNull(),
             "gateway_model_name": gatewayModelName as Any? ?? NSNull(), "mqtt_client_id": mqttClientID as Any? ?? NSNull(),
             "mqtt_username": mqttUsername as Any? ?? NSNull(), "aircraft_sns": aircraft,
         ]
+        o.merge(TimeText.json("start", start)) { $1 }
+        o.merge(TimeText.json("end", end)) { $1 }
         if withEvents {
             o["events"] = events.map { e -> [String: Any] in
-                ["time": e.time, "phase": e.phase, "step": e.step, "ok": e.ok, "latency": e.latency as Any? ?? NSNull(), "detail": e.detail]
+                var event: [String: Any] = ["phase": e.phase, "step": e.step, "ok": e.ok, "latency": e.latency as Any? ?? NSNull(),
+                                            "detail": TimeText.presentingTimes(e.detail)]
+                event.merge(TimeText.json("time", e.time)) { $1 }
+                event.merge(e.frames.json(captures)) { $1 }
+                return event
             }
             o["deviations"] = deviations.map { d -> [String: Any] in
-                ["severity": d.severity, "rule": d.rule, "time": d.time as Any? ?? NSNull(), "message": d.message]
+                var finding: [String: Any] = ["severity": d.severity, "rule": d.rule, "message": d.message]
+                finding.merge(TimeText.json("time", d.time)) { $1 }
+                finding.merge(d.frames.json(captures)) { $1 }
+                return finding
             }
         }
         return o
@@ -75,20 +99,27 @@ enum TimelineText {
         return parts.joined(separator: ", ")
     }
 
-    /// One line per event: clock, offset from the session start, phase, step, outcome, facts.
+    /// One line per event: clock (with the date when the session crosses midnight, UTC), offset from the session
+    /// start, phase, step, outcome, the frames of its message (Wireshark's `frame.number`), facts.
     static func render(_ s: SessionView) -> String {
         var out = header(s) + "\n  " + facts(s) + "\n"
         var lastPhase = ""
         var pending = s.deviations
-        func finding(_ d: (severity: String, rule: String, time: Double?, message: String)) -> String {
-            "      ↳ \(d.severity.uppercased()) \(d.rule): \(d.message)\n"
+        let dated = TimeText.crossesMidnight([s.start] + (s.end.map { [$0] } ?? []) + s.events.map(\.time))
+        func stamp(_ t: Double) -> String { dated ? "\(TimeText.day(t)) \(clock(t))" : clock(t) }
+        func finding(_ d: SessionView.Finding) -> String {
+            let frames = d.frames.text(s.captures)
+            return "      ↳ \(d.severity.uppercased()) \(d.rule): \(d.message)\(frames.isEmpty ? "" : " (\(frames))")\n"
         }
-        for e in s.events {
+        let frames = s.events.map { $0.frames.text(s.captures) }
+        let framesWidth = frames.map(\.count).max() ?? 0
+        for (i, e) in s.events.enumerated() {
             let phase = e.phase == lastPhase ? "" : e.phase
             lastPhase = e.phase
             let offset = String(format: "+%.3fs", e.time - s.start)
             let outcome = e.ok ? "ok" : "FAILED"
-            var line = "  \(clock(e.time))  \(pad(offset, 10))  \(pad(phase, 12)) \(pad(e.step, 17)) \(pad(outcome, 6))"
+            var line = "  \(stamp(e.time))  \(pad(offset, 10))  \(pad(phase, 12)) \(pad(e.step, 17)) \(pad(outcome, 6))"
+            if framesWidth > 0 { line += " " + pad(frames[i], framesWidth) }
             let facts = describe(e)
             if !facts.isEmpty { line += " " + facts }
             out += line.trimmingTrailingSpaces() + "\n"

@@ -30,18 +30,20 @@ import Testing
         #expect(s["gateway_sn"] as? String == "5YSZL260021E9A")
         #expect(s["state"] as? String == "offline")
         #expect(s["client"] as? String == "127.0.0.1")
-        #expect((s["start"] as? Double ?? 0) > 1.7e9)
+        #expect((s["start_epoch"] as? Double ?? 0) > 1.7e9)
+        #expect((s["start"] as? String)?.wholeMatch(of: /2026-11-27T\d\d:\d\d:\d\d\.\d{6}Z/) != nil)
         let events = s["events"] as! [[String: Any]]
         #expect(events.map { $0["step"] as! String } == [
             "h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-credentials", "mqtt-connect", "mqtt-connack",
             "mqtt-subscribe", "update-topo", "status-reply", "update-topo", "device-offline", "status-reply", "mqtt-disconnect",
         ])
         #expect(events.map { $0["phase"] as! String }.first == "license")
-        let times = events.map { $0["time"] as! Double }
+        let times = events.map { $0["time_epoch"] as! Double }
         #expect(times == times.sorted())
         #expect(events.allSatisfy { $0["ok"] as? Bool == true })
         for e in events {
-            #expect(Set(e.keys) == ["time", "phase", "step", "ok", "latency", "detail"])
+            #expect(Set(e.keys) == ["time", "time_epoch", "phase", "step", "ok", "latency", "detail", "capture_file", "first_frame", "last_frame"])
+            #expect(e["capture_file"] as? String == TestPaths.captures.appendingPathComponent(capture).path)
         }
         let reply = events.first { $0["step"] as? String == "status-reply" }!
         #expect((reply["latency"] as? Double ?? 0) > 0.01)
@@ -91,7 +93,8 @@ import Testing
         let one = try pilottrace("timeline", "--db", db, String(id))
         #expect(one.status == 0)
         #expect(one.stdout.hasPrefix("Session \(id): gateway 5YSZL260021E9A (DJI RC Plus, 2-119-0), OFFLINE"))
-        #expect(one.stdout.contains("status-reply      ok     result 0 ["))
+        #expect(one.stdout.contains("status-reply      ok     frame "))
+        #expect(one.stdout.contains(" result 0 ["))
         let missing = try pilottrace("timeline", "--db", db, "999999")
         #expect(missing.status == 2)
         #expect(missing.stderr.contains("no session 999999"))

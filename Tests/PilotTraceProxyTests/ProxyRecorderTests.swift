@@ -38,7 +38,7 @@ struct ProxyRecorderTests {
         var closes: [CloseReason] = []
         for e in events {
             switch e {
-            case .data(let id, let d, let b, _): bytes[id, default: [:]][d, default: 0] += b.count
+            case .data(let id, let d, let b, _, _): bytes[id, default: [:]][d, default: 0] += b.count
             case .gap: Issue.record("gap")
             case .closed(let s): closes.append(s.closeReason)
             default: break

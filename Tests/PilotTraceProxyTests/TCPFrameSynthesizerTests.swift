@@ -49,7 +49,7 @@ struct TCPFrameSynthesizerTests {
         var summary: ConnectionSummary?
         for e in events {
             switch e {
-            case .data(_, let d, let bytes, _): got[d]! += bytes
+            case .data(_, let d, let bytes, _, _): got[d]! += bytes
             case .gap: Issue.record("gap in synthesised stream")
             case .closed(let s): summary = s
             default: break

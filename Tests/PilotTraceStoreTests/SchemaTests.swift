@@ -16,7 +16,7 @@ struct SchemaTests {
             let indexes = try database.strings(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
             #expect(indexes == PilotTraceDatabase.indexNames.sorted())
-            #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5"])
+            #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5", "v6"])
 
             // The indexes the queries rely on cover the right columns.
             let timelineIndex = try database.strings(
@@ -101,7 +101,7 @@ struct SchemaTests {
         #expect(try database.deviations(analysisID: 1).map(\.title) == ["earlier", "later"])
         #expect(try database.strings("SELECT name FROM pragma_index_info('deviations_by_analysis') ORDER BY seqno")
             == ["analysis_id", "time"])
-        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5"])
+        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5", "v6"])
     }
 
     @Test("v4 on a v3 database: analyses get their source from their key; replay_of and replay_steps exist")
@@ -201,6 +201,50 @@ struct SchemaTests {
             }
             try db.execute(sql: "UPDATE mqtt_packets SET qos = NULL")
             try db.execute(sql: "UPDATE flows SET mqtt_role = 'cloud'")
+        }
+    }
+
+    @Test("v6 on a v5 database: rows stay with their frames and Community IDs not known; new rows keep theirs; frame 0 is refused")
+    func migrationV6() throws {
+        let folder = try TemporaryFolder()
+        defer { folder.remove() }
+        let path = folder.path("v5.sqlite")
+        // Given a database at v5 with a flow, an MQTT packet, a session, an event and a finding
+        let queue = try DatabaseQueue(path: path)
+        try PilotTraceDatabase.migrator.migrate(queue, upTo: "v5")
+        try queue.write { db in
+            try db.execute(sql: """
+                INSERT INTO analyses (id, key, created_at, tool_version) VALUES (1, 'k', 'now', 't');
+                INSERT INTO flows VALUES (1, 1, 1, '10.0.0.2:50000', '10.0.0.1:1883', 'syn', 'mqtt', 'content', '', NULL, 'device',
+                    1, 2, 'fin', 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0);
+                INSERT INTO mqtt_packets (id, analysis_id, flow_id, direction, time, over_websocket, version, version_assumed, type,
+                    qos, summary) VALUES (1, 1, 1, 'to-server', 1, 0, '3.1.1', 0, 'PUBLISH', 1, 'PUBLISH');
+                INSERT INTO sessions (id, analysis_id, state, start_time, aircraft_sns_json) VALUES (1, 1, 'offline', 1, '[]');
+                INSERT INTO timeline_events (analysis_id, session_id, ordinal, time, phase, step, ok, message_kind, message_id, detail_json)
+                    VALUES (1, 1, 0, 1, 'status', 'update-topo', 1, 'mqtt', 1, '{}');
+                INSERT INTO deviations (analysis_id, session_id, rule_id, severity, title, time, evidence_json)
+                    VALUES (1, 1, 'r', 'warning', 't', 1, '{}');
+                """)
+        }
+        try queue.close()
+
+        // When pilottrace opens it
+        let database = try PilotTraceDatabase.open(path: path)
+
+        // Then the rows are there, their places in the captures not known
+        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier").last == "v6")
+        #expect(try database.flows(analysisID: 1).map(\.communityID) == [nil])
+        let packet = try #require(try database.mqttPackets(analysisID: 1).first)
+        #expect(packet.captureOrdinal == nil && packet.firstFrame == nil && packet.lastFrame == nil)
+        let event = try #require(try database.timeline(sessionID: 1).first)
+        #expect(event.firstFrame == nil && event.messageID == 1)
+        #expect(try database.deviations(sessionID: 1).map(\.lastFrame) == [nil])
+        #expect(try database.strings("PRAGMA integrity_check") == ["ok"])
+        // and frames are Wireshark's numbers, from 1
+        try database.pool.write { db in
+            try db.execute(sql: "UPDATE mqtt_packets SET capture_ordinal = 0, first_frame = 1, last_frame = 2")
+            #expect(throws: DatabaseError.self) { try db.execute(sql: "UPDATE mqtt_packets SET first_frame = 0") }
+            #expect(throws: DatabaseError.self) { try db.execute(sql: "UPDATE timeline_events SET capture_ordinal = -1") }
         }
     }
 

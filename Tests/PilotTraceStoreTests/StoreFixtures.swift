@@ -88,7 +88,7 @@ func writeSmallAnalysis(
         classificationNote: "", firstTime: t0, lastTime: t0 + 3, closeReason: "fin", handshakeComplete: true,
         upPackets: 10, upBytes: 1500, upPayloadBytes: 900, upGaps: 0, upGapBytes: 0, upRetransmissions: 1,
         downPackets: 8, downBytes: 4000, downPayloadBytes: 3500, downGaps: 1, downGapBytes: 120,
-        downRetransmissions: 0)
+        downRetransmissions: 0, communityID: "1:LQU9qZlK+B5F3KDmev6m5PMibrg=")
     let wsFlow = FlowRow(
         id: writer.nextFlowID(), analysisID: a, connectionNumber: 2, client: "[fe80::1]:50124", server: "[::1]:8083",
         roleEvidence: "port-hint", protocol: "http", classificationEvidence: "first-bytes",
@@ -111,7 +111,8 @@ func writeSmallAnalysis(
             requestBody: Data(#"{"user":"pilot"}"#.utf8), requestBodyLength: 16, requestJSON: #"{"user":"pilot"}"#,
             requestTime: t0 + 0.5, status: 200, reason: "OK", responseHeaders: [HTTPHeaderField("Server", "x/1")],
             responseBody: Data([0x00, 0xff, 0x10, 0x80]), responseBodyLength: 4000, responseJSON: nil,
-            responseTime: t0 + 0.75, incomplete: nil),
+            responseTime: t0 + 0.75, incomplete: nil, captureOrdinal: 0, requestFirstFrame: 4, requestLastFrame: 5,
+            responseFirstFrame: 7, responseLastFrame: 7),
         HTTPExchangeRow(
             id: writer.nextHTTPID(), analysisID: a, flowID: httpFlow.id, sequence: 1, method: "GET",
             target: "/empty", path: "/empty", query: nil, requestHeaders: [], requestBody: Data(),
@@ -129,7 +130,7 @@ func writeSmallAnalysis(
         WebSocketMessageRow(
             id: writer.nextWebSocketID(), analysisID: a, flowID: wsFlow.id, direction: "to-server", time: t0 + 1.1,
             kind: "text", length: 13, payload: Data(#"{"hello":"w"}"#.utf8), text: #"{"hello":"w"}"#,
-            json: #"{"hello":"w"}"#),
+            json: #"{"hello":"w"}"#, captureOrdinal: 0, firstFrame: 20, lastFrame: 20),
         WebSocketMessageRow(
             id: writer.nextWebSocketID(), analysisID: a, flowID: wsFlow.id, direction: "to-client", time: t0 + 1.2,
             kind: "binary", length: 300, payload: Data([0x10, 0x00, 0xfe])),
@@ -143,7 +144,8 @@ func writeSmallAnalysis(
         MQTTPacketRow(
             id: writer.nextMQTTID(), analysisID: a, flowID: wsFlow.id, direction: "to-server", time: t0 + 1.3,
             overWebSocket: true, version: "3.1.1", versionAssumed: false, type: "CONNECT", clientID: "pilot-1",
-            username: "user", password: Data([0x70, 0x00, 0x77]), keepAlive: 60, summary: "CONNECT pilot-1"),
+            username: "user", password: Data([0x70, 0x00, 0x77]), keepAlive: 60, summary: "CONNECT pilot-1",
+            captureOrdinal: 0, firstFrame: 20, lastFrame: 21),
         MQTTPacketRow(
             id: writer.nextMQTTID(), analysisID: a, flowID: wsFlow.id, direction: "to-client", time: t0 + 1.4,
             overWebSocket: true, version: "3.1.1", type: "CONNACK", returnCode: 0, summary: "CONNACK 0"),
@@ -178,7 +180,7 @@ func writeSmallAnalysis(
         TimelineEventRow(
             analysisID: a, sessionID: session.id, ordinal: 0, time: t0 + 0.5, phase: "login", step: "http-login",
             ok: true, latency: 0.25, flowID: httpFlow.id, messageKind: "http", messageID: http[0].id,
-            detailJSON: #"{"status":200}"#),
+            detailJSON: #"{"status":200}"#, captureOrdinal: 0, firstFrame: 4, lastFrame: 7),
         TimelineEventRow(
             analysisID: a, sessionID: session.id, ordinal: 1, time: t0 + 1.3, phase: "connect", step: "mqtt-connect",
             ok: true, flowID: wsFlow.id, messageKind: "mqtt", messageID: mqtt[0].id),
@@ -191,7 +193,7 @@ func writeSmallAnalysis(
     let deviation = DeviationRow(
         analysisID: a, sessionID: session.id, ruleID: "mqtt.status-no-reply", severity: "warning",
         title: "status without status_reply", time: t0 + 2, flowID: mqttFlow.id, messageKind: "mqtt",
-        messageID: mqtt[2].id, evidenceJSON: #"{"tid":"x"}"#)
+        messageID: mqtt[2].id, evidenceJSON: #"{"tid":"x"}"#, captureOrdinal: 1, firstFrame: 3, lastFrame: 3)
     try writer.insertDeviation(deviation)
 
     try writer.finish(

@@ -15,13 +15,14 @@ struct ReassemblyHarness {
     }
 
     mutating func send(_ dir: Direction, seq: UInt32, ack: UInt32 = 0, flags: TCPFlags = .ack, _ payload: [UInt8] = [],
-                       wireLength: Int? = nil, from: Endpoint? = nil, to: Endpoint? = nil, at seconds: Double? = nil) {
+                       wireLength: Int? = nil, from: Endpoint? = nil, to: Endpoint? = nil, at seconds: Double? = nil,
+                       frame: CaptureFrame = .unknown) {
         if let seconds { clock = Int64(seconds * 1e9) } else { clock += 1_000_000 }
         let (s, d) = dir == .toServer ? (client, server) : (server, client)
         payload.withUnsafeBytes { raw in
             let seg = TCPSegment(source: from ?? s, destination: to ?? d, sequence: seq, acknowledgment: ack, flags: flags,
                                  window: 1000, payload: raw, wireLength: wireLength ?? payload.count)
-            reassembler.process(seg, at: Timestamp(nanoseconds: clock), frameLength: 54 + payload.count, into: &events)
+            reassembler.process(seg, at: Timestamp(nanoseconds: clock), frame: frame, frameLength: 54 + payload.count, into: &events)
         }
     }
 
@@ -38,7 +39,7 @@ struct ReassemblyHarness {
         var bytes: [UInt8] = [], gaps: [Int] = []
         for e in events {
             switch e {
-            case let .data(id, d, b, _) where id.rawValue == connection && d == dir: bytes += b
+            case let .data(id, d, b, _, _) where id.rawValue == connection && d == dir: bytes += b
             case let .gap(id, d, n, _) where id.rawValue == connection && d == dir: gaps.append(n)
             default: break
             }

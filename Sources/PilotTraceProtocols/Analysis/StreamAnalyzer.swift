@@ -9,8 +9,8 @@ public enum MessageEvent: Sendable {
     case classified(ConnectionInfo, Classification)
     /// An HTTP request, response, upgrade, WebSocket message or decoding problem.
     case http(ConnectionID, HTTPConnectionEvent)
-    /// An MQTT packet, with the capture time of the bytes that completed it. `overWebSocket` when it came in
-    /// WebSocket binary messages.
+    /// An MQTT packet, with the capture time of the bytes that completed it (the record says which frames held its
+    /// first and last bytes). `overWebSocket` when it came in WebSocket binary messages.
     case mqtt(ConnectionID, Direction, MQTTPacketRecord, Timestamp, overWebSocket: Bool)
     /// A malformed MQTT packet: that direction is desynchronised from here on.
     case mqttError(ConnectionID, Direction, MQTTError, Timestamp, overWebSocket: Bool)
@@ -89,7 +89,7 @@ public struct StreamAnalyzer {
             endpointUse[info.client, default: 0] += 1
             endpointUse[info.server, default: 0] += 1
             if !Self.weakRoles(info) { learnServer(info.server) }
-        case .data(let id, let dir, let bytes, let ts):
+        case .data(let id, let dir, let bytes, let ts, _):
             guard let c = connections[id] else { return }
             if var s = c.sample {
                 c.lastSampleTime = ts
@@ -249,7 +249,7 @@ public struct StreamAnalyzer {
         var event = event
         if c.reversed {
             switch event {
-            case let .data(id, dir, bytes, ts): event = .data(id, dir.reversed, bytes, ts)
+            case let .data(id, dir, bytes, ts, frame): event = .data(id, dir.reversed, bytes, ts, frame: frame)
             case let .gap(id, dir, n, ts): event = .gap(id, dir.reversed, length: n, ts)
             case let .end(id, dir, ts): event = .end(id, dir.reversed, ts)
             default: break
@@ -260,12 +260,12 @@ public struct StreamAnalyzer {
             c.http?.value.startMidstream(dir)
             event = .gap(id, dir, length: 0, ts)
         }
-        if case .data(_, let dir, _, _) = event { c.sawData[dir.rawValue] = true }
+        if case .data(_, let dir, _, _, _) = event { c.sawData[dir.rawValue] = true }
         // The decoders are updated in place: a copy taken out of the connection and stored back would share their
         // buffers for the duration, and every append would copy them.
         if c.http != nil {
             switch event {
-            case .data(_, let dir, let bytes, let ts): c.http!.value.feed(dir, bytes, at: ts)
+            case .data(_, let dir, let bytes, let ts, let frame): c.http!.value.feed(dir, bytes, at: ts, frame: frame)
             case .gap(_, let dir, let n, let ts): c.http!.value.gap(dir, length: n, at: ts)
             case .end(_, let dir, let ts): c.http!.value.end(dir, at: ts)
             default: break
@@ -274,8 +274,8 @@ public struct StreamAnalyzer {
             emit(c, events, into: &out)
         } else if c.mqtt != nil {
             switch event {
-            case .data(_, let dir, let bytes, let ts):
-                c.mqtt!.value.feed(direction: dir, bytes: bytes)
+            case .data(_, let dir, let bytes, let ts, let frame):
+                c.mqtt!.value.feed(direction: dir, bytes: bytes, frame: frame)
                 drain(&c.mqtt!.value, c.info.id, dir, at: ts, overWebSocket: false, into: &out)
             case .gap(_, let dir, let n, let ts) where n > 0:
                 c.mqtt!.value.gap(direction: dir, length: n)
@@ -297,11 +297,19 @@ public struct StreamAnalyzer {
                 guard mqttLike else { continue }
                 c.webSocketMQTT = Boxed(MQTTConnectionDecoder(configuration: configuration.mqtt))
             }
-            c.webSocketMQTT!.value.feed(direction: message.direction, bytes: message.payload)
+            // A packet starts in the capture frame of the first byte of the WebSocket message that holds its first byte,
+            // and ends in the last frame of the message that completes it.
+            c.webSocketMQTT!.value.feed(direction: message.direction, bytes: message.payload, frame: message.frames.first)
             if message.truncated || message.lostBytes > 0 {
                 c.webSocketMQTT!.value.gap(direction: message.direction, length: max(1, message.length - message.payload.count))
             }
+            let from = out.count
             drain(&c.webSocketMQTT!.value, c.info.id, message.direction, at: message.lastByteAt, overWebSocket: true, into: &out)
+            for i in from..<out.count {
+                guard case .mqtt(let id, let d, var record, let ts, let overWebSocket) = out[i], d == message.direction else { continue }
+                record.frames.last = message.frames.last
+                out[i] = .mqtt(id, d, record, ts, overWebSocket: overWebSocket)
+            }
         }
     }
 

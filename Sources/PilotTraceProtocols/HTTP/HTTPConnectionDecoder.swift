@@ -89,7 +89,7 @@ public struct HTTPConnectionStatistics: Hashable, Sendable {
 /// the cap, and the requests waiting for responses.
 ///
 /// ## Topics
-/// - ``feed(_:_:at:)``
+/// - ``feed(_:_:at:frame:)``
 /// - ``gap(_:length:at:)``
 /// - ``end(_:at:)``
 /// - ``finish(at:)``
@@ -137,11 +137,12 @@ public struct HTTPConnectionDecoder: Sendable {
     ///   - direction: `.toServer` for the client's bytes, `.toClient` for the server's.
     ///   - bytes: stream bytes, contiguous with what was fed (and lost) before in that direction.
     ///   - at: the capture time of the segment that delivered them.
-    public mutating func feed(_ direction: Direction, _ bytes: [UInt8], at: Timestamp) {
+    ///   - frame: the capture frame that carried them; messages say which frames held their first and last bytes.
+    public mutating func feed(_ direction: Direction, _ bytes: [UInt8], at: Timestamp, frame: CaptureFrame = .unknown) {
         guard !bytes.isEmpty else { return }
         switch direction {
-        case .toServer: requests.feed(bytes, at: at, context: &context)
-        case .toClient: responses.feed(bytes, at: at, context: &context)
+        case .toServer: requests.feed(bytes, at: at, frame: frame, context: &context)
+        case .toClient: responses.feed(bytes, at: at, frame: frame, context: &context)
         }
         drive()
     }

@@ -107,13 +107,17 @@ public struct HTTPMessageSpan: Hashable, Sendable {
     public var length: Int
     public var firstByteAt: Timestamp
     public var lastByteAt: Timestamp
+    /// The capture frames that carried the first and the last byte (the last one captured, when the message ends
+    /// in lost bytes).
+    public var frames: FrameSpan
     public var endOffset: Int { offset + length }
 
-    public init(offset: Int, length: Int, firstByteAt: Timestamp, lastByteAt: Timestamp) {
+    public init(offset: Int, length: Int, firstByteAt: Timestamp, lastByteAt: Timestamp, frames: FrameSpan = .unknown) {
         self.offset = offset
         self.length = length
         self.firstByteAt = firstByteAt
         self.lastByteAt = lastByteAt
+        self.frames = frames
     }
 }
 

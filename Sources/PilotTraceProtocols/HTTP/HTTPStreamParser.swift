@@ -1,49 +1,36 @@
 import PilotTraceWire
 
-/// Capture times of buffered stream bytes: from each mark's offset on, bytes arrived at its time.
+/// Capture times and frames of buffered stream bytes: from each mark's offset on, bytes arrived at its time, in its
+/// frame.
 struct HTTPTimeline: Sendable {
-    private var marks: [(offset: Int, at: Timestamp)] = []
+    struct Mark: Equatable, Sendable {
+        var at: Timestamp
+        var frame: CaptureFrame
+    }
 
-    mutating func add(offset: Int, at: Timestamp) {
-        if let last = marks.last {
-            if last.at == at { return }
-            if last.offset == offset { marks[marks.count - 1].at = at; return }
-        }
-        marks.append((offset, at))
+    private var marks = StreamMarks<Mark>()
+
+    /// Bytes from `offset` on arrived at `at` in `frame`; lost bytes (no frame) keep the frame of the bytes before
+    /// them, so that a message ending in a gap names the last frame that held any of it.
+    mutating func add(offset: Int, at: Timestamp, frame: CaptureFrame? = nil) {
+        marks.add(offset: offset, Mark(at: at, frame: frame ?? marks.last?.frame ?? .unknown))
     }
 
     /// The time of the byte at `offset` (the first mark's when the offset precedes every mark).
-    func at(_ offset: Int) -> Timestamp {
-        var k = marks.count - 1
-        while k > 0, marks[k].offset > offset { k -= 1 }
-        return k >= 0 ? marks[k].at : .zero
-    }
+    func at(_ offset: Int) -> Timestamp { marks.value(at: offset)?.at ?? .zero }
+
+    /// The frame of the byte at `offset` (the first mark's when the offset precedes every mark).
+    func frame(_ offset: Int) -> CaptureFrame { marks.value(at: offset)?.frame ?? .unknown }
 
     /// Forgets the marks no longer needed to time bytes from `offset` on.
-    mutating func prune(keeping offset: Int) {
-        var k = 0
-        while k + 1 < marks.count, marks[k + 1].offset <= offset { k += 1 }
-        if k > 0 { marks.removeFirst(k) }
-    }
+    mutating func prune(keeping offset: Int) { marks.prune(keeping: offset) }
 
     /// Forgets the marks at or after `offset` (input there is about to be fed again).
-    mutating func truncate(from offset: Int) {
-        while let last = marks.last, last.offset >= offset { marks.removeLast() }
-    }
+    mutating func truncate(from offset: Int) { marks.truncate(from: offset) }
 
-    /// The runs of `start..<end` that share a time.
-    func segments(from start: Int, to end: Int) -> [(range: Range<Int>, at: Timestamp)] {
-        guard start < end else { return [] }
-        var out: [(Range<Int>, Timestamp)] = []
-        var from = start
-        while from < end {
-            let t = at(from)
-            let next = marks.first { $0.offset > from }?.offset ?? end
-            let to = min(next, end)
-            out.append((from..<to, t))
-            from = to
-        }
-        return out
+    /// The runs of `start..<end` that share a time and a frame.
+    func segments(from start: Int, to end: Int) -> [(range: Range<Int>, at: Timestamp, frame: CaptureFrame)] {
+        marks.runs(from: start, to: end).map { ($0.range, $0.value.at, $0.value.frame) }
     }
 }
 
@@ -85,7 +72,7 @@ struct HTTPStreamParser: Sendable {
 
     /// Input held while paused, replayed once the upgrade is decided.
     enum ReplayItem: Sendable {
-        case data([UInt8], Timestamp)
+        case data([UInt8], Timestamp, CaptureFrame)
         case gap(Int, Timestamp)
         case end(Timestamp, fin: Bool)
     }
@@ -94,6 +81,7 @@ struct HTTPStreamParser: Sendable {
     struct Draft: Sendable {
         var start: Int
         var firstByteAt: Timestamp
+        var firstFrame: CaptureFrame
         var requestHead: HTTPRequestHead?
         var responseHead: HTTPResponseHead?
         var requestIndex: Int?
@@ -108,9 +96,10 @@ struct HTTPStreamParser: Sendable {
         var anomalies: [HTTPAnomaly] = []
         var keepAlive = true
 
-        init(start: Int, firstByteAt: Timestamp) {
+        init(start: Int, firstByteAt: Timestamp, firstFrame: CaptureFrame) {
             self.start = start
             self.firstByteAt = firstByteAt
+            self.firstFrame = firstFrame
         }
     }
 
@@ -155,7 +144,7 @@ struct HTTPStreamParser: Sendable {
 
     // MARK: - Input
 
-    mutating func feed(_ bytes: [UInt8], at: Timestamp, context: inout HTTPConnectionContext) {
+    mutating func feed(_ bytes: [UInt8], at: Timestamp, frame: CaptureFrame, context: inout HTTPConnectionContext) {
         catchUp(context: &context)
         statistics.bytes += bytes.count
         switch state {
@@ -163,13 +152,13 @@ struct HTTPStreamParser: Sendable {
             statistics.skippedBytes += bytes.count
             return
         case .paused:
-            replay.append(.data(bytes, at))
+            replay.append(.data(bytes, at, frame))
             replayBytes += bytes.count
             if replayBytes > configuration.maxHeaderSectionBytes { abandonWaiting(context: &context) }
             return
         case .webSocket:
             statistics.upgradedBytes += bytes.count
-            webSocket?.feed(bytes, at: at)
+            webSocket?.feed(bytes, at: at, frame: frame)
             advance(by: bytes.count)
             drainWebSocket(context: &context)
             return
@@ -180,7 +169,7 @@ struct HTTPStreamParser: Sendable {
         default:
             break
         }
-        timeline.add(offset: end, at: at)
+        timeline.add(offset: end, at: at, frame: frame)
         buffer.append(contentsOf: bytes)
         run(context: &context)
         compact()
@@ -306,11 +295,11 @@ struct HTTPStreamParser: Sendable {
         let items = replay
         replay = []
         replayBytes = 0
-        statistics.bytes -= items.reduce(0) { if case .data(let b, _) = $1 { $0 + b.count } else { $0 } }
+        statistics.bytes -= items.reduce(0) { if case .data(let b, _, _) = $1 { $0 + b.count } else { $0 } }
         statistics.lostBytes -= items.reduce(0) { if case .gap(let n, _) = $1 { $0 + n } else { $0 } }
         for item in items {
             switch item {
-            case .data(let bytes, let at): feed(bytes, at: at, context: &context)
+            case .data(let bytes, let at, let frame): feed(bytes, at: at, frame: frame, context: &context)
             case .gap(let n, let at): gap(length: n, at: at, context: &context)
             case .end(let at, let fin): end(at: at, fin: fin, context: &context)
             }
@@ -392,8 +381,8 @@ struct HTTPStreamParser: Sendable {
             return stepResync(candidate: candidate, context: &context)
         case .paused:
             if read < end {
-                for (range, at) in timeline.segments(from: read, to: end) {
-                    replay.append(.data(Array(bytes(range)), at))
+                for (range, at, frame) in timeline.segments(from: read, to: end) {
+                    replay.append(.data(Array(bytes(range)), at, frame))
                     replayBytes += range.count
                 }
                 read = end
@@ -402,9 +391,9 @@ struct HTTPStreamParser: Sendable {
         case .webSocket:
             if read < end {
                 statistics.upgradedBytes += end - read
-                for (range, at) in timeline.segments(from: read, to: end) {
+                for (range, at, frame) in timeline.segments(from: read, to: end) {
                     let chunk = Array(bytes(range))
-                    webSocket?.feed(chunk, at: at)
+                    webSocket?.feed(chunk, at: at, frame: frame)
                 }
                 read = end
                 drainWebSocket(context: &context)
@@ -425,7 +414,7 @@ struct HTTPStreamParser: Sendable {
         guard read < end else { return false }
         while read < end, byte(read) == HTTPHeadParser.cr || byte(read) == HTTPHeadParser.lf { read += 1 }
         guard read < end else { return false }
-        draft = Draft(start: read, firstByteAt: timeline.at(read))
+        draft = Draft(start: read, firstByteAt: timeline.at(read), firstFrame: timeline.frame(read))
         scan = read
         state = .head(lineStart: read, startLineSeen: false)
         return true
@@ -792,7 +781,8 @@ struct HTTPStreamParser: Sendable {
         var anomalies: [HTTPAnomaly] = []
         let lines = HTTPHeadParser.lines(bytes(d.start..<end), anomalies: &anomalies)
         let lastByteAt = timeline.at(max(end - 1, d.start))
-        let span = HTTPMessageSpan(offset: d.start, length: end - d.start, firstByteAt: d.firstByteAt, lastByteAt: lastByteAt)
+        let span = HTTPMessageSpan(offset: d.start, length: end - d.start, firstByteAt: d.firstByteAt, lastByteAt: lastByteAt,
+                                   frames: FrameSpan(first: d.firstFrame, last: timeline.frame(max(end - 1, d.start))))
         let incomplete = HTTPIncompleteness(reason: reason, lostBytes: 0)
         guard let first = lines.first else {
             statistics.skippedBytes += end - d.start
@@ -849,7 +839,8 @@ struct HTTPStreamParser: Sendable {
         var incomplete = incomplete
         if incomplete == nil, d.lostBytes > 0 { incomplete = HTTPIncompleteness(reason: .gap, lostBytes: d.lostBytes) }
         let messageEnd = endOffset ?? read
-        let span = HTTPMessageSpan(offset: d.start, length: max(0, messageEnd - d.start), firstByteAt: d.firstByteAt, lastByteAt: lastByteAt)
+        let span = HTTPMessageSpan(offset: d.start, length: max(0, messageEnd - d.start), firstByteAt: d.firstByteAt, lastByteAt: lastByteAt,
+                                   frames: FrameSpan(first: d.firstFrame, last: timeline.frame(max(messageEnd - 1, d.start))))
         statistics.messages += 1
         if incomplete != nil { statistics.incompleteMessages += 1 }
         var anomalies = d.anomalies

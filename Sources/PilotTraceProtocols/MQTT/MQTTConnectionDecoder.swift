@@ -27,7 +27,7 @@ public enum MQTTStreamEvent: Hashable, Sendable {
 /// ``drain(direction:)``; drain regularly, since the queues are not bounded.
 ///
 /// ## Topics
-/// - ``feed(direction:bytes:)``
+/// - ``feed(direction:bytes:frame:)``
 /// - ``gap(direction:length:)``
 /// - ``drain(direction:)``
 public struct MQTTConnectionDecoder: Sendable {
@@ -51,11 +51,11 @@ public struct MQTTConnectionDecoder: Sendable {
         direction == .toServer ? toServer : toClient
     }
 
-    /// Feeds reassembled bytes of one direction and decodes what they complete.
-    public mutating func feed(direction: Direction, bytes: [UInt8]) {
+    /// Feeds reassembled bytes of one direction, carried by capture frame `frame`, and decodes what they complete.
+    public mutating func feed(direction: Direction, bytes: [UInt8], frame: CaptureFrame = .unknown) {
         switch direction {
         case .toServer:
-            toServer.feed(bytes)
+            toServer.feed(bytes, frame: frame)
             while true {
                 do {
                     guard let record = try toServer.next() else { break }
@@ -70,7 +70,7 @@ public struct MQTTConnectionDecoder: Sendable {
                 }
             }
         case .toClient:
-            toClient.feed(bytes)
+            toClient.feed(bytes, frame: frame)
             while true {
                 do {
                     guard let record = try toClient.next() else { break }

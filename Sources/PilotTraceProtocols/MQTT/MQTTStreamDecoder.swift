@@ -1,3 +1,5 @@
+import PilotTraceWire
+
 /// One decoded packet and where it was in its direction's byte stream.
 public struct MQTTPacketRecord: Hashable, Sendable {
     public var packet: MQTTPacket
@@ -9,13 +11,16 @@ public struct MQTTPacketRecord: Hashable, Sendable {
     public var version: MQTTVersion
     /// True when no CONNECT had declared the version: the configured default was used.
     public var versionAssumed: Bool
+    /// The frames that carried the packet's first and last bytes (as fed with ``MQTTStreamDecoder/feed(_:frame:)``).
+    public var frames: FrameSpan
 
-    public init(packet: MQTTPacket, offset: Int, length: Int, version: MQTTVersion, versionAssumed: Bool) {
+    public init(packet: MQTTPacket, offset: Int, length: Int, version: MQTTVersion, versionAssumed: Bool, frames: FrameSpan = .unknown) {
         self.packet = packet
         self.offset = offset
         self.length = length
         self.version = version
         self.versionAssumed = versionAssumed
+        self.frames = frames
     }
 
     /// The packet's one-line summary (secrets masked unless `showSecrets`).
@@ -24,7 +29,7 @@ public struct MQTTPacketRecord: Hashable, Sendable {
 
 /// Decodes the MQTT packets of one direction of a connection from reassembled bytes fed in arbitrary chunks.
 ///
-/// Feed bytes with ``feed(_:)``, then call ``next()`` until it returns nil. Framing (fixed header, Remaining
+/// Feed bytes with ``feed(_:frame:)``, then call ``next()`` until it returns nil. Framing (fixed header, Remaining
 /// Length) is separate from parsing; a PUBLISH payload is consumed incrementally as it arrives and only the
 /// first ``Configuration/maxStoredPayload`` bytes are kept, so a large PUBLISH is never buffered whole. Every
 /// other packet is buffered until complete, up to ``Configuration/maxRemainingLength``.
@@ -37,7 +42,7 @@ public struct MQTTPacketRecord: Hashable, Sendable {
 /// ``maximumBufferedBytes`` (one incomplete packet).
 ///
 /// ## Topics
-/// - ``feed(_:)``
+/// - ``feed(_:frame:)``
 /// - ``next()``
 /// - ``gap(length:)``
 /// - ``looksLikeConnect(_:)``
@@ -73,6 +78,7 @@ public struct MQTTStreamDecoder: Sendable {
         var remaining: Int
         var version: MQTTVersion
         var versionAssumed: Bool
+        var firstFrame: CaptureFrame
     }
 
     public let configuration: Configuration
@@ -98,6 +104,10 @@ public struct MQTTStreamDecoder: Sendable {
     /// Index in `buffer` of the byte at stream offset `offset`.
     var start = 0
     var pending: PendingPublish?
+    /// The frames of the bytes not decoded yet: from each mark's stream offset on, the bytes came in its frame. One
+    /// mark per ``feed(_:frame:)`` of a new frame, forgotten once decoding is past it, so there are about as many as
+    /// segments in one incomplete packet.
+    var frameMarks = StreamMarks<CaptureFrame>()
 
     public init(configuration: Configuration = Configuration()) {
         self.configuration = configuration
@@ -120,11 +130,15 @@ public struct MQTTStreamDecoder: Sendable {
     }
 
     /// Appends reassembled bytes. A desynchronised direction only counts them.
-    public mutating func feed(_ bytes: [UInt8]) {
+    /// - Parameters:
+    ///   - bytes: the next bytes of the direction.
+    ///   - frame: the capture frame that carried them; packets say which frames held their first and last bytes.
+    public mutating func feed(_ bytes: [UInt8], frame: CaptureFrame = .unknown) {
         guard !isDesynchronised else {
             desyncBytes += bytes.count
             return
         }
+        markFrame(frame, at: offset + bufferedByteCount)
         compact(force: false)
         if buffer.isEmpty {
             buffer = bytes
@@ -182,7 +196,7 @@ public struct MQTTStreamDecoder: Sendable {
             let publish = head.packet(payload: MQTTPayload(stored: [], length: payloadLength), aliases: &topicAliases)
             pending = PendingPublish(
                 publish: publish, offset: offset, length: header.frameLength, remaining: payloadLength,
-                version: version, versionAssumed: versionAssumed)
+                version: version, versionAssumed: versionAssumed, firstFrame: captureFrame(at: offset))
             pending?.publish.payload.stored.reserveCapacity(min(payloadLength, configuration.maxStoredPayload))
             consume(r.index - start)
             return continuePublish()
@@ -194,7 +208,8 @@ public struct MQTTStreamDecoder: Sendable {
             frame, version: version, maxStoredPayload: configuration.maxStoredPayload, topicAliases: &topicAliases)
         var record = MQTTPacketRecord(
             packet: packet, offset: offset, length: header.frameLength, version: version,
-            versionAssumed: versionAssumed)
+            versionAssumed: versionAssumed,
+            frames: FrameSpan(first: captureFrame(at: offset), last: captureFrame(at: offset + header.frameLength - 1)))
         if case .connect(let connect) = packet {
             // MQTT 3.1.1 §3.1.2.2: the CONNECT's protocol level is the connection's version.
             setVersion(connect.version, assumed: false)
@@ -220,8 +235,17 @@ public struct MQTTStreamDecoder: Sendable {
         pending = nil
         return MQTTPacketRecord(
             packet: .publish(done.publish), offset: done.offset, length: done.length, version: done.version,
-            versionAssumed: done.versionAssumed)
+            versionAssumed: done.versionAssumed, frames: FrameSpan(first: done.firstFrame, last: captureFrame(at: offset - 1)))
     }
+
+    /// Notes that bytes from stream offset `at` on came in `frame`, and forgets the marks of bytes already decoded.
+    mutating func markFrame(_ frame: CaptureFrame, at: Int) {
+        frameMarks.prune(keeping: offset)
+        frameMarks.add(offset: at, frame)
+    }
+
+    /// The frame that carried the byte at stream offset `o`.
+    func captureFrame(at o: Int) -> CaptureFrame { frameMarks.value(at: o) ?? .unknown }
 
     mutating func consume(_ n: Int) {
         start += n
@@ -249,5 +273,6 @@ public struct MQTTStreamDecoder: Sendable {
         buffer = []
         start = 0
         pending = nil
+        frameMarks = StreamMarks()
     }
 }

@@ -12,7 +12,7 @@ import PilotTraceWire
 /// boundaries: the decoder reports it and skips the rest of the direction.
 ///
 /// ## Topics
-/// - ``feed(_:at:)``
+/// - ``feed(_:at:frame:)``
 /// - ``gap(length:at:)``
 /// - ``end(at:)``
 /// - ``drainEvents()``
@@ -62,6 +62,7 @@ public struct WebSocketFrameDecoder: Sendable {
         var compressed: Bool
         var offset: Int
         var firstByteAt: Timestamp
+        var firstFrame: CaptureFrame
         var anomalies: [WebSocketAnomaly] = []
 
         mutating func note(_ anomaly: WebSocketAnomaly) {
@@ -95,6 +96,9 @@ public struct WebSocketFrameDecoder: Sendable {
     private var header: [UInt8] = []
     private var headerOffset = 0
     private var headerAt = Timestamp.zero
+    /// The capture frame of the current header's first byte, and of the latest bytes fed.
+    private var headerFrame = CaptureFrame.unknown
+    private var currentFrame = CaptureFrame.unknown
     private var frame: Frame?
     private var target: Target = .skip
     private var message: Partial?
@@ -130,7 +134,9 @@ public struct WebSocketFrameDecoder: Sendable {
     /// - Parameters:
     ///   - bytes: stream bytes, contiguous with the previous ones.
     ///   - at: the capture time of the segment that delivered them.
-    public mutating func feed(_ bytes: [UInt8], at: Timestamp) {
+    ///   - frame: the capture frame that carried them; messages say which frames held their first and last bytes.
+    public mutating func feed(_ bytes: [UInt8], at: Timestamp, frame captureFrame: CaptureFrame = .unknown) {
+        currentFrame = captureFrame
         var i = 0
         while i < bytes.count {
             switch state {
@@ -142,6 +148,7 @@ public struct WebSocketFrameDecoder: Sendable {
                 if header.isEmpty {
                     headerOffset = offset
                     headerAt = at
+                    headerFrame = captureFrame
                 }
                 let take = min(headerBytesNeeded() - header.count, bytes.count - i)
                 header.append(contentsOf: bytes[i..<(i + take)])
@@ -276,7 +283,8 @@ public struct WebSocketFrameDecoder: Sendable {
                 } else if length > 125 {
                     events.append(.error(error(.controlFrameTooLong, "\(opcode) frame with \(length) bytes of payload (at most 125)")))
                 } else {
-                    control = Partial(opcode: opcode, masked: masked, compressed: false, offset: headerOffset, firstByteAt: headerAt, anomalies: anomalies)
+                    control = Partial(opcode: opcode, masked: masked, compressed: false, offset: headerOffset, firstByteAt: headerAt,
+                                      firstFrame: headerFrame, anomalies: anomalies)
                     target = .control
                 }
             } else if opcode == .continuation {
@@ -291,11 +299,11 @@ public struct WebSocketFrameDecoder: Sendable {
                 if let previous = message {
                     events.append(.error(error(.expectedContinuation, "\(opcode) frame while a fragmented \(previous.opcode) message was in progress")))
                     message = nil
-                    emit(previous, incomplete: true, at: headerAt, endOffset: headerOffset)
+                    emit(previous, incomplete: true, at: headerAt, endOffset: headerOffset, lastFrame: headerFrame)
                 }
                 message = Partial(
                     opcode: opcode, masked: masked, compressed: configuration.permessageDeflate && rsv & 0x4 != 0,
-                    offset: headerOffset, firstByteAt: headerAt, anomalies: anomalies)
+                    offset: headerOffset, firstByteAt: headerAt, firstFrame: headerFrame, anomalies: anomalies)
                 target = .data
             }
         } else {
@@ -397,7 +405,8 @@ public struct WebSocketFrameDecoder: Sendable {
 
     // MARK: - Messages
 
-    private mutating func emit(_ p: Partial, incomplete: Bool, at: Timestamp, endOffset: Int? = nil) {
+    /// Emits a message; its last frame is the latest fed unless said (a message cut short by the next header).
+    private mutating func emit(_ p: Partial, incomplete: Bool, at: Timestamp, endOffset: Int? = nil, lastFrame: CaptureFrame? = nil) {
         var anomalies = p.anomalies
         var payload = p.payload
         var truncated = p.truncated
@@ -464,6 +473,7 @@ public struct WebSocketFrameDecoder: Sendable {
                     direction: direction, kind: kind, payload: payload, length: p.length, truncated: truncated,
                     lostBytes: p.lostBytes, incomplete: incomplete, frameCount: p.frameCount, masked: p.masked,
                     compressed: p.compressed, offset: p.offset, endOffset: endOffset ?? offset, firstByteAt: p.firstByteAt,
-                    lastByteAt: at, anomalies: anomalies, text: text, json: json)))
+                    lastByteAt: at, frames: FrameSpan(first: p.firstFrame, last: lastFrame ?? currentFrame), anomalies: anomalies,
+                    text: text, json: json)))
     }
 }

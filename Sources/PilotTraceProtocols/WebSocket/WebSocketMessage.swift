@@ -59,6 +59,9 @@ public struct WebSocketMessage: Hashable, Sendable {
     public var endOffset: Int
     public var firstByteAt: Timestamp
     public var lastByteAt: Timestamp
+    /// The capture frames that carried the message's first and last bytes (not to be confused with its WebSocket
+    /// frames, ``frameCount``).
+    public var frames: FrameSpan
     public var anomalies: [WebSocketAnomaly]
     /// The text of a text message (lossy when invalid, see ``WebSocketAnomaly/invalidUTF8``).
     public var text: String?

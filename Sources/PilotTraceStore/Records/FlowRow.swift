@@ -38,6 +38,8 @@ public struct FlowRow: Codable, Sendable, Hashable {
     public var downGaps: Int
     public var downGapBytes: Int
     public var downRetransmissions: Int
+    /// The connection's Community ID (v1, seed 0: `1:` and a base64 SHA-1), as Zeek, Suricata and Wireshark compute it.
+    public var communityID: String?
 
     public init(
         id: Int64, analysisID: Int64 = 0, connectionNumber: Int, client: String, server: String,
@@ -47,7 +49,7 @@ public struct FlowRow: Codable, Sendable, Hashable {
         upPackets: Int = 0, upBytes: Int = 0, upPayloadBytes: Int = 0, upGaps: Int = 0, upGapBytes: Int = 0,
         upRetransmissions: Int = 0,
         downPackets: Int = 0, downBytes: Int = 0, downPayloadBytes: Int = 0, downGaps: Int = 0, downGapBytes: Int = 0,
-        downRetransmissions: Int = 0
+        downRetransmissions: Int = 0, communityID: String? = nil
     ) {
         self.id = id
         self.analysisID = analysisID
@@ -76,6 +78,7 @@ public struct FlowRow: Codable, Sendable, Hashable {
         self.downGaps = downGaps
         self.downGapBytes = downGapBytes
         self.downRetransmissions = downRetransmissions
+        self.communityID = communityID
     }
 
     enum CodingKeys: String, CodingKey {
@@ -105,6 +108,7 @@ public struct FlowRow: Codable, Sendable, Hashable {
         case downGaps = "down_gaps"
         case downGapBytes = "down_gap_bytes"
         case downRetransmissions = "down_retransmissions"
+        case communityID = "community_id"
     }
 }
 

@@ -62,6 +62,15 @@ public struct HTTPExchangeRow: Codable, Sendable, Hashable {
     public var responseTime: Double?
     /// Why the exchange is incomplete (`no-response`, `gap`, `truncated`, …); NULL when complete.
     public var incomplete: String?
+    /// The capture file of the exchange's first frame (the request's, else the response's): the analysis's `captures`
+    /// row of this ordinal.
+    public var captureOrdinal: Int?
+    /// The frames (Wireshark's `frame.number` in that file) of the request's first and last bytes and of the
+    /// response's; NULL without that message, when not known, or when in another file.
+    public var requestFirstFrame: Int?
+    public var requestLastFrame: Int?
+    public var responseFirstFrame: Int?
+    public var responseLastFrame: Int?
 
     public init(
         id: Int64, analysisID: Int64 = 0, flowID: Int64, sequence: Int,
@@ -70,7 +79,8 @@ public struct HTTPExchangeRow: Codable, Sendable, Hashable {
         requestJSON: String? = nil, requestTime: Double? = nil,
         status: Int? = nil, reason: String? = nil, responseHeaders: [HTTPHeaderField]? = nil,
         responseBody: Data? = nil, responseBodyLength: Int? = nil, responseJSON: String? = nil,
-        responseTime: Double? = nil, incomplete: String? = nil
+        responseTime: Double? = nil, incomplete: String? = nil, captureOrdinal: Int? = nil, requestFirstFrame: Int? = nil,
+        requestLastFrame: Int? = nil, responseFirstFrame: Int? = nil, responseLastFrame: Int? = nil
     ) {
         self.id = id
         self.analysisID = analysisID
@@ -93,6 +103,11 @@ public struct HTTPExchangeRow: Codable, Sendable, Hashable {
         self.responseJSON = responseJSON
         self.responseTime = responseTime
         self.incomplete = incomplete
+        self.captureOrdinal = captureOrdinal
+        self.requestFirstFrame = requestFirstFrame
+        self.requestLastFrame = requestLastFrame
+        self.responseFirstFrame = responseFirstFrame
+        self.responseLastFrame = responseLastFrame
     }
 
     enum CodingKeys: String, CodingKey {
@@ -112,6 +127,11 @@ public struct HTTPExchangeRow: Codable, Sendable, Hashable {
         case responseJSON = "response_json"
         case responseTime = "response_time"
         case incomplete
+        case captureOrdinal = "capture_ordinal"
+        case requestFirstFrame = "request_first_frame"
+        case requestLastFrame = "request_last_frame"
+        case responseFirstFrame = "response_first_frame"
+        case responseLastFrame = "response_last_frame"
     }
 }
 

@@ -40,13 +40,20 @@ public struct MQTTPacketRow: Codable, Sendable, Hashable {
     public var returnCode: Int?
     /// A one-line description of the packet.
     public var summary: String
+    /// The capture file the first frame is in: the analysis's `captures` row of this ordinal (from 0).
+    public var captureOrdinal: Int?
+    /// The frames, numbered as Wireshark numbers them (`frame.number`, from 1 in the file), that carried the first
+    /// and the last byte; NULL when not known (the last one also when it is in the next file of a rotated capture).
+    public var firstFrame: Int?
+    public var lastFrame: Int?
 
     public init(
         id: Int64, analysisID: Int64 = 0, flowID: Int64, direction: String, time: Double, overWebSocket: Bool = false,
         version: String, versionAssumed: Bool = false, type: String, packetID: Int? = nil, qos: Int? = nil,
         retain: Bool? = nil, dup: Bool? = nil, topic: String? = nil, payload: Data? = nil, payloadLength: Int? = nil,
         payloadJSON: String? = nil, clientID: String? = nil, username: String? = nil, password: Data? = nil,
-        keepAlive: Int? = nil, returnCode: Int? = nil, summary: String
+        keepAlive: Int? = nil, returnCode: Int? = nil, summary: String, captureOrdinal: Int? = nil, firstFrame: Int? = nil,
+        lastFrame: Int? = nil
     ) {
         self.id = id
         self.analysisID = analysisID
@@ -71,6 +78,9 @@ public struct MQTTPacketRow: Codable, Sendable, Hashable {
         self.keepAlive = keepAlive
         self.returnCode = returnCode
         self.summary = summary
+        self.captureOrdinal = captureOrdinal
+        self.firstFrame = firstFrame
+        self.lastFrame = lastFrame
     }
 
     /// The password as a reader should show it: its length only, or nil when there is none.
@@ -96,6 +106,9 @@ public struct MQTTPacketRow: Codable, Sendable, Hashable {
         case keepAlive = "keep_alive"
         case returnCode = "return_code"
         case summary
+        case captureOrdinal = "capture_ordinal"
+        case firstFrame = "first_frame"
+        case lastFrame = "last_frame"
     }
 }
 

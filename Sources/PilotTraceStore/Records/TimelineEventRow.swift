@@ -23,11 +23,17 @@ public struct TimelineEventRow: Codable, Sendable, Hashable {
     public var messageID: Int64?
     /// A JSON object (text) with the step's details.
     public var detailJSON: String
+    /// Where the evidencing message is in the captures: the file (the analysis's `captures` row of this ordinal) and
+    /// the frames (Wireshark's `frame.number`) of its first and last bytes (for an HTTP exchange, the request's first
+    /// and the response's last); NULL when the step or finding has no message or the frames are not known.
+    public var captureOrdinal: Int?
+    public var firstFrame: Int?
+    public var lastFrame: Int?
 
     public init(
         id: Int64? = nil, analysisID: Int64 = 0, sessionID: Int64, ordinal: Int, time: Double, phase: String,
         step: String, ok: Bool, latency: Double? = nil, flowID: Int64? = nil, messageKind: String? = nil,
-        messageID: Int64? = nil, detailJSON: String = "{}"
+        messageID: Int64? = nil, detailJSON: String = "{}", captureOrdinal: Int? = nil, firstFrame: Int? = nil, lastFrame: Int? = nil
     ) {
         self.id = id
         self.analysisID = analysisID
@@ -42,6 +48,9 @@ public struct TimelineEventRow: Codable, Sendable, Hashable {
         self.messageKind = messageKind
         self.messageID = messageID
         self.detailJSON = detailJSON
+        self.captureOrdinal = captureOrdinal
+        self.firstFrame = firstFrame
+        self.lastFrame = lastFrame
     }
 
     enum CodingKeys: String, CodingKey {
@@ -53,6 +62,9 @@ public struct TimelineEventRow: Codable, Sendable, Hashable {
         case messageKind = "message_kind"
         case messageID = "message_id"
         case detailJSON = "detail_json"
+        case captureOrdinal = "capture_ordinal"
+        case firstFrame = "first_frame"
+        case lastFrame = "last_frame"
     }
 }
 

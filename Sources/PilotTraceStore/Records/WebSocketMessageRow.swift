@@ -23,10 +23,17 @@ public struct WebSocketMessageRow: Codable, Sendable, Hashable {
     public var json: String?
     /// The status code of a `close` message.
     public var closeCode: Int?
+    /// The capture file the first frame is in: the analysis's `captures` row of this ordinal (from 0).
+    public var captureOrdinal: Int?
+    /// The frames, numbered as Wireshark numbers them (`frame.number`, from 1 in the file), that carried the first
+    /// and the last byte; NULL when not known (the last one also when it is in the next file of a rotated capture).
+    public var firstFrame: Int?
+    public var lastFrame: Int?
 
     public init(
         id: Int64, analysisID: Int64 = 0, flowID: Int64, direction: String, time: Double, kind: String, length: Int,
-        payload: Data, text: String? = nil, json: String? = nil, closeCode: Int? = nil
+        payload: Data, text: String? = nil, json: String? = nil, closeCode: Int? = nil,
+        captureOrdinal: Int? = nil, firstFrame: Int? = nil, lastFrame: Int? = nil
     ) {
         self.id = id
         self.analysisID = analysisID
@@ -39,6 +46,9 @@ public struct WebSocketMessageRow: Codable, Sendable, Hashable {
         self.text = text
         self.json = json
         self.closeCode = closeCode
+        self.captureOrdinal = captureOrdinal
+        self.firstFrame = firstFrame
+        self.lastFrame = lastFrame
     }
 
     enum CodingKeys: String, CodingKey {
@@ -47,6 +57,9 @@ public struct WebSocketMessageRow: Codable, Sendable, Hashable {
         case flowID = "flow_id"
         case direction, time, kind, length, payload, text, json
         case closeCode = "close_code"
+        case captureOrdinal = "capture_ordinal"
+        case firstFrame = "first_frame"
+        case lastFrame = "last_frame"
     }
 }
 
