@@ -12,7 +12,7 @@ import Testing
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-live-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
-        let port = 20_000 + Int.random(in: 0..<20_000)
+        let port = Int(try freeLoopbackPort())
         let conf = dir.appendingPathComponent("mosquitto.conf")
         try "listener \(port) 127.0.0.1\nallow_anonymous true\npersistence false\n".write(to: conf, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: conf.path)
@@ -32,7 +32,8 @@ import Testing
         let db = dir.appendingPathComponent("live.sqlite").path, pcap = dir.appendingPathComponent("live.pcap").path
         let capture = Process()
         capture.executableURL = TestPaths.binary
-        capture.arguments = ["capture", "--interface", "lo", "--filter", "tcp port \(port)", "--duration", "4", "--write", pcap, "--db", db]
+        capture.arguments = ["capture", "--interface", "lo", "--filter", "tcp port \(port)", "--duration", "4", "--write", pcap, "--db", db,
+                             "--fail-on", "info"]
         let out = Pipe()
         capture.standardOutput = out
         capture.standardError = FileHandle.nullDevice
@@ -44,7 +45,9 @@ import Testing
         #expect(pub.status == 0)
         let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         capture.waitUntilExit()
-        #expect(capture.terminationStatus == 0)
+        // The password crossed in clear text (an info finding): --fail-on info exits 1, after storing everything.
+        #expect(capture.terminationStatus == 1)
+        #expect(output.contains("cleartext-credentials"))
         #expect(output.contains("1 Pilot 2 session"))
         #expect(output.contains("gateway 5YSZL260021E9A (DJI RC Plus)"))
         #expect(output.contains("0 dropped"))
