@@ -63,7 +63,7 @@ public final class AnalysisRun {
     var flowIDs: [ConnectionID: Int64] = [:]
     var flowRows: [ConnectionID: FlowRow] = [:]
     /// Requests waiting for their responses: (row id, request), by connection and request index.
-    var pendingRequests: [ConnectionID: [Int: (Int64, HTTPRequest)]] = [:]
+    var pendingRequests = HTTPExchangePairing<Int64>()
     var messageCounts = (http: 0, webSocket: 0, mqtt: 0)
     var lastTime: Timestamp?
 
@@ -159,11 +159,11 @@ public final class AnalysisRun {
 
     /// Reads the files and stores everything; the report says what was found.
     public func run(_ paths: [String], progress: CaptureFiles.Progress? = nil) throws -> AnalysisReport {
-        var storeError: Error?
+        // A storage error stops the run at once (reading on would analyze what can no longer be stored); the batch it
+        // failed in is not stored, what was stored before stays consistent.
         let (files, error) = try CaptureFiles.analyze(paths, pipeline: &pipeline, progress: progress) { events in
-            do { try ingest(events) } catch { storeError = error }
+            try ingest(events)
         }
-        if let storeError { throw storeError }
         return try complete(files: files, error: error)
     }
 
@@ -395,13 +395,13 @@ public final class AnalysisRun {
         switch e {
         case .request(let r):
             let id = writer.nextHTTPID()
-            pendingRequests[conn, default: [:]][r.index] = (id, r)
+            pendingRequests.request(r, on: conn, id)
             messageCounts.http += 1
             return MessageRef(.http, id, frames: r.span.frames)
         case .response(let r):
             guard !r.head.isInformational else { return nil }
             messageCounts.http += 1
-            if let i = r.requestIndex, let (id, request) = pendingRequests[conn]?.removeValue(forKey: i) {
+            if let (request, id) = pendingRequests.response(r, on: conn) {
                 try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: r))
                 return MessageRef(.http, id, frames: request.span.frames.through(r.span.frames))
             }
@@ -433,10 +433,9 @@ public final class AnalysisRun {
 
     func closed(_ s: ConnectionSummary, _ c: Classification) throws {
         let conn = s.info.id
-        if let waiting = pendingRequests.removeValue(forKey: conn), let flow = flowIDs[conn] {
-            for (_, (id, request)) in waiting.sorted(by: { $0.key < $1.key }) {
-                try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: nil))
-            }
+        let unanswered = pendingRequests.close(conn)
+        if let flow = flowIDs[conn] {
+            for (request, id) in unanswered { try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: nil)) }
         }
         guard var row = flowRows[conn] else { return }
         row.lastTime = s.lastSeen.seconds

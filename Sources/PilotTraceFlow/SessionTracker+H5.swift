@@ -30,12 +30,12 @@ extension SessionTracker {
     mutating func http(_ id: ConnectionID, _ e: HTTPConnectionEvent, _ ref: MessageRef?) {
         switch e {
         case .request(let r):
-            requests[id, default: [:]][r.index] = (r, ref)
+            requests.request(r, on: id, ref)
         case .response(let r):
             guard !r.head.isInformational else { return }
-            let pending = r.requestIndex.flatMap { requests[id]?.removeValue(forKey: $0) }
+            let pending = requests.response(r, on: id)
             advance(to: r.span.lastByteAt)
-            exchange(id, pending?.0, r, ref ?? pending?.1)
+            exchange(id, pending?.request, r, ref ?? pending?.attachment)
         default:
             break
         }

@@ -343,7 +343,7 @@ extension SessionTracker {
 
     mutating func closed(_ summary: ConnectionSummary) {
         let id = summary.info.id
-        requests[id] = nil
+        requests.close(id)
         guard let c = connections.removeValue(forKey: id) else { return }
         c.closed = true
         if let cid = c.clientID, connectionByClientID[cid] == id { connectionByClientID[cid] = nil }

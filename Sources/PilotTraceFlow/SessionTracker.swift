@@ -72,7 +72,7 @@ public struct SessionTracker {
     var connections: [ConnectionID: Connection] = [:]
     var infos: [ConnectionID: ConnectionInfo] = [:]
     /// HTTP requests waiting for their responses, by connection and index.
-    var requests: [ConnectionID: [Int: (HTTPRequest, MessageRef?)]] = [:]
+    var requests = HTTPExchangePairing<MessageRef?>()
     var contexts: [H5Context] = []
     /// The last HTML page fetched by each client address, waiting for a login context to claim it.
     var lastPage: [String: TimelineEvent] = [:]

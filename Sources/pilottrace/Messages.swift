@@ -70,7 +70,7 @@ struct MessagePrinter {
     let captures: [String]
     var connections: [ConnectionID: ConnectionInfo] = [:]
     /// Requests by connection and index, until their response is printed (bounded by the HTTP decoder's pipeline).
-    var requests: [ConnectionID: [Int: HTTPRequest]] = [:]
+    var requests = HTTPExchangePairing<Void>()
     var counts: [String: Int] = [:]
     let encoder: JSONEncoder = {
         let e = JSONEncoder()
@@ -106,19 +106,18 @@ struct MessagePrinter {
                  "malformed: \(error); this direction is no longer decoded", filter: overWebSocket ? .ws : .mqtt)
         case .closed(let summary, _):
             connections[summary.info.id] = nil
-            requests[summary.info.id] = nil
+            requests.close(summary.info.id)
         }
     }
 
     mutating func http(_ id: ConnectionID, _ e: HTTPConnectionEvent) {
         switch e {
         case .request(let r):
-            requests[id, default: [:]][r.index] = r
+            requests.request(r, on: id, ())
             emit(id, .toServer, r.span.lastByteAt, "HTTP", "request", MessageSummary.request(r, showSecrets: showSecrets), filter: .http,
                  fields: Self.fields(r), frames: r.span.frames)
         case .response(let r):
-            let request = r.requestIndex.flatMap { requests[id]?[$0] }
-            if let i = r.requestIndex, !r.head.isInformational { requests[id]?[i] = nil }
+            let request = requests.response(r, on: id)?.request
             var line = MessageSummary.response(r, request: request, showSecrets: showSecrets)
             if let request {
                 line += String(format: " [%.1f ms]", r.span.lastByteAt.seconds(since: request.span.lastByteAt) * 1000)

@@ -41,7 +41,7 @@ public struct DeviationEngine {
 
     public let configuration: Configuration
     var mqtt: [ConnectionID: MQTTState] = [:]
-    var requests: [ConnectionID: [Int: (HTTPRequest, MessageRef?)]] = [:]
+    var requests = HTTPExchangePairing<MessageRef?>()
     var findings: [Deviation] = []
     var gaps: Set<ConnectionID> = []
     /// Serial numbers seen in osd topics, per connection, with the first time.
@@ -92,14 +92,14 @@ public struct DeviationEngine {
                 osd[id, default: [:]][sn] = ts
             }
         case .http(let id, .request(let r)):
-            requests[id, default: [:]][r.index] = (r, ref)
+            requests.request(r, on: id, ref)
         case .http(let id, .response(let r)):
             guard !r.head.isInformational else { return }
-            let pending = r.requestIndex.flatMap { requests[id]?.removeValue(forKey: $0) }
-            httpExchange(id, pending?.0, r, ref ?? pending?.1)
+            let pending = requests.response(r, on: id)
+            httpExchange(id, pending?.request, r, ref ?? pending?.attachment)
         case .closed(let summary, _):
             if summary.toServer.gaps + summary.toClient.gaps > 0 { gaps.insert(summary.info.id) }
-            requests[summary.info.id] = nil
+            requests.close(summary.info.id)
             connectionClients[summary.info.id] = nil  // bridge reports come on the connection while it is open
             if let state = mqtt.removeValue(forKey: summary.info.id) { mqttClosed(summary.info.id, state, summary.lastSeen) }
         default:
