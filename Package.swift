@@ -53,7 +53,14 @@ let package = Package(
         .target(name: "PilotTraceLab", dependencies: ["PilotTraceWire"]),
         // I/O: the lab's reference cloud (NIO HTTP, HS256 tokens, mosquitto, a libmosquitto backend) and Pilot 2 simulator.
         .target(name: "PilotTraceLabServices", dependencies: [
-            "PilotTraceWire", "PilotTraceProtocols", "CMosquitto",
+            "PilotTraceClients", "PilotTraceWire", "PilotTraceProtocols",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        // I/O: a keep-alive HTTP/1.1 client on NIO and a libmosquitto MQTT client, used by the replay and by the lab's
+        // simulator.
+        .target(name: "PilotTraceClients", dependencies: [
+            "CMosquitto",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
@@ -63,7 +70,7 @@ let package = Package(
         // I/O: the replay's shell: re-drives plans against a target (HTTP on NIO keep-alive connections, MQTT through
         // libmosquitto), records its own traffic through the live analysis, stores the comparison.
         .target(name: "PilotTraceReplayRunner", dependencies: [
-            "PilotTraceReplay", "PilotTraceRelay", "PilotTraceLabServices", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceProtocols", "PilotTraceWire",
+            "PilotTraceReplay", "PilotTraceRelay", "PilotTraceClients", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceProtocols", "PilotTraceWire",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
@@ -85,7 +92,7 @@ let package = Package(
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceProxy", "PilotTraceReplay", "PilotTraceReplayRunner", "CMosquitto",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceClients", "PilotTraceProxy", "PilotTraceReplay", "PilotTraceReplayRunner", "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 // The shell maps the errors of the libraries below to words (Failure.swift).
