@@ -70,7 +70,8 @@ let package = Package(
         // I/O: the replay's shell: re-drives plans against a target (HTTP on NIO keep-alive connections, MQTT through
         // libmosquitto), records its own traffic through the live analysis, stores the comparison.
         .target(name: "PilotTraceReplayRunner", dependencies: [
-            "PilotTraceReplay", "PilotTraceRelay", "PilotTraceClients", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceProtocols", "PilotTraceWire",
+            "PilotTraceReplay", "PilotTraceRelay", "PilotTraceClients", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceFlow", "PilotTraceProtocols",
+            "PilotTraceWire",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
@@ -83,7 +84,7 @@ let package = Package(
         // JSBridge script) take bytes and timestamps only; the relayed bytes become synthesised TCP frames
         // (PilotTraceWire's TCPFrameSynthesizer, shared with the replay) fed to the same live analysis as `capture`.
         .target(name: "PilotTraceProxy", dependencies: [
-            "PilotTraceRelay", "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceAnalysis", "PilotTraceStore", "CZlib",
+            "PilotTraceRelay", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -92,7 +93,9 @@ let package = Package(
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceClients", "PilotTraceProxy", "PilotTraceReplay", "PilotTraceReplayRunner", "CMosquitto",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceClients", "PilotTraceProxy", "PilotTraceReplay", "PilotTraceReplayRunner",
+                // `version` prints libmosquitto's version.
+                "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 // The shell maps the errors of the libraries below to words (Failure.swift).
@@ -105,18 +108,20 @@ let package = Package(
         .target(name: "PilotTraceTestSupport", path: "Tests/PilotTraceTestSupport"),
         .testTarget(name: "PilotTraceWireTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceCaptureTests", dependencies: ["PilotTraceCapture", "PilotTraceWire", "PilotTraceTestSupport"]),
-        .testTarget(name: "PilotTraceProtocolsTests", dependencies: ["PilotTraceProtocols", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport"]),
+        .testTarget(name: "PilotTraceProtocolsTests", dependencies: ["PilotTraceProtocols", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport", "CZlib"]),
         .testTarget(name: "PilotTraceFlowTests", dependencies: ["PilotTraceFlow", "PilotTraceProtocols", "PilotTraceWire", "PilotTraceTestSupport"]),
-        .testTarget(name: "PilotTraceStoreTests", dependencies: ["PilotTraceStore", "PilotTraceWire", "PilotTraceTestSupport"]),
+        .testTarget(name: "PilotTraceStoreTests", dependencies: [
+            "PilotTraceStore", "PilotTraceWire", "PilotTraceTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "PilotTraceLabServicesTests", dependencies: ["PilotTraceLabServices", "PilotTraceWire"]),
         .testTarget(name: "PilotTraceReportTests", dependencies: ["PilotTraceReport", "PilotTraceStore"]),
         .testTarget(name: "PilotTraceLabTests", dependencies: ["PilotTraceLab", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow"]),
         .testTarget(name: "PilotTraceReplayTests", dependencies: ["PilotTraceReplay", "PilotTraceProtocols"]),
         .testTarget(name: "PilotTraceProxyTests", dependencies: [
-            "PilotTraceProxy", "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceTestSupport",
+            "PilotTraceProxy", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport",
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], exclude: ["bridge-page.html"]),
         .testTarget(name: "PilotTraceRelayTests", dependencies: [
             "PilotTraceRelay", "PilotTraceWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
