@@ -6,19 +6,13 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "pilottrace", targets: ["pilottrace"]),
+        // Libraries meant for reuse (docs/architecture.md): the pure core, which analyses bytes from any source, the
+        // capture-file reader and writer, and the pure traffic generator (the Benchmarks package's input).
         .library(name: "PilotTraceWire", targets: ["PilotTraceWire"]),
-        .library(name: "PilotTraceCapture", targets: ["PilotTraceCapture"]),
         .library(name: "PilotTraceProtocols", targets: ["PilotTraceProtocols"]),
         .library(name: "PilotTraceFlow", targets: ["PilotTraceFlow"]),
-        .library(name: "PilotTraceStore", targets: ["PilotTraceStore"]),
-        .library(name: "PilotTraceAnalysis", targets: ["PilotTraceAnalysis"]),
-        .library(name: "PilotTraceReport", targets: ["PilotTraceReport"]),
+        .library(name: "PilotTraceCapture", targets: ["PilotTraceCapture"]),
         .library(name: "PilotTraceLab", targets: ["PilotTraceLab"]),
-        .library(name: "PilotTraceLabServices", targets: ["PilotTraceLabServices"]),
-        .library(name: "PilotTraceReplay", targets: ["PilotTraceReplay"]),
-        .library(name: "PilotTraceReplayRunner", targets: ["PilotTraceReplayRunner"]),
-        .library(name: "PilotTraceProxy", targets: ["PilotTraceProxy"]),
-        .library(name: "PilotTraceRelay", targets: ["PilotTraceRelay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
