@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
+    // Each target declares exactly the modules its sources import, no more (Tests/EndToEndTests/ArchitectureTests.swift
+    // checks it); docs/architecture.md says what each may import and why.
     targets: [
         // C libraries behind system-library targets (the GRDBSQLite pattern).
         .systemLibrary(name: "CPcap", providers: [.apt(["libpcap-dev"])]),
