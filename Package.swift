@@ -6,19 +6,13 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "pilottrace", targets: ["pilottrace"]),
+        // Libraries meant for reuse (docs/architecture.md): the pure core, which analyses bytes from any source, the
+        // capture-file reader and writer, and the pure traffic generator (the Benchmarks package's input).
         .library(name: "PilotTraceWire", targets: ["PilotTraceWire"]),
-        .library(name: "PilotTraceCapture", targets: ["PilotTraceCapture"]),
         .library(name: "PilotTraceProtocols", targets: ["PilotTraceProtocols"]),
         .library(name: "PilotTraceFlow", targets: ["PilotTraceFlow"]),
-        .library(name: "PilotTraceStore", targets: ["PilotTraceStore"]),
-        .library(name: "PilotTraceAnalysis", targets: ["PilotTraceAnalysis"]),
-        .library(name: "PilotTraceReport", targets: ["PilotTraceReport"]),
+        .library(name: "PilotTraceCapture", targets: ["PilotTraceCapture"]),
         .library(name: "PilotTraceLab", targets: ["PilotTraceLab"]),
-        .library(name: "PilotTraceLabServices", targets: ["PilotTraceLabServices"]),
-        .library(name: "PilotTraceReplay", targets: ["PilotTraceReplay"]),
-        .library(name: "PilotTraceReplayRunner", targets: ["PilotTraceReplayRunner"]),
-        .library(name: "PilotTraceProxy", targets: ["PilotTraceProxy"]),
-        .library(name: "PilotTraceRelay", targets: ["PilotTraceRelay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -27,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
     ],
+    // Each target declares exactly the modules its sources import, no more (Tests/EndToEndTests/ArchitectureTests.swift
+    // checks it); docs/architecture.md says what each may import and why.
     targets: [
         // C libraries behind system-library targets (the GRDBSQLite pattern).
         .systemLibrary(name: "CPcap", providers: [.apt(["libpcap-dev"])]),
@@ -53,7 +49,14 @@ let package = Package(
         .target(name: "PilotTraceLab", dependencies: ["PilotTraceWire"]),
         // I/O: the lab's reference cloud (NIO HTTP, HS256 tokens, mosquitto, a libmosquitto backend) and Pilot 2 simulator.
         .target(name: "PilotTraceLabServices", dependencies: [
-            "PilotTraceWire", "PilotTraceProtocols", "CMosquitto",
+            "PilotTraceClients", "PilotTraceWire", "PilotTraceProtocols",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        // I/O: a keep-alive HTTP/1.1 client on NIO and a libmosquitto MQTT client, used by the replay and by the lab's
+        // simulator.
+        .target(name: "PilotTraceClients", dependencies: [
+            "CMosquitto",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
@@ -63,7 +66,8 @@ let package = Package(
         // I/O: the replay's shell: re-drives plans against a target (HTTP on NIO keep-alive connections, MQTT through
         // libmosquitto), records its own traffic through the live analysis, stores the comparison.
         .target(name: "PilotTraceReplayRunner", dependencies: [
-            "PilotTraceReplay", "PilotTraceRelay", "PilotTraceLabServices", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceProtocols", "PilotTraceWire",
+            "PilotTraceReplay", "PilotTraceRelay", "PilotTraceClients", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceFlow", "PilotTraceProtocols",
+            "PilotTraceWire",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
@@ -76,7 +80,7 @@ let package = Package(
         // JSBridge script) take bytes and timestamps only; the relayed bytes become synthesised TCP frames
         // (PilotTraceWire's TCPFrameSynthesizer, shared with the replay) fed to the same live analysis as `capture`.
         .target(name: "PilotTraceProxy", dependencies: [
-            "PilotTraceRelay", "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceAnalysis", "PilotTraceStore", "CZlib",
+            "PilotTraceRelay", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -85,7 +89,9 @@ let package = Package(
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceProxy", "PilotTraceReplay", "PilotTraceReplayRunner", "CMosquitto",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceClients", "PilotTraceProxy", "PilotTraceReplay", "PilotTraceReplayRunner",
+                // `version` prints libmosquitto's version.
+                "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 // The shell maps the errors of the libraries below to words (Failure.swift).
@@ -99,18 +105,20 @@ let package = Package(
         .target(name: "PilotTraceTestSupport", dependencies: ["PilotTraceLab"], path: "Tests/PilotTraceTestSupport"),
         .testTarget(name: "PilotTraceWireTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceCaptureTests", dependencies: ["PilotTraceCapture", "PilotTraceWire", "PilotTraceTestSupport"]),
-        .testTarget(name: "PilotTraceProtocolsTests", dependencies: ["PilotTraceProtocols", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport"]),
+        .testTarget(name: "PilotTraceProtocolsTests", dependencies: ["PilotTraceProtocols", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport", "CZlib"]),
         .testTarget(name: "PilotTraceFlowTests", dependencies: ["PilotTraceFlow", "PilotTraceProtocols", "PilotTraceWire", "PilotTraceTestSupport"]),
-        .testTarget(name: "PilotTraceStoreTests", dependencies: ["PilotTraceStore", "PilotTraceWire", "PilotTraceTestSupport"]),
+        .testTarget(name: "PilotTraceStoreTests", dependencies: [
+            "PilotTraceStore", "PilotTraceWire", "PilotTraceTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         .testTarget(name: "PilotTraceLabServicesTests", dependencies: ["PilotTraceLabServices", "PilotTraceWire"]),
         .testTarget(name: "PilotTraceReportTests", dependencies: ["PilotTraceReport", "PilotTraceStore"]),
         .testTarget(name: "PilotTraceLabTests", dependencies: ["PilotTraceLab", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow"]),
         .testTarget(name: "PilotTraceReplayTests", dependencies: ["PilotTraceReplay", "PilotTraceProtocols"]),
         .testTarget(name: "PilotTraceProxyTests", dependencies: [
-            "PilotTraceProxy", "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceTestSupport",
+            "PilotTraceProxy", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport",
             .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], exclude: ["bridge-page.html"]),
         .testTarget(name: "PilotTraceRelayTests", dependencies: [
             "PilotTraceRelay", "PilotTraceWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),

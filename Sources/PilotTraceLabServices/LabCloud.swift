@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import PilotTraceClients
 import PilotTraceWire
 
 /// A reference cloud for Pilot 2: the demo's HTTP routes (protocol reference §2.2–2.3) with HS256 tokens and the

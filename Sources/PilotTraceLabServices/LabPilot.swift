@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import PilotTraceClients
 
 /// Acts as Pilot 2 and its H5 page, per the documented sequence (protocol reference §1.1–1.3): fetch the login page,
 /// use a stored token or log in, fetch the workspace and the MQTT credentials, connect (libmosquitto), subscribe,

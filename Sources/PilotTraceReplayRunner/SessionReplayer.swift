@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
-import PilotTraceLabServices
+import PilotTraceClients
 import PilotTraceProtocols
 import PilotTraceRelay
 import PilotTraceReplay

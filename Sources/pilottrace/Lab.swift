@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PilotTraceCapture
+import PilotTraceClients
 import PilotTraceLab
 import PilotTraceLabServices
 import PilotTraceProxy

@@ -1,11 +1,12 @@
 import CMosquitto
 import Foundation
 
-/// An MQTT client on libmosquitto (the lab's real client library: the lab never speaks MQTT with its own encoder).
+/// An MQTT client on libmosquitto: a real client library, so neither the replay nor the lab's simulator speaks MQTT
+/// with the project's own encoder.
 ///
 /// libmosquitto runs its network loop on its own thread (`mosquitto_loop_start`); its callbacks land here and wake
 /// the blocking calls (``connect(host:port:keepAlive:timeout:)``, ``waitForMessage(timeout:where:)`` …) through one
-/// condition. Callers are plain threads: the lab runs one thread per simulated device.
+/// condition. Callers are plain threads: the lab runs one thread per simulated device, the replay one per session.
 public final class MQTTClient: @unchecked Sendable {
     public enum Version: String, Sendable, CaseIterable {
         case v311 = "3.1.1"
@@ -22,6 +23,7 @@ public final class MQTTClient: @unchecked Sendable {
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     public let clientID: String

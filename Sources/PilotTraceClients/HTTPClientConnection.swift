@@ -15,6 +15,7 @@ public final class HTTPClientConnection: @unchecked Sendable {
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     struct Outgoing: Sendable {
