@@ -94,6 +94,12 @@ let package = Package(
             ]
         ),
 
+        // What one input of each libFuzzer target does (Fuzz/Targets): scripts/fuzz compiles these files into the fuzzers,
+        // and PilotTraceFuzzTargetsTests replays Fuzz/regressions/ through the same functions.
+        .target(name: "PilotTraceFuzzTargets", dependencies: [
+            "PilotTraceWire", "PilotTraceProtocols", "PilotTraceCapture", "PilotTraceFlow", "PilotTraceProxy",
+        ], path: "Fuzz/Targets"),
+
         // Shared by the test targets: running processes, finding captures, a seeded random generator.
         .target(name: "PilotTraceTestSupport", path: "Tests/PilotTraceTestSupport"),
         .testTarget(name: "PilotTraceWireTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
