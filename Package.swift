@@ -120,6 +120,7 @@ let package = Package(
         .testTarget(name: "PilotTraceRelayTests", dependencies: [
             "PilotTraceRelay", "PilotTraceWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
+        .testTarget(name: "PilotTraceFuzzTargetsTests", dependencies: ["PilotTraceFuzzTargets", "PilotTraceTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
     ]
 )
