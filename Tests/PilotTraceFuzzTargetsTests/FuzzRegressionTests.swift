@@ -1,4 +1,9 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import PilotTraceFuzzTargets
 import PilotTraceTestSupport
 import Testing
@@ -9,7 +14,9 @@ import Testing
 /// must return: decoders may throw and report problems, but never trap.
 ///
 /// Each input runs in a process of its own (an exit test), so an input that still crashes fails its own case, named
-/// after the file, and the other inputs still run.
+/// after the file, and the other inputs still run. The process has ``deadline`` seconds before SIGALRM ends it and
+/// ``addressSpace`` bytes to allocate from, so an input that still hangs or exhausts memory fails as well, instead of
+/// stopping `swift test` (Swift Testing's time limit does not end an exit test's process).
 struct FuzzRegressionTests {
     /// The fuzz targets by the name of their folder under `Fuzz/regressions/` (and of their fuzzer, `fuzz-<name>`).
     static let targets: [String: @Sendable ([UInt8]) -> Int] = [
@@ -18,6 +25,11 @@ struct FuzzRegressionTests {
         "pipeline": PipelineFuzzTarget.run,
         "address-rewriter": AddressRewriterFuzzTarget.run,
     ]
+
+    /// Seconds one input may take (libFuzzer's limit is 10, in an optimised build).
+    static let deadline: UInt32 = 30
+    /// Address space one input may use (libFuzzer's limit is 2 GB of memory, with AddressSanitizer's shadow besides).
+    static let addressSpace: UInt = 8 << 30
 
     static var regressions: URL { TestPaths.packageRoot.appendingPathComponent("Fuzz/regressions") }
 
@@ -48,7 +60,13 @@ struct FuzzRegressionTests {
     @Test(arguments: inputs) func replays(_ input: Input) async throws {
         let target = input.target
         let bytes = Array(try Data(contentsOf: input.file))
-        await #expect(processExitsWith: .success, "\(input.testDescription) crashed its target") { [target = target as String, bytes = bytes as [UInt8]] in
+        await #expect(processExitsWith: .success, "\(input.testDescription) crashes or hangs its fuzz target") {
+            [target = target as String, bytes = bytes as [UInt8]] in
+            alarm(Self.deadline)
+            #if os(Linux)
+            var limit = rlimit(rlim_cur: Self.addressSpace, rlim_max: Self.addressSpace)
+            setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit)
+            #endif
             _ = Self.targets[target]!(bytes)
         }
     }
