@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/pilottrace
 
-.PHONY: all bootstrap build release demo test fuzz bench microbench proxy-bench report-screenshots clean
+.PHONY: all bootstrap build release demo test fuzz fuzz-ci bench microbench proxy-bench report-screenshots clean
 
 all: build
 
@@ -20,9 +20,15 @@ release: bootstrap
 demo: build
 	@scripts/demo
 
-# Unit, capture and end-to-end tests (the end-to-end tests run the built binary).
+# Unit, capture and end-to-end tests (the end-to-end tests run the built binary), then every fuzz target for
+# FUZZ_SECONDS (20) each: a crash, hang or out-of-memory fails the test and is saved in Fuzz/regressions/.
 test: build
 	$(SWIFT) test
+	scripts/fuzz
+
+# Only the fuzzing `make test` does (scripts/fuzz: build, seeds from Captures/, each target for FUZZ_SECONDS).
+fuzz-ci: bootstrap
+	scripts/fuzz
 
 # Throughput and memory against the libpcap floor, tcpdump and tshark on generated captures, database size and query
 # times on 10,000 sessions (Reports/benchmarks.md). BENCH_LARGE=1 adds a 1.4 GB capture.
@@ -44,9 +50,10 @@ proxy-bench: bootstrap
 report-screenshots: build
 	scripts/report-screenshots
 
-# libFuzzer over the pure decoders (MQTT, HTTP, WebSocket, detection, packet decoding and reassembly) for a minute.
+# A longer libFuzzer run: every target (decoders, capture-reader, pipeline, address-rewriter) for FUZZ_SECONDS,
+# 120 unless set; `FUZZ_TARGETS=pipeline` picks targets. The corpora in .build-fuzz/corpus/ carry over between runs.
 fuzz: bootstrap
-	scripts/fuzz 60
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-120} scripts/fuzz $(FUZZ_TARGETS)
 
 clean:
 	rm -rf .build .build-fuzz Benchmarks/.build

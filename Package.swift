@@ -100,6 +100,12 @@ let package = Package(
             ]
         ),
 
+        // What one input of each libFuzzer target does (Fuzz/Targets): scripts/fuzz compiles these files into the fuzzers,
+        // and PilotTraceFuzzTargetsTests replays Fuzz/regressions/ through the same functions.
+        .target(name: "PilotTraceFuzzTargets", dependencies: [
+            "PilotTraceWire", "PilotTraceProtocols", "PilotTraceCapture", "PilotTraceFlow", "PilotTraceProxy",
+        ], path: "Fuzz/Targets"),
+
         // Shared by the test targets: running processes, finding captures; re-exports the lab's MQTT builders and seeded
         // random generator.
         .target(name: "PilotTraceTestSupport", dependencies: ["PilotTraceLab"], path: "Tests/PilotTraceTestSupport"),
@@ -123,6 +129,7 @@ let package = Package(
         .testTarget(name: "PilotTraceRelayTests", dependencies: [
             "PilotTraceRelay", "PilotTraceWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
+        .testTarget(name: "PilotTraceFuzzTargetsTests", dependencies: ["PilotTraceFuzzTargets", "PilotTraceTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
     ]
 )
