@@ -48,6 +48,8 @@ public struct AnalysisReport: Sendable {
     public var sessions: [(id: Int64, session: Session)]
     /// The findings, in time order.
     public var deviations: [Deviation]
+    /// Why the run stopped before the end of its input (Ctrl-C, SIGTERM, a capture error); nil when it did not.
+    public var interrupted: String? = nil
 }
 
 /// Runs capture files through the whole pipeline and stores flows, messages, sessions and timelines.
@@ -70,14 +72,15 @@ public final class AnalysisRun {
     /// Begins a live analysis (nothing to hash yet): `key` names it, e.g. the interface and the start time; `source`
     /// says where the frames come from (`live` capture, `proxy`, `replay`).
     public convenience init(liveKey key: String, capturePath: String?, database: PilotTraceDatabase, options: AnalysisOptions = .init(),
-                            toolVersion: String, source: String = "live") throws {
+                            toolVersion: String, source: String = "live", site: String = PilotTraceDatabase.defaultSite) throws {
         let captures = capturePath.map { [CaptureRow(ordinal: 0, path: $0, sha256: "live", format: "pcap", compressed: false)] } ?? []
-        self.init(writer: try database.beginAnalysis(key: key, captures: captures, toolVersion: toolVersion, source: source), options: options,
-                  live: true)
+        self.init(writer: try database.beginAnalysis(key: key, captures: captures, toolVersion: toolVersion, source: source, site: site),
+                  options: options, live: true)
     }
 
     /// Begins an analysis of `paths`: an earlier analysis of the same files (same content) is replaced.
-    public convenience init(paths: [String], database: PilotTraceDatabase, options: AnalysisOptions = .init(), toolVersion: String) throws {
+    public convenience init(paths: [String], database: PilotTraceDatabase, options: AnalysisOptions = .init(), toolVersion: String,
+                            site: String = PilotTraceDatabase.defaultSite) throws {
         var captures: [CaptureRow] = []
         var digests: [String] = []
         for (i, path) in paths.enumerated() {
@@ -86,16 +89,15 @@ public final class AnalysisRun {
             captures.append(CaptureRow(ordinal: i, path: path, sha256: digest, format: "unknown", compressed: false))
         }
         self.init(writer: try database.beginAnalysis(key: AnalysisRow.key(captureDigests: digests), captures: captures, toolVersion: toolVersion,
-                                                     background: true),
+                                                     background: true, site: site),
                   options: options)
     }
 
     /// A retired session as the report keeps it (the store has it in full).
     static func summary(_ s: Session) -> Session { s.summary }
 
-    /// Sessions that were stored as soon as they were over, under provisional ids (negative, unique to this
-    /// analysis), given their final ids in ``storeSessions(_:_:replacing:)``.
-    var retiredStored: [Int: (provisional: Int64, summary: Session)] = [:]
+    /// Sessions stored as soon as they were over (the store keeps them whole), by serial: what the report lists.
+    var retiredSummaries: [Int: Session] = [:]
 
     init(writer: AnalysisWriter, options: AnalysisOptions, live: Bool = false) {
         self.writer = writer
@@ -158,13 +160,19 @@ public final class AnalysisRun {
     public func flush() throws { try writer.flush() }
 
     /// Reads the files and stores everything; the report says what was found.
-    public func run(_ paths: [String], progress: CaptureFiles.Progress? = nil) throws -> AnalysisReport {
+    ///
+    /// `stopRequest` is asked as the files are read: when it gives a reason (Ctrl-C, SIGTERM), reading stops, what was
+    /// read is analyzed as at the end of the capture, the sessions still in progress are stored `incomplete` with
+    /// their findings so far, and the analysis is marked `interrupted` with that reason (``AnalysisReport/interrupted``).
+    public func run(_ paths: [String], progress: CaptureFiles.Progress? = nil, stopRequest: (() -> String?)? = nil) throws -> AnalysisReport {
         // A storage error stops the run at once (reading on would analyze what can no longer be stored); the batch it
         // failed in is not stored, what was stored before stays consistent.
-        let (files, error) = try CaptureFiles.analyze(paths, pipeline: &pipeline, progress: progress) { events in
+        let shouldStop = stopRequest.map { request in { request() != nil } }
+        let (files, error) = try CaptureFiles.analyze(paths, pipeline: &pipeline, progress: progress, shouldStop: shouldStop) { events in
             try ingest(events)
         }
-        return try complete(files: files, error: error)
+        let stop: AnalysisWriter.Stop = stopRequest?().map { .interrupted($0) } ?? .complete
+        return try complete(files: files, error: error, stop: stop)
     }
 
     /// Decodes and stores what a batch of stream events completes.
@@ -179,23 +187,22 @@ public final class AnalysisRun {
         }
     }
 
-    /// Stores the sessions the tracker retired (over before the capture ends) at once, under provisional ids, and
-    /// lets the rules check them; the final ids follow start order in ``complete(files:error:end:)``.
+    /// Stores the sessions the tracker retired (over before the capture ends) at once, with their timeline findings,
+    /// after the rules checked them: an interrupted run keeps them. The final list of findings replaces those at the end.
     func storeRetired(at t: Timestamp) throws {
         for s in tracker.takeRetired() {
-            engine.retire(s, at: t)
-            let id = -(writer.analysisID << 32 | Int64(s.serial + 1))
-            try writer.upsertSession(Self.row(s, id: id))
-            for row in timelineRows(s, id: id) { try writer.insertTimelineEvent(row) }
-            retiredStored[s.serial] = (id, Self.summary(s))
+            let findings = engine.retire(s, at: t)
+            try writer.storeSession(key: s.serial, Self.row(s), timeline: timelineRows(s), findings: findings.map(deviationRow))
+            retiredSummaries[s.serial] = Self.summary(s)
         }
     }
 
-    func timelineRows(_ s: Session, id: Int64) -> [TimelineEventRow] {
+    /// A session's timeline as rows (the writer sets their session id).
+    func timelineRows(_ s: Session) -> [TimelineEventRow] {
         s.events.enumerated().map { ordinal, e in
             let place = Self.place(e.message?.frames)
             return TimelineEventRow(
-                sessionID: id, ordinal: ordinal, time: e.time.seconds, phase: e.phase.rawValue, step: e.step.rawValue, ok: e.ok,
+                sessionID: 0, ordinal: ordinal, time: e.time.seconds, phase: e.phase.rawValue, step: e.step.rawValue, ok: e.ok,
                 latency: e.latency, flowID: e.connection.flatMap { flowIDs[$0] }, messageKind: e.message?.kind.rawValue,
                 messageID: e.message?.id, detailJSON: e.detail.compact, captureOrdinal: place.capture, firstFrame: place.first,
                 lastFrame: place.last)
@@ -212,8 +219,6 @@ public final class AnalysisRun {
 
     var decoded: [MessageEvent] = []
     var liveEvents: [StreamEvent] = []
-    /// Live analyses: the stored id of each session, by ``Session/serial``, kept across snapshots.
-    var liveSessionIDs: [Int: Int64] = [:]
     let isLive: Bool
 
     /// Live capture: feeds one frame (its bytes are only valid during the call).
@@ -245,105 +250,99 @@ public final class AnalysisRun {
         let at = max(lastTime ?? clock, clock)
         let sessions = tracker.finish(at: at)
         let deviations = engine.finish(sessions: sessions, captureEnd: at)
-        try storeSessions(sessions, deviations, replacing: true)
+        try storeSessions(sessions, deviations, retiredNumbers: [:])
         return LiveStatus(frames: pipeline.counters.frames, connections: analyzer.classified.values.reduce(0, +), sessions: sessions.count,
                           deviations: deviations.count)
     }
 
     /// Live capture ended at `end` (the capture clock when it stopped): releases every connection, then decides
-    /// sessions and findings and stores them in place of the live picture.
-    public func finishLive(files: [CaptureFileReport], end: Timestamp? = nil) throws -> AnalysisReport {
+    /// sessions and findings and stores them in place of the live picture. `stop` is `.interrupted` when the capture
+    /// failed: the sessions still in progress are stored `incomplete`.
+    public func finishLive(files: [CaptureFileReport], end: Timestamp? = nil, stop: AnalysisWriter.Stop = .complete) throws -> AnalysisReport {
         pipeline.finish(into: &liveEvents)
         try ingest(liveEvents)
         liveEvents.removeAll()
-        return try complete(files: files, error: nil, end: end)
+        return try complete(files: files, error: nil, end: end, stop: stop)
     }
 
-    /// Sessions, timelines and findings, once the input is exhausted. The capture ends at its last frame, or later
-    /// when it says it ran longer (`end`, a pcapng file's `isb_endtime`).
-    func complete(files: [CaptureFileReport], error: CaptureFileError?, end stopped: Timestamp? = nil) throws -> AnalysisReport {
+    /// Sessions, timelines and findings, once the input is exhausted (or the run interrupted: `stop`). The capture
+    /// ends at its last frame, or later when it says it ran longer (`end`, a pcapng file's `isb_endtime`).
+    func complete(files: [CaptureFileReport], error: CaptureFileError?, end stopped: Timestamp? = nil,
+                  stop: AnalysisWriter.Stop = .complete) throws -> AnalysisReport {
         for (ordinal, f) in files.enumerated() {
             try writer.updateCapture(CaptureRow(ordinal: ordinal, path: f.path, sha256: "", format: f.format, compressed: f.compressed,
                                                 linkTypes: f.linkTypes.map(\.name).joined(separator: ","), records: f.records,
                                                 firstTime: f.firstTime?.seconds, lastTime: f.lastTime?.seconds, warnings: f.warnings))
         }
         let end = [lastTime, stopped, files.compactMap(\.endTime).max()].compactMap { $0 }.max() ?? .zero
-        let sessions = tracker.finish(at: end)
+        var sessions = tracker.finish(at: end)
+        if case .interrupted = stop {
+            // Cut short: a session still going on is not known to be online; it is incomplete.
+            for i in sessions.indices where sessions[i].state == .online { sessions[i].state = .incomplete }
+        }
         let deviations = engine.finish(sessions: sessions, retiredNumbers: tracker.retiredNumbers, captureEnd: end)
-        let stored = try storeSessions(sessions, deviations, replacing: isLive)
+        let stored = try storeSessions(sessions, deviations, retiredNumbers: tracker.retiredNumbers, final: true)
         let counters = pipeline.counters
         let countersJSON = (try? JSONEncoder().encode(counters)).map { String(decoding: $0, as: UTF8.self) }
         try writer.finish(frames: counters.frames, frameBytes: counters.frameBytes,
                           firstTime: files.compactMap(\.firstTime).min()?.seconds, lastTime: end == .zero ? nil : end.seconds,
-                          countersJSON: countersJSON)
+                          countersJSON: countersJSON, stop: stop)
+        var interrupted: String?
+        if case .interrupted(let reason) = stop { interrupted = reason }
         return AnalysisReport(analysisID: writer.analysisID, files: files, error: error, counters: counters,
-                              connections: analyzer.classified, messages: messageCounts, sessions: stored, deviations: deviations)
+                              connections: analyzer.classified, messages: messageCounts, sessions: stored, deviations: deviations,
+                              interrupted: interrupted)
     }
 
-    /// Stores sessions, their timelines and the findings: appended (an offline run stores them once), or replacing
-    /// the previous picture (a live run stores one per refresh; a session keeps its id throughout).
+    /// Stores the sessions in progress (each under its serial: stored again, a session keeps its id and its timeline is
+    /// replaced) and replaces the analysis's findings with `deviations`, in one batch, so a reader in another process
+    /// sees either the previous picture or this one. A live picture also drops the sessions no longer in it.
+    ///
+    /// With `final`, returns every session of the run, those retired early included, in start order with the ids the
+    /// database gave them.
     @discardableResult
-    func storeSessions(_ sessions: [Session], _ deviations: [Deviation], replacing: Bool) throws -> [(Int64, Session)] {
-        // Sessions stored early take their place in start order (their final numbers): ids are given in that order.
-        // The order is worked out on indices and each retired summary moves from `retiredStored` to the result, so
-        // the sessions are not copied again and again (with tens of thousands of sessions, this is the analysis's
-        // peak of memory).
-        enum Source { case live(Int), retired(serial: Int, provisional: Int64) }
-        var order: [(number: Int, source: Source)] = sessions.indices.map { (sessions[$0].number, .live($0)) }
-        if !replacing {
-            for (serial, r) in retiredStored { order.append((tracker.retiredNumbers[serial]!, .retired(serial: serial, provisional: r.provisional))) }
-            order.sort { $0.number < $1.number }
-        }
+    func storeSessions(_ sessions: [Session], _ deviations: [Deviation], retiredNumbers: [Int: Int], final: Bool = false) throws
+        -> [(Int64, Session)] {
+        for s in sessions { try writer.storeSession(key: s.serial, Self.row(s), timeline: timelineRows(s)) }
+        if isLive { try writer.keepSessions(keys: Set(sessions.map(\.serial))) }
+        // Findings name sessions by number (start order); the store knows them by serial.
+        var serialOf: [Int: Int] = [:]
+        for s in sessions { serialOf[s.number] = s.serial }
+        for (serial, number) in retiredNumbers { serialOf[number] = serial }
+        try writer.replaceFindings(deviations.map { d in (sessionKey: d.session.flatMap { serialOf[$0] }, row: deviationRow(d)) })
+        try writer.flush()
+        guard final else { return [] }
+        // Every session in start order; each retired summary moves out of `retiredSummaries` (with tens of thousands of
+        // sessions, copies of them were the analysis's peak of memory).
+        var order: [(number: Int, serial: Int, index: Int?)] = sessions.indices.map { (sessions[$0].number, sessions[$0].serial, $0) }
+        for serial in retiredSummaries.keys { order.append((retiredNumbers[serial] ?? Int.max, serial, nil)) }
+        order.sort { ($0.number, $0.serial) < ($1.number, $1.serial) }
         var stored: [(Int64, Session)] = []
         stored.reserveCapacity(order.count)
-        var sessionRows: [SessionRow] = [], events: [TimelineEventRow] = []
-        var moves: [(from: Int64, to: Int64)] = []
-        for (number, source) in order {
+        for (number, serial, index) in order {
             var s: Session
-            var provisional: Int64?
-            switch source {
-            case .live(let i):
-                s = sessions[i]
-            case .retired(let serial, let p):
-                s = retiredStored.removeValue(forKey: serial)!.summary
+            if let index {
+                s = sessions[index]
+            } else {
+                s = retiredSummaries.removeValue(forKey: serial)!
                 s.number = number
-                provisional = p
             }
-            let id: Int64
-            if let known = liveSessionIDs[s.serial] {
-                id = known
-            } else {
-                id = writer.nextSessionID()
-                if replacing { liveSessionIDs[s.serial] = id }
-            }
-            if let provisional {
-                moves.append((provisional, id))
-            } else if replacing {
-                sessionRows.append(Self.row(s, id: id))
-                events += timelineRows(s, id: id)
-            } else {
-                try writer.upsertSession(Self.row(s, id: id))
-                for row in timelineRows(s, id: id) { try writer.insertTimelineEvent(row) }
+            guard let id = writer.sessionID(key: serial) else {
+                throw PilotTraceStoreError(kind: .writeFailed, path: "analysis \(writer.analysisID)",
+                                           message: "session \(number) was not stored")
             }
             stored.append((id, s))
         }
-        order = []
-        try writer.renumberSessions(moves)
-        let sessionIDs = Dictionary(uniqueKeysWithValues: stored.map { ($0.1.number, $0.0) })
-        func row(_ d: Deviation) -> DeviationRow {
-            let place = Self.place(d.message?.frames)
-            return DeviationRow(
-                sessionID: d.session.flatMap { sessionIDs[$0] }, ruleID: d.rule.id, severity: d.rule.severity.rawValue, title: d.text,
-                time: d.time?.seconds, flowID: d.connection.flatMap { flowIDs[$0] }, messageKind: d.message?.kind.rawValue,
-                messageID: d.message?.id, evidenceJSON: d.evidence.compact, captureOrdinal: place.capture, firstFrame: place.first,
-                lastFrame: place.last)
-        }
-        if replacing {
-            try writer.replaceSessions(sessionRows, timeline: events, deviations: deviations.map(row))
-        } else {
-            for d in deviations { try writer.insertDeviation(row(d)) }
-        }
         return stored
+    }
+
+    /// A finding as a row; the writer sets its session id (from the session it is stored with, or its key).
+    func deviationRow(_ d: Deviation) -> DeviationRow {
+        let place = Self.place(d.message?.frames)
+        return DeviationRow(
+            sessionID: nil, ruleID: d.rule.id, severity: d.rule.severity.rawValue, title: d.text, time: d.time?.seconds,
+            flowID: d.connection.flatMap { flowIDs[$0] }, messageKind: d.message?.kind.rawValue, messageID: d.message?.id,
+            evidenceJSON: d.evidence.compact, captureOrdinal: place.capture, firstFrame: place.first, lastFrame: place.last)
     }
 
     static func time(_ e: StreamEvent) -> Timestamp? {
@@ -360,7 +359,7 @@ public final class AnalysisRun {
         var ref: MessageRef?
         switch m {
         case .classified(let info, let c):
-            let id = writer.nextFlowID()
+            let id = try writer.nextFlowID()
             flowIDs[info.id] = id
             let row = FlowRow(id: id, connectionNumber: Int(info.id.rawValue), client: info.client.description, server: info.server.description,
                               roleEvidence: info.roleEvidence.rawValue, protocol: c.appProtocol.rawValue,
@@ -373,7 +372,7 @@ public final class AnalysisRun {
             ref = try http(conn, e)
         case let .mqtt(conn, dir, record, ts, overWebSocket):
             guard let flow = flowIDs[conn] else { break }
-            let id = writer.nextMQTTID()
+            let id = try writer.nextMQTTID()
             try writer.insertMQTTPacket(Self.row(record, id: id, flow: flow, dir: dir, ts: ts, overWebSocket: overWebSocket))
             messageCounts.mqtt += 1
             ref = MessageRef(.mqtt, id, frames: record.frames)
@@ -394,7 +393,7 @@ public final class AnalysisRun {
         guard let flow = flowIDs[conn] else { return nil }
         switch e {
         case .request(let r):
-            let id = writer.nextHTTPID()
+            let id = try writer.nextHTTPID()
             pendingRequests.request(r, on: conn, id)
             messageCounts.http += 1
             return MessageRef(.http, id, frames: r.span.frames)
@@ -405,11 +404,11 @@ public final class AnalysisRun {
                 try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: r))
                 return MessageRef(.http, id, frames: request.span.frames.through(r.span.frames))
             }
-            let id = writer.nextHTTPID()
+            let id = try writer.nextHTTPID()
             try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: nil, response: r))
             return MessageRef(.http, id, frames: r.span.frames)
         case .webSocket(let message):
-            let id = writer.nextWebSocketID()
+            let id = try writer.nextWebSocketID()
             let kind: String
             var closeCode: Int?
             switch message.kind {
@@ -509,8 +508,8 @@ public final class AnalysisRun {
         return row
     }
 
-    static func row(_ s: Session, id: Int64) -> SessionRow {
-        SessionRow(id: id, gatewaySN: s.gatewaySN, gatewayModel: s.gatewayModel?.key, gatewayModelName: s.gatewayModel?.name,
+    static func row(_ s: Session) -> SessionRow {
+        SessionRow(id: 0, gatewaySN: s.gatewaySN, gatewayModel: s.gatewayModel?.key, gatewayModelName: s.gatewayModel?.name,
                    state: s.state.rawValue, startTime: s.start.seconds, endTime: s.end.seconds, client: s.client,
                    mqttClientID: s.mqttClientID, mqttUsername: s.mqttUsername, aircraftSNs: s.aircraft,
                    summaryJSON: JSONValue.object([("exchanges", s.exchangeSummary())]).compact)

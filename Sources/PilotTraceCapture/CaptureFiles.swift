@@ -72,13 +72,18 @@ public enum CaptureFiles {
     /// batch of stream events to `consume`. Frames are numbered from 1 in each file, the file being its position in
     /// `paths` (``TCPPipeline/beginFile(_:)``). The pipeline is finished (every connection released) even when a
     /// file is corrupt, so nothing read before the error is lost; the error is returned, not thrown.
+    /// `shouldStop` is asked every 1,024 records: when it says yes, reading stops there as at the end of the input
+    /// (the file read so far is reported, the pipeline finished).
     /// - Returns: a report per file read, and the first error, which stopped reading.
     public static func analyze(
         _ paths: [String],
         pipeline: inout TCPPipeline,
         progress: Progress? = nil,
+        shouldStop: (() -> Bool)? = nil,
         consume: (inout [StreamEvent]) throws -> Void
     ) throws -> (files: [CaptureFileReport], error: CaptureFileError?) {
+        struct StopReading: Error {}
+        var stopped = false
         var reports: [CaptureFileReport] = []
         var failure: CaptureFileError?
         var events: [StreamEvent] = []
@@ -119,10 +124,14 @@ public enum CaptureFiles {
                     if records & 0x3fff == 0, let progress {
                         progress(path, reader.consumedBytes, reader.fileSize, records)
                     }
+                    if records & 0x3ff == 0, let shouldStop, shouldStop() {
+                        stopped = true
+                        throw StopReading()
+                    }
                 }
             } catch let e as CaptureFileError {
                 failure = e
-            }
+            } catch is StopReading {}
             var warnings = reader.warnings
             if backwards.count > 0 {
                 warnings.append("\(path): time goes backwards \(backwards.count) time\(backwards.count == 1 ? "" : "s") (the largest step back is \(microseconds(backwards.largest)) s, at record \(backwards.record)); records are analyzed in file order")
@@ -133,7 +142,7 @@ public enum CaptureFiles {
             reports.append(CaptureFileReport(path: path, format: reader.format.rawValue, compressed: reader.compressed,
                                              linkTypes: reader.linkTypes, records: records, warnings: warnings,
                                              firstTime: first, lastTime: last, endTime: reader.endTime))
-            if failure != nil { break }
+            if failure != nil || stopped { break }
         }
         pipeline.finish(into: &events)
         try consume(&events)

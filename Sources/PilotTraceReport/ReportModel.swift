@@ -58,6 +58,8 @@ public struct ReportSession: Sendable {
     public var captures: [CaptureRow]
     /// For a replayed session (`replay_of` set): its step-by-step comparison with the recording.
     public var replaySteps: [ReplayStepRow] = []
+    /// The analysis that stored the session: how it ended and which capture point recorded it.
+    public var analysis: AnalysisRow?
 }
 
 /// What a report covers.
@@ -74,8 +76,10 @@ public enum ReportLoader {
         if !sessionIDs.isEmpty { rows = rows.filter { sessionIDs.contains($0.id) } }
         let timelines = try db.timelines(sessionIDs: rows.map(\.id))
         var cache: [Int64: (flows: [FlowRow], http: [HTTPExchangeRow], mqtt: [MQTTPacketRow], captures: [CaptureRow])] = [:]
+        var analyses: [Int64: AnalysisRow] = [:]
         var out: [ReportSession] = []
         for r in rows {
+            if analyses[r.analysisID] == nil, let a = try db.analysis(id: r.analysisID) { analyses[r.analysisID] = a }
             if cache[r.analysisID] == nil {
                 cache[r.analysisID] = (try db.flows(analysisID: r.analysisID), try db.httpExchanges(analysisID: r.analysisID),
                                        try db.mqttPackets(analysisID: r.analysisID), try db.captures(analysisID: r.analysisID))
@@ -85,6 +89,7 @@ public enum ReportLoader {
             let deviations = try db.deviations(sessionID: r.id)
             var session = build(r, events, deviations, data.flows, data.http, data.mqtt, data.captures, showSecrets: showSecrets)
             if r.replayOf != nil { session.replaySteps = try db.replaySteps(sessionID: r.id) }
+            session.analysis = analyses[r.analysisID]
             out.append(session)
         }
         return ReportDocument(database: db.path, sessions: out)

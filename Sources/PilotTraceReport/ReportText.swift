@@ -104,7 +104,7 @@ public struct FramePlace: Sendable, Hashable {
 }
 
 /// Shared wording and facts for every report format.
-enum ReportText {
+public enum ReportText {
     /// The documented sequence (protocol reference §1.1), as the steps that show it happened.
     static let documented: [(step: String, phase: String, what: String)] = [
         ("h5-page", "license", "The access link's H5 page is fetched"),
@@ -153,8 +153,18 @@ enum ReportText {
             if let first = s.events.first(where: { !$0.ok }) { return "failed at \(first.step)" }
             if let e = s.deviations.first(where: { $0.severity == "error" }) { return "failed: \(e.ruleID)" }
             return "failed"
-        default: return "incomplete: the capture does not show the outcome"
+        default:
+            switch s.analysis?.state {
+            case "interrupted": return "incomplete: its analysis was interrupted (\(s.analysis?.stopReason ?? "no reason recorded")) before the outcome"
+            case "running": return "incomplete: its analysis has not finished (still running, or its process was killed)"
+            default: return "incomplete: the capture does not show the outcome"
+            }
         }
+    }
+
+    /// How an analysis ended and where it was recorded, as the JSON outputs show it.
+    public static func analysisJSON(_ a: AnalysisRow) -> [String: Any] {
+        ["id": a.id ?? 0, "state": a.state, "site": a.site, "stop_reason": a.stopReason as Any? ?? NSNull()]
     }
 
     struct PhaseSpan { var phase: String; var start: Double; var end: Double; var steps: Int; var latencies: [(String, Double)] }

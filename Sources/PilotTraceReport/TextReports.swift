@@ -91,9 +91,13 @@ public enum JSONReport {
         func with(_ o: [String: Any], _ parts: [String: Any]...) -> [String: Any] {
             parts.reduce(o) { $0.merging($1) { $1 } }
         }
+        // The analysis behind a session is shown where it matters: it did not finish, or several capture points recorded.
+        let sites = Set(doc.sessions.compactMap { $0.analysis?.site })
         let sessions: [[String: Any]] = doc.sessions.map { s in
             let r = s.row
-            return with([
+            var extra: [String: Any] = [:]
+            if let a = s.analysis, a.isUnfinished || sites.count > 1 { extra["analysis"] = ReportText.analysisJSON(a) }
+            return with(extra, [
                 "id": r.id, "gateway_sn": r.gatewaySN as Any? ?? NSNull(), "state": r.state, "client": r.client as Any? ?? NSNull(),
                 "gateway_model": r.gatewayModel as Any? ?? NSNull(), "gateway_model_name": r.gatewayModelName as Any? ?? NSNull(),
                 "mqtt_client_id": r.mqttClientID as Any? ?? NSNull(), "mqtt_username": r.mqttUsername as Any? ?? NSNull(),

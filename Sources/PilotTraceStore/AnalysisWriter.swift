@@ -1,37 +1,50 @@
 import Foundation
 import GRDB
 
-/// Streams the rows of one analysis run into the database, in batches.
+/// Streams the rows of one analysis run into the database, in batches, beside any number of other writers.
 ///
-/// The writer assigns the ids of flows, sessions and messages itself (``nextFlowID()`` …, from `max(id) + 1` read
-/// when the analysis began), so a caller can reference a row before it is written. That assumes a single writing
-/// process per database.
+/// **Ids come from the database.** Flows and messages (HTTP exchanges, WebSocket messages, MQTT packets) are
+/// referenced before they are written (a timeline step names its message), so their ids are taken from blocks the
+/// database hands out (`id_sequences`, one short `BEGIN IMMEDIATE` transaction per block: ``nextFlowID()`` …); two
+/// writers never get the same id. Sessions get theirs when their row is first inserted (SQLite's rowid): a session is
+/// given by the caller's own *key* (the tracker's serial) and ``sessionID(key:)`` says its id once written, so session
+/// ids stay small consecutive integers in the order sessions are stored.
 ///
-/// Rows are buffered and written every ``batchSize`` rows, or on ``flush()``; each batch is one transaction, written
-/// in foreign-key order: captures, flows, HTTP exchanges, WebSocket messages, MQTT packets, sessions, timeline
-/// events, deviations. A row must therefore be *given* (not necessarily written) no later than the rows that
-/// reference it: upsert a flow (stats may be provisional) before or together with its first message, a session
-/// before its timeline events. Upserting again later updates the row in place (`INSERT … ON CONFLICT(id) DO UPDATE`,
-/// never a delete, so the rows referencing it stay).
+/// **Write as you go.** Rows are buffered and written every ``batchSize`` rows, or on ``flush()``; each batch is one
+/// transaction, written in foreign-key order: captures, flows, HTTP exchanges, WebSocket messages, MQTT packets,
+/// sessions (each with its timeline and, when given, its findings), then a replacement of the analysis's findings.
+/// A row must be *given* (not necessarily written) no later than the rows that reference it: upsert a flow (stats may
+/// be provisional) before or together with its first message. Upserting again later updates the row in place (never a
+/// delete, so the rows referencing it stay); storing a session again replaces its row, timeline and findings.
 ///
-/// With `background` (``PilotTraceDatabase/beginAnalysis(key:captures:toolVersion:createdAt:batchSize:background:)``)
-/// a full batch is written on the writer's own thread while the caller goes on giving rows: decoding and SQLite
-/// overlap, on two cores. At most one batch is in flight (memory stays at two batches); a batch that fails is
-/// reported by the next call that writes (the row that fills the next batch, ``flush()`` or ``finish(frames:frameBytes:firstTime:lastTime:countersJSON:)``).
-/// ``flush()`` and `finish` always wait until everything given is written.
+/// With `background` a full batch is written on the writer's own thread while the caller goes on giving rows:
+/// decoding and SQLite overlap, on two cores. At most one batch is in flight; a batch that fails is reported by the
+/// next call that writes. ``flush()`` and ``finish(frames:frameBytes:firstTime:lastTime:countersJSON:stop:)`` always
+/// wait until everything given is written.
 ///
-/// Rows already flushed stay when the process is interrupted; rows still buffered are lost unless ``flush()`` is
-/// called (for example from a Ctrl-C handler: every method is safe to call from any thread). An interrupted
-/// analysis has `frames` NULL in `analyses`.
-///
-/// The writer sets each row's `analysisID`.
+/// The `analyses` row says `running` until ``finish(frames:frameBytes:firstTime:lastTime:countersJSON:stop:)``
+/// marks it `complete` or `interrupted`: a process killed outright leaves a consistent database whose analysis is
+/// visibly unfinished. Every method is safe to call from any thread. The writer sets each row's `analysisID`.
 public final class AnalysisWriter: @unchecked Sendable {
-    struct NextIDs {
-        var flow: Int64
-        var session: Int64
-        var http: Int64
-        var mqtt: Int64
-        var webSocket: Int64
+    /// The tables whose ids the writer takes from blocks, and the size of a block.
+    enum Sequence: String, CaseIterable {
+        case flows, httpExchanges = "http_exchanges", webSocketMessages = "websocket_messages", mqttPackets = "mqtt_packets"
+
+        var blockSize: Int64 {
+            switch self {
+            case .flows: 256
+            case .httpExchanges, .webSocketMessages: 1_024
+            case .mqttPackets: 8_192
+            }
+        }
+    }
+
+    /// How an analysis ended.
+    public enum Stop: Sendable, Hashable {
+        /// It read all its input (or its capture was stopped as asked).
+        case complete
+        /// It was cut short: Ctrl-C or SIGTERM during an analysis, a capture error; the reason is stored.
+        case interrupted(String)
     }
 
     /// The id of the `analyses` row being written.
@@ -42,119 +55,118 @@ public final class AnalysisWriter: @unchecked Sendable {
     public let batchSize: Int
 
     private let database: PilotTraceDatabase
-    private let captureIDs: [Int: Int64]
     /// Guards everything below.
     private let lock = NSLock()
-    private var next: NextIDs
+    private var blocks: [Sequence: (next: Int64, end: Int64)] = [:]
     private var finished = false
-    private var captures: [Int64: CaptureRow] = [:]
-    private var flows: [Int64: FlowRow] = [:]
-    private var sessions: [Int64: SessionRow] = [:]
-    private var http: [HTTPExchangeRow] = []
-    private var webSocket: [WebSocketMessageRow] = []
-    private var mqtt: [MQTTPacketRow] = []
-    private var timeline: [TimelineEventRow] = []
-    private var deviations: [DeviationRow] = []
+    private var batch = Batch()
     private var written = 0
+    /// Stored sessions' ids, by the caller's key.
+    private var sessionIDs: [Int: Int64] = [:]
     /// Whether full batches are written on ``writeQueue`` while the caller goes on.
     private let background: Bool
     private let writeQueue = DispatchQueue(label: "pilottrace.analysis-writer")
     /// Entered while a batch is being written in the background.
     private let inFlight = DispatchGroup()
-    /// How the last background batch went (rows written, or why not), until the next call collects it.
-    private var inFlightResult: Result<Int, PilotTraceStoreError>?
+    /// How the last background batch went (rows written and session ids assigned, or why not).
+    private var inFlightResult: Result<Batch.Outcome, PilotTraceStoreError>?
     /// Guards ``inFlightResult`` (``lock`` is held by the caller while it waits for the background batch).
     private let resultLock = NSLock()
 
-    init(
-        database: PilotTraceDatabase, analysisID: Int64, key: String, captureIDs: [Int: Int64], next: NextIDs,
-        batchSize: Int, background: Bool
-    ) {
+    init(database: PilotTraceDatabase, analysisID: Int64, key: String, batchSize: Int, background: Bool) {
         self.background = background
         self.database = database
         self.analysisID = analysisID
         self.key = key
-        self.captureIDs = captureIDs
-        self.next = next
         self.batchSize = batchSize
     }
 
     // MARK: - Ids
 
     /// A new `flows.id`.
-    public func nextFlowID() -> Int64 { take(\.flow) }
-    /// A new `sessions.id`.
-    public func nextSessionID() -> Int64 { take(\.session) }
+    public func nextFlowID() throws -> Int64 { try take(.flows) }
     /// A new `http_exchanges.id`.
-    public func nextHTTPID() -> Int64 { take(\.http) }
+    public func nextHTTPID() throws -> Int64 { try take(.httpExchanges) }
     /// A new `mqtt_packets.id`.
-    public func nextMQTTID() -> Int64 { take(\.mqtt) }
+    public func nextMQTTID() throws -> Int64 { try take(.mqttPackets) }
     /// A new `websocket_messages.id`.
-    public func nextWebSocketID() -> Int64 { take(\.webSocket) }
+    public func nextWebSocketID() throws -> Int64 { try take(.webSocketMessages) }
 
-    private func take(_ counter: WritableKeyPath<NextIDs, Int64>) -> Int64 {
-        lock.withLock {
-            let id = next[keyPath: counter]
-            next[keyPath: counter] += 1
-            return id
+    private func take(_ sequence: Sequence) throws -> Int64 {
+        try lock.withLock {
+            if let block = blocks[sequence], block.next < block.end {
+                blocks[sequence] = (block.next + 1, block.end)
+                return block.next
+            }
+            let first = try database.reserveIDs(sequence.rawValue, count: sequence.blockSize)
+            blocks[sequence] = (first + 1, first + sequence.blockSize)
+            return first
         }
     }
+
+    /// The id a session given under `key` was stored with; nil until a batch holding it is written.
+    public func sessionID(key: Int) -> Int64? { lock.withLock { sessionIDs[key] } }
 
     // MARK: - Rows
 
-    /// Records what reading a capture file found (records, times, link types, warnings), by its `ordinal`.
-    public func updateCapture(_ row: CaptureRow) throws {
-        guard let id = captureIDs[row.ordinal] else {
-            throw PilotTraceStoreError(
-                kind: .invalidRow, path: database.path,
-                message: "no capture with ordinal \(row.ordinal) in analysis \(analysisID)")
-        }
-        var row = row
-        row.id = id
-        try add { $0.captures[id] = row.stamped(analysisID) }
-    }
+    /// Records a capture file of the analysis, by its `ordinal`: inserted when new (a rotating live capture adds its
+    /// files as it goes), else updated with what reading it found (an empty `sha256` keeps the stored one).
+    public func updateCapture(_ row: CaptureRow) throws { try add { $0.batch.captures[row.ordinal] = row.stamped($0.analysisID) } }
 
     /// Inserts or replaces (by id) a flow; the last version given before a flush is the one written.
-    public func upsertFlow(_ row: FlowRow) throws { try add { $0.flows[row.id] = row.stamped($0.analysisID) } }
+    public func upsertFlow(_ row: FlowRow) throws { try add { $0.batch.flows[row.id] = row.stamped($0.analysisID) } }
 
-    /// Inserts or replaces (by id) a session; its timeline events and deviations stay.
-    public func upsertSession(_ row: SessionRow) throws {
-        try add { $0.sessions[row.id] = row.stamped($0.analysisID) }
-    }
-
-    public func insertHTTPExchange(_ row: HTTPExchangeRow) throws { try add { $0.http.append(row.stamped($0.analysisID)) } }
+    public func insertHTTPExchange(_ row: HTTPExchangeRow) throws { try add { $0.batch.http.append(row.stamped($0.analysisID)) } }
 
     public func insertWebSocketMessage(_ row: WebSocketMessageRow) throws {
-        try add { $0.webSocket.append(row.stamped($0.analysisID)) }
+        try add { $0.batch.webSocket.append(row.stamped($0.analysisID)) }
     }
 
-    public func insertMQTTPacket(_ row: MQTTPacketRow) throws { try add { $0.mqtt.append(row.stamped($0.analysisID)) } }
+    public func insertMQTTPacket(_ row: MQTTPacketRow) throws { try add { $0.batch.mqtt.append(row.stamped($0.analysisID)) } }
 
-    public func insertTimelineEvent(_ row: TimelineEventRow) throws {
-        try add { $0.timeline.append(row.stamped($0.analysisID)) }
+    /// Stores a session (its `id` is ignored: the database assigns it), with its whole timeline, under the caller's
+    /// `key`. Given again under the same key, the stored row is updated in place and its timeline replaced; so are its
+    /// findings when `findings` is not nil (their `sessionID` is set by the writer).
+    public func storeSession(key: Int, _ row: SessionRow, timeline: [TimelineEventRow], findings: [DeviationRow]? = nil) throws {
+        try add {
+            var session = row.stamped($0.analysisID)
+            session.id = 0
+            let entry = Batch.SessionEntry(key: key, row: session, timeline: timeline.map { $0.stamped(self.analysisID) },
+                                           findings: findings?.map { $0.stamped(self.analysisID) })
+            if let i = $0.batch.sessionIndex[key] {
+                $0.batch.sessions[i] = entry
+            } else {
+                $0.batch.sessionIndex[key] = $0.batch.sessions.count
+                $0.batch.sessions.append(entry)
+            }
+        }
     }
 
-    public func insertDeviation(_ row: DeviationRow) throws { try add { $0.deviations.append(row.stamped($0.analysisID)) } }
+    /// Replaces every finding of the analysis with `findings` (written after the sessions of the same batch; each
+    /// `sessionKey` must be a key a session was stored under).
+    public func replaceFindings(_ findings: [(sessionKey: Int?, row: DeviationRow)]) throws {
+        try add { $0.batch.findings = findings.map { ($0.sessionKey, $0.row.stamped(self.analysisID)) } }
+    }
+
+    /// Removes the stored sessions whose key is not in `keys` (a live picture in which sessions merged).
+    public func keepSessions(keys: Set<Int>) throws {
+        try add { $0.batch.keepSessions = keys }
+    }
 
     /// The rows given but not written yet.
-    public var pendingRowCount: Int { lock.withLock { pendingLocked } }
+    public var pendingRowCount: Int { lock.withLock { batch.count } }
 
     /// The rows written so far (an upserted row counts each time it is written).
     public var writtenRowCount: Int { lock.withLock { written } }
 
-    /// Whether ``finish(frames:frameBytes:firstTime:lastTime:countersJSON:)`` has run.
+    /// Whether ``finish(frames:frameBytes:firstTime:lastTime:countersJSON:stop:)`` has run.
     public var isFinished: Bool { lock.withLock { finished } }
-
-    private var pendingLocked: Int {
-        captures.count + flows.count + sessions.count + http.count + webSocket.count + mqtt.count + timeline.count
-            + deviations.count
-    }
 
     private func add(_ body: (AnalysisWriter) -> Void) throws {
         try lock.withLock {
             try checkOpenLocked()
             body(self)
-            if pendingLocked >= batchSize { try flushLocked(wait: false) }
+            if batch.count >= batchSize { try flushLocked(wait: false) }
         }
     }
 
@@ -169,14 +181,14 @@ public final class AnalysisWriter: @unchecked Sendable {
 
     /// Writes the buffered rows in one transaction, after the batch being written in the background, if any.
     ///
-    /// - Throws: ``PilotTraceStoreError`` (`.writeFailed`) when a batch could not be written (it is dropped:
-    ///   nothing of it is stored, the batches before it stay): the background batch (the buffered rows stay buffered
-    ///   for the next flush), else the buffered rows.
+    /// - Throws: ``PilotTraceStoreError`` (`.writeFailed`) when a batch could not be written (it is dropped: nothing
+    ///   of it is stored, the batches before it stay).
     public func flush() throws {
         try lock.withLock { try flushLocked() }
     }
 
-    /// Flushes, then completes the `analyses` row; the writer accepts no more rows.
+    /// Flushes, then completes the `analyses` row (`complete` or `interrupted` with its reason, the time it ended);
+    /// the writer accepts no more rows.
     ///
     /// - Parameters:
     ///   - frames: Capture records read.
@@ -184,20 +196,25 @@ public final class AnalysisWriter: @unchecked Sendable {
     ///   - firstTime: The first capture timestamp (seconds since the Unix epoch).
     ///   - lastTime: The last one.
     ///   - countersJSON: Run counters, a JSON object as text.
-    public func finish(frames: Int, frameBytes: Int, firstTime: Double?, lastTime: Double?, countersJSON: String?)
-        throws
-    {
+    ///   - stop: How the analysis ended.
+    public func finish(frames: Int, frameBytes: Int, firstTime: Double?, lastTime: Double?, countersJSON: String?,
+                       stop: Stop = .complete) throws {
         try lock.withLock {
             try checkOpenLocked()
             try flushLocked()
+            let (state, reason): (String, String?) = switch stop {
+            case .complete: ("complete", nil)
+            case .interrupted(let why): ("interrupted", why)
+            }
             do {
                 try database.pool.write { db in
                     try db.execute(
                         sql: """
-                            UPDATE analyses SET frames = ?, frame_bytes = ?, first_time = ?, last_time = ?,
-                            counters_json = ? WHERE id = ?
+                            UPDATE analyses SET frames = ?, frame_bytes = ?, first_time = ?, last_time = ?, counters_json = ?,
+                            state = ?, stop_reason = ?, finished_at = ? WHERE id = ?
                             """,
-                        arguments: [frames, frameBytes, firstTime, lastTime, countersJSON, analysisID])
+                        arguments: [frames, frameBytes, firstTime, lastTime, countersJSON, state, reason,
+                                    PilotTraceDatabase.timestamp(Date()), analysisID])
                 }
             } catch {
                 throw PilotTraceStoreError(
@@ -208,84 +225,91 @@ public final class AnalysisWriter: @unchecked Sendable {
         }
     }
 
-    /// A live analysis's newer picture: after writing what is buffered, replaces this analysis's sessions, timeline
-    /// events and deviations with `sessions`, `timeline` and `deviations` in one transaction, so a reader in another
-    /// process sees either the previous picture or this one. Session rows keep their ids (upsert); sessions no longer
-    /// in the picture are removed.
-    public func replaceSessions(_ sessions: [SessionRow], timeline: [TimelineEventRow], deviations: [DeviationRow]) throws {
-        try lock.withLock {
-            try checkOpenLocked()
-            try flushLocked()
-            do {
-                try database.pool.write { db in
-                    try db.execute(sql: "DELETE FROM deviations WHERE analysis_id = ?", arguments: [analysisID])
-                    try db.execute(sql: "DELETE FROM timeline_events WHERE analysis_id = ?", arguments: [analysisID])
-                    let keep = sessions.map { String($0.id) }.joined(separator: ",")
-                    try db.execute(sql: "DELETE FROM sessions WHERE analysis_id = ? AND id NOT IN (\(keep))", arguments: [analysisID])
-                    for row in sessions { try row.stamped(analysisID).upsert(db) }
-                    for row in timeline { try row.stamped(analysisID).insert(db) }
-                    for row in deviations { try row.stamped(analysisID).insert(db) }
-                }
-            } catch {
-                throw PilotTraceStoreError(
-                    kind: .writeFailed, path: database.path,
-                    message: "cannot replace the sessions of analysis \(analysisID): \(PilotTraceDatabase.reason(error))")
-            }
-            written += sessions.count + timeline.count + deviations.count
-        }
-    }
-
-    /// Gives sessions written earlier under provisional ids their final ids (with their timeline events), in one
-    /// transaction after everything buffered is written. An offline analysis stores a session as soon as it is over,
-    /// before the sessions that start earlier are all known; their numbering by start is final only at the end.
-    /// - Parameter moves: provisional id → final id; final ids must not be in use.
-    public func renumberSessions(_ moves: [(from: Int64, to: Int64)]) throws {
-        guard !moves.isEmpty else { return }
-        try lock.withLock {
-            try checkOpenLocked()
-            try flushLocked()
-            do {
-                try database.pool.write { db in
-                    // The session and its events change together: foreign keys are checked at the commit.
-                    try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
-                    let session = try db.makeStatement(sql: "UPDATE sessions SET id = ? WHERE id = ? AND analysis_id = ?")
-                    let events = try db.makeStatement(sql: "UPDATE timeline_events SET session_id = ? WHERE session_id = ?")
-                    for (from, to) in moves {
-                        try session.execute(arguments: [to, from, analysisID])
-                        try events.execute(arguments: [to, from])
-                    }
-                }
-            } catch {
-                throw PilotTraceStoreError(
-                    kind: .writeFailed, path: database.path,
-                    message: "cannot renumber the sessions of analysis \(analysisID): \(PilotTraceDatabase.reason(error))")
-            }
-            written += moves.count
-        }
-    }
-
     /// One transaction's rows, in the order they are written.
-    private struct Batch {
-        var captures: [CaptureRow]
-        var flows: [FlowRow]
-        var http: [HTTPExchangeRow]
-        var webSocket: [WebSocketMessageRow]
-        var mqtt: [MQTTPacketRow]
-        var sessions: [SessionRow]
-        var timeline: [TimelineEventRow]
-        var deviations: [DeviationRow]
-        var count: Int
+    struct Batch {
+        struct SessionEntry {
+            var key: Int
+            var row: SessionRow
+            var timeline: [TimelineEventRow]
+            var findings: [DeviationRow]?
+        }
 
-        func write(_ db: Database) throws {
+        /// What writing a batch did: rows written, the sessions' new ids, the sessions removed.
+        struct Outcome {
+            var rows = 0
+            var assigned: [Int: Int64] = [:]
+            var removed: [Int] = []
+        }
+
+        var captures: [Int: CaptureRow] = [:]
+        var flows: [Int64: FlowRow] = [:]
+        var http: [HTTPExchangeRow] = []
+        var webSocket: [WebSocketMessageRow] = []
+        var mqtt: [MQTTPacketRow] = []
+        var sessions: [SessionEntry] = []
+        var sessionIndex: [Int: Int] = [:]
+        var findings: [(sessionKey: Int?, row: DeviationRow)]?
+        var keepSessions: Set<Int>?
+
+        var count: Int {
+            captures.count + flows.count + http.count + webSocket.count + mqtt.count
+                + sessions.reduce(0) { $0 + 1 + $1.timeline.count + ($1.findings?.count ?? 0) } + (findings?.count ?? 0)
+                + (keepSessions == nil ? 0 : 1)
+        }
+
+        var isEmpty: Bool {
+            captures.isEmpty && flows.isEmpty && http.isEmpty && webSocket.isEmpty && mqtt.isEmpty && sessions.isEmpty
+                && findings == nil && keepSessions == nil
+        }
+
+        /// Writes the batch in the open transaction; `known` are the ids of sessions stored by earlier batches.
+        func write(_ db: Database, analysisID: Int64, known: [Int: Int64]) throws -> Outcome {
+            var outcome = Outcome(rows: count)
             let inserts = try RowInserts(db)
-            for row in captures { try row.upsert(db) }
-            for row in flows { try inserts.upsert(row) }
+            for row in captures.values.sorted(by: { $0.ordinal < $1.ordinal }) { try RowInserts.upsertCapture(row, db) }
+            for row in flows.values.sorted(by: { $0.id < $1.id }) { try inserts.upsert(row) }
             for row in http { try inserts.insert(row) }
             for row in webSocket { try row.insert(db) }
             for row in mqtt { try inserts.insert(row) }
-            for row in sessions { try row.upsert(db) }
-            for row in timeline { try inserts.insert(row) }
-            for row in deviations { try inserts.insert(row) }
+            func id(_ key: Int) -> Int64? { outcome.assigned[key] ?? known[key] }
+            for entry in sessions {
+                let sessionID: Int64
+                if let stored = id(entry.key) {
+                    sessionID = stored
+                    try RowInserts.updateSession(entry.row, id: stored, db)
+                    try db.execute(sql: "DELETE FROM timeline_events WHERE session_id = ?", arguments: [stored])
+                    if entry.findings != nil {
+                        try db.execute(sql: "DELETE FROM deviations WHERE session_id = ?", arguments: [stored])
+                    }
+                } else {
+                    sessionID = try RowInserts.insertSession(entry.row, db)
+                    outcome.assigned[entry.key] = sessionID
+                }
+                for var event in entry.timeline {
+                    event.sessionID = sessionID
+                    try inserts.insert(event)
+                }
+                for var finding in entry.findings ?? [] {
+                    finding.sessionID = sessionID
+                    try inserts.insert(finding)
+                }
+            }
+            if let keep = keepSessions {
+                let stored = known.merging(outcome.assigned) { $1 }
+                for (key, sessionID) in stored where !keep.contains(key) {
+                    try db.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [sessionID])
+                    outcome.removed.append(key)
+                }
+            }
+            if let findings {
+                try db.execute(sql: "DELETE FROM deviations WHERE analysis_id = ?", arguments: [analysisID])
+                for (key, row) in findings {
+                    var row = row
+                    row.sessionID = key.flatMap(id)
+                    try inserts.insert(row)
+                }
+            }
+            return outcome
         }
     }
 
@@ -293,28 +317,16 @@ public final class AnalysisWriter: @unchecked Sendable {
     /// while SQLite works, at most one batch in flight), else before returning.
     ///
     /// The batch before is always waited for first, so batches are written in order and a failed one is reported
-    /// (thrown) by the next call: a flush, a ``finish(frames:frameBytes:firstTime:lastTime:countersJSON:)`` or the
-    /// row that fills the next batch.
+    /// (thrown) by the next call: a flush, a finish or the row that fills the next batch.
     private func flushLocked(wait: Bool = true) throws {
         try waitForBatchLocked()
-        guard pendingLocked > 0 else { return }
-        let batch = Batch(
-            captures: captures.values.sorted { $0.ordinal < $1.ordinal }, flows: flows.values.sorted { $0.id < $1.id },
-            http: http, webSocket: webSocket, mqtt: mqtt, sessions: sessions.values.sorted { $0.id < $1.id },
-            timeline: timeline, deviations: deviations, count: pendingLocked)
-        captures.removeAll(keepingCapacity: true)
-        flows.removeAll(keepingCapacity: true)
-        sessions.removeAll(keepingCapacity: true)
-        http.removeAll(keepingCapacity: true)
-        webSocket.removeAll(keepingCapacity: true)
-        mqtt.removeAll(keepingCapacity: true)
-        timeline.removeAll(keepingCapacity: true)
-        deviations.removeAll(keepingCapacity: true)
-        let (database, analysisID) = (self.database, self.analysisID)
-        let write: @Sendable () -> Result<Int, PilotTraceStoreError> = {
+        guard !batch.isEmpty else { return }
+        let batch = self.batch
+        self.batch = Batch()
+        let (database, analysisID, known) = (self.database, self.analysisID, self.sessionIDs)
+        let write: @Sendable () -> Result<Batch.Outcome, PilotTraceStoreError> = {
             do {
-                try database.pool.write { try batch.write($0) }
-                return .success(batch.count)
+                return .success(try database.pool.write { try batch.write($0, analysisID: analysisID, known: known) })
             } catch {
                 return .failure(PilotTraceStoreError(
                     kind: .writeFailed, path: database.path,
@@ -322,7 +334,7 @@ public final class AnalysisWriter: @unchecked Sendable {
             }
         }
         if wait || !background {
-            written += try write().get()
+            apply(try write().get())
             return
         }
         inFlight.enter()
@@ -333,17 +345,25 @@ public final class AnalysisWriter: @unchecked Sendable {
         }
     }
 
+    private func apply(_ outcome: Batch.Outcome) {
+        written += outcome.rows
+        sessionIDs.merge(outcome.assigned) { $1 }
+        for key in outcome.removed { sessionIDs[key] = nil }
+    }
+
     /// Waits for the batch being written in the background, if any; throws its error.
     private func waitForBatchLocked() throws {
         inFlight.wait()
-        let result = resultLock.withLock { () -> Result<Int, PilotTraceStoreError>? in
+        let result = resultLock.withLock { () -> Result<Batch.Outcome, PilotTraceStoreError>? in
             defer { inFlightResult = nil }
             return inFlightResult
         }
         guard let result else { return }
-        written += try result.get()
+        apply(try result.get())
     }
 }
+
+extension AnalysisWriter.Batch: @unchecked Sendable {}
 
 /// Rows the writer stamps with its analysis id.
 protocol AnalysisScopedRow {

@@ -7,7 +7,7 @@ extension PilotTraceDatabase {
     /// The tables, in foreign-key order (parents first).
     public static let tableNames = [
         "analyses", "captures", "flows", "http_exchanges", "websocket_messages", "mqtt_packets", "sessions",
-        "timeline_events", "deviations", "replay_steps",
+        "timeline_events", "deviations", "replay_steps", "id_sequences",
     ]
 
     /// The named indexes the schema creates.
@@ -131,6 +131,48 @@ extension PilotTraceDatabase {
         ALTER TABLE deviations ADD COLUMN last_frame INTEGER CHECK (last_frame >= 1);
         """
 
+    /// Version 7 (issue 16, store v2): many writers at once. The database assigns every id: `id_sequences` hands out
+    /// blocks of flow and message ids (``AnalysisWriter``), sessions take their rowid when inserted. An analysis says
+    /// how it ended (`state`, `stop_reason`, `finished_at`) and which capture point recorded it (`site`). Analyses
+    /// stored before with `frames` NULL never finished: they are `interrupted`. Sessions left with the negative
+    /// provisional ids of an interrupted analysis (which made every later session id negative) are renumbered after
+    /// the positive ones, their timelines, findings and replays with them.
+    static let schemaV7 = """
+        ALTER TABLE analyses ADD COLUMN state TEXT NOT NULL DEFAULT 'complete'
+            CHECK (state = 'running' OR state = 'complete' OR state = 'interrupted');
+        ALTER TABLE analyses ADD COLUMN stop_reason TEXT;
+        ALTER TABLE analyses ADD COLUMN finished_at TEXT;
+        ALTER TABLE analyses ADD COLUMN site TEXT NOT NULL DEFAULT '';
+        UPDATE analyses SET state = 'interrupted', stop_reason = 'did not finish (stored before schema version 7)'
+            WHERE frames IS NULL;
+        CREATE TABLE id_sequences (
+            name TEXT PRIMARY KEY,
+            next_id INTEGER NOT NULL CHECK (next_id >= 1)
+        ) WITHOUT ROWID;
+        """
+
+    static func migrateV7(_ db: Database) throws {
+        try db.execute(sql: schemaV7)
+        let negative = try Int64.fetchAll(db, sql: "SELECT id FROM sessions WHERE id < 0 ORDER BY analysis_id, start_time, id")
+        if !negative.isEmpty {
+            try db.execute(sql: "PRAGMA defer_foreign_keys = ON")
+            var next = try Int64.fetchOne(db, sql: "SELECT coalesce(max(id), 0) + 1 FROM sessions WHERE id > 0") ?? 1
+            for old in negative {
+                try db.execute(sql: "UPDATE sessions SET id = ? WHERE id = ?", arguments: [next, old])
+                try db.execute(sql: "UPDATE sessions SET replay_of = ? WHERE replay_of = ?", arguments: [next, old])
+                for (table, column) in [("timeline_events", "session_id"), ("deviations", "session_id"), ("replay_steps", "session_id"),
+                                        ("replay_steps", "original_session_id")] {
+                    try db.execute(sql: "UPDATE \(table) SET \(column) = ? WHERE \(column) = ?", arguments: [next, old])
+                }
+                next += 1
+            }
+        }
+        for table in ["flows", "http_exchanges", "websocket_messages", "mqtt_packets"] {
+            try db.execute(sql: "INSERT INTO id_sequences (name, next_id) SELECT ?, coalesce(max(id), 0) + 1 FROM \(table) WHERE id > 0",
+                           arguments: [table])
+        }
+    }
+
     /// The schema's migrations. Append new ones (`v2`, …); never edit a migration that has shipped.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
@@ -152,6 +194,9 @@ extension PilotTraceDatabase {
         }
         migrator.registerMigration("v6") { db in
             try db.execute(sql: schemaV6)
+        }
+        migrator.registerMigration("v7") { db in
+            try migrateV7(db)
         }
         return migrator
     }

@@ -3,15 +3,15 @@ import GRDB
 
 /// A pilottrace SQLite database: the schema, the analysis writer and the read queries.
 ///
-/// The database is opened in WAL mode (a GRDB `DatabasePool`: one writer, concurrent readers) with foreign keys on,
-/// and migrated to the current schema when opened. See `docs/schema.md` for the tables.
-///
-/// Ids of flows, sessions and messages are assigned by the ``AnalysisWriter`` from `max(id) + 1` read when the
-/// analysis begins, so **one process at a time** may write analyses to a database (any number may read).
+/// Opened for writing, the database is in WAL mode (a GRDB `DatabasePool`: one writer at a time, concurrent readers)
+/// with foreign keys on, and migrated to the current schema. Any number of processes may write analyses into it at
+/// once: every id is assigned by the database (``AnalysisWriter``), every write is a short `BEGIN IMMEDIATE`
+/// transaction, and a writer waits up to ``busyTimeout`` for another's. Opened read-only (the query commands), nothing
+/// is written, not even a migration. See `docs/schema.md` for the tables.
 ///
 /// ## Topics
 /// ### Opening
-/// - ``open(path:)``
+/// - ``open(path:access:)``
 /// - ``resolvePath(option:environment:)``
 /// ### Writing
 /// - ``beginAnalysis(key:captures:toolVersion:createdAt:batchSize:)``
@@ -27,7 +27,21 @@ import GRDB
 public struct PilotTraceDatabase: Sendable {
     /// The database file.
     public let path: String
-    let pool: DatabasePool
+    /// A `DatabasePool` when opened for writing, a read-only `DatabaseQueue` otherwise.
+    let pool: any DatabaseWriter
+    /// Whether the database was opened read-only.
+    public let isReadOnly: Bool
+
+    /// How a command uses the database.
+    public enum Access: Sendable {
+        /// Analyses are written: the file and its folder are created if needed, the schema migrated.
+        case readWrite
+        /// Queries only: the file must exist and hold the current schema; nothing is written.
+        case readOnly
+    }
+
+    /// Seconds a write waits for another process's transaction before it fails.
+    public static let busyTimeout: TimeInterval = 30
 
     /// The default database file when neither `--db` nor `$PILOTTRACE_DB` is given.
     public static let defaultPath = "./pilottrace.sqlite"
@@ -46,18 +60,32 @@ public struct PilotTraceDatabase: Sendable {
         return defaultPath
     }
 
-    /// Opens (creating it and its folder if needed) and migrates the pilottrace database at `path`.
+    /// Opens the pilottrace database at `path`: for writing (creating it and its folder if needed, migrating it), or
+    /// read-only.
     ///
     /// - Throws: ``PilotTraceStoreError`` naming `path`: `.cannotOpen` when the folder or file cannot be created or
-    ///   opened, `.notAPilotTraceDatabase` when the file is not an SQLite database or is one that pilottrace did not
-    ///   create, `.newerSchema` when a newer pilottrace migrated it.
-    public static func open(path: String) throws -> PilotTraceDatabase {
+    ///   opened (or, read-only, does not exist), `.notAPilotTraceDatabase` when the file is not an SQLite database or is
+    ///   one that pilottrace did not create, `.newerSchema` when a newer pilottrace migrated it, `.olderSchema` when it
+    ///   is opened read-only and needs a migration first.
+    public static func open(path: String, access: Access = .readWrite) throws -> PilotTraceDatabase {
         guard !path.isEmpty else {
             throw PilotTraceStoreError(kind: .cannotOpen, path: path, message: "no database path given")
         }
         let fileManager = FileManager.default
-        let url = URL(fileURLWithPath: path)
-        let folder = url.deletingLastPathComponent()
+        var isFolder: ObjCBool = false
+        let exists = fileManager.fileExists(atPath: path, isDirectory: &isFolder)
+        if exists && isFolder.boolValue {
+            throw PilotTraceStoreError(kind: .cannotOpen, path: path, message: "is a folder, not a database file")
+        }
+        if access == .readOnly {
+            guard exists else {
+                throw PilotTraceStoreError(
+                    kind: .cannotOpen, path: path, message: "no such database; run `pilottrace analyze <capture> --db \(path)` first")
+            }
+            try checkExistingFile(path: path)
+            return try openReadOnly(path: path)
+        }
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
         do {
             try fileManager.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
@@ -65,17 +93,11 @@ public struct PilotTraceDatabase: Sendable {
                 kind: .cannotOpen, path: path,
                 message: "cannot create the database folder \(folder.path): \(reason(error))")
         }
-        var isFolder: ObjCBool = false
-        if fileManager.fileExists(atPath: path, isDirectory: &isFolder) {
-            if isFolder.boolValue {
-                throw PilotTraceStoreError(kind: .cannotOpen, path: path, message: "is a folder, not a database file")
-            }
-            try checkExistingFile(path: path)
-        }
+        if exists { try checkExistingFile(path: path) }
 
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
-        configuration.busyMode = .timeout(10)
+        configuration.busyMode = .timeout(busyTimeout)
         configuration.label = "pilottrace"
         configuration.prepareDatabase { db in
             // 16 KiB pages for a new database (an existing one keeps its size; SQLite ignores this then): a quarter of
@@ -109,21 +131,78 @@ public struct PilotTraceDatabase: Sendable {
             }
             try migrator.migrate(pool)
         } catch let error as PilotTraceStoreError {
+            try? pool.close()
             throw error
         } catch {
+            try? pool.close()
             throw PilotTraceStoreError(
                 kind: .cannotOpen, path: path, message: "cannot prepare the database schema: \(reason(error))")
         }
-        return PilotTraceDatabase(path: path, pool: pool)
+        return PilotTraceDatabase(path: path, pool: pool, isReadOnly: false)
+    }
+
+    /// A read-only connection (`SQLITE_OPEN_READONLY`): works on a file the user may only read. A database at rest is
+    /// in rollback-journal mode (``close()``), which needs nothing beside the file; one being written (WAL) is read
+    /// through its `-shm` file.
+    private static func openReadOnly(path: String) throws -> PilotTraceDatabase {
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.label = "pilottrace.read-only"
+        let queue: DatabaseQueue
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+        } catch {
+            throw PilotTraceStoreError(kind: .cannotOpen, path: path, message: "cannot open the database read-only: \(reason(error))")
+        }
+        let migrator = Self.migrator
+        do {
+            let (superseded, completed) = try queue.read { db in
+                (try migrator.hasBeenSuperseded(db), try migrator.hasCompletedMigrations(db))
+            }
+            if superseded {
+                throw PilotTraceStoreError(
+                    kind: .newerSchema, path: path,
+                    message: "the database was written by a newer pilottrace (unknown schema migrations); use that version")
+            }
+            if !completed {
+                throw PilotTraceStoreError(
+                    kind: .olderSchema, path: path,
+                    message: "the database was written by an older pilottrace; a writing command (analyze, capture, proxy) "
+                        + "upgrades it, with write access to the file and its folder")
+            }
+        } catch let error as PilotTraceStoreError {
+            try? queue.close()
+            throw error
+        } catch {
+            try? queue.close()
+            if let error = error as? DatabaseError, error.resultCode == .SQLITE_READONLY {
+                throw PilotTraceStoreError(kind: .cannotOpen, path: path, message: walWithoutSHM(error))
+            }
+            throw PilotTraceStoreError(kind: .cannotOpen, path: path, message: "cannot read the database: \(reason(error))")
+        }
+        return PilotTraceDatabase(path: path, pool: queue, isReadOnly: true)
     }
 
     /// Checkpoints the WAL into the file and closes the database's connections, readers first, so the writer is the
     /// last and removes the WAL: the file is whole on its own (a process that exits without this leaves the WAL beside
-    /// it, up to a hundred MB). Throws when a connection is still in use.
+    /// it, up to a hundred MB). When no other process has the database open, it goes back to rollback-journal mode, so
+    /// a user who may only read the file can query it (a WAL database needs a writable `-shm` beside it); the next
+    /// writer turns WAL on again. Throws when a connection is still in use.
     public func close() throws {
         do {
+            guard let pool = pool as? DatabasePool else {
+                try pool.close()
+                return
+            }
             try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
             pool.invalidateReadOnlyConnections()
+            try pool.writeWithoutTransaction { db in
+                // Only alone: with another connection open SQLite refuses at once (no waiting: busy timeout 0).
+                try db.execute(sql: "PRAGMA busy_timeout = 0")
+                _ = try? String.fetchOne(db, sql: "PRAGMA journal_mode = DELETE")
+            }
             try pool.close()
         } catch {
             throw PilotTraceStoreError(kind: .writeFailed, path: path, message: "cannot close the database: \(Self.reason(error))")
@@ -162,6 +241,8 @@ public struct PilotTraceDatabase: Sendable {
                  try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0)
             }
             try queue.close()
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY {
+            throw PilotTraceStoreError(kind: .cannotOpen, path: path, message: walWithoutSHM(error))
         } catch {
             throw PilotTraceStoreError(
                 kind: .notAPilotTraceDatabase, path: path,
@@ -172,6 +253,13 @@ public struct PilotTraceDatabase: Sendable {
             kind: .notAPilotTraceDatabase, path: path,
             message: "is an SQLite database that pilottrace did not create (application_id \(applicationID), "
                 + "\(objects) schema objects); give another --db path")
+    }
+
+    /// A reader that may not write found the database in WAL mode without the `-shm` file it needs.
+    static func walWithoutSHM(_ error: DatabaseError) -> String {
+        "cannot read the database without write access: it is in WAL mode (a writer is running, or one was killed) and "
+            + "a reader needs its -shm file; run a writing command on it once, or give write access to its folder "
+            + "(\(reason(error)))"
     }
 
     static func reason(_ error: any Error) -> String {
@@ -186,9 +274,8 @@ public struct PilotTraceDatabase: Sendable {
 
     /// Starts writing an analysis of the input identified by `key`.
     ///
-    /// In one transaction: reads the next free id of each table, deletes the analysis with the same key (and, by
-    /// cascade, all its rows: analysing the same input again replaces it), inserts the new `analyses` row and its
-    /// `captures`.
+    /// In one short transaction: deletes the analysis with the same key (and, by cascade, all its rows: analysing the
+    /// same input again replaces it), inserts the new `analyses` row (state `running`) and its `captures`.
     ///
     /// - Parameters:
     ///   - key: The input's identity: ``AnalysisRow/key(captureDigests:)`` of the capture files' SHA-256s.
@@ -198,48 +285,72 @@ public struct PilotTraceDatabase: Sendable {
     ///   - createdAt: When the run started (stored as ISO 8601 UTC).
     ///   - batchSize: How many buffered rows trigger a write.
     ///   - background: Whether full batches are written on the writer's own thread while the caller goes on (an
-    ///     analysis run decodes the next batch while SQLite writes this one); ``AnalysisWriter/flush()`` and
-    ///     ``AnalysisWriter/finish(frames:frameBytes:firstTime:lastTime:countersJSON:)`` always wait.
+    ///     analysis run decodes the next batch while SQLite writes this one).
     ///   - source: Where the traffic comes from: `capture`, `live`, `proxy` or `replay`.
+    ///   - site: The capture point that recorded it (``defaultSite``).
     /// - Returns: The writer to stream the run's rows into.
     public func beginAnalysis(
         key: String, captures: [CaptureRow], toolVersion: String, createdAt: Date = Date(), batchSize: Int = 5_000,
-        background: Bool = false, source: String = "capture"
+        background: Bool = false, source: String = "capture", site: String = PilotTraceDatabase.defaultSite
     ) throws -> AnalysisWriter {
         guard Set(captures.map(\.ordinal)).count == captures.count else {
             throw PilotTraceStoreError(kind: .invalidRow, path: path, message: "two captures have the same ordinal")
         }
-        let formatter = ISO8601DateFormatter()
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        let created = formatter.string(from: createdAt)
+        try checkWritable()
         do {
-            let (analysisID, captureIDs, next) = try pool.write { db -> (Int64, [Int: Int64], AnalysisWriter.NextIDs) in
-                func nextID(_ table: String) throws -> Int64 {
-                    try Int64.fetchOne(db, sql: "SELECT coalesce(max(id), 0) + 1 FROM \(table)") ?? 1
-                }
-                // Read before deleting, so the replaced analysis's ids are not handed out again.
-                let next = AnalysisWriter.NextIDs(
-                    flow: try nextID("flows"), session: try nextID("sessions"), http: try nextID("http_exchanges"),
-                    mqtt: try nextID("mqtt_packets"), webSocket: try nextID("websocket_messages"))
+            let analysisID = try pool.write { db -> Int64 in
                 try db.execute(sql: "DELETE FROM analyses WHERE key = ?", arguments: [key])
-                try AnalysisRow(key: key, createdAt: created, toolVersion: toolVersion, source: source).insert(db)
+                try AnalysisRow(key: key, createdAt: Self.timestamp(createdAt), toolVersion: toolVersion, source: source,
+                                state: "running", site: site).insert(db)
                 let analysisID = db.lastInsertedRowID
-                var captureIDs: [Int: Int64] = [:]
                 for var capture in captures {
-                    capture.id = nil
                     capture.analysisID = analysisID
-                    try capture.insert(db)
-                    captureIDs[capture.ordinal] = db.lastInsertedRowID
+                    try RowInserts.upsertCapture(capture, db)
                 }
-                return (analysisID, captureIDs, next)
+                return analysisID
             }
-            return AnalysisWriter(
-                database: self, analysisID: analysisID, key: key, captureIDs: captureIDs, next: next,
-                batchSize: max(1, batchSize), background: background)
+            return AnalysisWriter(database: self, analysisID: analysisID, key: key, batchSize: max(1, batchSize), background: background)
         } catch {
             throw PilotTraceStoreError(
                 kind: .writeFailed, path: path, message: "cannot begin the analysis: \(Self.reason(error))")
         }
+    }
+
+    /// The capture point name a writer uses when not told: the host name.
+    public static var defaultSite: String { ProcessInfo.processInfo.hostName }
+
+    /// `count` consecutive fresh ids for `table` (a name in `id_sequences`), from the database: the first is
+    /// returned. One short `BEGIN IMMEDIATE` transaction, so writers in several processes never share an id.
+    func reserveIDs(_ table: String, count: Int64) throws -> Int64 {
+        try checkWritable()
+        do {
+            let first = try pool.write { db in
+                try Int64.fetchOne(
+                    db, sql: "UPDATE id_sequences SET next_id = next_id + ? WHERE name = ? RETURNING next_id - ?",
+                    arguments: [count, table, count])
+            }
+            guard let first else {
+                throw PilotTraceStoreError(kind: .writeFailed, path: path, message: "no id sequence for table \(table)")
+            }
+            return first
+        } catch let error as PilotTraceStoreError {
+            throw error
+        } catch {
+            throw PilotTraceStoreError(kind: .writeFailed, path: path, message: "cannot reserve \(table) ids: \(Self.reason(error))")
+        }
+    }
+
+    func checkWritable() throws {
+        if isReadOnly {
+            throw PilotTraceStoreError(kind: .writeFailed, path: path, message: "the database was opened read-only")
+        }
+    }
+
+    /// A wall-clock time as the store writes it: ISO 8601 in UTC.
+    static func timestamp(_ date: Date) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: date)
     }
 
     /// Deletes an analysis and, by cascade, everything recorded for it.
@@ -247,7 +358,8 @@ public struct PilotTraceDatabase: Sendable {
     /// - Returns: Whether there was such an analysis.
     @discardableResult
     public func deleteAnalysis(id: Int64) throws -> Bool {
-        try pool.write { db in
+        try checkWritable()
+        return try pool.write { db in
             try db.execute(sql: "DELETE FROM analyses WHERE id = ?", arguments: [id])
             return db.changesCount > 0
         }

@@ -9,6 +9,8 @@ public struct PilotTraceStoreError: Error, Hashable, Sendable, CustomStringConve
         case notAPilotTraceDatabase = "not-a-pilottrace-database"
         /// The database was migrated by a newer pilottrace whose schema this one does not know.
         case newerSchema = "newer-schema"
+        /// A read-only open found a database that an older pilottrace wrote: a writing command must migrate it first.
+        case olderSchema = "older-schema"
         /// An analysis writer was used after `finish`.
         case writerFinished = "writer-finished"
         /// Writing rows failed (a constraint, a full disk, …); the batch being written was not stored.

@@ -107,6 +107,55 @@ struct RowInserts {
         try step(deviation)
     }
 
+    // MARK: - Captures and sessions (few rows: GRDB's arguments are fine)
+
+    /// A capture file by `(analysis_id, ordinal)`: inserted, or updated with what reading it found (an empty `sha256`
+    /// keeps the stored digest).
+    static func upsertCapture(_ r: CaptureRow, _ db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO captures (analysis_id, ordinal, path, sha256, format, compressed, link_types, records, first_time, last_time,
+              warnings_json)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(analysis_id, ordinal) DO UPDATE SET path = excluded.path,
+              sha256 = CASE WHEN excluded.sha256 = '' THEN captures.sha256 ELSE excluded.sha256 END, format = excluded.format,
+              compressed = excluded.compressed, link_types = excluded.link_types, records = excluded.records,
+              first_time = excluded.first_time, last_time = excluded.last_time, warnings_json = excluded.warnings_json
+            """, arguments: [r.analysisID, r.ordinal, r.path, r.sha256, r.format, r.compressed, r.linkTypes, r.records, r.firstTime,
+                             r.lastTime, jsonText(r.warnings)])
+    }
+
+    static let sessionColumns = [
+        "analysis_id", "gateway_sn", "gateway_model", "gateway_model_name", "state", "start_time", "end_time", "client",
+        "mqtt_client_id", "mqtt_username", "aircraft_sns_json", "summary_json", "replay_of",
+    ]
+
+    static func sessionArguments(_ r: SessionRow) -> StatementArguments {
+        [r.analysisID, r.gatewaySN, r.gatewayModel, r.gatewayModelName, r.state, r.startTime, r.endTime, r.client, r.mqttClientID,
+         r.mqttUsername, jsonText(r.aircraftSNs), r.summaryJSON, r.replayOf]
+    }
+
+    /// Inserts a session; the database assigns its id (returned).
+    static func insertSession(_ r: SessionRow, _ db: Database) throws -> Int64 {
+        try db.execute(sql: """
+            INSERT INTO sessions (\(sessionColumns.joined(separator: ", ")))
+            VALUES (?\(String(repeating: ", ?", count: sessionColumns.count - 1)))
+            """, arguments: sessionArguments(r))
+        return db.lastInsertedRowID
+    }
+
+    /// Updates a stored session in place (its timeline events and findings stay).
+    static func updateSession(_ r: SessionRow, id: Int64, _ db: Database) throws {
+        var arguments = sessionArguments(r)
+        arguments += [id]
+        try db.execute(sql: "UPDATE sessions SET \(sessionColumns.map { "\($0) = ?" }.joined(separator: ", ")) WHERE id = ?",
+                       arguments: arguments)
+    }
+
+    /// A value as the JSON text its `*_json` column holds.
+    static func jsonText<T: Encodable>(_ value: T) -> String {
+        (try? StoreJSON.encoder().encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "null"
+    }
+
     private func step(_ statement: Statement) throws {
         let s = statement.sqliteStatement
         let code = sqlite3_step(s)

@@ -1,3 +1,4 @@
+import Synchronization
 import ArgumentParser
 import Dispatch
 import Foundation
@@ -24,6 +25,7 @@ struct Analyze: ParsableCommand {
 
     @OptionGroup var input: CaptureOptions
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var site: SiteOptions
 
     @Option(help: ArgumentHelp("A JSON or YAML (.yaml/.yml) file mapping this cloud's HTTP routes to steps (see docs/profile.md).", valueName: "file"))
     var profile: String?
@@ -62,25 +64,37 @@ struct Analyze: ParsableCommand {
             let db = try database.open()
             let run: AnalysisRun
             do {
-                run = try AnalysisRun(paths: captures, database: db, options: options, toolVersion: PilotTraceVersion.string)
+                run = try AnalysisRun(paths: captures, database: db, options: options, toolVersion: PilotTraceVersion.string,
+                                      site: site.resolved)
             } catch {
                 try? db.close()
                 if !existed { database.discard(db, analysis: -1, created: true) }
                 throw Failure(database.resolved, error)
             }
-            // Ctrl-C / SIGTERM: write what was analyzed so far, then stop.
-            let signals = StopSignals {
-                try? run.flush()
-                warn("\ninterrupted: rows analyzed so far are in \(database.resolved) (analysis \(run.analysisID))")
-                Foundation.exit(130)
+            // Ctrl-C / SIGTERM: reading stops, what was read is analyzed and stored (sessions in progress `incomplete`,
+            // the analysis `interrupted`); a second one quits at once (the analysis then stays `running`).
+            let stopRequest = Mutex<String?>(nil)
+            let signals = StopSignals { (signal: Int32) in
+                let name = signal == SIGTERM ? "SIGTERM" : "SIGINT"
+                let first = stopRequest.withLock { reason in
+                    defer { if reason == nil { reason = "\(name) while reading" } }
+                    return reason == nil
+                }
+                guard first else { Foundation.exit(ExitStatus.interrupted) }
+                warn("\n\(name): stopping; storing what was read so far (again to quit at once)")
             }
             defer { signals.cancel() }
             let progress = ProgressLine()
-            report = try run.run(captures, progress: progress.update)
+            report = try run.run(captures, progress: progress.update, stopRequest: { stopRequest.withLock { $0 } })
             progress.clear()
             printText(Self.summary(report, database: database.resolved, verbose: summary.verbose), terminator: "")
             // The WAL goes into the file: what the command stored is one file to copy or share.
             do { try db.close() } catch { warn("warning: \(ErrorText.describe(error))") }
+            if let reason = report.interrupted {
+                warn("interrupted (\(reason)): analysis \(report.analysisID) in \(database.resolved) holds what was read, marked interrupted")
+                for w in report.files.flatMap(\.warnings) { warn("warning: \(w)") }
+                throw ExitCode(ExitStatus.interrupted)
+            }
         }
         for w in report.files.flatMap(\.warnings) { warn("warning: \(w)") }
         // A corrupt capture: what was read before the corruption is analyzed (and stored), and the job failed.

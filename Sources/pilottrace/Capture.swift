@@ -50,6 +50,7 @@ struct Capture: ParsableCommand {
     var immediate = false
 
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var site: SiteOptions
     @OptionGroup var summary: SummaryOptions
 
     func validate() throws {
@@ -82,7 +83,8 @@ struct Capture: ParsableCommand {
         let key = "live:\(interface):\(ISO8601DateFormatter().string(from: started))"
         let run: AnalysisRun
         do {
-            run = try AnalysisRun(liveKey: key, capturePath: writer?.files.first, database: db, toolVersion: PilotTraceVersion.string)
+            run = try AnalysisRun(liveKey: key, capturePath: writer?.files.first, database: db, toolVersion: PilotTraceVersion.string,
+                                  site: site.resolved)
         } catch {
             if !existed { database.discard(db, analysis: -1, created: true) }
             throw Failure(database.resolved, error)
@@ -117,7 +119,12 @@ struct Capture: ParsableCommand {
             // Keep what was captured: analyze and store it, then report the failure.
             if interactive { writeStandardError("\r\u{1B}[K") }
             do { try writer?.close(end: last ?? Timestamp(Date())) } catch { warn("warning: \(ErrorText.describe(error))") }
-            do { _ = try run.finishLive(files: [], end: last) } catch { warn("warning: storing what was captured: \(ErrorText.describe(error))") }
+            let files = Self.reports(writer, linkType: live.linkType)
+            do {
+                _ = try run.finishLive(files: files, end: last, stop: .interrupted("capture error: \(ErrorText.describe(error))"))
+            } catch {
+                warn("warning: storing what was captured: \(ErrorText.describe(error))")
+            }
             try? db.close()
             throw Failure("capture on \(interface) stopped", error)
         }
@@ -125,10 +132,7 @@ struct Capture: ParsableCommand {
         let end = Timestamp(Date())
         let stats = live.statistics
         try writer?.close(end: end, received: UInt64(stats.received), dropped: UInt64(stats.dropped))
-        let files = (writer?.written ?? []).map {
-            CaptureFileReport(path: $0.path, format: writer!.format.rawValue, compressed: false, linkTypes: [live.linkType], records: $0.records,
-                              warnings: [], firstTime: $0.firstTime, lastTime: $0.lastTime, endTime: $0.endTime)
-        }
+        let files = Self.reports(writer, linkType: live.linkType)
         let report = try run.finishLive(files: files, end: end)
         print("Captured \(live.frames) frames (\(live.bytes) bytes) on \(interface) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; kernel: \(stats.received) received, \(stats.dropped) dropped, \(stats.interfaceDropped) dropped by the interface.")
         if let writer { print("Wrote \(writer.records) frames to \(writer.files.joined(separator: ", ")).") }
@@ -136,6 +140,17 @@ struct Capture: ParsableCommand {
         // The WAL goes into the file: what the command stored is one file to copy or share.
         do { try db.close() } catch { warn("warning: \(ErrorText.describe(error))") }
         try checkFailOn(summary.failOn, report.deviations.map(\.rule.severity))
+    }
+}
+
+extension Capture {
+    /// The files a capture wrote (each rotated piece its own, in order), as the store records them.
+    static func reports(_ writer: RotatingCaptureWriter?, linkType: LinkType) -> [CaptureFileReport] {
+        guard let writer else { return [] }
+        return writer.written.map {
+            CaptureFileReport(path: $0.path, format: writer.format.rawValue, compressed: false, linkTypes: [linkType], records: $0.records,
+                              warnings: [], firstTime: $0.firstTime, lastTime: $0.lastTime, endTime: $0.endTime)
+        }
     }
 }
 

@@ -10,6 +10,7 @@ struct DatabaseOptions: ParsableArguments {
 
     var resolved: String { PilotTraceDatabase.resolvePath(option: path, environment: ProcessInfo.processInfo.environment) }
 
+    /// Opens the database for writing, creating it when missing.
     func open() throws -> PilotTraceDatabase {
         do {
             return try PilotTraceDatabase.open(path: resolved)
@@ -18,12 +19,22 @@ struct DatabaseOptions: ParsableArguments {
         }
     }
 
-    /// Opens an existing database for reading; a missing one is a clear error, not an empty new file.
+    /// Opens an existing database for writing (replay stores its results beside the sessions it re-drives); a missing
+    /// one is a clear error, not an empty new file.
     func openExisting() throws -> PilotTraceDatabase {
         guard FileManager.default.fileExists(atPath: resolved) else {
             throw Failure("\(resolved): no such database; run `pilottrace analyze <capture> --db \(resolved)` first")
         }
         return try open()
+    }
+
+    /// Opens an existing database read-only, for the query commands: nothing is written (a read-only file works).
+    func openReadOnly() throws -> PilotTraceDatabase {
+        do {
+            return try PilotTraceDatabase.open(path: resolved, access: .readOnly)
+        } catch {
+            throw Failure(resolved, error)
+        }
     }
 
     /// Whether the database file exists yet (a command that fails to start removes a file it created).
@@ -37,4 +48,13 @@ struct DatabaseOptions: ParsableArguments {
         guard created else { return }
         for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: resolved + suffix) }
     }
+}
+
+/// `--site`, for the commands that record traffic.
+struct SiteOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "The capture point's name, stored with the analysis (default: this host's name).", valueName: "name"))
+    var site: String?
+
+    var resolved: String { site.flatMap { $0.isEmpty ? nil : $0 } ?? PilotTraceDatabase.defaultSite }
 }

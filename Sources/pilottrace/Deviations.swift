@@ -25,7 +25,7 @@ struct Deviations: ParsableCommand {
     var json = false
 
     func run() throws {
-        let db = try database.openExisting()
+        let db = try database.openReadOnly()
         var rows: [DeviationRow] = []
         if let session {
             guard try db.session(id: session) != nil else { throw Failure("no session \(session) in \(database.resolved)") }

@@ -18,12 +18,16 @@ enum ExitStatus {
     static let failed: Int32 = 2
     /// Usage: an unknown option or a bad value (ArgumentParser's validation errors).
     static let usage: Int32 = 64
+    /// `analyze` was stopped by Ctrl-C or SIGTERM: what was read is stored, the analysis marked interrupted
+    /// (128 + SIGINT, as shells report it).
+    static let interrupted: Int32 = 130
 
     /// The table, as README and `--help` show it.
     static let table = """
         Exit status: 0 done (nothing at or above --fail-on); 1 findings at or above --fail-on (analyze, capture, \
         proxy) or regressions (replay); 2 could not do the job (unreadable or corrupt capture, unusable database, bad \
-        target, I/O error); 64 usage (unknown option, bad value).
+        target, I/O error); 64 usage (unknown option, bad value); 130 analyze stopped by Ctrl-C or SIGTERM (what was \
+        read is stored, the analysis marked interrupted).
         """
 }
 

@@ -67,6 +67,7 @@ struct Proxy: ParsableCommand {
     var quiet = false
 
     @OptionGroup var database: DatabaseOptions
+    @OptionGroup var site: SiteOptions
     @OptionGroup var summary: SummaryOptions
 
     func proxyConfiguration() throws -> ProxyConfiguration {
@@ -117,7 +118,8 @@ struct Proxy: ParsableCommand {
         let key = "proxy:\(config.httpListen):\(iso.string(from: started)):\(getpid())"
         let run: AnalysisRun
         do {
-            run = try AnalysisRun(liveKey: key, capturePath: write, database: db, toolVersion: PilotTraceVersion.string, source: "proxy")
+            run = try AnalysisRun(liveKey: key, capturePath: write, database: db, toolVersion: PilotTraceVersion.string, source: "proxy",
+                                  site: site.resolved)
         } catch {
             if !existed { database.discard(db, analysis: -1, created: true) }
             throw Failure(database.resolved, error)

@@ -32,7 +32,7 @@ struct Report: ParsableCommand {
     var showSecrets = false
 
     func run() throws {
-        let db = try database.openExisting()
+        let db = try database.openReadOnly()
         let doc = try ReportLoader.load(db, sessionIDs: all ? [] : sessions, showSecrets: showSecrets)
         if !sessions.isEmpty && !all {
             let missing = Set(sessions).subtracting(doc.sessions.map(\.row.id))

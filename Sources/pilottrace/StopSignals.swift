@@ -7,10 +7,15 @@ struct StopSignals {
     private let sources: [DispatchSourceSignal]
 
     init(_ handler: @escaping () -> Void) {
+        self.init { (_: Int32) in handler() }
+    }
+
+    /// `handler` is told which signal came (SIGINT or SIGTERM).
+    init(_ handler: @escaping (Int32) -> Void) {
         sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler(handler: handler)
+            source.setEventHandler { handler(sig) }
             source.resume()
             return source
         }

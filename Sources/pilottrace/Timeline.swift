@@ -25,7 +25,7 @@ struct Timeline: ParsableCommand {
     var json = false
 
     func run() throws {
-        let db = try database.openExisting()
+        let db = try database.openReadOnly()
         let rows: [SessionRow]
         if let session {
             guard let row = try db.session(id: session) else {
@@ -59,7 +59,7 @@ struct Sessions: ParsableCommand {
     var json = false
 
     func run() throws {
-        let db = try database.openExisting()
+        let db = try database.openReadOnly()
         let views = try SessionViews.load(try db.sessions(), from: db, events: false)
         if json {
             try printJSON(["sessions": views.map { $0.json(withEvents: false) }])
@@ -69,13 +69,27 @@ struct Sessions: ParsableCommand {
             print("No Pilot 2 sessions in \(database.resolved).")
             return
         }
-        var rows = [["id", "state", "gateway", "model", "start (UTC)", "dur s", "client", "mqtt client id", "aircraft"]]
+        // A site column when several capture points wrote the database.
+        let sites = Set(views.compactMap { $0.analysis?.site })
+        var rows = [["id", "state", "gateway", "model", "start (UTC)", "dur s", "client", "mqtt client id", "aircraft"] + (sites.count > 1 ? ["site"] : [])]
         for v in views {
             rows.append([String(v.id), v.state, v.gatewaySN ?? "unknown", v.gatewayModelName ?? v.gatewayModel ?? "",
                          TimelineText.date(v.start), v.end.map { String(format: "%.3f", $0 - v.start) } ?? "",
-                         v.client ?? "", v.mqttClientID ?? "", v.aircraft.joined(separator: ",")])
+                         v.client ?? "", v.mqttClientID ?? "", v.aircraft.joined(separator: ",")]
+                        + (sites.count > 1 ? [v.analysis?.site ?? ""] : []))
         }
         printText(TextTable.render(rows, numeric: [0, 5]), terminator: "")
+        // Analyses that did not finish: their sessions in progress are incomplete, and the reason is worth knowing.
+        var unfinished: [Int64: AnalysisRow] = [:]
+        for v in views { if let a = v.analysis, a.isUnfinished, let id = a.id { unfinished[id] = a } }
+        for a in unfinished.values.sorted(by: { ($0.id ?? 0) < ($1.id ?? 0) }) {
+            let count = views.filter { $0.analysis?.id == a.id }.count
+            let what = a.state == "interrupted"
+                ? "was interrupted (\(a.stopReason ?? "no reason recorded")): sessions still in progress then are incomplete"
+                : "has not finished (still running, or its process was killed)"
+            printText("note: analysis \(a.id ?? 0)\(a.site.isEmpty ? "" : " at \(a.site)") \(what); \(count) session\(count == 1 ? "" : "s") above are from it\n",
+                      terminator: "")
+        }
     }
 }
 
@@ -85,6 +99,8 @@ enum SessionViews {
         var findings: [Int64: [DeviationRow]] = [:]
         var captures = CaptureCache(db)
         if events { for r in rows { findings[r.id] = try db.deviations(sessionID: r.id) } }
+        var analyses: [Int64: AnalysisRow] = [:]
+        for id in Set(rows.map(\.analysisID)) { analyses[id] = try db.analysis(id: id) }
         return try rows.map { r in
             SessionView(id: r.id, gatewaySN: r.gatewaySN, gatewayModel: r.gatewayModel, gatewayModelName: r.gatewayModelName, state: r.state,
                         start: r.startTime, end: r.endTime, client: r.client, mqttClientID: r.mqttClientID, mqttUsername: r.mqttUsername,
@@ -94,7 +110,7 @@ enum SessionViews {
                                               frames: FramePlace(e))
                         }, deviations: (findings[r.id] ?? []).map {
                             SessionView.Finding(severity: $0.severity, rule: $0.ruleID, time: $0.time, message: $0.title, frames: FramePlace($0))
-                        }, captures: events ? try captures[r.analysisID] : [])
+                        }, captures: events ? try captures[r.analysisID] : [], analysis: analyses[r.analysisID])
         }
     }
 }

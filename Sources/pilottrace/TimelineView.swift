@@ -42,6 +42,8 @@ struct SessionView {
     var deviations: [Finding] = []
     /// The capture files of the session's analysis (frames name them when there are several).
     var captures: [CaptureRow] = []
+    /// The analysis that stored the session (how it ended, which capture point recorded it).
+    var analysis: AnalysisRow?
 
     /// The contract of `sessions --json` / `timeline --json` (README.md): snake_case keys, times in RFC 3339 (UTC,
     /// microseconds) with an `_epoch` twin in seconds, frames as Wireshark numbers them.
@@ -52,6 +54,7 @@ struct SessionView {
             "gateway_model_name": gatewayModelName as Any? ?? NSNull(), "mqtt_client_id": mqttClientID as Any? ?? NSNull(),
             "mqtt_username": mqttUsername as Any? ?? NSNull(), "aircraft_sns": aircraft,
         ]
+        if let analysis { o["analysis"] = ReportText.analysisJSON(analysis) }
         o.merge(TimeText.json("start", start)) { $1 }
         o.merge(TimeText.json("end", end)) { $1 }
         if withEvents {

@@ -11,10 +11,10 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let db = try PilotTraceDatabase.open(path: dir.appendingPathComponent("r.sqlite").path)
         let original = try db.beginAnalysis(key: "capture-1", captures: [], toolVersion: "t")
-        try original.upsertSession(SessionRow(id: 1, gatewaySN: "RC1", state: "offline", startTime: 10, endTime: 14))
+        try original.storeSession(key: 1, SessionRow(id: 0, gatewaySN: "RC1", state: "offline", startTime: 10, endTime: 14), timeline: [])
         try original.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
         let replay = try db.beginAnalysis(key: "replay:1", captures: [], toolVersion: "t", source: "replay")
-        try replay.upsertSession(SessionRow(id: 2, gatewaySN: "RC1", state: "failed", startTime: 100, endTime: 110))
+        try replay.storeSession(key: 1, SessionRow(id: 0, gatewaySN: "RC1", state: "failed", startTime: 100, endTime: 110), timeline: [])
         try replay.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
         try db.recordReplay(analysisID: replay.analysisID, sessionID: 2, originalSessionID: 1, steps: [
             ReplayStepRow(ordinal: 0, kind: "http", name: "POST /manage/api/v1/login", outcome: "matched", regression: false,

@@ -17,7 +17,8 @@ struct AnalysisWriterTests {
             #expect(analysis == AnalysisRow(
                 id: a, key: "aaaa,bbbb", createdAt: "1970-01-01T00:00:00Z", frames: 127, frameBytes: 99_000,
                 firstTime: 1_700_000_000.25, lastTime: 1_700_000_012.75, toolVersion: "0.1.0-test",
-                countersJSON: #"{"dropped":0}"#))
+                countersJSON: #"{"dropped":0}"#, state: "complete", finishedAt: analysis.finishedAt, site: PilotTraceDatabase.defaultSite))
+            #expect(analysis.finishedAt?.hasSuffix("Z") == true)
             #expect(try database.analyses() == [analysis])
 
             let captures = try database.captures(analysisID: a)
@@ -128,7 +129,7 @@ struct AnalysisWriterTests {
         try withDatabase { database, folder in
             let writer = try database.beginAnalysis(key: "big", captures: [], toolVersion: "t", batchSize: 2_000)
             let flow = FlowRow(
-                id: writer.nextFlowID(), connectionNumber: 1, client: "1.2.3.4:5", server: "5.6.7.8:1883",
+                id: try writer.nextFlowID(), connectionNumber: 1, client: "1.2.3.4:5", server: "5.6.7.8:1883",
                 roleEvidence: "syn", protocol: "mqtt", classificationEvidence: "first-bytes", firstTime: 0,
                 lastTime: 0, closeReason: "open", handshakeComplete: true)
             try writer.upsertFlow(flow)
@@ -137,7 +138,7 @@ struct AnalysisWriterTests {
             var ids: [Int64] = []
             func insert(_ n: Int) throws {
                 for _ in 0..<n {
-                    let id = writer.nextMQTTID()
+                    let id = try writer.nextMQTTID()
                     ids.append(id)
                     try writer.insertMQTTPacket(MQTTPacketRow(
                         id: id, flowID: flow.id, direction: "to-server", time: Double(ids.count), version: "3.1.1",
@@ -177,13 +178,13 @@ struct AnalysisWriterTests {
             let writer = try database.beginAnalysis(key: "bg", captures: [], toolVersion: "t", batchSize: 100,
                                                     background: true)
             let flow = FlowRow(
-                id: writer.nextFlowID(), connectionNumber: 1, client: "1.2.3.4:5", server: "5.6.7.8:1883",
+                id: try writer.nextFlowID(), connectionNumber: 1, client: "1.2.3.4:5", server: "5.6.7.8:1883",
                 roleEvidence: "syn", protocol: "mqtt", classificationEvidence: "first-bytes", firstTime: 0,
                 lastTime: 0, closeReason: "open", handshakeComplete: true)
             try writer.upsertFlow(flow)
             var ids: [Int64] = []
             for i in 0..<1_050 {
-                let id = writer.nextMQTTID()
+                let id = try writer.nextMQTTID()
                 ids.append(id)
                 try writer.insertMQTTPacket(MQTTPacketRow(
                     id: id, flowID: flow.id, direction: "to-client", time: Double(i), version: "3.1.1", type: "PUBLISH",
@@ -210,12 +211,12 @@ struct AnalysisWriterTests {
         try withDatabase { database, _ in
             let writer = try database.beginAnalysis(key: "bf", captures: [], toolVersion: "t", batchSize: 10,
                                                     background: true)
-            try writer.upsertSession(SessionRow(id: writer.nextSessionID(), state: "online", startTime: 1))
+            try writer.storeSession(key: 1, SessionRow(id: 0, state: "online", startTime: 1), timeline: [])
             try writer.flush()
             // A full batch of packets of a flow that does not exist: handed to the background, refused there.
             for i in 0..<10 {
                 try writer.insertMQTTPacket(MQTTPacketRow(
-                    id: writer.nextMQTTID(), flowID: 999, direction: "to-server", time: Double(i), version: "3.1.1",
+                    id: try writer.nextMQTTID(), flowID: 999, direction: "to-server", time: Double(i), version: "3.1.1",
                     type: "PINGREQ", summary: "PINGREQ"))
             }
             let error = #expect(throws: PilotTraceStoreError.self) { try writer.flush() }
@@ -227,33 +228,38 @@ struct AnalysisWriterTests {
         }
     }
 
-    @Test("Upserting a session twice keeps one row with the latest state, and its timeline")
-    func upsertSession() throws {
+    @Test("A session stored again under its key keeps its id, with the latest row and timeline")
+    func storeSessionAgain() throws {
         try withDatabase { database, _ in
             let writer = try database.beginAnalysis(key: "s", captures: [], toolVersion: "t")
-            let id = writer.nextSessionID()
-            var session = SessionRow(id: id, state: "incomplete", startTime: 10)
-            try writer.upsertSession(session)
-            try writer.insertTimelineEvent(TimelineEventRow(
-                sessionID: id, ordinal: 0, time: 10, phase: "login", step: "http-login", ok: true))
+            var session = SessionRow(id: 0, state: "incomplete", startTime: 10)
+            func event(_ step: String) -> TimelineEventRow {
+                TimelineEventRow(sessionID: 0, ordinal: 0, time: 10, phase: "login", step: step, ok: true)
+            }
+            let finding = DeviationRow(ruleID: "r", severity: "warning", title: "t")
+            try writer.storeSession(key: 7, session, timeline: [event("http-login")], findings: [finding])
             try writer.flush()
+            let id = try #require(writer.sessionID(key: 7))
 
-            // Updated in the same batch twice, and after its timeline was written
+            // Stored twice in the same batch, and after its first version was written
             session.state = "failed"
-            try writer.upsertSession(session)
+            try writer.storeSession(key: 7, session, timeline: [event("a")])
             session.state = "online"
             session.endTime = 20
             session.aircraftSNs = ["AC9"]
-            try writer.upsertSession(session)
-            #expect(writer.pendingRowCount == 1)
+            try writer.storeSession(key: 7, session, timeline: [event("b"), event("c")])
+            #expect(writer.pendingRowCount == 3)
             try writer.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
 
+            #expect(writer.sessionID(key: 7) == id)
             let sessions = try database.sessions()
-            #expect(sessions.count == 1)
+            #expect(sessions.map(\.id) == [id])
             #expect(sessions.first?.state == "online")
             #expect(sessions.first?.endTime == 20)
             #expect(sessions.first?.aircraftSNs == ["AC9"])
-            #expect(try database.timeline(sessionID: id).count == 1)  // not deleted by a REPLACE
+            #expect(try database.timeline(sessionID: id).map(\.step) == ["b", "c"])
+            // Findings given with nil stay as they were
+            #expect(try database.deviations(sessionID: id).map(\.ruleID) == ["r"])
         }
     }
 
@@ -279,17 +285,16 @@ struct AnalysisWriterTests {
     func timelines() throws {
         try withDatabase { database, _ in
             let writer = try database.beginAnalysis(key: "t", captures: [], toolVersion: "t")
-            let s1 = writer.nextSessionID(), s2 = writer.nextSessionID(), s3 = writer.nextSessionID()
-            for (id, start) in [(s1, 5.0), (s2, 1.0), (s3, 3.0)] {
-                try writer.upsertSession(SessionRow(id: id, state: "online", startTime: start))
+            func events(_ steps: [(Int, String)]) -> [TimelineEventRow] {
+                steps.map { TimelineEventRow(sessionID: 0, ordinal: $0.0, time: Double($0.0), phase: "p", step: $0.1, ok: true) }
             }
-            for ordinal in [2, 0, 1] {
-                try writer.insertTimelineEvent(TimelineEventRow(
-                    sessionID: s1, ordinal: ordinal, time: Double(ordinal), phase: "p", step: "s\(ordinal)", ok: true))
-            }
-            try writer.insertTimelineEvent(TimelineEventRow(
-                sessionID: s2, ordinal: 0, time: 0, phase: "p", step: "only", ok: false))
+            try writer.storeSession(key: 1, SessionRow(id: 0, state: "online", startTime: 5),
+                                    timeline: events([(2, "s2"), (0, "s0"), (1, "s1")]))
+            try writer.storeSession(key: 2, SessionRow(id: 0, state: "online", startTime: 1), timeline: events([(0, "only")]))
+            try writer.storeSession(key: 3, SessionRow(id: 0, state: "online", startTime: 3), timeline: [])
             try writer.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
+            let (s1, s2, s3) = (writer.sessionID(key: 1)!, writer.sessionID(key: 2)!, writer.sessionID(key: 3)!)
+            #expect([s1, s2, s3] == [1, 2, 3])  // in the order stored
 
             #expect(try database.sessions().map(\.id) == [s2, s3, s1])  // by start time
             let all = try database.timelines(sessionIDs: [s1, s2, s3, 999])
@@ -302,45 +307,68 @@ struct AnalysisWriterTests {
         }
     }
 
-    @Test("Ids continue after the rows already in the database")
+    @Test("Ids come from the database: they continue after the rows already there, and writers never share one")
     func idsContinue() throws {
         try withDatabase { database, _ in
             let first = try writeSmallAnalysis(database, key: "one")
             let writer = try database.beginAnalysis(key: "two", captures: [], toolVersion: "t")
-            #expect(writer.nextFlowID() == first.flows.map(\.id).max()! + 1)
-            #expect(writer.nextSessionID() == first.session.id + 1)
-            #expect(writer.nextHTTPID() == first.http.map(\.id).max()! + 1)
-            #expect(writer.nextMQTTID() == first.mqtt.map(\.id).max()! + 1)
-            #expect(writer.nextWebSocketID() == first.webSocket.map(\.id).max()! + 1)
-            #expect(writer.nextMQTTID() == first.mqtt.map(\.id).max()! + 2)
+            let other = try PilotTraceDatabase.open(path: database.path).beginAnalysis(key: "three", captures: [], toolVersion: "t")
+            // After the block the first writer took (ids are not reused even where that writer left them unused)
+            #expect(try writer.nextFlowID() == first.flows.map(\.id).min()! + 256)
+            #expect(try writer.nextHTTPID() == first.http.map(\.id).min()! + 1_024)
+            let mqtt = try writer.nextMQTTID()
+            #expect(mqtt == first.mqtt.map(\.id).min()! + 8_192)
+            #expect(try writer.nextWebSocketID() == first.webSocket.map(\.id).min()! + 1_024)
+            #expect(try writer.nextMQTTID() == mqtt + 1)
+            // The other writer's block starts after this one's
+            var mine = Set<Int64>(), theirs = Set<Int64>()
+            for _ in 0..<10_000 {
+                mine.insert(try writer.nextMQTTID())
+                theirs.insert(try other.nextMQTTID())
+            }
+            #expect(mine.count == 10_000 && theirs.count == 10_000)
+            #expect(mine.isDisjoint(with: theirs))
+            #expect(mine.allSatisfy { $0 > 0 } && theirs.allSatisfy { $0 > 0 })
+            // Sessions: the next one inserted takes the next rowid
+            try writer.storeSession(key: 1, SessionRow(id: 0, state: "online", startTime: 1), timeline: [])
+            try writer.flush()
+            #expect(writer.sessionID(key: 1) == first.session.id + 1)
         }
     }
 
-    @Test("An interrupted analysis keeps what was flushed; a finished writer refuses rows")
+    @Test("A killed analysis stays running with what was flushed; an interrupted one says why; a finished writer refuses rows")
     func interruptedAndFinished() throws {
         try withDatabase { database, _ in
             let writer = try database.beginAnalysis(
                 key: "i", captures: [CaptureRow(ordinal: 0, path: "/c.pcap", sha256: "c", format: "pcap",
-                                                compressed: false)], toolVersion: "t")
-            try writer.upsertSession(SessionRow(id: writer.nextSessionID(), state: "incomplete", startTime: 1))
+                                                compressed: false)], toolVersion: "t", site: "broker-1")
+            try writer.storeSession(key: 1, SessionRow(id: 0, state: "incomplete", startTime: 1), timeline: [])
             try writer.flush()
-            try writer.upsertSession(SessionRow(id: writer.nextSessionID(), state: "incomplete", startTime: 2))
+            try writer.storeSession(key: 2, SessionRow(id: 0, state: "incomplete", startTime: 2), timeline: [])
             // The process stops here: no flush, no finish.
             let analysis = try #require(try database.analysis(key: "i"))
             #expect(analysis.frames == nil)
+            #expect(analysis.state == "running" && analysis.isUnfinished)
+            #expect(analysis.site == "broker-1")
             #expect(try database.counts(analysisID: analysis.id!) == AnalysisCounts(captures: 1, sessions: 1))
 
-            #expect(throws: PilotTraceStoreError.self) {
-                try writer.updateCapture(CaptureRow(ordinal: 5, path: "", sha256: "", format: "", compressed: false))
-            }
-            try writer.finish(frames: 1, frameBytes: 2, firstTime: 1, lastTime: 2, countersJSON: "{}")
+            // A capture file of another ordinal is added (a rotating capture's next file); the first keeps its digest
+            try writer.updateCapture(CaptureRow(ordinal: 1, path: "/c2.pcap", sha256: "", format: "pcap", compressed: false, records: 3))
+            try writer.updateCapture(CaptureRow(ordinal: 0, path: "/c.pcap", sha256: "", format: "pcapng", compressed: false, records: 9))
+            try writer.finish(frames: 1, frameBytes: 2, firstTime: 1, lastTime: 2, countersJSON: "{}", stop: .interrupted("SIGINT while reading"))
             #expect(writer.isFinished)
             let error = #expect(throws: PilotTraceStoreError.self) {
-                try writer.upsertSession(SessionRow(id: 77, state: "online", startTime: 3))
+                try writer.storeSession(key: 3, SessionRow(id: 0, state: "online", startTime: 3), timeline: [])
             }
             #expect(error?.kind == .writerFinished)
-            #expect(try database.analysis(key: "i")?.frames == 1)
+            let finished = try #require(try database.analysis(key: "i"))
+            #expect(finished.frames == 1)
+            #expect(finished.state == "interrupted" && finished.stopReason == "SIGINT while reading" && finished.finishedAt != nil)
             #expect(try database.sessions().count == 2)
+            let captures = try database.captures(analysisID: finished.id!)
+            #expect(captures.map(\.path) == ["/c.pcap", "/c2.pcap"])
+            #expect(captures.map(\.sha256) == ["c", ""])
+            #expect(captures.map(\.records) == [9, 3])
         }
     }
 

@@ -16,7 +16,7 @@ struct SchemaTests {
             let indexes = try database.strings(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
             #expect(indexes == PilotTraceDatabase.indexNames.sorted())
-            #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5", "v6"])
+            #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5", "v6", "v7"])
 
             // The indexes the queries rely on cover the right columns.
             let timelineIndex = try database.strings(
@@ -101,7 +101,7 @@ struct SchemaTests {
         #expect(try database.deviations(analysisID: 1).map(\.title) == ["earlier", "later"])
         #expect(try database.strings("SELECT name FROM pragma_index_info('deviations_by_analysis') ORDER BY seqno")
             == ["analysis_id", "time"])
-        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5", "v6"])
+        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5", "v6", "v7"])
     }
 
     @Test("v4 on a v3 database: analyses get their source from their key; replay_of and replay_steps exist")
@@ -128,8 +128,9 @@ struct SchemaTests {
         #expect(try database.strings("SELECT source FROM analyses ORDER BY id") == ["capture", "live", "proxy"])
         #expect(try database.session(id: 1)?.replayOf == nil)
         let writer = try database.beginAnalysis(key: "replay:1", captures: [], toolVersion: "t", source: "replay")
-        try writer.upsertSession(SessionRow(id: 2, state: "offline", startTime: 2))
+        try writer.storeSession(key: 1, SessionRow(id: 0, state: "offline", startTime: 2), timeline: [])
         try writer.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
+        #expect(writer.sessionID(key: 1) == 2)
         try database.recordReplay(analysisID: writer.analysisID, sessionID: 2, originalSessionID: 1, steps: [
             ReplayStepRow(ordinal: 0, kind: "http", name: "GET /", outcome: "matched", regression: false, recordedLatency: 0.1,
                           replayedLatency: 0.2, differencesJSON: "[]"),
@@ -232,7 +233,7 @@ struct SchemaTests {
         let database = try PilotTraceDatabase.open(path: path)
 
         // Then the rows are there, their places in the captures not known
-        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier").last == "v6")
+        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier").last == "v7")
         #expect(try database.flows(analysisID: 1).map(\.communityID) == [nil])
         let packet = try #require(try database.mqttPackets(analysisID: 1).first)
         #expect(packet.captureOrdinal == nil && packet.firstFrame == nil && packet.lastFrame == nil)
@@ -253,7 +254,7 @@ struct SchemaTests {
         try withDatabase { database, _ in
             let writer = try database.beginAnalysis(key: "k", captures: [], toolVersion: "t")
             try writer.insertMQTTPacket(MQTTPacketRow(
-                id: writer.nextMQTTID(), flowID: 999, direction: "to-server", time: 1, version: "3.1.1",
+                id: try writer.nextMQTTID(), flowID: 999, direction: "to-server", time: 1, version: "3.1.1",
                 type: "PINGREQ", summary: "PINGREQ"))
             let error = #expect(throws: PilotTraceStoreError.self) { try writer.flush() }
             #expect(error?.kind == .writeFailed)
@@ -266,12 +267,11 @@ struct SchemaTests {
     func checksEnforced() throws {
         try withDatabase { database, _ in
             let writer = try database.beginAnalysis(key: "k", captures: [], toolVersion: "t")
-            try writer.upsertSession(SessionRow(id: writer.nextSessionID(), state: "online", startTime: 1))
+            try writer.storeSession(key: 1, SessionRow(id: 0, state: "online", startTime: 1), timeline: [])
             try writer.flush()
-            try writer.insertDeviation(DeviationRow(
-                ruleID: "r", severity: "warning", title: "t", evidenceJSON: "{not json"))
+            try writer.replaceFindings([(sessionKey: 1, row: DeviationRow(ruleID: "r", severity: "warning", title: "t", evidenceJSON: "{not json"))])
             #expect(throws: PilotTraceStoreError.self) { try writer.flush() }
-            try writer.upsertSession(SessionRow(id: writer.nextSessionID(), state: "sleeping", startTime: 1))
+            try writer.storeSession(key: 2, SessionRow(id: 0, state: "sleeping", startTime: 1), timeline: [])
             #expect(throws: PilotTraceStoreError.self) { try writer.flush() }
             #expect(try database.counts(analysisID: writer.analysisID) == AnalysisCounts(sessions: 1))
         }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Testing
 @testable import PilotTraceStore
 
 /// A fresh folder under the system temporary folder, removed by `remove()`.
@@ -38,7 +39,8 @@ extension PilotTraceDatabase {
     /// Rows in every table, whatever the analysis.
     func totalRows() throws -> [String: Int] {
         var counts: [String: Int] = [:]
-        for table in Self.tableNames { counts[table] = try scalar("SELECT count(*) FROM \(table)") }
+        // id_sequences holds one row per sequence, whatever the analyses.
+        for table in Self.tableNames where table != "id_sequences" { counts[table] = try scalar("SELECT count(*) FROM \(table)") }
         return counts
     }
 }
@@ -83,19 +85,19 @@ func writeSmallAnalysis(
     for capture in captures { try writer.updateCapture(capture) }
 
     let httpFlow = FlowRow(
-        id: writer.nextFlowID(), analysisID: a, connectionNumber: 1, client: "192.168.1.20:50123",
+        id: try writer.nextFlowID(), analysisID: a, connectionNumber: 1, client: "192.168.1.20:50123",
         server: "10.0.0.5:80", roleEvidence: "syn", protocol: "http", classificationEvidence: "first-bytes",
         classificationNote: "", firstTime: t0, lastTime: t0 + 3, closeReason: "fin", handshakeComplete: true,
         upPackets: 10, upBytes: 1500, upPayloadBytes: 900, upGaps: 0, upGapBytes: 0, upRetransmissions: 1,
         downPackets: 8, downBytes: 4000, downPayloadBytes: 3500, downGaps: 1, downGapBytes: 120,
         downRetransmissions: 0, communityID: "1:LQU9qZlK+B5F3KDmev6m5PMibrg=")
     let wsFlow = FlowRow(
-        id: writer.nextFlowID(), analysisID: a, connectionNumber: 2, client: "[fe80::1]:50124", server: "[::1]:8083",
+        id: try writer.nextFlowID(), analysisID: a, connectionNumber: 2, client: "[fe80::1]:50124", server: "[::1]:8083",
         roleEvidence: "port-hint", protocol: "http", classificationEvidence: "first-bytes",
         classificationNote: "WebSocket upgrade, MQTT inside", tlsServerName: nil, mqttRole: "device",
         firstTime: t0 + 1, lastTime: t0 + 9, closeReason: "capture-end", handshakeComplete: false)
     var mqttFlow = FlowRow(
-        id: writer.nextFlowID(), analysisID: a, connectionNumber: 3, client: "192.168.1.20:50125",
+        id: try writer.nextFlowID(), analysisID: a, connectionNumber: 3, client: "192.168.1.20:50125",
         server: "10.0.0.5:1883", roleEvidence: "syn", protocol: "mqtt", classificationEvidence: "first-bytes",
         tlsServerName: "mqtt.example.com", mqttRole: "cloud", firstTime: t0 + 2, lastTime: t0 + 2,
         closeReason: "open", handshakeComplete: true)
@@ -105,7 +107,7 @@ func writeSmallAnalysis(
 
     let http = [
         HTTPExchangeRow(
-            id: writer.nextHTTPID(), analysisID: a, flowID: httpFlow.id, sequence: 0, method: "POST",
+            id: try writer.nextHTTPID(), analysisID: a, flowID: httpFlow.id, sequence: 0, method: "POST",
             target: "/api/v1/login?token=secret", path: "/api/v1/login", query: "token=secret",
             requestHeaders: [HTTPHeaderField("Host", "10.0.0.5"), HTTPHeaderField("Content-Type", "application/json")],
             requestBody: Data(#"{"user":"pilot"}"#.utf8), requestBodyLength: 16, requestJSON: #"{"user":"pilot"}"#,
@@ -114,12 +116,12 @@ func writeSmallAnalysis(
             responseTime: t0 + 0.75, incomplete: nil, captureOrdinal: 0, requestFirstFrame: 4, requestLastFrame: 5,
             responseFirstFrame: 7, responseLastFrame: 7),
         HTTPExchangeRow(
-            id: writer.nextHTTPID(), analysisID: a, flowID: httpFlow.id, sequence: 1, method: "GET",
+            id: try writer.nextHTTPID(), analysisID: a, flowID: httpFlow.id, sequence: 1, method: "GET",
             target: "/empty", path: "/empty", query: nil, requestHeaders: [], requestBody: Data(),
             requestBodyLength: 0, requestTime: t0 + 1, status: 404, reason: "Not Found", responseHeaders: [],
             responseBody: Data(), responseBodyLength: 0, responseTime: t0 + 1.5),
         HTTPExchangeRow(
-            id: writer.nextHTTPID(), analysisID: a, flowID: httpFlow.id, sequence: 2, status: 500,
+            id: try writer.nextHTTPID(), analysisID: a, flowID: httpFlow.id, sequence: 2, status: 500,
             reason: "Internal Server Error", responseHeaders: [HTTPHeaderField("Connection", "close")],
             responseBody: Data("oops".utf8), responseBodyLength: 4, responseTime: t0 + 2,
             incomplete: "no-request"),
@@ -128,35 +130,35 @@ func writeSmallAnalysis(
 
     let webSocket = [
         WebSocketMessageRow(
-            id: writer.nextWebSocketID(), analysisID: a, flowID: wsFlow.id, direction: "to-server", time: t0 + 1.1,
+            id: try writer.nextWebSocketID(), analysisID: a, flowID: wsFlow.id, direction: "to-server", time: t0 + 1.1,
             kind: "text", length: 13, payload: Data(#"{"hello":"w"}"#.utf8), text: #"{"hello":"w"}"#,
             json: #"{"hello":"w"}"#, captureOrdinal: 0, firstFrame: 20, lastFrame: 20),
         WebSocketMessageRow(
-            id: writer.nextWebSocketID(), analysisID: a, flowID: wsFlow.id, direction: "to-client", time: t0 + 1.2,
+            id: try writer.nextWebSocketID(), analysisID: a, flowID: wsFlow.id, direction: "to-client", time: t0 + 1.2,
             kind: "binary", length: 300, payload: Data([0x10, 0x00, 0xfe])),
         WebSocketMessageRow(
-            id: writer.nextWebSocketID(), analysisID: a, flowID: wsFlow.id, direction: "to-client", time: t0 + 9,
+            id: try writer.nextWebSocketID(), analysisID: a, flowID: wsFlow.id, direction: "to-client", time: t0 + 9,
             kind: "close", length: 2, payload: Data([0x03, 0xe8]), closeCode: 1000),
     ]
     for row in webSocket { try writer.insertWebSocketMessage(row) }
 
     let mqtt = [
         MQTTPacketRow(
-            id: writer.nextMQTTID(), analysisID: a, flowID: wsFlow.id, direction: "to-server", time: t0 + 1.3,
+            id: try writer.nextMQTTID(), analysisID: a, flowID: wsFlow.id, direction: "to-server", time: t0 + 1.3,
             overWebSocket: true, version: "3.1.1", versionAssumed: false, type: "CONNECT", clientID: "pilot-1",
             username: "user", password: Data([0x70, 0x00, 0x77]), keepAlive: 60, summary: "CONNECT pilot-1",
             captureOrdinal: 0, firstFrame: 20, lastFrame: 21),
         MQTTPacketRow(
-            id: writer.nextMQTTID(), analysisID: a, flowID: wsFlow.id, direction: "to-client", time: t0 + 1.4,
+            id: try writer.nextMQTTID(), analysisID: a, flowID: wsFlow.id, direction: "to-client", time: t0 + 1.4,
             overWebSocket: true, version: "3.1.1", type: "CONNACK", returnCode: 0, summary: "CONNACK 0"),
         MQTTPacketRow(
-            id: writer.nextMQTTID(), analysisID: a, flowID: mqttFlow.id, direction: "to-server", time: t0 + 2,
+            id: try writer.nextMQTTID(), analysisID: a, flowID: mqttFlow.id, direction: "to-server", time: t0 + 2,
             overWebSocket: false, version: "5.0", versionAssumed: true, type: "PUBLISH", packetID: 7, qos: 1,
             retain: false, dup: true, topic: "sys/product/GW1/status",
             payload: Data(#"{"method":"update_topo","tid":"t1"}"#.utf8), payloadLength: 35,
             payloadJSON: #"{"method":"update_topo","tid":"t1"}"#, summary: "PUBLISH sys/product/GW1/status"),
         MQTTPacketRow(
-            id: writer.nextMQTTID(), analysisID: a, flowID: mqttFlow.id, direction: "to-client", time: t0 + 2.2,
+            id: try writer.nextMQTTID(), analysisID: a, flowID: mqttFlow.id, direction: "to-client", time: t0 + 2.2,
             version: "5.0", versionAssumed: true, type: "PUBLISH", qos: 0, retain: true, dup: false,
             topic: "sys/product/GW1/status_reply", payload: Data(#"{"tid":"t1"}"#.utf8), payloadLength: 12,
             payloadJSON: #"{"tid":"t1"}"#, summary: "PUBLISH reply"),
@@ -169,32 +171,35 @@ func writeSmallAnalysis(
     mqttFlow.upPackets = 3
     try writer.upsertFlow(mqttFlow)
 
-    let session = SessionRow(
-        id: writer.nextSessionID(), analysisID: a, gatewaySN: "GW1", gatewayModel: "2-119-0",
+    var session = SessionRow(
+        id: 0, analysisID: a, gatewaySN: "GW1", gatewayModel: "2-119-0",
         gatewayModelName: "DJI RC Plus", state: "online", startTime: t0 + 0.5, endTime: t0 + 9,
         client: "192.168.1.20", mqttClientID: "pilot-1", mqttUsername: "user", aircraftSNs: ["AC1", "AC2"],
         summaryJSON: #"{"steps":3}"#)
-    try writer.upsertSession(session)
 
-    let timeline = [
+    var timeline = [
         TimelineEventRow(
-            analysisID: a, sessionID: session.id, ordinal: 0, time: t0 + 0.5, phase: "login", step: "http-login",
+            analysisID: a, sessionID: 0, ordinal: 0, time: t0 + 0.5, phase: "login", step: "http-login",
             ok: true, latency: 0.25, flowID: httpFlow.id, messageKind: "http", messageID: http[0].id,
             detailJSON: #"{"status":200}"#, captureOrdinal: 0, firstFrame: 4, lastFrame: 7),
         TimelineEventRow(
-            analysisID: a, sessionID: session.id, ordinal: 1, time: t0 + 1.3, phase: "connect", step: "mqtt-connect",
+            analysisID: a, sessionID: 0, ordinal: 1, time: t0 + 1.3, phase: "connect", step: "mqtt-connect",
             ok: true, flowID: wsFlow.id, messageKind: "mqtt", messageID: mqtt[0].id),
         TimelineEventRow(
-            analysisID: a, sessionID: session.id, ordinal: 2, time: t0 + 2, phase: "topology", step: "status",
+            analysisID: a, sessionID: 0, ordinal: 2, time: t0 + 2, phase: "topology", step: "status",
             ok: false, latency: nil, flowID: nil, messageKind: nil, messageID: nil, detailJSON: #"{"missing":true}"#),
     ]
-    for row in timeline { try writer.insertTimelineEvent(row) }
 
-    let deviation = DeviationRow(
-        analysisID: a, sessionID: session.id, ruleID: "mqtt.status-no-reply", severity: "warning",
+    var deviation = DeviationRow(
+        analysisID: a, sessionID: nil, ruleID: "mqtt.status-no-reply", severity: "warning",
         title: "status without status_reply", time: t0 + 2, flowID: mqttFlow.id, messageKind: "mqtt",
         messageID: mqtt[2].id, evidenceJSON: #"{"tid":"x"}"#, captureOrdinal: 1, firstFrame: 3, lastFrame: 3)
-    try writer.insertDeviation(deviation)
+    try writer.storeSession(key: 1, session, timeline: timeline, findings: [deviation])
+    try writer.flush()
+    // The database gave the session its id; the rows as stored carry it.
+    session.id = try #require(writer.sessionID(key: 1))
+    for i in timeline.indices { timeline[i].sessionID = session.id }
+    deviation.sessionID = session.id
 
     try writer.finish(
         frames: 127, frameBytes: 99_000, firstTime: t0, lastTime: t0 + 12.5, countersJSON: #"{"dropped":0}"#)

@@ -268,8 +268,11 @@ public struct DeviationEngine {
 
     /// A session the tracker retired early (``SessionTracker/takeRetired()``): its timeline rules are checked now
     /// and its per-connection state dropped; ``finish(sessions:retiredNumbers:captureEnd:)`` puts its findings in
-    /// place. `at` is the capture time it retired at (every rule's horizon has passed by then).
-    public mutating func retire(_ s: Session, at t: Timestamp) {
+    /// place. `at` is the capture time it retired at (every rule's horizon has passed by then). Returns the session's
+    /// timeline findings known now (`session` nil), for a store that writes as it goes; the final list, with the
+    /// stream findings attached, comes from `finish`.
+    @discardableResult
+    public mutating func retire(_ s: Session, at t: Timestamp) -> [Deviation] {
         var findings = timelineRules(s, captureEnd: t, withCaptureIncomplete: false)
         for i in findings.indices { findings[i].session = nil }
         var eventConnections: [ConnectionID] = []
@@ -281,6 +284,7 @@ public struct DeviationEngine {
             osd[c] = nil
             gaps.remove(c)
         }
+        return findings
     }
 
     /// Checks the finished sessions and attaches every finding to its session; returns all, in time order.

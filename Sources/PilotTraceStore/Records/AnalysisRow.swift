@@ -3,8 +3,8 @@ import GRDB
 /// One analysis run over an ordered set of capture files (table `analyses`).
 ///
 /// The row is written by ``PilotTraceDatabase/beginAnalysis(key:captures:toolVersion:createdAt:batchSize:)`` and
-/// completed by ``AnalysisWriter/finish(frames:frameBytes:firstTime:lastTime:countersJSON:)``; `frames` is NULL
-/// while the run goes on, and stays NULL when it was interrupted.
+/// completed by ``AnalysisWriter/finish(frames:frameBytes:firstTime:lastTime:countersJSON:stop:)``; `state` is
+/// `running` (and `frames` NULL) while the run goes on, and stays so when the process was killed outright.
 public struct AnalysisRow: Codable, Sendable, Hashable {
     public var id: Int64?
     /// The identity of the analysed input: the capture files' SHA-256s joined in order (see ``key(captureDigests:)``).
@@ -21,13 +21,27 @@ public struct AnalysisRow: Codable, Sendable, Hashable {
     public var countersJSON: String?
     /// Where the traffic came from: `capture` (files), `live` (`capture`), `proxy`, `replay`.
     public var source: String
+    /// `running`, `complete` or `interrupted` (Ctrl-C or SIGTERM during an analysis, a capture error: its sessions in
+    /// progress were stored `incomplete`). A `running` analysis whose process is gone was killed.
+    public var state: String
+    /// Why an `interrupted` analysis stopped.
+    public var stopReason: String?
+    /// When it finished (ISO 8601 UTC, wall clock); NULL while running.
+    public var finishedAt: String?
+    /// The capture point that recorded it (`--site`, default the host name; empty for analyses stored before).
+    public var site: String
 
     public init(
         id: Int64? = nil, key: String, createdAt: String, frames: Int? = nil, frameBytes: Int? = nil,
         firstTime: Double? = nil, lastTime: Double? = nil, toolVersion: String, countersJSON: String? = nil,
-        source: String = "capture"
+        source: String = "capture", state: String = "complete", stopReason: String? = nil, finishedAt: String? = nil,
+        site: String = ""
     ) {
         self.source = source
+        self.state = state
+        self.stopReason = stopReason
+        self.finishedAt = finishedAt
+        self.site = site
         self.id = id
         self.key = key
         self.createdAt = createdAt
@@ -51,8 +65,13 @@ public struct AnalysisRow: Codable, Sendable, Hashable {
         case lastTime = "last_time"
         case toolVersion = "tool_version"
         case countersJSON = "counters_json"
-        case source
+        case source, state, site
+        case stopReason = "stop_reason"
+        case finishedAt = "finished_at"
     }
+
+    /// Whether the analysis did not read all its input: interrupted, or still running (or killed).
+    public var isUnfinished: Bool { state != "complete" }
 }
 
 extension AnalysisRow: FetchableRecord, PersistableRecord {
