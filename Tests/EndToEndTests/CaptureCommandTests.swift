@@ -60,6 +60,63 @@ import Testing
         #expect(timeline.stdout.contains("\"step\" : \"update-topo\""))
     }
 
+    @Test("A rotating capture with --db records each file it wrote, in order",
+          .enabled(if: CaptureCommandTests.canCapture, "live capture needs root and mosquitto/mosquitto_pub (scripts/bootstrap installs them)"))
+    func rotatedFilesAreRecorded() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-rotate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
+        let port = Int(try freeLoopbackPort())
+        let conf = dir.appendingPathComponent("mosquitto.conf")
+        try "listener \(port) 127.0.0.1\nallow_anonymous true\npersistence false\nmessage_size_limit 0\n".write(to: conf, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: conf.path)
+        let broker = Process()
+        broker.executableURL = URL(fileURLWithPath: TestPaths.which("mosquitto")!)
+        broker.arguments = ["-c", conf.path]
+        broker.standardOutput = FileHandle.nullDevice
+        broker.standardError = FileHandle.nullDevice
+        try broker.run()
+        defer {
+            kill(broker.processIdentifier, SIGTERM)
+            for _ in 0..<50 where broker.isRunning { usleep(100_000) }
+            if broker.isRunning { kill(broker.processIdentifier, SIGKILL) }
+        }
+        #expect(try waitUntil(timeout: 10) { try runProcess("/usr/bin/env", ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"]).status == 0 })
+
+        let db = dir.appendingPathComponent("rotated.sqlite").path, pcap = dir.appendingPathComponent("rotated.pcap").path
+        let capture = Process()
+        capture.executableURL = TestPaths.binary
+        capture.arguments = ["capture", "--interface", "lo", "--filter", "tcp port \(port)", "--duration", "4", "--write", pcap,
+                             "--rotate-size", "1", "--db", db]
+        let err = Pipe()
+        capture.standardOutput = FileHandle.nullDevice
+        capture.standardError = err
+        try capture.run()
+        #expect(try waitUntil(timeout: 10) { FileManager.default.fileExists(atPath: db) })
+        // 3 MB in one message: three files of 1 MB and a bit.
+        let payload = dir.appendingPathComponent("payload.bin")
+        try Data(repeating: 0x41, count: 3 << 20).write(to: payload)
+        let pub = try runProcess(TestPaths.which("mosquitto_pub")!, ["-p", String(port), "-t", "bulk", "-f", payload.path])
+        #expect(pub.status == 0, "\(pub.stderr)")
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        capture.waitUntilExit()
+        #expect(capture.terminationStatus == 0, "\(message)")
+        #expect(!message.contains("no capture with ordinal"))
+        let rows = try runProcess("/usr/bin/sqlite3", [db, "SELECT ordinal || ' ' || path || ' ' || records FROM captures ORDER BY ordinal"])
+        let lines = rows.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.count >= 3, "\(rows.stdout)")
+        let written = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasPrefix("rotated") && $0.hasSuffix(".pcap") }.sorted()
+        #expect(written.count == lines.count)
+        for (i, line) in lines.enumerated() {
+            let parts = line.split(separator: " ")
+            #expect(parts.first == Substring(String(i)))
+            #expect(parts.count == 3 && FileManager.default.fileExists(atPath: String(parts[1])))
+            #expect((Int(parts.last ?? "") ?? 0) > 0)
+        }
+        let state = try runProcess("/usr/bin/sqlite3", [db, "SELECT state FROM analyses"])
+        #expect(state.stdout == "complete\n")
+    }
+
     @Test func badFiltersAndInterfacesAreClearErrors() throws {
         let filter = try pilottrace("capture", "--interface", "lo", "--filter", "tcp port 1 and", "--duration", "1")
         #expect(filter.status == 2)
