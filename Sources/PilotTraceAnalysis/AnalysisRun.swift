@@ -50,6 +50,8 @@ public struct AnalysisReport: Sendable {
     public var deviations: [Deviation]
     /// Why the run stopped before the end of its input (Ctrl-C, SIGTERM, a capture error); nil when it did not.
     public var interrupted: String? = nil
+    /// Sessions joined with sessions another capture point recorded into the same database.
+    public var stitched = 0
 }
 
 /// Runs capture files through the whole pipeline and stores flows, messages, sessions and timelines.
@@ -205,8 +207,16 @@ public final class AnalysisRun {
                 sessionID: 0, ordinal: ordinal, time: e.time.seconds, phase: e.phase.rawValue, step: e.step.rawValue, ok: e.ok,
                 latency: e.latency, flowID: e.connection.flatMap { flowIDs[$0] }, messageKind: e.message?.kind.rawValue,
                 messageID: e.message?.id, detailJSON: e.detail.compact, captureOrdinal: place.capture, firstFrame: place.first,
-                lastFrame: place.last)
+                lastFrame: place.last, credentialDigest: e.credential.map(Self.hex))
         }
+    }
+
+    static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes { out += [digits[Int(b >> 4)], digits[Int(b & 0xF)]] }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Where frames are, as the store's columns say it: the file of the first known frame (its `captures` ordinal) and
@@ -251,6 +261,8 @@ public final class AnalysisRun {
         let sessions = tracker.finish(at: at)
         let deviations = engine.finish(sessions: sessions, captureEnd: at)
         try storeSessions(sessions, deviations, retiredNumbers: [:])
+        // Another capture point may be recording the other side of these logins at the same time.
+        try writer.stitch()
         return LiveStatus(frames: pipeline.counters.frames, connections: analyzer.classified.values.reduce(0, +), sessions: sessions.count,
                           deviations: deviations.count)
     }
@@ -287,11 +299,12 @@ public final class AnalysisRun {
         try writer.finish(frames: counters.frames, frameBytes: counters.frameBytes,
                           firstTime: files.compactMap(\.firstTime).min()?.seconds, lastTime: end == .zero ? nil : end.seconds,
                           countersJSON: countersJSON, stop: stop)
+        let stitched = try writer.stitch()
         var interrupted: String?
         if case .interrupted(let reason) = stop { interrupted = reason }
         return AnalysisReport(analysisID: writer.analysisID, files: files, error: error, counters: counters,
                               connections: analyzer.classified, messages: messageCounts, sessions: stored, deviations: deviations,
-                              interrupted: interrupted)
+                              interrupted: interrupted, stitched: stitched)
     }
 
     /// Stores the sessions in progress (each under its serial: stored again, a session keeps its id and its timeline is

@@ -57,7 +57,11 @@ extension SessionTracker {
         let addr = address(info.client)
         let time = request?.span.firstByteAt ?? response.span.firstByteAt
         let latency = request.map { response.span.lastByteAt.seconds(since: $0.span.lastByteAt) }
-        let events = m.steps.map { TimelineEvent(time: time, step: $0.step, ok: $0.ok, latency: latency, connection: id, message: ref, detail: $0.detail) }
+        let issued = m.mqttPassword.map { Self.digest($0.utf8) }
+        let events = m.steps.map {
+            TimelineEvent(time: time, step: $0.step, ok: $0.ok, latency: latency, connection: id, message: ref, detail: $0.detail,
+                          credential: $0.step == .mqttCredentials ? issued : nil)
+        }
         if m.isHTMLPage, m.steps.count == 1 {
             lastPage[addr] = events[0]  // claimed by the login that follows, if any
             return
@@ -95,7 +99,7 @@ extension SessionTracker {
         }
         if let t = m.issuedToken { contexts[i].tokens.insert(t) }
         if let u = m.mqttUsername { contexts[i].mqttUsername = u }
-        if let p = m.mqttPassword { contexts[i].mqttPasswordDigest = Self.digest(p.utf8) }
+        if let issued { contexts[i].mqttPasswordDigest = issued }
         if m.mqttUsername != nil || m.mqttPassword != nil, let request {
             let path = request.head.path.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.head.path
             contexts[i].credentialsSource = ("\(request.method) \(path)", time)

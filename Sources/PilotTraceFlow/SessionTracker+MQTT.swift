@@ -72,7 +72,7 @@ extension SessionTracker {
                 ("password_present", .bool(connect.password != nil)), ("anonymous", .bool(connect.username == nil)),
                 ("keep_alive", .int(Int(connect.keepAlive))), ("version", .text(connect.version.description)),
                 ("clean_session", .bool(connect.cleanSession)),
-            ])))
+            ]), credential: connect.password.map { Self.digest($0.stored) }))
         case .connAck(let ack) where dir == .toClient:
             let ok = ack.returnCode.isSuccess
             c.refused = !ok

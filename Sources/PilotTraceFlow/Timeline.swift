@@ -76,11 +76,16 @@ public struct TimelineEvent: Hashable, Sendable {
     public var message: MessageRef?
     /// A small JSON object with the step's facts (no secrets).
     public var detail: JSONValue
+    /// SHA-256 of the MQTT password a cloud issued (`mqtt-credentials`) or a device presented (`mqtt-connect`): how
+    /// the store joins the HTTP side of a login recorded at one capture point to the device's connection recorded at
+    /// another. A secret's digest: stored, never shown.
+    public var credential: [UInt8]?
 
     public var phase: Phase { step.phase }
 
     public init(time: Timestamp, step: Step, ok: Bool, latency: Double? = nil, connection: ConnectionID? = nil,
-                message: MessageRef? = nil, detail: JSONValue = .object([])) {
+                message: MessageRef? = nil, detail: JSONValue = .object([]), credential: [UInt8]? = nil) {
+        self.credential = credential
         self.time = time
         self.step = step
         self.ok = ok

@@ -78,13 +78,22 @@ public enum ReportLoader {
         var cache: [Int64: (flows: [FlowRow], http: [HTTPExchangeRow], mqtt: [MQTTPacketRow], captures: [CaptureRow])] = [:]
         var analyses: [Int64: AnalysisRow] = [:]
         var out: [ReportSession] = []
+        let parts = try db.parts(of: rows.map(\.id))
         for r in rows {
             if analyses[r.analysisID] == nil, let a = try db.analysis(id: r.analysisID) { analyses[r.analysisID] = a }
-            if cache[r.analysisID] == nil {
-                cache[r.analysisID] = (try db.flows(analysisID: r.analysisID), try db.httpExchanges(analysisID: r.analysisID),
-                                       try db.mqttPackets(analysisID: r.analysisID), try db.captures(analysisID: r.analysisID))
+            // A session recorded at several capture points: its parts' analyses hold some of its messages (ids are unique
+            // across analyses, so the lists join; frames name their analysis's files).
+            var involved = [r.analysisID]
+            for p in parts[r.id] ?? [] where !involved.contains(p.analysisID) { involved.append(p.analysisID) }
+            for a in involved where cache[a] == nil {
+                cache[a] = (try db.flows(analysisID: a), try db.httpExchanges(analysisID: a), try db.mqttPackets(analysisID: a),
+                            try db.captures(analysisID: a))
             }
-            let data = cache[r.analysisID]!
+            var data = cache[r.analysisID]!
+            for a in involved.dropFirst() {
+                let more = cache[a]!
+                data = (data.flows + more.flows, data.http + more.http, data.mqtt + more.mqtt, data.captures + more.captures)
+            }
             let events = timelines[r.id] ?? []
             let deviations = try db.deviations(sessionID: r.id)
             var session = build(r, events, deviations, data.flows, data.http, data.mqtt, data.captures, showSecrets: showSecrets)
@@ -113,8 +122,8 @@ public enum ReportLoader {
         for x in http where sessionFlows.contains(x.flowID) {
             let anchor = "http-\(x.id)"
             let target = (showSecrets ? x.target : x.target.map(HTTPSecrets.maskedTarget)) ?? x.path ?? "?"
-            let requestFrames = FramePlace(ordinal: x.captureOrdinal, first: x.requestFirstFrame, last: x.requestLastFrame)
-            let responseFrames = FramePlace(ordinal: x.captureOrdinal, first: x.responseFirstFrame, last: x.responseLastFrame)
+            let requestFrames = FramePlace(ordinal: x.captureOrdinal, first: x.requestFirstFrame, last: x.requestLastFrame, analysisID: x.analysisID)
+            let responseFrames = FramePlace(ordinal: x.captureOrdinal, first: x.responseFirstFrame, last: x.responseLastFrame, analysisID: x.analysisID)
             if let t = x.requestTime {
                 var a = Arrow(time: t, lastTime: t, from: .pilot, to: .cloud, label: "\(x.method ?? "?") \(target)", count: 1, kind: "http",
                               messageID: x.id, phase: phaseOf[anchor], ok: true, findings: findingsOf[anchor] ?? [])
@@ -134,7 +143,7 @@ public enum ReportLoader {
                                          title: "HTTP \(x.method ?? "") \(target) → \(x.status.map(String.init) ?? "no response")",
                                          text: httpText(x, showSecrets: showSecrets),
                                          frames: FramePlace(ordinal: x.captureOrdinal, first: requestFrames.first ?? responseFrames.first,
-                                                            last: responseFrames.last ?? requestFrames.last)))
+                                                            last: responseFrames.last ?? requestFrames.last, analysisID: x.analysisID)))
         }
         for p in mqtt {
             let device = deviceFlows.contains(p.flowID)
@@ -168,13 +177,13 @@ public enum ReportLoader {
                 var a = Arrow(time: p.time, lastTime: p.time, from: from, to: to, label: label, count: 1, kind: "mqtt", messageID: p.id,
                               phase: phaseOf[anchor], ok: ok, findings: findingsOf[anchor] ?? [])
                 a.telemetry = telemetry
-                a.frames = FramePlace(ordinal: p.captureOrdinal, first: p.firstFrame, last: p.lastFrame)
+                a.frames = FramePlace(ordinal: p.captureOrdinal, first: p.firstFrame, last: p.lastFrame, analysisID: p.analysisID)
                 arrows.append(a)
             }
             if !merged {
                 details.append(MessageDetail(anchor: anchor, time: p.time, title: "MQTT \(p.direction == "to-server" ? "→" : "←") \(p.summary)",
                                              text: mqttText(p, showSecrets: showSecrets),
-                                             frames: FramePlace(ordinal: p.captureOrdinal, first: p.firstFrame, last: p.lastFrame)))
+                                             frames: FramePlace(ordinal: p.captureOrdinal, first: p.firstFrame, last: p.lastFrame, analysisID: p.analysisID)))
             }
         }
         arrows.sort { ($0.time, $0.kind == "http" && $0.from == .cloud ? 1 : 0) < ($1.time, $1.kind == "http" && $1.from == .cloud ? 1 : 0) }

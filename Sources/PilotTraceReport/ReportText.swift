@@ -63,15 +63,19 @@ public struct FramePlace: Sendable, Hashable {
     public var ordinal: Int?
     public var first: Int?
     public var last: Int?
+    /// The analysis whose capture files ``ordinal`` counts (a stitched session's steps come from several); nil: the
+    /// only one given.
+    public var analysisID: Int64?
 
-    public init(ordinal: Int?, first: Int?, last: Int?) {
+    public init(ordinal: Int?, first: Int?, last: Int?, analysisID: Int64? = nil) {
         self.ordinal = ordinal
         self.first = first
         self.last = last
+        self.analysisID = analysisID
     }
 
-    public init(_ e: TimelineEventRow) { self.init(ordinal: e.captureOrdinal, first: e.firstFrame, last: e.lastFrame) }
-    public init(_ d: DeviationRow) { self.init(ordinal: d.captureOrdinal, first: d.firstFrame, last: d.lastFrame) }
+    public init(_ e: TimelineEventRow) { self.init(ordinal: e.captureOrdinal, first: e.firstFrame, last: e.lastFrame, analysisID: e.analysisID) }
+    public init(_ d: DeviationRow) { self.init(ordinal: d.captureOrdinal, first: d.firstFrame, last: d.lastFrame, analysisID: d.analysisID) }
 
     public var isKnown: Bool { first != nil || last != nil }
 
@@ -94,7 +98,7 @@ public struct FramePlace: Sendable, Hashable {
     /// The capture file's path as given to the analysis.
     public func file(_ captures: [CaptureRow]) -> String? {
         guard let ordinal else { return nil }
-        return captures.first { $0.ordinal == ordinal }?.path
+        return captures.first { $0.ordinal == ordinal && (analysisID == nil || $0.analysisID == analysisID) }?.path
     }
 
     /// `capture_file`, `first_frame`, `last_frame` (null when not known).

@@ -104,6 +104,14 @@ public final class AnalysisWriter: @unchecked Sendable {
         }
     }
 
+    /// Joins this analysis's sessions with other capture points' (``PilotTraceDatabase/stitchSessions(analysisID:)``),
+    /// after writing what is buffered; returns how many joins were made.
+    @discardableResult
+    public func stitch() throws -> Int {
+        try flush()
+        return try database.stitchSessions(analysisID: analysisID).count
+    }
+
     /// The id a session given under `key` was stored with; nil until a batch holding it is written.
     public func sessionID(key: Int) -> Int64? { lock.withLock { sessionIDs[key] } }
 

@@ -115,56 +115,103 @@ extension PilotTraceDatabase {
 
     // MARK: - Sessions
 
-    /// Sessions by start time (then id), of one analysis or of all.
+    /// Sessions by start time (then id), of one analysis or of all. A session recorded at several capture points is
+    /// listed once: its parts (``SessionRow/partOf``) are not listed on their own, and its start and end span them.
     public func sessions(analysisID: Int64? = nil) throws -> [SessionRow] {
-        try pool.read { db in
+        let rows = try pool.read { db in
             if let analysisID {
                 return try SessionRow.fetchAll(
-                    db, sql: "SELECT * FROM sessions WHERE analysis_id = ? ORDER BY start_time, id",
+                    db, sql: "SELECT * FROM sessions WHERE analysis_id = ? AND part_of IS NULL ORDER BY start_time, id",
                     arguments: [analysisID])
             }
-            return try SessionRow.fetchAll(db, sql: "SELECT * FROM sessions ORDER BY start_time, id")
+            return try SessionRow.fetchAll(db, sql: "SELECT * FROM sessions WHERE part_of IS NULL ORDER BY start_time, id")
         }
+        return try spanningParts(rows)
     }
 
-    /// One session, by id (the primary key: `timeline ID` does not read the other sessions).
+    /// One session, by id (the primary key: `timeline ID` does not read the other sessions); a part of another
+    /// session is found too (``SessionRow/partOf`` says whose).
     public func session(id: Int64) throws -> SessionRow? {
-        try pool.read { try SessionRow.fetchOne($0, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]) }
+        let row = try pool.read { try SessionRow.fetchOne($0, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]) }
+        return try row.map { try spanningParts([$0])[0] }
     }
 
-    /// A session's timeline, by ordinal.
-    public func timeline(sessionID: Int64) throws -> [TimelineEventRow] {
-        try pool.read {
-            try TimelineEventRow.fetchAll(
-                $0, sql: "SELECT * FROM timeline_events WHERE session_id = ? ORDER BY ordinal, id",
-                arguments: [sessionID])
+    /// The parts of each session that has some (recorded at other capture points), by start.
+    public func parts(of sessionIDs: [Int64]) throws -> [Int64: [SessionRow]] {
+        guard !sessionIDs.isEmpty else { return [:] }
+        let parts = try pool.read {
+            try SessionRow.fetchAll($0, sql: "SELECT * FROM sessions WHERE part_of IN (\(Self.idList(sessionIDs))) ORDER BY start_time, id")
+        }
+        return Dictionary(grouping: parts) { $0.partOf ?? 0 }
+    }
+
+    /// Rows whose parts start earlier or end later take their span.
+    func spanningParts(_ rows: [SessionRow]) throws -> [SessionRow] {
+        let parts = try parts(of: rows.map(\.id))
+        guard !parts.isEmpty else { return rows }
+        return rows.map { row in
+            guard let mine = parts[row.id] else { return row }
+            var row = row
+            row.startTime = min(row.startTime, mine.map(\.startTime).min() ?? row.startTime)
+            let ends = mine.compactMap(\.endTime) + (row.endTime.map { [$0] } ?? [])
+            row.endTime = ends.max()
+            return row
         }
     }
 
-    /// The timelines of several sessions in one query, each by ordinal. Sessions without events map to `[]`.
+    /// Ids as an SQL list (integers only, so nothing to escape).
+    static func idList(_ ids: [Int64]) -> String { ids.map(String.init).joined(separator: ",") }
+
+    /// A session's timeline (its parts' steps included), by time.
+    public func timeline(sessionID: Int64) throws -> [TimelineEventRow] {
+        try timelines(sessionIDs: [sessionID])[sessionID] ?? []
+    }
+
+    /// The timelines of several sessions in one query, each by time (a session recorded at several capture points
+    /// has its parts' steps in place), else by ordinal. Sessions without events map to `[]`.
     public func timelines(sessionIDs: [Int64]) throws -> [Int64: [TimelineEventRow]] {
         var result: [Int64: [TimelineEventRow]] = [:]
         for id in sessionIDs { result[id] = [] }
         guard !sessionIDs.isEmpty else { return result }
-        let ids = "[" + sessionIDs.map(String.init).joined(separator: ",") + "]"
+        let owner = try owners(sessionIDs)
         let events = try pool.read {
             try TimelineEventRow.fetchAll(
                 $0,
                 sql: """
-                    SELECT * FROM timeline_events WHERE session_id IN (SELECT value FROM json_each(?))
+                    SELECT * FROM timeline_events WHERE session_id IN (\(Self.idList(Array(owner.keys))))
                     ORDER BY session_id, ordinal, id
-                    """,
-                arguments: [ids])
+                    """)
         }
-        for event in events { result[event.sessionID, default: []].append(event) }
+        for event in events { if let main = owner[event.sessionID] { result[main, default: []].append(event) } }
+        // A stitched session's steps interleave by time; within one side the ordinal order stands (a stable sort).
+        for (main, list) in result where Set(list.map(\.sessionID)).count > 1 {
+            result[main] = list.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+        }
         return result
     }
 
-    /// A session's deviations, by time (those without a time first), then id.
+    /// Each session and each of its parts, → the session.
+    func owners(_ sessionIDs: [Int64]) throws -> [Int64: Int64] {
+        var owner: [Int64: Int64] = [:]
+        for id in sessionIDs { owner[id] = id }
+        for (main, parts) in try parts(of: sessionIDs) { for p in parts { owner[p.id] = main } }
+        return owner
+    }
+
+    /// A session's deviations (its parts' included), by time (those without a time first), then id. A stitched
+    /// session keeps one `cleartext-credentials` finding, the first, as one capture point's session does.
     public func deviations(sessionID: Int64) throws -> [DeviationRow] {
-        try pool.read {
+        let ids = Array(try owners([sessionID]).keys)
+        let rows = try pool.read {
             try DeviationRow.fetchAll(
-                $0, sql: "SELECT * FROM deviations WHERE session_id = ? ORDER BY time, id", arguments: [sessionID])
+                $0, sql: "SELECT * FROM deviations WHERE session_id IN (\(Self.idList(ids))) ORDER BY time NULLS FIRST, id")
+        }
+        guard ids.count > 1 else { return rows }
+        var cleartext = false
+        return rows.filter { row in
+            guard row.ruleID == "cleartext-credentials" else { return true }
+            defer { cleartext = true }
+            return !cleartext
         }
     }
 
@@ -172,7 +219,7 @@ extension PilotTraceDatabase {
     public func deviations(analysisID: Int64) throws -> [DeviationRow] {
         try pool.read {
             try DeviationRow.fetchAll(
-                $0, sql: "SELECT * FROM deviations WHERE analysis_id = ? ORDER BY time, id", arguments: [analysisID])
+                $0, sql: "SELECT * FROM deviations WHERE analysis_id = ? ORDER BY time NULLS FIRST, id", arguments: [analysisID])
         }
     }
 }

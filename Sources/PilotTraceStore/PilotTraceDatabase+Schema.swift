@@ -15,7 +15,8 @@ extension PilotTraceDatabase {
         "analyses_by_key", "captures_by_analysis", "flows_by_analysis", "http_exchanges_by_flow",
         "websocket_messages_by_flow", "mqtt_packets_by_flow", "sessions_by_analysis",
         "timeline_events_by_session", "timeline_events_by_flow", "deviations_by_session", "deviations_by_analysis",
-        "deviations_by_flow", "sessions_by_replay_of", "replay_steps_by_session",
+        "deviations_by_flow", "sessions_by_replay_of", "replay_steps_by_session", "timeline_events_by_credential",
+        "sessions_by_part_of",
     ]
 
     /// Version 2 (issue 10): `deviations_by_analysis` covers `(analysis_id, time)`, so `pilottrace deviations` reads
@@ -133,7 +134,8 @@ extension PilotTraceDatabase {
 
     /// Version 7 (issue 16, store v2): many writers at once. The database assigns every id: `id_sequences` hands out
     /// blocks of flow and message ids (``AnalysisWriter``), sessions take their rowid when inserted. An analysis says
-    /// how it ended (`state`, `stop_reason`, `finished_at`) and which capture point recorded it (`site`). Analyses
+    /// how it ended (`state`, `stop_reason`, `finished_at`) and which capture point recorded it (`site`); sessions
+    /// recorded at two capture points are stitched (`sessions.part_of`, `timeline_events.credential_digest`). Analyses
     /// stored before with `frames` NULL never finished: they are `interrupted`. Sessions left with the negative
     /// provisional ids of an interrupted analysis (which made every later session id negative) are renumbered after
     /// the positive ones, their timelines, findings and replays with them.
@@ -149,6 +151,10 @@ extension PilotTraceDatabase {
             name TEXT PRIMARY KEY,
             next_id INTEGER NOT NULL CHECK (next_id >= 1)
         ) WITHOUT ROWID;
+        ALTER TABLE timeline_events ADD COLUMN credential_digest TEXT;
+        CREATE INDEX timeline_events_by_credential ON timeline_events(credential_digest) WHERE credential_digest IS NOT NULL;
+        ALTER TABLE sessions ADD COLUMN part_of INTEGER REFERENCES sessions(id) ON DELETE SET NULL;
+        CREATE INDEX sessions_by_part_of ON sessions(part_of) WHERE part_of IS NOT NULL;
         """
 
     static func migrateV7(_ db: Database) throws {

@@ -129,7 +129,12 @@ public struct PilotTraceDatabase: Sendable {
                     message: "the database was written by a newer pilottrace (unknown schema migrations); "
                         + "use that version or another --db")
             }
-            try migrator.migrate(pool)
+            if try !pool.read({ try migrator.hasCompletedMigrations($0) }) {
+                // Several processes may open a new (or older) database at once: GRDB decides what to migrate before it
+                // takes SQLite's write lock, so the migrations run under a lock on the folder, one process at a time
+                // (a lock on the database file itself could not be released without dropping SQLite's own locks).
+                try withFolderLock(folder) { try migrator.migrate(pool) }
+            }
         } catch let error as PilotTraceStoreError {
             try? pool.close()
             throw error
@@ -196,17 +201,29 @@ public struct PilotTraceDatabase: Sendable {
                 try pool.close()
                 return
             }
-            try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
             pool.invalidateReadOnlyConnections()
             try pool.writeWithoutTransaction { db in
-                // Only alone: with another connection open SQLite refuses at once (no waiting: busy timeout 0).
+                // Without waiting (busy timeout 0): while another process uses the database, SQLite refuses both, and
+                // the last process to close does them.
                 try db.execute(sql: "PRAGMA busy_timeout = 0")
-                _ = try? String.fetchOne(db, sql: "PRAGMA journal_mode = DELETE")
+                if (try? db.checkpoint(.truncate)) != nil {
+                    _ = try? String.fetchOne(db, sql: "PRAGMA journal_mode = DELETE")
+                }
             }
             try pool.close()
         } catch {
             throw PilotTraceStoreError(kind: .writeFailed, path: path, message: "cannot close the database: \(Self.reason(error))")
         }
+    }
+
+    /// Runs `body` holding an exclusive `flock` on `folder` (waits for another process's).
+    private static func withFolderLock<T>(_ folder: URL, _ body: () throws -> T) throws -> T {
+        let fd = Foundation.open(folder.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return try body() }  // no lock to take: SQLite's transactions still protect each migration
+        defer { Foundation.close(fd) }
+        while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+        defer { flock(fd, LOCK_UN) }
+        return try body()
     }
 
     /// The page size of a new database, in bytes.

@@ -47,8 +47,8 @@ struct RowInserts {
             """)
         timeline = try db.cachedStatement(sql: """
             INSERT INTO timeline_events (analysis_id, session_id, ordinal, time, phase, step, ok, latency, flow_id, message_kind,
-              message_id, detail_json, capture_ordinal, first_frame, last_frame)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              message_id, detail_json, capture_ordinal, first_frame, last_frame, credential_digest)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         deviation = try db.cachedStatement(sql: """
             INSERT INTO deviations (analysis_id, session_id, rule_id, severity, title, time, flow_id, message_kind, message_id,
@@ -95,7 +95,7 @@ struct RowInserts {
         var b = Binder(timeline.sqliteStatement)
         b.int(r.analysisID); b.int(r.sessionID); b.int(r.ordinal); b.double(r.time); b.text(r.phase); b.text(r.step)
         b.bool(r.ok); b.double(r.latency); b.int(r.flowID); b.text(r.messageKind); b.int(r.messageID); b.text(r.detailJSON)
-        b.int(r.captureOrdinal); b.int(r.firstFrame); b.int(r.lastFrame)
+        b.int(r.captureOrdinal); b.int(r.firstFrame); b.int(r.lastFrame); b.text(r.credentialDigest)
         try step(timeline)
     }
 

@@ -113,6 +113,9 @@ struct Analyze: ParsableCommand {
         var out = "Analyzed \(r.files.map(\.path).joined(separator: ", ")): \(r.counters.frames) frames, "
         out += "connections: \(conns.isEmpty ? "none" : conns); messages: \(r.messages.http) HTTP, \(r.messages.webSocket) WebSocket, \(r.messages.mqtt) MQTT\n"
         out += database.map { "Stored in \($0) as analysis \(r.analysisID).\n" } ?? "Not stored (--no-store).\n"
+        if r.stitched > 0 {
+            out += "Joined \(count(r.stitched, "session")) with the other side of the login, recorded at another capture point (pilottrace sessions).\n"
+        }
         let order: [SessionState] = [.online, .offline, .failed, .incomplete]
         let states = Dictionary(grouping: r.sessions, by: \.session.state).mapValues(\.count)
         out += "\n\(count(r.sessions.count, "Pilot 2 session"))"

@@ -101,8 +101,14 @@ enum SessionViews {
         if events { for r in rows { findings[r.id] = try db.deviations(sessionID: r.id) } }
         var analyses: [Int64: AnalysisRow] = [:]
         for id in Set(rows.map(\.analysisID)) { analyses[id] = try db.analysis(id: id) }
+        // Sessions recorded at several capture points: their parts' analyses hold the files some steps are in.
+        let parts = try db.parts(of: rows.map(\.id))
+        for p in parts.values.joined() where analyses[p.analysisID] == nil { analyses[p.analysisID] = try db.analysis(id: p.analysisID) }
         return try rows.map { r in
-            SessionView(id: r.id, gatewaySN: r.gatewaySN, gatewayModel: r.gatewayModel, gatewayModelName: r.gatewayModelName, state: r.state,
+            let mine = parts[r.id] ?? []
+            var files = events ? try captures[r.analysisID] : []
+            if events { for a in Set(mine.map(\.analysisID)) where a != r.analysisID { files += try captures[a] } }
+            return SessionView(id: r.id, gatewaySN: r.gatewaySN, gatewayModel: r.gatewayModel, gatewayModelName: r.gatewayModelName, state: r.state,
                         start: r.startTime, end: r.endTime, client: r.client, mqttClientID: r.mqttClientID, mqttUsername: r.mqttUsername,
                         aircraft: r.aircraftSNs, events: (timelines[r.id] ?? []).map { e in
                             SessionView.Event(time: e.time, phase: e.phase, step: e.step, ok: e.ok, latency: e.latency,
@@ -110,7 +116,8 @@ enum SessionViews {
                                               frames: FramePlace(e))
                         }, deviations: (findings[r.id] ?? []).map {
                             SessionView.Finding(severity: $0.severity, rule: $0.ruleID, time: $0.time, message: $0.title, frames: FramePlace($0))
-                        }, captures: events ? try captures[r.analysisID] : [], analysis: analyses[r.analysisID])
+                        }, captures: files, analysis: analyses[r.analysisID],
+                        parts: mine.map { (id: $0.id, analysis: analyses[$0.analysisID]) })
         }
     }
 }

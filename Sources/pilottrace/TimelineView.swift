@@ -44,6 +44,8 @@ struct SessionView {
     var captures: [CaptureRow] = []
     /// The analysis that stored the session (how it ended, which capture point recorded it).
     var analysis: AnalysisRow?
+    /// The parts of the session other capture points recorded (their steps are in ``events``).
+    var parts: [(id: Int64, analysis: AnalysisRow?)] = []
 
     /// The contract of `sessions --json` / `timeline --json` (README.md): snake_case keys, times in RFC 3339 (UTC,
     /// microseconds) with an `_epoch` twin in seconds, frames as Wireshark numbers them.
@@ -55,6 +57,9 @@ struct SessionView {
             "mqtt_username": mqttUsername as Any? ?? NSNull(), "aircraft_sns": aircraft,
         ]
         if let analysis { o["analysis"] = ReportText.analysisJSON(analysis) }
+        o["parts"] = parts.map { p -> [String: Any] in
+            ["id": p.id, "analysis": p.analysis.map(ReportText.analysisJSON) as Any? ?? NSNull()]
+        }
         o.merge(TimeText.json("start", start)) { $1 }
         o.merge(TimeText.json("end", end)) { $1 }
         if withEvents {
@@ -89,6 +94,12 @@ enum TimelineText {
             line += "gateway unknown"
         }
         line += ", \(s.state.uppercased())"
+        if !s.parts.isEmpty {
+            let sites = ([s.analysis] + s.parts.map(\.analysis)).compactMap { $0?.site }.filter { !$0.isEmpty }
+            var seen = Set<String>()
+            let points = sites.filter { seen.insert($0).inserted }
+            line += " — recorded at \(points.isEmpty ? "several capture points" : points.joined(separator: " and ")) (with session\(s.parts.count == 1 ? "" : "s") \(s.parts.map { "\($0.id)" }.joined(separator: ", ")))"
+        }
         return line
     }
 

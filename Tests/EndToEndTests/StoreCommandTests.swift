@@ -207,3 +207,70 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: fresh))
     }
 }
+
+/// Several capture points, one record: the HTTP side and the MQTT side of the same devices, recorded apart and
+/// analyzed at once into one database, end as one session per device, as the whole capture gives.
+@Suite struct CapturePointTests {
+    /// State, gateway, steps and findings of every session, as `timeline --json` gives them.
+    func picture(_ db: String) throws -> [String] {
+        let r = try pilottrace("timeline", "--db", db, "--json")
+        #expect(r.status == 0, "\(r.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        return (doc["sessions"] as? [[String: Any]] ?? []).map { s in
+            let steps = (s["events"] as? [[String: Any]] ?? []).map { $0["step"] as? String ?? "?" }
+            let rules = (s["deviations"] as? [[String: Any]] ?? []).map { $0["rule"] as? String ?? "?" }.sorted()
+            return "\(s["state"] as? String ?? "?") \(s["gateway_sn"] as? String ?? "-") \(steps) \(rules)"
+        }
+    }
+
+    @Test("An HTTP-side capture and an MQTT-side capture of the same 40 devices, analyzed at once, give the whole capture's sessions",
+          .enabled(if: TestPaths.which("tcpdump") != nil, "splits the capture with tcpdump (scripts/bootstrap installs it)"))
+    func twoCapturePointsMakeOneRecord() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-points-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let whole = dir.appendingPathComponent("whole.pcap").path
+        #expect(try pilottrace("lab", "generate", "--devices", "40", "--online", "20", "--stagger", "0.5", "--out", whole).status == 0)
+        let http = dir.appendingPathComponent("web.pcap").path, mqtt = dir.appendingPathComponent("broker.pcap").path
+        let tcpdump = try #require(TestPaths.which("tcpdump"))
+        #expect(try runProcess(tcpdump, ["-r", whole, "-w", http, "tcp port 6789"]).status == 0)
+        #expect(try runProcess(tcpdump, ["-r", whole, "-w", mqtt, "tcp port 1883"]).status == 0)
+
+        let reference = try temporaryDatabase()
+        #expect(try pilottrace("analyze", "--db", reference, whole).status == 0)
+        let expected = try picture(reference)
+        #expect(expected.count == 40)
+
+        // Each side alone is not the whole story: sessions without a gateway, devices without a login.
+        let web = try temporaryDatabase()
+        #expect(try pilottrace("analyze", "--db", web, http).status == 0)
+        #expect(try picture(web).allSatisfy { $0.contains(" - ") })
+
+        let shared = try temporaryDatabase()
+        let results = Mutex<[ProcessResult?]>([nil, nil])
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let r = try? pilottrace("analyze", "--db", shared, "--site", i == 0 ? "web" : "broker", i == 0 ? http : mqtt)
+            results.withLock { $0[i] = r }
+        }
+        for r in results.withLock({ $0 }) { #expect(r?.status == 0, "\(r?.stderr ?? "did not run")") }
+        #expect(try picture(shared) == expected)
+        let listing = try pilottrace("sessions", "--db", shared)
+        #expect(listing.stdout.split(separator: "\n").count == 41)
+        let timeline = try pilottrace("timeline", "--db", shared)
+        #expect(timeline.stdout.contains("recorded at"))
+        #expect(timeline.stdout.contains("web.pcap frames"))
+        #expect(timeline.stdout.contains("broker.pcap frame"))
+    }
+
+    @Test("Stitching is by credentials, then address and time: a device session with neither is left alone")
+    func unrelatedSessionsStayApart() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-apart-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let shared = try temporaryDatabase()
+        // The same capture twice would be replaced; two different ones at different times are unrelated.
+        #expect(try pilottrace("analyze", "--db", shared, TestPaths.captures.appendingPathComponent("pilot2-login.pcap").path).status == 0)
+        #expect(try pilottrace("analyze", "--db", shared, TestPaths.captures.appendingPathComponent("lab-clean-login.pcapng").path).status == 0)
+        let r = try pilottrace("timeline", "--db", shared)
+        #expect(!r.stdout.contains("recorded at"))
+        #expect(try picture(shared).count == 2)
+    }
+}

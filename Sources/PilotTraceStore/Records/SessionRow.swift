@@ -28,13 +28,17 @@ public struct SessionRow: Codable, Sendable, Hashable {
     public var summaryJSON: String?
     /// For a replayed session: the stored session it re-drove.
     public var replayOf: Int64?
+    /// For the part of a session recorded at another capture point (the HTTP side of a login whose device connected
+    /// to a broker captured elsewhere): the session it belongs to (``PilotTraceDatabase/stitchSessions(analysisID:)``).
+    public var partOf: Int64?
 
     public init(
         id: Int64, analysisID: Int64 = 0, gatewaySN: String? = nil, gatewayModel: String? = nil,
         gatewayModelName: String? = nil, state: String, startTime: Double, endTime: Double? = nil,
         client: String? = nil, mqttClientID: String? = nil, mqttUsername: String? = nil, aircraftSNs: [String] = [],
-        summaryJSON: String? = nil, replayOf: Int64? = nil
+        summaryJSON: String? = nil, replayOf: Int64? = nil, partOf: Int64? = nil
     ) {
+        self.partOf = partOf
         self.replayOf = replayOf
         self.id = id
         self.analysisID = analysisID
@@ -66,6 +70,7 @@ public struct SessionRow: Codable, Sendable, Hashable {
         case aircraftSNs = "aircraft_sns_json"
         case summaryJSON = "summary_json"
         case replayOf = "replay_of"
+        case partOf = "part_of"
     }
 }
 

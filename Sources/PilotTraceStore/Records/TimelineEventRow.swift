@@ -29,12 +29,18 @@ public struct TimelineEventRow: Codable, Sendable, Hashable {
     public var captureOrdinal: Int?
     public var firstFrame: Int?
     public var lastFrame: Int?
+    /// Lowercase hex SHA-256 of the MQTT password issued (`mqtt-credentials`) or presented (`mqtt-connect`): joins
+    /// the two sides of a login recorded at different capture points (``PilotTraceDatabase/stitchSessions(analysisID:)``).
+    /// A secret's digest: no command shows it.
+    public var credentialDigest: String?
 
     public init(
         id: Int64? = nil, analysisID: Int64 = 0, sessionID: Int64, ordinal: Int, time: Double, phase: String,
         step: String, ok: Bool, latency: Double? = nil, flowID: Int64? = nil, messageKind: String? = nil,
-        messageID: Int64? = nil, detailJSON: String = "{}", captureOrdinal: Int? = nil, firstFrame: Int? = nil, lastFrame: Int? = nil
+        messageID: Int64? = nil, detailJSON: String = "{}", captureOrdinal: Int? = nil, firstFrame: Int? = nil, lastFrame: Int? = nil,
+        credentialDigest: String? = nil
     ) {
+        self.credentialDigest = credentialDigest
         self.id = id
         self.analysisID = analysisID
         self.sessionID = sessionID
@@ -65,6 +71,7 @@ public struct TimelineEventRow: Codable, Sendable, Hashable {
         case captureOrdinal = "capture_ordinal"
         case firstFrame = "first_frame"
         case lastFrame = "last_frame"
+        case credentialDigest = "credential_digest"
     }
 }
 
