@@ -85,7 +85,7 @@ public final class PostgresLink: @unchecked Sendable {
         // in any case (name resolution included).
         let outcome = FutureOutcome<PostgresConnection>()
         future.whenComplete { outcome.complete($0) }
-        guard let result = outcome.wait(timeout: timeout + 0.5) else {
+        guard let result = outcome.wait(timeout: timeout) else {
             future.whenSuccess { connection in let _: EventLoopFuture<Void> = connection.close() }
             try? group.syncShutdownGracefully()
             throw failure("timed out after \(seconds(timeout)) s")
@@ -555,7 +555,11 @@ public final class PostgresLink: @unchecked Sendable {
             case .server:
                 let info = error.serverInfo
                 var s = info?[.message] ?? "the server reported an error"
-                if let detail = info?[.detail] { s += " (\(detail))" }
+                // Not the detail of a CHECK or NOT NULL violation: "Failing row contains (…)" lists the whole row,
+                // secrets included (MQTT passwords, tokens in targets).
+                if let detail = info?[.detail], !detail.hasPrefix("Failing row contains") {
+                    s += " (\(detail.count <= 200 ? detail : String(detail.prefix(199)) + "…"))"
+                }
                 if let state = info?[.sqlState] { s += " (SQLSTATE \(state))" }
                 text = s
             case .connectionError:
