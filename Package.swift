@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     // Each target declares exactly the modules its sources import, no more (Tests/EndToEndTests/ArchitectureTests.swift
     // checks it); docs/architecture.md says what each may import and why.
@@ -37,9 +38,13 @@ let package = Package(
         .target(name: "PilotTraceProtocols", dependencies: ["PilotTraceWire", "CZlib"]),
         // PURE: the DJI Cloud API layer and the Pilot 2 session model (sessions, six-phase timelines).
         .target(name: "PilotTraceFlow", dependencies: ["PilotTraceProtocols", "PilotTraceWire"]),
-        // SQLite through GRDB: schema, migrations, batched writes, queries; capture files' SHA-256 with libcrypto.
+        // SQLite through GRDB: schema, migrations, batched writes, queries; capture files' SHA-256 with libcrypto. The
+        // PostgreSQL engine's groundwork (Engine/): a blocking link on postgres-nio (one NIO event loop, TLS by NIOSSL),
+        // the schema in PostgreSQL's dialect, rows to and from SQL values.
         .target(name: "PilotTraceStore", dependencies: [
             "PilotTraceWire", "CLibCrypto", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         // The offline analysis run: capture files → pipeline → decoders → sessions → the store.
         .target(name: "PilotTraceAnalysis", dependencies: ["PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceWire"]),
