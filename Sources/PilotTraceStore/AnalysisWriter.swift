@@ -30,7 +30,7 @@ public final class AnalysisWriter: @unchecked Sendable {
     enum Sequence: String, CaseIterable {
         case flows, httpExchanges = "http_exchanges", webSocketMessages = "websocket_messages", mqttPackets = "mqtt_packets"
 
-        var blockSize: Int64 {
+        var blockSize: Int {
             switch self {
             case .flows: 256
             case .httpExchanges, .webSocketMessages: 1_024
@@ -57,7 +57,8 @@ public final class AnalysisWriter: @unchecked Sendable {
     private let database: PilotTraceDatabase
     /// Guards everything below.
     private let lock = NSLock()
-    private var blocks: [Sequence: (next: Int64, end: Int64)] = [:]
+    /// Ids taken from the database and not handed out yet, per table (the next is `ids[next]`).
+    private var blocks: [Sequence: (ids: [Int64], next: Int)] = [:]
     private var finished = false
     private var batch = Batch()
     private var written = 0
@@ -94,12 +95,15 @@ public final class AnalysisWriter: @unchecked Sendable {
 
     private func take(_ sequence: Sequence) throws -> Int64 {
         try lock.withLock {
-            if let block = blocks[sequence], block.next < block.end {
-                blocks[sequence] = (block.next + 1, block.end)
-                return block.next
+            if let block = blocks[sequence], block.next < block.ids.count {
+                blocks[sequence]!.next += 1
+                return block.ids[block.next]
             }
-            let first = try database.reserveIDs(sequence.rawValue, count: sequence.blockSize)
-            blocks[sequence] = (first + 1, first + sequence.blockSize)
+            let ids = try database.reserveIDs(sequence.rawValue, count: sequence.blockSize)
+            guard let first = ids.first else {
+                throw PilotTraceStoreError(kind: .writeFailed, path: database.path, message: "no \(sequence.rawValue) ids reserved")
+            }
+            blocks[sequence] = (ids, 1)
             return first
         }
     }
@@ -215,14 +219,14 @@ public final class AnalysisWriter: @unchecked Sendable {
             case .interrupted(let why): ("interrupted", why)
             }
             do {
-                try database.pool.write { db in
-                    try db.execute(
-                        sql: """
-                            UPDATE analyses SET frames = ?, frame_bytes = ?, first_time = ?, last_time = ?, counters_json = ?,
-                            state = ?, stop_reason = ?, finished_at = ? WHERE id = ?
-                            """,
-                        arguments: [frames, frameBytes, firstTime, lastTime, countersJSON, state, reason,
-                                    PilotTraceDatabase.timestamp(Date()), analysisID])
+                try database.write { tx in
+                    try tx.execute(
+                        """
+                        UPDATE analyses SET frames = ?, frame_bytes = ?, first_time = ?, last_time = ?, counters_json = ?,
+                        state = ?, stop_reason = ?, finished_at = ? WHERE id = ?
+                        """,
+                        [SQLValue(frames), SQLValue(frameBytes), SQLValue(firstTime), SQLValue(lastTime), SQLValue(countersJSON),
+                         .text(state), SQLValue(reason), .text(PilotTraceDatabase.timestamp(Date())), .integer(analysisID)])
                 }
             } catch {
                 throw PilotTraceStoreError(
@@ -274,7 +278,10 @@ public final class AnalysisWriter: @unchecked Sendable {
         func write(_ db: Database, analysisID: Int64, known: [Int: Int64]) throws -> Outcome {
             var outcome = Outcome(rows: count)
             let inserts = try RowInserts(db)
-            for row in captures.values.sorted(by: { $0.ordinal < $1.ordinal }) { try RowInserts.upsertCapture(row, db) }
+            let tx = SQLiteStatements(db: db)
+            for row in captures.values.sorted(by: { $0.ordinal < $1.ordinal }) {
+                try tx.execute(RowInserts.upsertCaptureSQL, RowInserts.captureArguments(row))
+            }
             for row in flows.values.sorted(by: { $0.id < $1.id }) { try inserts.upsert(row) }
             for row in http { try inserts.insert(row) }
             for row in webSocket { try row.insert(db) }
@@ -284,13 +291,13 @@ public final class AnalysisWriter: @unchecked Sendable {
                 let sessionID: Int64
                 if let stored = id(entry.key) {
                     sessionID = stored
-                    try RowInserts.updateSession(entry.row, id: stored, db)
+                    try RowInserts.updateSession(entry.row, id: stored, tx)
                     try db.execute(sql: "DELETE FROM timeline_events WHERE session_id = ?", arguments: [stored])
                     if entry.findings != nil {
                         try db.execute(sql: "DELETE FROM deviations WHERE session_id = ?", arguments: [stored])
                     }
                 } else {
-                    sessionID = try RowInserts.insertSession(entry.row, db)
+                    sessionID = try RowInserts.insertSession(entry.row, tx)
                     outcome.assigned[entry.key] = sessionID
                 }
                 for var event in entry.timeline {
@@ -334,7 +341,12 @@ public final class AnalysisWriter: @unchecked Sendable {
         let (database, analysisID, known) = (self.database, self.analysisID, self.sessionIDs)
         let write: @Sendable () -> Result<Batch.Outcome, PilotTraceStoreError> = {
             do {
-                return .success(try database.pool.write { try batch.write($0, analysisID: analysisID, known: known) })
+                switch database.engine {
+                case .sqlite(let pool):
+                    return .success(try pool.write { try batch.write($0, analysisID: analysisID, known: known) })
+                case .postgres(let link):
+                    return .success(try link.transaction { try batch.write(link, analysisID: analysisID, known: known) })
+                }
             } catch {
                 return .failure(PilotTraceStoreError(
                     kind: .writeFailed, path: database.path,

@@ -32,85 +32,68 @@ extension PilotTraceDatabase {
 
     /// Every analysis, oldest first.
     public func analyses() throws -> [AnalysisRow] {
-        try pool.read { try AnalysisRow.fetchAll($0, sql: "SELECT * FROM analyses ORDER BY id") }
+        try fetch(AnalysisRow.self, "SELECT * FROM analyses ORDER BY id")
     }
 
     /// The most recently begun analysis (ids only grow: `AUTOINCREMENT`).
     public func latestAnalysis() throws -> AnalysisRow? {
-        try pool.read { try AnalysisRow.fetchOne($0, sql: "SELECT * FROM analyses ORDER BY id DESC LIMIT 1") }
+        try fetchOne(AnalysisRow.self, "SELECT * FROM analyses ORDER BY id DESC LIMIT 1")
     }
 
     public func analysis(id: Int64) throws -> AnalysisRow? {
-        try pool.read { try AnalysisRow.fetchOne($0, sql: "SELECT * FROM analyses WHERE id = ?", arguments: [id]) }
+        try fetchOne(AnalysisRow.self, "SELECT * FROM analyses WHERE id = ?", [.integer(id)])
     }
 
     public func analysis(key: String) throws -> AnalysisRow? {
-        try pool.read { try AnalysisRow.fetchOne($0, sql: "SELECT * FROM analyses WHERE key = ?", arguments: [key]) }
+        try fetchOne(AnalysisRow.self, "SELECT * FROM analyses WHERE key = ?", [.text(key)])
     }
 
     /// An analysis's capture files, by ordinal.
     public func captures(analysisID: Int64) throws -> [CaptureRow] {
-        try pool.read {
-            try CaptureRow.fetchAll(
-                $0, sql: "SELECT * FROM captures WHERE analysis_id = ? ORDER BY ordinal", arguments: [analysisID])
-        }
+        try fetch(CaptureRow.self, "SELECT * FROM captures WHERE analysis_id = ? ORDER BY ordinal", [.integer(analysisID)])
     }
 
     /// Rows per table for one analysis, in one query.
     public func counts(analysisID: Int64) throws -> AnalysisCounts {
-        try pool.read { db in
-            let tables = ["captures", "flows", "http_exchanges", "websocket_messages", "mqtt_packets", "sessions",
-                          "timeline_events", "deviations"]
-            let sql = "SELECT " + tables.map { "(SELECT count(*) FROM \($0) WHERE analysis_id = :id)" }
-                .joined(separator: ", ")
-            guard let row = try Row.fetchOne(db, sql: sql, arguments: ["id": analysisID]) else { return AnalysisCounts() }
-            return AnalysisCounts(
-                captures: row[0], flows: row[1], http: row[2], websocket: row[3], mqtt: row[4], sessions: row[5],
-                timeline: row[6], deviations: row[7])
+        let tables = ["captures", "flows", "http_exchanges", "websocket_messages", "mqtt_packets", "sessions",
+                      "timeline_events", "deviations"]
+        let sql = "SELECT " + tables.map { "(SELECT count(*) FROM \($0) WHERE analysis_id = ?) AS \($0)" }.joined(separator: ", ")
+        guard let row = try read({ try $0.rows(sql, Array(repeating: .integer(analysisID), count: tables.count)) }).first else {
+            return AnalysisCounts()
         }
+        func n(_ table: String) -> Int { if case .integer(let v) = row[table] { Int(v) } else { 0 } }
+        return AnalysisCounts(
+            captures: n("captures"), flows: n("flows"), http: n("http_exchanges"), websocket: n("websocket_messages"),
+            mqtt: n("mqtt_packets"), sessions: n("sessions"), timeline: n("timeline_events"), deviations: n("deviations"))
     }
 
     // MARK: - Flows and messages
 
     /// An analysis's connections, by connection number.
     public func flows(analysisID: Int64) throws -> [FlowRow] {
-        try pool.read {
-            try FlowRow.fetchAll(
-                $0, sql: "SELECT * FROM flows WHERE analysis_id = ? ORDER BY connection_number, id",
-                arguments: [analysisID])
-        }
+        try fetch(FlowRow.self, "SELECT * FROM flows WHERE analysis_id = ? ORDER BY connection_number, id", [.integer(analysisID)])
     }
 
     /// An analysis's HTTP exchanges, by connection then sequence.
     public func httpExchanges(analysisID: Int64) throws -> [HTTPExchangeRow] {
-        try pool.read {
-            try HTTPExchangeRow.fetchAll(
-                $0, sql: "SELECT * FROM http_exchanges WHERE analysis_id = ? ORDER BY flow_id, sequence, id",
-                arguments: [analysisID])
-        }
+        try fetch(HTTPExchangeRow.self, "SELECT * FROM http_exchanges WHERE analysis_id = ? ORDER BY flow_id, sequence, id",
+                  [.integer(analysisID)])
     }
 
     /// An analysis's WebSocket messages, by time.
     public func webSocketMessages(analysisID: Int64) throws -> [WebSocketMessageRow] {
-        try pool.read {
-            try WebSocketMessageRow.fetchAll(
-                $0, sql: "SELECT * FROM websocket_messages WHERE analysis_id = ? ORDER BY time, id",
-                arguments: [analysisID])
-        }
+        try fetch(WebSocketMessageRow.self, "SELECT * FROM websocket_messages WHERE analysis_id = ? ORDER BY time, id",
+                  [.integer(analysisID)])
     }
 
     /// An analysis's MQTT packets, by time; only those on `topic` when given. Passwords are as captured: mask them
     /// (``MQTTPacketRow/maskedPassword``) before showing.
     public func mqttPackets(analysisID: Int64, topic: String? = nil) throws -> [MQTTPacketRow] {
-        try pool.read { db in
-            if let topic {
-                return try MQTTPacketRow.fetchAll(
-                    db, sql: "SELECT * FROM mqtt_packets WHERE topic = ? AND analysis_id = ? ORDER BY time, id",
-                    arguments: [topic, analysisID])
-            }
-            return try MQTTPacketRow.fetchAll(
-                db, sql: "SELECT * FROM mqtt_packets WHERE analysis_id = ? ORDER BY time, id", arguments: [analysisID])
+        if let topic {
+            return try fetch(MQTTPacketRow.self, "SELECT * FROM mqtt_packets WHERE topic = ? AND analysis_id = ? ORDER BY time, id",
+                             [.text(topic), .integer(analysisID)])
         }
+        return try fetch(MQTTPacketRow.self, "SELECT * FROM mqtt_packets WHERE analysis_id = ? ORDER BY time, id", [.integer(analysisID)])
     }
 
     // MARK: - Sessions
@@ -118,13 +101,11 @@ extension PilotTraceDatabase {
     /// Sessions by start time (then id), of one analysis or of all. A session recorded at several capture points is
     /// listed once: its parts (``SessionRow/partOf``) are not listed on their own, and its start and end span them.
     public func sessions(analysisID: Int64? = nil) throws -> [SessionRow] {
-        let rows = try pool.read { db in
-            if let analysisID {
-                return try SessionRow.fetchAll(
-                    db, sql: "SELECT * FROM sessions WHERE analysis_id = ? AND part_of IS NULL ORDER BY start_time, id",
-                    arguments: [analysisID])
-            }
-            return try SessionRow.fetchAll(db, sql: "SELECT * FROM sessions WHERE part_of IS NULL ORDER BY start_time, id")
+        let rows = if let analysisID {
+            try fetch(SessionRow.self, "SELECT * FROM sessions WHERE analysis_id = ? AND part_of IS NULL ORDER BY start_time, id",
+                      [.integer(analysisID)])
+        } else {
+            try fetch(SessionRow.self, "SELECT * FROM sessions WHERE part_of IS NULL ORDER BY start_time, id")
         }
         return try spanningParts(rows)
     }
@@ -132,16 +113,14 @@ extension PilotTraceDatabase {
     /// One session, by id (the primary key: `timeline ID` does not read the other sessions); a part of another
     /// session is found too (``SessionRow/partOf`` says whose).
     public func session(id: Int64) throws -> SessionRow? {
-        let row = try pool.read { try SessionRow.fetchOne($0, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]) }
+        let row = try fetchOne(SessionRow.self, "SELECT * FROM sessions WHERE id = ?", [.integer(id)])
         return try row.map { try spanningParts([$0])[0] }
     }
 
     /// The parts of each session that has some (recorded at other capture points), by start.
     public func parts(of sessionIDs: [Int64]) throws -> [Int64: [SessionRow]] {
         guard !sessionIDs.isEmpty else { return [:] }
-        let parts = try pool.read {
-            try SessionRow.fetchAll($0, sql: "SELECT * FROM sessions WHERE part_of IN (\(Self.idList(sessionIDs))) ORDER BY start_time, id")
-        }
+        let parts = try fetch(SessionRow.self, "SELECT * FROM sessions WHERE part_of IN (\(Self.idList(sessionIDs))) ORDER BY start_time, id")
         return Dictionary(grouping: parts) { $0.partOf ?? 0 }
     }
 
@@ -174,14 +153,10 @@ extension PilotTraceDatabase {
         for id in sessionIDs { result[id] = [] }
         guard !sessionIDs.isEmpty else { return result }
         let owner = try owners(sessionIDs)
-        let events = try pool.read {
-            try TimelineEventRow.fetchAll(
-                $0,
-                sql: """
-                    SELECT * FROM timeline_events WHERE session_id IN (\(Self.idList(Array(owner.keys))))
-                    ORDER BY session_id, ordinal, id
-                    """)
-        }
+        let events = try fetch(TimelineEventRow.self, """
+            SELECT * FROM timeline_events WHERE session_id IN (\(Self.idList(Array(owner.keys))))
+            ORDER BY session_id, ordinal, id
+            """)
         for event in events { if let main = owner[event.sessionID] { result[main, default: []].append(event) } }
         // A stitched session's steps interleave by time; within one side the ordinal order stands (a stable sort).
         for (main, list) in result where Set(list.map(\.sessionID)).count > 1 {
@@ -202,10 +177,7 @@ extension PilotTraceDatabase {
     /// session keeps one `cleartext-credentials` finding, the first, as one capture point's session does.
     public func deviations(sessionID: Int64) throws -> [DeviationRow] {
         let ids = Array(try owners([sessionID]).keys)
-        let rows = try pool.read {
-            try DeviationRow.fetchAll(
-                $0, sql: "SELECT * FROM deviations WHERE session_id IN (\(Self.idList(ids))) ORDER BY time NULLS FIRST, id")
-        }
+        let rows = try fetch(DeviationRow.self, "SELECT * FROM deviations WHERE session_id IN (\(Self.idList(ids))) ORDER BY time NULLS FIRST, id")
         guard ids.count > 1 else { return rows }
         var cleartext = false
         return rows.filter { row in
@@ -217,9 +189,6 @@ extension PilotTraceDatabase {
 
     /// An analysis's deviations, with or without a session, by time then id.
     public func deviations(analysisID: Int64) throws -> [DeviationRow] {
-        try pool.read {
-            try DeviationRow.fetchAll(
-                $0, sql: "SELECT * FROM deviations WHERE analysis_id = ? ORDER BY time NULLS FIRST, id", arguments: [analysisID])
-        }
+        try fetch(DeviationRow.self, "SELECT * FROM deviations WHERE analysis_id = ? ORDER BY time NULLS FIRST, id", [.integer(analysisID)])
     }
 }

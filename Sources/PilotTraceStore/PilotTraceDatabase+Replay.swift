@@ -64,51 +64,50 @@ extension PilotTraceDatabase {
     /// A session's traffic for a replay: the HTTP exchanges and MQTT packets of every connection its timeline
     /// touches, in time order, and its findings. Nil when there is no such session.
     public func traffic(sessionID: Int64) throws -> StoredSessionTraffic? {
-        try pool.read { db in
-            guard let session = try SessionRow.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [sessionID]) else {
+        try read { tx in
+            guard let session = try tx.fetch(SessionRow.self, "SELECT * FROM sessions WHERE id = ?", [.integer(sessionID)]).first else {
                 return nil
             }
-            let timeline = try TimelineEventRow.fetchAll(
-                db, sql: "SELECT * FROM timeline_events WHERE session_id = ? ORDER BY ordinal, id", arguments: [sessionID])
-            let flows = "[" + Set(timeline.compactMap(\.flowID)).map(String.init).joined(separator: ",") + "]"
-            let exchanges = try HTTPExchangeRow.fetchAll(
-                db, sql: """
-                    SELECT * FROM http_exchanges WHERE flow_id IN (SELECT value FROM json_each(?))
-                    ORDER BY coalesce(request_time, response_time), id
-                    """, arguments: [flows])
-            let mqtt = try MQTTPacketRow.fetchAll(
-                db, sql: "SELECT * FROM mqtt_packets WHERE flow_id IN (SELECT value FROM json_each(?)) ORDER BY time, id",
-                arguments: [flows])
-            let findings = try String.fetchAll(
-                db, sql: "SELECT rule_id FROM deviations WHERE session_id = ? ORDER BY time, id", arguments: [sessionID])
+            let timeline = try tx.fetch(
+                TimelineEventRow.self, "SELECT * FROM timeline_events WHERE session_id = ? ORDER BY ordinal, id", [.integer(sessionID)])
+            let flows = Self.idList(Array(Set(timeline.compactMap(\.flowID))).sorted())
+            let exchanges = flows.isEmpty ? [] : try tx.fetch(HTTPExchangeRow.self, """
+                SELECT * FROM http_exchanges WHERE flow_id IN (\(flows)) ORDER BY coalesce(request_time, response_time), id
+                """)
+            let mqtt = flows.isEmpty ? [] : try tx.fetch(MQTTPacketRow.self, "SELECT * FROM mqtt_packets WHERE flow_id IN (\(flows)) ORDER BY time, id")
+            let findings = try tx.rows("SELECT rule_id FROM deviations WHERE session_id = ? ORDER BY time NULLS FIRST, id", [.integer(sessionID)])
+                .compactMap { row -> String? in if case .text(let rule) = row["rule_id"] { rule } else { nil } }
             return StoredSessionTraffic(session: session, exchanges: exchanges, mqtt: mqtt, timeline: timeline, findings: findings)
         }
     }
 
     /// The sessions a `replay --all` re-drives: every session not itself a replay, by start time.
     public func replayableSessions() throws -> [SessionRow] {
-        try pool.read {
-            try SessionRow.fetchAll($0, sql: """
-                SELECT s.* FROM sessions s JOIN analyses a ON a.id = s.analysis_id
-                WHERE a.source != 'replay' ORDER BY s.start_time, s.id
-                """)
-        }
+        try fetch(SessionRow.self, """
+            SELECT s.* FROM sessions s JOIN analyses a ON a.id = s.analysis_id
+            WHERE a.source <> 'replay' ORDER BY s.start_time, s.id
+            """)
     }
 
     /// Links a replay's session to the session it replayed and stores the step comparison, in one transaction.
     public func recordReplay(analysisID: Int64, sessionID: Int64?, originalSessionID: Int64, steps: [ReplayStepRow]) throws {
         do {
-            try pool.write { db in
+            try write { tx in
                 if let sessionID {
-                    try db.execute(sql: "UPDATE sessions SET replay_of = ? WHERE id = ?", arguments: [originalSessionID, sessionID])
+                    try tx.execute("UPDATE sessions SET replay_of = ? WHERE id = ?", [.integer(originalSessionID), .integer(sessionID)])
                 }
-                for var row in steps {
-                    row.analysisID = analysisID
-                    row.sessionID = sessionID
-                    row.originalSessionID = originalSessionID
-                    try row.insert(db)
+                for row in steps {
+                    try tx.execute("""
+                        INSERT INTO replay_steps (analysis_id, session_id, original_session_id, ordinal, kind, name, outcome, regression,
+                          recorded_latency, replayed_latency, differences_json)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """, [.integer(analysisID), SQLValue(sessionID), .integer(originalSessionID), SQLValue(row.ordinal), .text(row.kind),
+                              .text(row.name), .text(row.outcome), SQLValue(row.regression), SQLValue(row.recordedLatency),
+                              SQLValue(row.replayedLatency), .text(row.differencesJSON)])
                 }
             }
+        } catch let error as PilotTraceStoreError {
+            throw error
         } catch {
             throw PilotTraceStoreError(
                 kind: .writeFailed, path: path,
@@ -118,8 +117,6 @@ extension PilotTraceDatabase {
 
     /// A replay's steps, by ordinal.
     public func replaySteps(sessionID: Int64) throws -> [ReplayStepRow] {
-        try pool.read {
-            try ReplayStepRow.fetchAll($0, sql: "SELECT * FROM replay_steps WHERE session_id = ? ORDER BY ordinal, id", arguments: [sessionID])
-        }
+        try fetch(ReplayStepRow.self, "SELECT * FROM replay_steps WHERE session_id = ? ORDER BY ordinal, id", [.integer(sessionID)])
     }
 }

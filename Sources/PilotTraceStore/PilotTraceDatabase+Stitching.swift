@@ -32,19 +32,24 @@ extension PilotTraceDatabase {
     /// neither by credentials nor by address is not joined.
     @discardableResult
     public func stitchSessions(analysisID: Int64) throws -> [(part: Int64, main: Int64)] {
-        try checkWritable()
         do {
-            return try pool.write { db in
-                let rows = try Row.fetchAll(db, sql: Self.stitchCandidatesSQL, arguments: [analysisID, analysisID])
-                let candidates = rows.map { row in
-                    let partClient: String? = row["part_client"], mainClient: String? = row["main_client"]
-                    let partHost = partClient.map(Self.host), mainHost = mainClient.map(Self.host)
-                    return StitchCandidate(part: row["part"], main: row["main"], credentials: (row["credentials"] as Int64? ?? 0) != 0,
-                                           sameAddress: partHost != nil && partHost == mainHost, gap: row["gap"] ?? 0)
+            return try write { tx in
+                // SQLite serialises writers; on PostgreSQL two writers joining at once (READ COMMITTED) could both take
+                // one session, so joining holds a lock of its own for the transaction.
+                if case .postgres = engine { try tx.execute("SELECT pg_advisory_xact_lock(?)", [.integer(Self.stitchLockKey)]) }
+                let rows = try tx.rows(Self.stitchCandidatesSQL, [.integer(analysisID), .integer(analysisID)])
+                let candidates = rows.compactMap { row -> StitchCandidate? in
+                    guard case .integer(let part) = row["part"], case .integer(let main) = row["main"] else { return nil }
+                    func text(_ key: String) -> String? { if case .text(let t) = row[key] { t } else { nil } }
+                    let partHost = text("part_client").map(Self.host), mainHost = text("main_client").map(Self.host)
+                    let gap: Double = switch row["gap"] { case .real(let v): v; case .integer(let v): Double(v); default: 0 }
+                    let credentials = if case .integer(let v) = row["credentials"] { v != 0 } else { false }
+                    return StitchCandidate(part: part, main: main, credentials: credentials,
+                                           sameAddress: partHost != nil && partHost == mainHost, gap: gap)
                 }
                 let joins = Self.choose(candidates)
                 for (part, main) in joins {
-                    try db.execute(sql: "UPDATE sessions SET part_of = ? WHERE id = ?", arguments: [main, part])
+                    try tx.execute("UPDATE sessions SET part_of = ? WHERE id = ?", [.integer(main), .integer(part)])
                 }
                 return joins
             }
@@ -53,6 +58,9 @@ extension PilotTraceDatabase {
                                        message: "cannot join the sessions of analysis \(analysisID) with other capture points': \(Self.reason(error))")
         }
     }
+
+    /// The PostgreSQL advisory lock joining holds: "PTRS".
+    static let stitchLockKey: Int64 = 0x5054_5253
 
     /// Pairs that may be one session, for analysis `?` on either side (the same SQL on both engines).
     static let stitchCandidatesSQL = """

@@ -26,11 +26,17 @@ import GRDB
 /// - ``counts(analysisID:)``
 public struct PilotTraceDatabase: Sendable {
     /// The database file.
+    /// The database file, or the PostgreSQL URL with its password masked (what messages name).
     public let path: String
-    /// A `DatabasePool` when opened for writing, a read-only `DatabaseQueue` otherwise.
-    let pool: any DatabaseWriter
+    let engine: StoreEngine
     /// Whether the database was opened read-only.
     public let isReadOnly: Bool
+
+    /// The SQLite connections, when the database is an SQLite file.
+    var sqlite: (any DatabaseWriter)? {
+        if case .sqlite(let pool) = engine { return pool }
+        return nil
+    }
 
     /// How a command uses the database.
     public enum Access: Sendable {
@@ -60,8 +66,8 @@ public struct PilotTraceDatabase: Sendable {
         return defaultPath
     }
 
-    /// Opens the pilottrace database at `path`: for writing (creating it and its folder if needed, migrating it), or
-    /// read-only.
+    /// Opens the pilottrace database at `path`, an SQLite file or a `postgresql://` URL (``openPostgres(url:access:)``):
+    /// for writing (creating the file and its folder if needed, migrating the schema), or read-only.
     ///
     /// - Throws: ``PilotTraceStoreError`` naming `path`: `.cannotOpen` when the folder or file cannot be created or
     ///   opened (or, read-only, does not exist), `.notAPilotTraceDatabase` when the file is not an SQLite database or is
@@ -71,6 +77,7 @@ public struct PilotTraceDatabase: Sendable {
         guard !path.isEmpty else {
             throw PilotTraceStoreError(kind: .cannotOpen, path: path, message: "no database path given")
         }
+        if PostgresLocation.isURL(path) { return try openPostgres(url: path, access: access) }
         let fileManager = FileManager.default
         var isFolder: ObjCBool = false
         let exists = fileManager.fileExists(atPath: path, isDirectory: &isFolder)
@@ -143,7 +150,7 @@ public struct PilotTraceDatabase: Sendable {
             throw PilotTraceStoreError(
                 kind: .cannotOpen, path: path, message: "cannot prepare the database schema: \(reason(error))")
         }
-        return PilotTraceDatabase(path: path, pool: pool, isReadOnly: false)
+        return PilotTraceDatabase(path: path, engine: .sqlite(pool), isReadOnly: false)
     }
 
     /// A read-only connection (`SQLITE_OPEN_READONLY`): works on a file the user may only read. A database at rest is
@@ -187,7 +194,7 @@ public struct PilotTraceDatabase: Sendable {
             }
             throw PilotTraceStoreError(kind: .cannotOpen, path: path, message: "cannot read the database: \(reason(error))")
         }
-        return PilotTraceDatabase(path: path, pool: queue, isReadOnly: true)
+        return PilotTraceDatabase(path: path, engine: .sqlite(queue), isReadOnly: true)
     }
 
     /// Checkpoints the WAL into the file and closes the database's connections, readers first, so the writer is the
@@ -196,6 +203,14 @@ public struct PilotTraceDatabase: Sendable {
     /// a user who may only read the file can query it (a WAL database needs a writable `-shm` beside it); the next
     /// writer turns WAL on again. Throws when a connection is still in use.
     public func close() throws {
+        let pool: any DatabaseWriter
+        switch engine {
+        case .postgres(let link):
+            link.close()
+            return
+        case .sqlite(let writer):
+            pool = writer
+        }
         do {
             guard let pool = pool as? DatabasePool else {
                 try pool.close()
@@ -280,6 +295,7 @@ public struct PilotTraceDatabase: Sendable {
     }
 
     static func reason(_ error: any Error) -> String {
+        if let error = error as? PilotTraceStoreError { return error.message }
         if let error = error as? DatabaseError {
             return error.message.map { "\($0) (SQLite code \(error.extendedResultCode.rawValue))" } ?? "\(error)"
         }
@@ -313,20 +329,24 @@ public struct PilotTraceDatabase: Sendable {
         guard Set(captures.map(\.ordinal)).count == captures.count else {
             throw PilotTraceStoreError(kind: .invalidRow, path: path, message: "two captures have the same ordinal")
         }
-        try checkWritable()
         do {
-            let analysisID = try pool.write { db -> Int64 in
-                try db.execute(sql: "DELETE FROM analyses WHERE key = ?", arguments: [key])
-                try AnalysisRow(key: key, createdAt: Self.timestamp(createdAt), toolVersion: toolVersion, source: source,
-                                state: "running", site: site).insert(db)
-                let analysisID = db.lastInsertedRowID
+            let analysisID = try write { tx -> Int64 in
+                try tx.execute("DELETE FROM analyses WHERE key = ?", [.text(key)])
+                guard let analysisID = try tx.integer(
+                    """
+                    INSERT INTO analyses (key, created_at, tool_version, source, state, site) VALUES (?, ?, ?, ?, 'running', ?)
+                    RETURNING id
+                    """, [.text(key), .text(Self.timestamp(createdAt)), .text(toolVersion), .text(source), .text(site)])
+                else { throw PilotTraceStoreError(kind: .writeFailed, path: path, message: "no id for the new analysis") }
                 for var capture in captures {
                     capture.analysisID = analysisID
-                    try RowInserts.upsertCapture(capture, db)
+                    try tx.execute(RowInserts.upsertCaptureSQL, RowInserts.captureArguments(capture))
                 }
                 return analysisID
             }
             return AnalysisWriter(database: self, analysisID: analysisID, key: key, batchSize: max(1, batchSize), background: background)
+        } catch let error as PilotTraceStoreError {
+            throw error
         } catch {
             throw PilotTraceStoreError(
                 kind: .writeFailed, path: path, message: "cannot begin the analysis: \(Self.reason(error))")
@@ -336,20 +356,25 @@ public struct PilotTraceDatabase: Sendable {
     /// The capture point name a writer uses when not told: the host name.
     public static var defaultSite: String { ProcessInfo.processInfo.hostName }
 
-    /// `count` consecutive fresh ids for `table` (a name in `id_sequences`), from the database: the first is
-    /// returned. One short `BEGIN IMMEDIATE` transaction, so writers in several processes never share an id.
-    func reserveIDs(_ table: String, count: Int64) throws -> Int64 {
-        try checkWritable()
+    /// `count` fresh ids for `table` (a table whose ids writers take in blocks: flows and messages), from the
+    /// database, in increasing order. SQLite: consecutive, from `id_sequences` in one short `BEGIN IMMEDIATE`
+    /// transaction; PostgreSQL: from the table's identity sequence. Writers in several processes never share an id.
+    func reserveIDs(_ table: String, count: Int) throws -> [Int64] {
         do {
-            let first = try pool.write { db in
-                try Int64.fetchOne(
-                    db, sql: "UPDATE id_sequences SET next_id = next_id + ? WHERE name = ? RETURNING next_id - ?",
-                    arguments: [count, table, count])
+            switch engine {
+            case .postgres(let link):
+                try checkWritable()
+                return try PostgresSchema.reserveIDs(link, table: table, count: count)
+            case .sqlite:
+                let first = try write { tx in
+                    try tx.integer("UPDATE id_sequences SET next_id = next_id + ? WHERE name = ? RETURNING next_id - ?",
+                                   [.integer(Int64(count)), .text(table), .integer(Int64(count))])
+                }
+                guard let first else {
+                    throw PilotTraceStoreError(kind: .writeFailed, path: path, message: "no id sequence for table \(table)")
+                }
+                return Array(first..<(first + Int64(count)))
             }
-            guard let first else {
-                throw PilotTraceStoreError(kind: .writeFailed, path: path, message: "no id sequence for table \(table)")
-            }
-            return first
         } catch let error as PilotTraceStoreError {
             throw error
         } catch {
@@ -375,10 +400,6 @@ public struct PilotTraceDatabase: Sendable {
     /// - Returns: Whether there was such an analysis.
     @discardableResult
     public func deleteAnalysis(id: Int64) throws -> Bool {
-        try checkWritable()
-        return try pool.write { db in
-            try db.execute(sql: "DELETE FROM analyses WHERE id = ?", arguments: [id])
-            return db.changesCount > 0
-        }
+        try write { tx in !(try tx.rows("DELETE FROM analyses WHERE id = ? RETURNING id", [.integer(id)])).isEmpty }
     }
 }

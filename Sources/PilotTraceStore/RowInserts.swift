@@ -107,21 +107,23 @@ struct RowInserts {
         try step(deviation)
     }
 
-    // MARK: - Captures and sessions (few rows: GRDB's arguments are fine)
+    // MARK: - Captures and sessions (few rows; the same SQL on both engines)
 
     /// A capture file by `(analysis_id, ordinal)`: inserted, or updated with what reading it found (an empty `sha256`
-    /// keeps the stored digest).
-    static func upsertCapture(_ r: CaptureRow, _ db: Database) throws {
-        try db.execute(sql: """
-            INSERT INTO captures (analysis_id, ordinal, path, sha256, format, compressed, link_types, records, first_time, last_time,
-              warnings_json)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT(analysis_id, ordinal) DO UPDATE SET path = excluded.path,
-              sha256 = CASE WHEN excluded.sha256 = '' THEN captures.sha256 ELSE excluded.sha256 END, format = excluded.format,
-              compressed = excluded.compressed, link_types = excluded.link_types, records = excluded.records,
-              first_time = excluded.first_time, last_time = excluded.last_time, warnings_json = excluded.warnings_json
-            """, arguments: [r.analysisID, r.ordinal, r.path, r.sha256, r.format, r.compressed, r.linkTypes, r.records, r.firstTime,
-                             r.lastTime, jsonText(r.warnings)])
+    /// keeps the stored digest). Arguments: ``captureArguments(_:)``.
+    static let upsertCaptureSQL = """
+        INSERT INTO captures (analysis_id, ordinal, path, sha256, format, compressed, link_types, records, first_time, last_time,
+          warnings_json)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (analysis_id, ordinal) DO UPDATE SET path = excluded.path,
+          sha256 = CASE WHEN excluded.sha256 = '' THEN captures.sha256 ELSE excluded.sha256 END, format = excluded.format,
+          compressed = excluded.compressed, link_types = excluded.link_types, records = excluded.records,
+          first_time = excluded.first_time, last_time = excluded.last_time, warnings_json = excluded.warnings_json
+        """
+
+    static func captureArguments(_ r: CaptureRow) -> [SQLValue] {
+        [.integer(r.analysisID), SQLValue(r.ordinal), .text(r.path), .text(r.sha256), .text(r.format), SQLValue(r.compressed),
+         .text(r.linkTypes), SQLValue(r.records), SQLValue(r.firstTime), SQLValue(r.lastTime), .text(jsonText(r.warnings))]
     }
 
     static let sessionColumns = [
@@ -129,26 +131,28 @@ struct RowInserts {
         "mqtt_client_id", "mqtt_username", "aircraft_sns_json", "summary_json", "replay_of",
     ]
 
-    static func sessionArguments(_ r: SessionRow) -> StatementArguments {
-        [r.analysisID, r.gatewaySN, r.gatewayModel, r.gatewayModelName, r.state, r.startTime, r.endTime, r.client, r.mqttClientID,
-         r.mqttUsername, jsonText(r.aircraftSNs), r.summaryJSON, r.replayOf]
+    static func sessionArguments(_ r: SessionRow) -> [SQLValue] {
+        [.integer(r.analysisID), SQLValue(r.gatewaySN), SQLValue(r.gatewayModel), SQLValue(r.gatewayModelName), .text(r.state),
+         .real(r.startTime), SQLValue(r.endTime), SQLValue(r.client), SQLValue(r.mqttClientID), SQLValue(r.mqttUsername),
+         .text(jsonText(r.aircraftSNs)), SQLValue(r.summaryJSON), SQLValue(r.replayOf)]
     }
 
     /// Inserts a session; the database assigns its id (returned).
-    static func insertSession(_ r: SessionRow, _ db: Database) throws -> Int64 {
-        try db.execute(sql: """
+    static func insertSession(_ r: SessionRow, _ tx: any StoreStatements) throws -> Int64 {
+        let sql = """
             INSERT INTO sessions (\(sessionColumns.joined(separator: ", ")))
-            VALUES (?\(String(repeating: ", ?", count: sessionColumns.count - 1)))
-            """, arguments: sessionArguments(r))
-        return db.lastInsertedRowID
+            VALUES (?\(String(repeating: ", ?", count: sessionColumns.count - 1))) RETURNING id
+            """
+        guard let id = try tx.integer(sql, sessionArguments(r)) else {
+            throw DatabaseError(resultCode: .SQLITE_ERROR, message: "no id for the new session")
+        }
+        return id
     }
 
-    /// Updates a stored session in place (its timeline events and findings stay).
-    static func updateSession(_ r: SessionRow, id: Int64, _ db: Database) throws {
-        var arguments = sessionArguments(r)
-        arguments += [id]
-        try db.execute(sql: "UPDATE sessions SET \(sessionColumns.map { "\($0) = ?" }.joined(separator: ", ")) WHERE id = ?",
-                       arguments: arguments)
+    /// Updates a stored session in place (its timeline events, findings and `part_of` stay).
+    static func updateSession(_ r: SessionRow, id: Int64, _ tx: any StoreStatements) throws {
+        try tx.execute("UPDATE sessions SET \(sessionColumns.map { "\($0) = ?" }.joined(separator: ", ")) WHERE id = ?",
+                       sessionArguments(r) + [.integer(id)])
     }
 
     /// A value as the JSON text its `*_json` column holds.

@@ -69,7 +69,7 @@ struct Analyze: ParsableCommand {
             } catch {
                 try? db.close()
                 if !existed { database.discard(db, analysis: -1, created: true) }
-                throw Failure(database.resolved, error)
+                throw Failure(database.shown, error)
             }
             // Ctrl-C / SIGTERM: reading stops, what was read is analyzed and stored (sessions in progress `incomplete`,
             // the analysis `interrupted`); a second one quits at once (the analysis then stays `running`).
@@ -87,11 +87,11 @@ struct Analyze: ParsableCommand {
             let progress = ProgressLine()
             report = try run.run(captures, progress: progress.update, stopRequest: { stopRequest.withLock { $0 } })
             progress.clear()
-            printText(Self.summary(report, database: database.resolved, verbose: summary.verbose), terminator: "")
+            printText(Self.summary(report, database: database.shown, verbose: summary.verbose), terminator: "")
             // The WAL goes into the file: what the command stored is one file to copy or share.
             do { try db.close() } catch { warn("warning: \(ErrorText.describe(error))") }
             if let reason = report.interrupted {
-                warn("interrupted (\(reason)): analysis \(report.analysisID) in \(database.resolved) holds what was read, marked interrupted")
+                warn("interrupted (\(reason)): analysis \(report.analysisID) in \(database.shown) holds what was read, marked interrupted")
                 for w in report.files.flatMap(\.warnings) { warn("warning: \(w)") }
                 throw ExitCode(ExitStatus.interrupted)
             }

@@ -87,7 +87,7 @@ struct Capture: ParsableCommand {
                                   site: site.resolved)
         } catch {
             if !existed { database.discard(db, analysis: -1, created: true) }
-            throw Failure(database.resolved, error)
+            throw Failure(database.shown, error)
         }
         let stop = Atomic<Bool>(false)
         let signals = StopSignals { stop.store(true, ordering: .relaxed) }
@@ -136,7 +136,7 @@ struct Capture: ParsableCommand {
         let report = try run.finishLive(files: files, end: end)
         print("Captured \(live.frames) frames (\(live.bytes) bytes) on \(interface) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; kernel: \(stats.received) received, \(stats.dropped) dropped, \(stats.interfaceDropped) dropped by the interface.")
         if let writer { print("Wrote \(writer.records) frames to \(writer.files.joined(separator: ", ")).") }
-        printText(Analyze.summary(report, database: database.resolved, verbose: summary.verbose), terminator: "")
+        printText(Analyze.summary(report, database: database.shown, verbose: summary.verbose), terminator: "")
         // The WAL goes into the file: what the command stored is one file to copy or share.
         do { try db.close() } catch { warn("warning: \(ErrorText.describe(error))") }
         try checkFailOn(summary.failOn, report.deviations.map(\.rule.severity))

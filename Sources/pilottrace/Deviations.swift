@@ -28,7 +28,7 @@ struct Deviations: ParsableCommand {
         let db = try database.openReadOnly()
         var rows: [DeviationRow] = []
         if let session {
-            guard try db.session(id: session) != nil else { throw Failure("no session \(session) in \(database.resolved)") }
+            guard try db.session(id: session) != nil else { throw Failure("no session \(session) in \(database.shown)") }
             rows = try db.deviations(sessionID: session)
         } else {
             for a in try db.analyses() { if let id = a.id { rows += try db.deviations(analysisID: id) } }
@@ -49,7 +49,7 @@ struct Deviations: ParsableCommand {
             return
         }
         guard !rows.isEmpty else {
-            print("No deviations\(minSeverity == .info ? "" : " at \(minSeverity.rawValue) or above") in \(database.resolved).")
+            print("No deviations\(minSeverity == .info ? "" : " at \(minSeverity.rawValue) or above") in \(database.shown).")
             return
         }
         // Dates when the findings, or the sessions they belong to, span more than one UTC date.

@@ -122,7 +122,7 @@ struct Proxy: ParsableCommand {
                                   site: site.resolved)
         } catch {
             if !existed { database.discard(db, analysis: -1, created: true) }
-            throw Failure(database.resolved, error)
+            throw Failure(database.shown, error)
         }
         let pcapng: PcapngWriter?
         do {
@@ -189,7 +189,7 @@ struct Proxy: ParsableCommand {
         let report = try run.finishLive(files: files, end: end)
         if let original = server.originalBroker { print("The cloud handed out MQTT address \(original) (rewritten to the proxy's listener).") }
         print("Proxied \(recorder.connectionCount) connection\(recorder.connectionCount == 1 ? "" : "s") (\(recorder.frameCount) synthesised frames).")
-        printText(Analyze.summary(report, database: database.resolved, verbose: summary.verbose), terminator: "")
+        printText(Analyze.summary(report, database: database.shown, verbose: summary.verbose), terminator: "")
         // The WAL goes into the file: what the command stored is one file to copy or share.
         do { try db.close() } catch { warn("warning: \(ErrorText.describe(error))") }
         try checkFailOn(summary.failOn, report.deviations.map(\.rule.severity))

@@ -37,7 +37,7 @@ struct Report: ParsableCommand {
         if !sessions.isEmpty && !all {
             let missing = Set(sessions).subtracting(doc.sessions.map(\.row.id))
             if !missing.isEmpty {
-                throw Failure("no session \(missing.sorted().map(String.init).joined(separator: ", ")) in \(database.resolved)")
+                throw Failure("no session \(missing.sorted().map(String.init).joined(separator: ", ")) in \(database.shown)")
             }
         }
         let text: String

@@ -29,7 +29,7 @@ struct Timeline: ParsableCommand {
         let rows: [SessionRow]
         if let session {
             guard let row = try db.session(id: session) else {
-                throw Failure("no session \(session) in \(database.resolved)")
+                throw Failure("no session \(session) in \(database.shown)")
             }
             rows = [row]
         } else {
@@ -39,7 +39,7 @@ struct Timeline: ParsableCommand {
         if json {
             try printJSON(["sessions": views.map { $0.json(withEvents: true) }])
         } else if views.isEmpty {
-            print("No Pilot 2 sessions in \(database.resolved).")
+            print("No Pilot 2 sessions in \(database.shown).")
         } else {
             printText(views.map(TimelineText.render).joined(separator: "\n"), terminator: "")
         }
@@ -66,7 +66,7 @@ struct Sessions: ParsableCommand {
             return
         }
         guard !views.isEmpty else {
-            print("No Pilot 2 sessions in \(database.resolved).")
+            print("No Pilot 2 sessions in \(database.shown).")
             return
         }
         // A site column when several capture points wrote the database.

@@ -10,9 +10,10 @@ func writeEveryTable(_ database: PilotTraceDatabase) throws -> SmallAnalysis {
     let small = try writeSmallAnalysis(database)
     let writer = try database.beginAnalysis(
         key: "replay:1", captures: [], toolVersion: "0.1.0-test", createdAt: Date(timeIntervalSince1970: 60), source: "replay")
-    let replayed = SessionRow(id: writer.nextSessionID(), state: "failed", startTime: 1_700_000_100.5, aircraftSNs: [])
-    try writer.upsertSession(replayed)
+    var replayed = SessionRow(id: 0, state: "failed", startTime: 1_700_000_100.5, aircraftSNs: [])
+    try writer.storeSession(key: 1, replayed, timeline: [])
     try writer.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
+    replayed.id = try #require(writer.sessionID(key: 1))
     try database.recordReplay(analysisID: writer.analysisID, sessionID: replayed.id, originalSessionID: small.session.id, steps: [
         ReplayStepRow(ordinal: 0, kind: "http", name: "POST /api/v1/login", outcome: "matched", regression: false,
                       recordedLatency: 0.25, replayedLatency: 0.125, differencesJSON: "[]"),
@@ -32,7 +33,7 @@ struct StoredTable<T: Codable & Hashable & FetchableRecord> {
 extension PilotTraceDatabase {
     /// Every row of `table`, by id: the records GRDB decodes and the raw values.
     func stored<T: Codable & Hashable & FetchableRecord>(_ type: T.Type, table: String) throws -> StoredTable<T> {
-        try pool.read { db in
+        try sqlite!.read { db in
             let sql = "SELECT * FROM \(table) ORDER BY id"
             return StoredTable(records: try T.fetchAll(db, sql: sql), raw: try Row.fetchAll(db, sql: sql).map(sqlValues))
         }

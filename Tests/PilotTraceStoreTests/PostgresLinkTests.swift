@@ -370,7 +370,7 @@ struct PostgresLinkTests {
                 for (table, column, value) in refused {
                     let sql = "UPDATE \(table) SET \(column) = ? WHERE id = (SELECT min(id) FROM \(table))"
                     #expect(throws: (any Error).self, "SQLite \(table).\(column)") {
-                        try sqlite.pool.write { try $0.execute(sql: sql, arguments: [value.databaseValue]) }
+                        try sqlite.sqlite!.write { try $0.execute(sql: sql, arguments: [value.databaseValue]) }
                     }
                     let error = #expect(throws: PilotTraceStoreError.self, "PostgreSQL \(table).\(column)") { try link.execute(sql, [value]) }
                     #expect(error?.message.contains("SQLSTATE 23") == true, "\(error?.message ?? "")")
@@ -387,7 +387,7 @@ struct PostgresLinkTests {
                 #expect(throws: PilotTraceStoreError.self) { try link.execute("UPDATE flows SET analysis_id = 999999") }
 
                 let json = "UPDATE sessions SET summary_json = 'not json' WHERE id = (SELECT min(id) FROM sessions)"
-                #expect(throws: (any Error).self) { try sqlite.pool.write { try $0.execute(sql: json) } }
+                #expect(throws: (any Error).self) { try sqlite.sqlite!.write { try $0.execute(sql: json) } }
                 try link.execute(json)
             }
         }

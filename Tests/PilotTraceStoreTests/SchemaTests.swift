@@ -31,7 +31,7 @@ struct SchemaTests {
                 + "WHERE name = 'analyses_by_key'") == 1)
 
             // Every connection, writer and readers, enforces foreign keys; the file is in WAL mode.
-            #expect(try database.pool.write { try Int.fetchOne($0, sql: "PRAGMA foreign_keys") } == 1)
+            #expect(try database.sqlite!.write { try Int.fetchOne($0, sql: "PRAGMA foreign_keys") } == 1)
             #expect(try database.scalar("PRAGMA foreign_keys") == 1)
             #expect(try database.scalar("PRAGMA journal_mode") == "wal")
             #expect(try database.scalar("PRAGMA page_size") == PilotTraceDatabase.pageSize)
@@ -61,7 +61,7 @@ struct SchemaTests {
         try withDatabase { database, _ in
             _ = try writeSmallAnalysis(database)
             for sql in blocks {
-                try database.pool.writeWithoutTransaction { db in
+                try database.sqlite!.writeWithoutTransaction { db in
                     for statement in sql.components(separatedBy: ";\n") where !statement.trimmingCharacters(
                         in: .whitespacesAndNewlines).isEmpty
                     {
@@ -70,7 +70,7 @@ struct SchemaTests {
                 }
             }
             let pairing = try #require(blocks.first { $0.contains("'_reply'") })
-            let rows = try database.pool.read { try Row.fetchAll($0, sql: pairing) }
+            let rows = try database.sqlite!.read { try Row.fetchAll($0, sql: pairing) }
             #expect(rows.count == 1)
             #expect(rows.first?["latency_ms"] == 200.0)
             #expect(rows.first?["tid"] == "t1")
@@ -144,7 +144,7 @@ struct SchemaTests {
     func insertsBuildNoTemporaryTables() throws {
         try withDatabase { database, _ in
             for table in PilotTraceDatabase.tableNames {
-                let opcodes = try database.pool.read { db in
+                let opcodes = try database.sqlite!.read { db in
                     try String.fetchAll(db, sql: "EXPLAIN INSERT INTO \(table) DEFAULT VALUES").filter { $0 == "OpenEphemeral" }
                 }
                 #expect(opcodes.isEmpty, "INSERT INTO \(table) opens a temporary B-tree")
@@ -190,7 +190,7 @@ struct SchemaTests {
         #expect(PilotTraceDatabase.comparisons("qos IN (0, 1, 2)") == "qos = 0 OR qos = 1 OR qos = 2")
         #expect(try database.scalar("PRAGMA schema_version") as Int? ?? 0 > before)
         // and the rewritten checks still refuse unknown values and accept NULL where NULL is allowed
-        try database.pool.write { db in
+        try database.sqlite!.write { db in
             #expect(throws: DatabaseError.self) {
                 try db.execute(sql: "UPDATE mqtt_packets SET qos = 3")
             }
@@ -242,7 +242,7 @@ struct SchemaTests {
         #expect(try database.deviations(sessionID: 1).map(\.lastFrame) == [nil])
         #expect(try database.strings("PRAGMA integrity_check") == ["ok"])
         // and frames are Wireshark's numbers, from 1
-        try database.pool.write { db in
+        try database.sqlite!.write { db in
             try db.execute(sql: "UPDATE mqtt_packets SET capture_ordinal = 0, first_frame = 1, last_frame = 2")
             #expect(throws: DatabaseError.self) { try db.execute(sql: "UPDATE mqtt_packets SET first_frame = 0") }
             #expect(throws: DatabaseError.self) { try db.execute(sql: "UPDATE timeline_events SET capture_ordinal = -1") }
@@ -358,7 +358,7 @@ struct SchemaTests {
         defer { folder.remove() }
         let path = folder.path("future.sqlite")
         let database = try PilotTraceDatabase.open(path: path)
-        try database.pool.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99')") }
+        try database.sqlite!.write { try $0.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99')") }
         let error = #expect(throws: PilotTraceStoreError.self) { try PilotTraceDatabase.open(path: path) }
         #expect(error?.kind == .newerSchema)
         #expect(error?.description.contains(path) == true)

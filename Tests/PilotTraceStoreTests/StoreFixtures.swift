@@ -29,11 +29,11 @@ func withDatabase<T>(_ body: (PilotTraceDatabase, TemporaryFolder) throws -> T) 
 /// Raw SQL helpers for checking what is really in the file.
 extension PilotTraceDatabase {
     func scalar<T: DatabaseValueConvertible>(_ sql: String, _ arguments: StatementArguments = []) throws -> T? {
-        try pool.read { try T.fetchOne($0, sql: sql, arguments: arguments) }
+        try sqlite!.read { try T.fetchOne($0, sql: sql, arguments: arguments) }
     }
 
     func strings(_ sql: String) throws -> [String] {
-        try pool.read { try String.fetchAll($0, sql: sql) }
+        try sqlite!.read { try String.fetchAll($0, sql: sql) }
     }
 
     /// Rows in every table, whatever the analysis.

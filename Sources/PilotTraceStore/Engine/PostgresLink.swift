@@ -210,9 +210,15 @@ public final class PostgresLink: @unchecked Sendable {
         case .null: bindings.appendNull()
         case .integer(let v): bindings.append(v)
         case .real(let v): bindings.append(v)
-        case .text(let v): bindings.append(v)
+        case .text(let v): bindings.append(storable(v))
         case .blob(let v): bindings.append(ByteBuffer(bytes: v))
         }
+    }
+
+    /// PostgreSQL's text cannot hold U+0000 (SQLite's can): a NUL that came from a capture (a topic, a header) is
+    /// stored as U+FFFD, the replacement character, rather than failing the whole batch (docs/schema.md says so).
+    static func storable(_ s: String) -> String {
+        s.utf8.contains(0) ? s.replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : s
     }
 
     // MARK: - Batch inserts
@@ -340,7 +346,7 @@ public final class PostgresLink: @unchecked Sendable {
                 case .real(let v):
                     buffer.writeString(v.isNaN ? "NaN" : v == .infinity ? "Infinity" : v == -.infinity ? "-Infinity" : String(v))
                 case .text(let s):
-                    var s = s
+                    var s = storable(s)
                     s.withUTF8 { appendCopyEscaped($0, to: &buffer) }
                 case .blob(let data):
                     buffer.writeStaticString("\\\\x")
