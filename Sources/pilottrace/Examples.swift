@@ -7,7 +7,7 @@ enum Examples {
             "pilottrace analyze part1.pcap part2.pcap --db team.sqlite",
             "pilottrace analyze capture.pcapng --no-store --fail-on error",
             "pilottrace analyze capture.pcapng --profile our-cloud.yaml",
-            "pilottrace analyze broker.pcapng --site broker --db postgresql://pilot@db.example/pilottrace",
+            "pilottrace analyze web.pcap --site web --db postgres://pt@db.example/pt",
         ],
         "capture": [
             "pilottrace capture --interface eth0 --filter 'tcp port 1883'",
