@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
     ],
     // Each target declares exactly the modules its sources import, no more (Tests/EndToEndTests/ArchitectureTests.swift
@@ -29,20 +30,19 @@ let package = Package(
         .systemLibrary(name: "CPcap", providers: [.apt(["libpcap-dev"])]),
         .systemLibrary(name: "CMosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
-        .systemLibrary(name: "CLibCrypto", providers: [.apt(["libssl-dev"])]),
 
         // PURE: link layers, IP, TCP, reassembly (bytes and capture timestamps in, events out), and the TCP frame
         // synthesiser the proxy and the replay record relayed bytes with.
-        .target(name: "PilotTraceWire"),
+        .target(name: "PilotTraceWire", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // PURE: HTTP/1.1, WebSocket and MQTT decoders over reassembled streams (zlib for gzip/deflate bodies).
         .target(name: "PilotTraceProtocols", dependencies: ["PilotTraceWire", "CZlib"]),
         // PURE: the DJI Cloud API layer and the Pilot 2 session model (sessions, six-phase timelines).
         .target(name: "PilotTraceFlow", dependencies: ["PilotTraceProtocols", "PilotTraceWire"]),
-        // SQLite through GRDB: schema, migrations, batched writes, queries; capture files' SHA-256 with libcrypto. The
-        // PostgreSQL engine's groundwork (Engine/): a blocking link on postgres-nio (one NIO event loop, TLS by NIOSSL),
-        // the schema in PostgreSQL's dialect, rows to and from SQL values.
+        // The record on two engines behind one interface: SQLite through GRDB, PostgreSQL through a blocking link on
+        // postgres-nio (one NIO event loop, TLS by NIOSSL); schema, migrations, batched writes, queries, stitching of
+        // capture points; capture files' SHA-256 (Wire's).
         .target(name: "PilotTraceStore", dependencies: [
-            "PilotTraceWire", "CLibCrypto", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            "PilotTraceWire", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
             .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),

@@ -1,10 +1,8 @@
-import CLibCrypto
 import Foundation
 import PilotTraceWire
 
-/// Streaming file digests. A capture file's SHA-256 (the key that makes a re-analysis replace the earlier one) is
-/// computed by libcrypto, whose SHA-NI code hashes about 2 GB/s here: the pure Swift ``SHA256`` of PilotTraceWire took
-/// 0.35 s of a 127 MB analysis. Digests of bytes in memory (small) use ``SHA256``; the tests hold the two to each other.
+/// Streaming file digests: a capture file's SHA-256 (the key that makes a re-analysis replace the earlier one), read in
+/// chunks through PilotTraceWire's ``SHA256`` (swift-crypto's BoringSSL, with the processor's SHA instructions).
 public enum FileDigest {
     /// The size of the chunks a file is read in.
     static let chunkSize = 1 << 20
@@ -20,13 +18,7 @@ public enum FileDigest {
             throw PilotTraceStoreError(kind: .io, path: path, message: "cannot open file to hash it: \(String(cString: strerror(errno)))")
         }
         defer { close(fd) }
-        guard let context = EVP_MD_CTX_new() else {
-            throw PilotTraceStoreError(kind: .io, path: path, message: "cannot hash it: libcrypto has no memory for a digest")
-        }
-        defer { EVP_MD_CTX_free(context) }
-        guard EVP_DigestInit_ex(context, EVP_sha256(), nil) == 1 else {
-            throw PilotTraceStoreError(kind: .io, path: path, message: "cannot hash it: libcrypto refused SHA-256")
-        }
+        var hasher = SHA256()
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunkSize, alignment: 64)
         defer { buffer.deallocate() }
         while true {
@@ -36,14 +28,9 @@ public enum FileDigest {
                 if errno == EINTR { continue }
                 throw PilotTraceStoreError(kind: .io, path: path, message: "cannot read file to hash it: \(String(cString: strerror(errno)))")
             }
-            EVP_DigestUpdate(context, buffer, count)
+            hasher.update(bufferPointer: UnsafeRawBufferPointer(start: buffer, count: count))
         }
-        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
-        var length: UInt32 = 0
-        guard EVP_DigestFinal_ex(context, &digest, &length) == 1, length == 32 else {
-            throw PilotTraceStoreError(kind: .io, path: path, message: "cannot hash it: libcrypto did not finish the digest")
-        }
-        return Array(digest.prefix(32)).hex
+        return hasher.finalize().hex
     }
 
     /// The SHA-256 of bytes in memory, as 64 lowercase hexadecimal digits.

@@ -66,7 +66,7 @@ struct FileDigestTests {
             == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 
-    @Test("Files (libcrypto) and bytes in memory (PilotTraceWire's SHA256) agree, across chunk and block boundaries",
+    @Test("Files (read in 1 MiB chunks) and bytes in memory agree, across chunk and block boundaries",
           arguments: [0, 1, 55, 64, 1_000, 1 << 20, (1 << 20) + 63, 2 * (1 << 20) + 1])
     func fileAndMemoryAgree(count: Int) throws {
         let folder = try TemporaryFolder()
