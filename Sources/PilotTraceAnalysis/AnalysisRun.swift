@@ -59,7 +59,9 @@ public struct AnalysisReport: Sendable {
 /// The I/O shell around the pure core: files are read here and rows written here; everything in between is
 /// ``TCPPipeline``, ``StreamAnalyzer`` and ``SessionTracker``.
 public final class AnalysisRun {
-    let writer: AnalysisWriter
+    /// Where the rows go: the database, or nowhere (`--no-store`: the same loop, rows not even built).
+    let writer: any AnalysisRecorder
+    let keepsRows: Bool
     var pipeline: TCPPipeline
     var analyzer: StreamAnalyzer
     var tracker: SessionTracker
@@ -101,8 +103,9 @@ public final class AnalysisRun {
     /// Sessions stored as soon as they were over (the store keeps them whole), by serial: what the report lists.
     var retiredSummaries: [Int: Session] = [:]
 
-    init(writer: AnalysisWriter, options: AnalysisOptions, live: Bool = false) {
+    init(writer: any AnalysisRecorder, options: AnalysisOptions, live: Bool = false) {
         self.writer = writer
+        keepsRows = writer.keepsRows
         isLive = live
         pipeline = TCPPipeline(configuration: options.reassembly)
         analyzer = StreamAnalyzer(configuration: options.decoders)
@@ -116,46 +119,7 @@ public final class AnalysisRun {
 
     /// The same analysis without a database: pipeline, decoders, sessions and findings only.
     public static func analyzeWithoutStoring(_ paths: [String], options: AnalysisOptions = .init()) throws -> AnalysisReport {
-        var pipeline = TCPPipeline(configuration: options.reassembly)
-        var analyzer = StreamAnalyzer(configuration: options.decoders)
-        var tracker = SessionTracker(configuration: options.offlineSessions)
-        var engine = DeviationEngine(configuration: options.deviationRules)
-        var retired: [Int: Session] = [:]
-        var decoded: [MessageEvent] = []
-        var last: Timestamp?
-        var messages = (http: 0, webSocket: 0, mqtt: 0)
-        let (files, error) = try CaptureFiles.analyze(paths, pipeline: &pipeline) { events in
-            if let t = events.last.flatMap(time) { last = max(last ?? t, t) }
-            analyzer.consume(events, into: &decoded)
-            for m in decoded {
-                switch m {
-                case .http(_, .request), .http(_, .response): messages.http += 1
-                case .http(_, .webSocket): messages.webSocket += 1
-                case .mqtt: messages.mqtt += 1
-                default: break
-                }
-                tracker.consume(m)
-                engine.consume(m)
-            }
-            decoded.removeAll(keepingCapacity: true)
-            if let last {
-                tracker.advance(to: last)
-                for s in tracker.takeRetired() {
-                    engine.retire(s, at: last)
-                    retired[s.serial] = summary(s)
-                }
-            }
-        }
-        let end = [last, files.compactMap(\.endTime).max()].compactMap { $0 }.max() ?? .zero
-        var sessions = tracker.finish(at: end)
-        let deviations = engine.finish(sessions: sessions, retiredNumbers: tracker.retiredNumbers, captureEnd: end)
-        for (serial, var s) in retired {
-            s.number = tracker.retiredNumbers[serial]!
-            sessions.append(s)
-        }
-        sessions.sort { $0.number < $1.number }
-        return AnalysisReport(analysisID: 0, files: files, error: error, counters: pipeline.counters, connections: analyzer.classified,
-                              messages: messages, sessions: sessions.map { (Int64($0.number), $0) }, deviations: deviations)
+        try AnalysisRun(writer: DiscardingRecorder(), options: options).run(paths)
     }
 
     /// Writes what is buffered (for an interrupted run: nothing recorded is lost).
@@ -194,7 +158,9 @@ public final class AnalysisRun {
     func storeRetired(at t: Timestamp) throws {
         for s in tracker.takeRetired() {
             let findings = engine.retire(s, at: t)
-            try writer.storeSession(key: s.serial, Self.row(s), timeline: timelineRows(s), findings: findings.map(deviationRow))
+            if keepsRows {
+                try writer.storeSession(key: s.serial, Self.row(s), timeline: timelineRows(s), findings: findings.map(deviationRow))
+            }
             retiredSummaries[s.serial] = Self.summary(s)
         }
     }
@@ -316,13 +282,15 @@ public final class AnalysisRun {
     @discardableResult
     func storeSessions(_ sessions: [Session], _ deviations: [Deviation], retiredNumbers: [Int: Int], final: Bool = false) throws
         -> [(Int64, Session)] {
-        for s in sessions { try writer.storeSession(key: s.serial, Self.row(s), timeline: timelineRows(s)) }
-        if isLive { try writer.keepSessions(keys: Set(sessions.map(\.serial))) }
-        // Findings name sessions by number (start order); the store knows them by serial.
-        var serialOf: [Int: Int] = [:]
-        for s in sessions { serialOf[s.number] = s.serial }
-        for (serial, number) in retiredNumbers { serialOf[number] = serial }
-        try writer.replaceFindings(deviations.map { d in (sessionKey: d.session.flatMap { serialOf[$0] }, row: deviationRow(d)) })
+        if keepsRows {
+            for s in sessions { try writer.storeSession(key: s.serial, Self.row(s), timeline: timelineRows(s), findings: nil) }
+            if isLive { try writer.keepSessions(keys: Set(sessions.map(\.serial))) }
+            // Findings name sessions by number (start order); the store knows them by serial.
+            var serialOf: [Int: Int] = [:]
+            for s in sessions { serialOf[s.number] = s.serial }
+            for (serial, number) in retiredNumbers { serialOf[number] = serial }
+            try writer.replaceFindings(deviations.map { d in (sessionKey: d.session.flatMap { serialOf[$0] }, row: deviationRow(d)) })
+        }
         try writer.flush()
         guard final else { return [] }
         // Every session in start order; each retired summary moves out of `retiredSummaries` (with tens of thousands of
@@ -340,7 +308,8 @@ public final class AnalysisRun {
                 s = retiredSummaries.removeValue(forKey: serial)!
                 s.number = number
             }
-            guard let id = writer.sessionID(key: serial) else {
+            // Nothing stored (`--no-store`): a session is known by its number.
+            guard let id = keepsRows ? writer.sessionID(key: serial) : Int64(number) else {
                 throw PilotTraceStoreError(kind: .writeFailed, path: "analysis \(writer.analysisID)",
                                            message: "session \(number) was not stored")
             }
@@ -379,14 +348,18 @@ public final class AnalysisRun {
                               classificationEvidence: c.evidence.rawValue, classificationNote: c.note, tlsServerName: c.tls?.serverName,
                               firstTime: info.firstSeen.seconds, lastTime: info.firstSeen.seconds, closeReason: "open", handshakeComplete: false,
                               communityID: info.communityID)
-            flowRows[info.id] = row
-            try writer.upsertFlow(row)
+            if keepsRows {
+                flowRows[info.id] = row
+                try writer.upsertFlow(row)
+            }
         case .http(let conn, let e):
             ref = try http(conn, e)
         case let .mqtt(conn, dir, record, ts, overWebSocket):
             guard let flow = flowIDs[conn] else { break }
             let id = try writer.nextMQTTID()
-            try writer.insertMQTTPacket(Self.row(record, id: id, flow: flow, dir: dir, ts: ts, overWebSocket: overWebSocket))
+            if keepsRows {
+                try writer.insertMQTTPacket(Self.row(record, id: id, flow: flow, dir: dir, ts: ts, overWebSocket: overWebSocket))
+            }
             messageCounts.mqtt += 1
             ref = MessageRef(.mqtt, id, frames: record.frames)
         case .closed(let summary, let c):
@@ -414,11 +387,11 @@ public final class AnalysisRun {
             guard !r.head.isInformational else { return nil }
             messageCounts.http += 1
             if let (request, id) = pendingRequests.response(r, on: conn) {
-                try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: r))
+                if keepsRows { try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: r)) }
                 return MessageRef(.http, id, frames: request.span.frames.through(r.span.frames))
             }
             let id = try writer.nextHTTPID()
-            try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: nil, response: r))
+            if keepsRows { try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: nil, response: r)) }
             return MessageRef(.http, id, frames: r.span.frames)
         case .webSocket(let message):
             let id = try writer.nextWebSocketID()
@@ -432,10 +405,10 @@ public final class AnalysisRun {
             case .pong: kind = "pong"
             }
             let place = Self.place(message.frames)
-            try writer.insertWebSocketMessage(WebSocketMessageRow(
+            if keepsRows { try writer.insertWebSocketMessage(WebSocketMessageRow(
                 id: id, flowID: flow, direction: Self.direction(message.direction), time: message.lastByteAt.seconds, kind: kind,
                 length: message.length, payload: Data(message.payload), text: message.text, json: message.json?.compact, closeCode: closeCode,
-                captureOrdinal: place.capture, firstFrame: place.first, lastFrame: place.last))
+                captureOrdinal: place.capture, firstFrame: place.first, lastFrame: place.last)) }
             messageCounts.webSocket += 1
             return MessageRef(.websocket, id, frames: message.frames)
         default:
@@ -447,7 +420,7 @@ public final class AnalysisRun {
         let conn = s.info.id
         let unanswered = pendingRequests.close(conn)
         if let flow = flowIDs[conn] {
-            for (request, id) in unanswered { try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: nil)) }
+            if keepsRows { for (request, id) in unanswered { try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: nil)) } }
         }
         guard var row = flowRows[conn] else { return }
         row.lastTime = s.lastSeen.seconds
