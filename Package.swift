@@ -111,9 +111,9 @@ let package = Package(
             "PilotTraceWire", "PilotTraceProtocols", "PilotTraceCapture", "PilotTraceFlow", "PilotTraceProxy",
         ], path: "Fuzz/Targets"),
 
-        // Shared by the test targets: running processes, finding captures; re-exports the lab's MQTT builders and seeded
-        // random generator.
-        .target(name: "PilotTraceTestSupport", dependencies: ["PilotTraceLab"], path: "Tests/PilotTraceTestSupport"),
+        // Shared by the test targets: running processes, finding captures, frames reassembled through Wire's pipeline;
+        // re-exports the lab's MQTT builders and seeded random generator.
+        .target(name: "PilotTraceTestSupport", dependencies: ["PilotTraceLab", "PilotTraceWire"], path: "Tests/PilotTraceTestSupport"),
         .testTarget(name: "PilotTraceWireTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceCaptureTests", dependencies: ["PilotTraceCapture", "PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceProtocolsTests", dependencies: ["PilotTraceProtocols", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport", "CZlib"]),

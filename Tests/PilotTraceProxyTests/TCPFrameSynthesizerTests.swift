@@ -25,39 +25,16 @@ struct TCPFrameSynthesizerTests {
         return (frames, up, down)
     }
 
-    func reassemble(_ frames: [[UInt8]]) -> (events: [StreamEvent], counters: PacketCounters) {
-        var pipeline = TCPPipeline()
-        var events: [StreamEvent] = []
-        for (i, f) in frames.enumerated() {
-            f.withUnsafeBytes { raw in
-                pipeline.process(CaptureRecord(timestamp: Timestamp(nanoseconds: Int64(i) * 1000), linkType: .raw, data: raw, originalLength: f.count),
-                                 into: &events)
-            }
-        }
-        pipeline.finish(into: &events)
-        return (events, pipeline.counters)
-    }
-
     func check(client: Endpoint, server: Endpoint, isn: (UInt32, UInt32)) throws {
         let (frames, up, down) = conversation(client: client, server: server, isn: isn)
         // 3 handshake + 3 request segments + 1 response + (FIN + ACK) × 2
         #expect(frames.count == 11)
-        let (events, counters) = reassemble(frames)
-        #expect(counters.tcpSegments == 11)
-        #expect(counters.malformed == 0)
-        var got: [Direction: [UInt8]] = [.toServer: [], .toClient: []]
-        var summary: ConnectionSummary?
-        for e in events {
-            switch e {
-            case .data(_, let d, let bytes, _, _): got[d]! += bytes
-            case .gap: Issue.record("gap in synthesised stream")
-            case .closed(let s): summary = s
-            default: break
-            }
-        }
-        #expect(got[.toServer] == up)
-        #expect(got[.toClient] == down)
-        let s = try #require(summary)
+        let r = Reassembled(frames, linkType: .raw)
+        #expect(r.counters.tcpSegments == 11)
+        #expect(r.counters.malformed == 0)
+        #expect(r.gaps == 0, "gap in synthesised stream")
+        #expect(r.bytes.count == 1 && r.bytes.values.first == [.toServer: up, .toClient: down])
+        let s = try #require(r.closed.first)
         #expect(s.info.client == client)
         #expect(s.info.server == server)
         #expect(s.handshakeComplete)
@@ -121,9 +98,7 @@ struct TCPFrameSynthesizerTests {
         var frames = s.handshake()
         frames += s.data(Array("GET / HT".utf8), from: .toServer)
         frames += s.rst(from: .toServer)
-        let (events, _) = reassemble(frames)
-        let closed = events.compactMap { if case .closed(let s) = $0 { s } else { nil } }
-        #expect(closed.first?.closeReason == .rst)
+        #expect(Reassembled(frames, linkType: .raw).closed.first?.closeReason == .rst)
     }
 
     @Test func pcapngOfSynthesisedFramesReadsBackAndTsharkAgrees() throws {
