@@ -31,8 +31,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CLibCrypto", providers: [.apt(["libssl-dev"])]),
 
-        // PURE: link layers, IP, TCP, reassembly (bytes and capture timestamps in, events out), and the TCP frame
-        // synthesiser the proxy and the replay record relayed bytes with.
+        // PURE: link layers, IP, TCP, reassembly (bytes and capture timestamps in, events out), and the one TCP frame
+        // synthesiser: the proxy and the replay record relayed bytes with it, the lab generates its captures with it.
         .target(name: "PilotTraceWire"),
         // PURE: HTTP/1.1, WebSocket and MQTT decoders over reassembled streams (zlib for gzip/deflate bodies).
         .target(name: "PilotTraceProtocols", dependencies: ["PilotTraceWire", "CZlib"]),
@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "PilotTraceAnalysis", dependencies: ["PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceWire"]),
         // Reports for people and tools (HTML with SVG sequence diagrams, Markdown, JSON, Mermaid) from the store.
         .target(name: "PilotTraceReport", dependencies: ["PilotTraceStore", "PilotTraceFlow", "PilotTraceProtocols", "PilotTraceWire"]),
-        // PURE: synthetic Pilot 2 traffic (correct TCP, HTTP, MQTT) for benchmarks and tests.
+        // PURE: synthetic Pilot 2 traffic (correct TCP from Wire's frame synthesiser, HTTP, MQTT) for benchmarks and tests.
         .target(name: "PilotTraceLab", dependencies: ["PilotTraceWire"]),
         // I/O: the lab's reference cloud (NIO HTTP, HS256 tokens, mosquitto, a libmosquitto backend) and Pilot 2 simulator.
         .target(name: "PilotTraceLabServices", dependencies: [

@@ -12,8 +12,11 @@ struct TCPFrameSynthesizerTests {
     let server = Endpoint(address: IPAddress("10.0.0.1")!, port: 8080)
 
     /// A conversation: handshake, a request in three segments, a response, FIN from the client, FIN back.
-    func conversation(client: Endpoint, server: Endpoint, isn: (UInt32, UInt32)) -> (frames: [[UInt8]], up: [UInt8], down: [UInt8]) {
-        var s = TCPFrameSynthesizer(client: client, server: server, initialSequence: (client: isn.0, server: isn.1), maximumSegmentSize: 100)
+    func conversation(client: Endpoint, server: Endpoint, isn: (UInt32, UInt32), format: TCPFrameSynthesizer.Format = .recorded)
+        -> (frames: [[UInt8]], up: [UInt8], down: [UInt8])
+    {
+        var s = TCPFrameSynthesizer(client: client, server: server, initialSequence: (client: isn.0, server: isn.1), maximumSegmentSize: 100,
+                                    format: format)
         var rng = SplitMix64(seed: 7)
         let up = (0..<250).map { _ in rng.byte() }, down = (0..<99).map { _ in rng.byte() }
         var frames = s.handshake()
@@ -140,5 +143,31 @@ struct TCPFrameSynthesizerTests {
         #expect(rows.map { Int($0[4]) ?? -1 }.reduce(0, +) == up.count + 99)
         let conv = try runProcess(tshark, ["-r", path, "-q", "-z", "conv,tcp"])
         #expect(conv.stdout.contains("10.0.0.2:50123") && conv.stdout.contains("10.0.0.1:8080"))
+    }
+
+    /// The lab generator's layout (Ethernet, minimal headers: zero checksums, no SYN options) as tshark reads it: the
+    /// same clean conversation, no TCP analysis flags.
+    @Test func tsharkReadsTheGeneratedLayoutAsACleanConversation() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-synth-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("g.pcapng").path
+        let (frames, up, down) = conversation(client: client, server: server, isn: (UInt32.max - 3, 77), format: .generated)
+        let w = try PcapngWriter(path: path, linkType: TCPFrameSynthesizer.Format.generated.link.linkType, application: "pilottrace tests")
+        for (i, f) in frames.enumerated() {
+            try f.withUnsafeBytes { try w.write($0, originalLength: f.count, at: Timestamp(seconds: 1_800_000_000, nanoseconds: Int64(i) * 1_000_000)) }
+        }
+        try w.close(end: Timestamp(seconds: 1_800_000_001, nanoseconds: 0))
+
+        let tshark = try #require(TestPaths.which("tshark"), "make test installs tshark (scripts/bootstrap)")
+        let fields = try runProcess(tshark, ["-r", path, "-T", "fields", "-e", "eth.type", "-e", "tcp.analysis.flags", "-e", "tcp.len"])
+        #expect(fields.status == 0)
+        let rows = fields.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        #expect(rows.count == frames.count)
+        for row in rows {
+            #expect(row[0] == "0x0800", "EtherType \(row)")
+            #expect(row[1].isEmpty, "TCP analysis flags \(row)")
+        }
+        #expect(rows.map { Int($0[2]) ?? -1 }.reduce(0, +) == up.count + down.count)
     }
 }
