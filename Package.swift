@@ -77,15 +77,17 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // I/O: NIO plumbing shared by the proxy and the replay: the handler that reports a connection's bytes, FINs,
-        // resets and close to a TrafficRecording (accepted or initiated side), and the glue that relays two channels.
+        // resets and close to a TrafficRecording (accepted or initiated side), the one recorder that turns those reports
+        // into synthesised TCP frames (Wire's TCPFrameSynthesizer) for a serial consumer, and the glue that relays two
+        // channels.
         .target(name: "PilotTraceRelay", dependencies: ["PilotTraceWire", .product(name: "NIOCore", package: "swift-nio")]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),
         // I/O: the HTTP + MQTT recording proxy (SwiftNIO, TLS both ways). Its pure parts (mqtt_addr rewriting, the
-        // JSBridge script) take bytes and timestamps only; the relayed bytes become synthesised TCP frames
-        // (PilotTraceWire's TCPFrameSynthesizer, shared with the replay) fed to the same live analysis as `capture`.
+        // JSBridge script) take bytes and timestamps only; the relayed bytes go to the recorder it is given (the relay's
+        // TrafficRecorder, shared with the replay), whose frames feed the same live analysis as `capture`.
         .target(name: "PilotTraceProxy", dependencies: [
-            "PilotTraceRelay", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow",
+            "PilotTraceRelay", "PilotTraceProtocols", "PilotTraceFlow",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -94,7 +96,7 @@ let package = Package(
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceClients", "PilotTraceProxy", "PilotTraceReplay", "PilotTraceReplayRunner",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceClients", "PilotTraceRelay", "PilotTraceProxy", "PilotTraceReplay", "PilotTraceReplayRunner",
                 // `version` prints libmosquitto's version.
                 "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -132,7 +134,8 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], exclude: ["bridge-page.html"]),
         .testTarget(name: "PilotTraceRelayTests", dependencies: [
-            "PilotTraceRelay", "PilotTraceWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+            "PilotTraceRelay", "PilotTraceWire", "PilotTraceTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "PilotTraceFuzzTargetsTests", dependencies: ["PilotTraceFuzzTargets", "PilotTraceTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
