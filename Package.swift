@@ -31,8 +31,9 @@ let package = Package(
         .systemLibrary(name: "CMosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
 
-        // PURE: link layers, IP, TCP, reassembly (bytes and capture timestamps in, events out), and the TCP frame
-        // synthesiser the proxy and the replay record relayed bytes with.
+        // PURE: link layers, IP, TCP, reassembly (bytes and capture timestamps in, events out), and the one TCP frame
+        // synthesiser: the proxy and the replay record relayed bytes with it, the lab generates its captures with it;
+        // the project's digests (swift-crypto's).
         .target(name: "PilotTraceWire", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         // PURE: HTTP/1.1, WebSocket and MQTT decoders over reassembled streams (zlib for gzip/deflate bodies).
         .target(name: "PilotTraceProtocols", dependencies: ["PilotTraceWire", "CZlib"]),
@@ -50,7 +51,7 @@ let package = Package(
         .target(name: "PilotTraceAnalysis", dependencies: ["PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceWire"]),
         // Reports for people and tools (HTML with SVG sequence diagrams, Markdown, JSON, Mermaid) from the store.
         .target(name: "PilotTraceReport", dependencies: ["PilotTraceStore", "PilotTraceFlow", "PilotTraceProtocols", "PilotTraceWire"]),
-        // PURE: synthetic Pilot 2 traffic (correct TCP, HTTP, MQTT) for benchmarks and tests.
+        // PURE: synthetic Pilot 2 traffic (correct TCP from Wire's frame synthesiser, HTTP, MQTT) for benchmarks and tests.
         .target(name: "PilotTraceLab", dependencies: ["PilotTraceWire"]),
         // I/O: the lab's reference cloud (NIO HTTP, HS256 tokens, mosquitto, a libmosquitto backend) and Pilot 2 simulator.
         .target(name: "PilotTraceLabServices", dependencies: [
@@ -77,15 +78,17 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
         // I/O: NIO plumbing shared by the proxy and the replay: the handler that reports a connection's bytes, FINs,
-        // resets and close to a TrafficRecording (accepted or initiated side), and the glue that relays two channels.
+        // resets and close to a TrafficRecording (accepted or initiated side), the one recorder that turns those reports
+        // into synthesised TCP frames (Wire's TCPFrameSynthesizer) for a serial consumer, and the glue that relays two
+        // channels.
         .target(name: "PilotTraceRelay", dependencies: ["PilotTraceWire", .product(name: "NIOCore", package: "swift-nio")]),
         // I/O: capture files (pcap, pcapng, gzip), libpcap.
         .target(name: "PilotTraceCapture", dependencies: ["PilotTraceWire", "CPcap", "CZlib"]),
         // I/O: the HTTP + MQTT recording proxy (SwiftNIO, TLS both ways). Its pure parts (mqtt_addr rewriting, the
-        // JSBridge script) take bytes and timestamps only; the relayed bytes become synthesised TCP frames
-        // (PilotTraceWire's TCPFrameSynthesizer, shared with the replay) fed to the same live analysis as `capture`.
+        // JSBridge script) take bytes and timestamps only; the relayed bytes go to the recorder it is given (the relay's
+        // TrafficRecorder, shared with the replay), whose frames feed the same live analysis as `capture`.
         .target(name: "PilotTraceProxy", dependencies: [
-            "PilotTraceRelay", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow",
+            "PilotTraceRelay", "PilotTraceProtocols", "PilotTraceFlow",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -94,7 +97,7 @@ let package = Package(
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceClients", "PilotTraceProxy", "PilotTraceReplay", "PilotTraceReplayRunner",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceClients", "PilotTraceRelay", "PilotTraceProxy", "PilotTraceReplay", "PilotTraceReplayRunner",
                 // `version` prints libmosquitto's version.
                 "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -111,9 +114,9 @@ let package = Package(
             "PilotTraceWire", "PilotTraceProtocols", "PilotTraceCapture", "PilotTraceFlow", "PilotTraceProxy",
         ], path: "Fuzz/Targets"),
 
-        // Shared by the test targets: running processes, finding captures; re-exports the lab's MQTT builders and seeded
-        // random generator.
-        .target(name: "PilotTraceTestSupport", dependencies: ["PilotTraceLab"], path: "Tests/PilotTraceTestSupport"),
+        // Shared by the test targets: running processes, finding captures, frames reassembled through Wire's pipeline;
+        // re-exports the lab's MQTT builders and seeded random generator.
+        .target(name: "PilotTraceTestSupport", dependencies: ["PilotTraceLab", "PilotTraceWire"], path: "Tests/PilotTraceTestSupport"),
         .testTarget(name: "PilotTraceWireTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceCaptureTests", dependencies: ["PilotTraceCapture", "PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceProtocolsTests", dependencies: ["PilotTraceProtocols", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport", "CZlib"]),
@@ -132,9 +135,10 @@ let package = Package(
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ], exclude: ["bridge-page.html"]),
         .testTarget(name: "PilotTraceRelayTests", dependencies: [
-            "PilotTraceRelay", "PilotTraceWire", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+            "PilotTraceRelay", "PilotTraceWire", "PilotTraceTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "PilotTraceFuzzTargetsTests", dependencies: ["PilotTraceFuzzTargets", "PilotTraceTestSupport"]),
+        .testTarget(name: "PilotTraceFuzzTargetsTests", dependencies: ["PilotTraceFuzzTargets", "PilotTraceTestSupport", "PilotTraceWire"]),
         .testTarget(name: "EndToEndTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
     ]
 )

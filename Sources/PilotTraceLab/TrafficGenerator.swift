@@ -24,6 +24,10 @@ public struct TrafficGenerator {
 
     public init(_ parameters: Parameters) { self.parameters = parameters }
 
+    /// How the generated frames are laid out (Ethernet, minimal headers): ``run(_:)``'s frames are of
+    /// `format.link.linkType`.
+    public static let format = TCPFrameSynthesizer.Format.generated
+
     /// What a correct analysis of the generated capture finds.
     public struct Expectation: Sendable {
         public var sessions: Int
@@ -34,7 +38,7 @@ public struct TrafficGenerator {
         Expectation(sessions: parameters.devices, reconnects: (0..<parameters.devices).filter(Device.reconnects).count)
     }
 
-    /// Generates everything, calling `emit` with each frame (Ethernet) and its time, in time order.
+    /// Generates everything, calling `emit` with each frame (of ``format``) and its time, in time order.
     public func run(_ emit: (Timestamp, [UInt8]) throws -> Void) rethrows {
         var rng = SplitMix64(seed: parameters.seed)
         var sources: [any FrameSource] = (0..<parameters.devices).map { Device(index: $0, parameters: parameters, rng: &rng) }
@@ -103,71 +107,46 @@ protocol FrameSource {
     mutating func next() -> (Double, [UInt8])?
 }
 
-/// One TCP connection's sequence numbers, and its frames (Ethernet, IPv4, TCP).
-struct SyntheticTCP {
-    let client: (ip: UInt32, port: UInt16)
-    let server: (ip: UInt32, port: UInt16)
-    var clientSeq: UInt32
-    var serverSeq: UInt32
-    static let mss = 1448
+/// One generated TCP connection: Wire's ``TCPFrameSynthesizer`` makes its frames (``TCPFrameSynthesizer/Format/generated``:
+/// Ethernet, minimal IPv4 headers), this says when each one goes out.
+struct GeneratedConnection {
+    var tcp: TCPFrameSynthesizer
+
+    /// - Parameter isn: the client's initial sequence number; the server's is derived from it.
+    init(client: Endpoint, server: Endpoint, isn: UInt32) {
+        tcp = TCPFrameSynthesizer(client: client, server: server, initialSequence: (isn, isn &* 2_654_435_761), maximumSegmentSize: 1448,
+                                  format: TrafficGenerator.format)
+    }
 
     init(client: (UInt32, UInt16), server: (UInt32, UInt16), isn: UInt32) {
-        self.client = client
-        self.server = server
-        clientSeq = isn
-        serverSeq = isn &* 2_654_435_761
+        self.init(client: Endpoint(address: .v4(client.0), port: client.1), server: Endpoint(address: .v4(server.0), port: server.1), isn: isn)
     }
 
-    func frame(fromClient: Bool, seq: UInt32, ack: UInt32, flags: UInt8, payload: ArraySlice<UInt8>) -> [UInt8] {
-        let (s, d) = fromClient ? (client, server) : (server, client)
-        var f = [UInt8](repeating: 0, count: 54)
-        f.reserveCapacity(54 + payload.count)
-        f[12] = 0x08; f[13] = 0x00
-        f[14] = 0x45
-        let total = 40 + payload.count
-        f[16] = UInt8(total >> 8); f[17] = UInt8(total & 0xff)
-        f[22] = 64; f[23] = 6
-        for i in 0..<4 { f[26 + i] = UInt8((s.ip >> (24 - 8 * UInt32(i))) & 0xff); f[30 + i] = UInt8((d.ip >> (24 - 8 * UInt32(i))) & 0xff) }
-        f[34] = UInt8(s.port >> 8); f[35] = UInt8(s.port & 0xff); f[36] = UInt8(d.port >> 8); f[37] = UInt8(d.port & 0xff)
-        for i in 0..<4 { f[38 + i] = UInt8((seq >> (24 - 8 * UInt32(i))) & 0xff); f[42 + i] = UInt8((ack >> (24 - 8 * UInt32(i))) & 0xff) }
-        f[46] = 0x50; f[47] = flags; f[48] = 0xff; f[49] = 0xff
-        f += payload
-        return f
-    }
-
+    /// SYN at `t`, SYN-ACK 0.1 ms later, ACK 0.1 ms after that.
     mutating func open(at t: Double, into out: inout [(Double, [UInt8])]) {
-        out.append((t, frame(fromClient: true, seq: clientSeq, ack: 0, flags: 0x02, payload: [])))
-        out.append((t + 0.0001, frame(fromClient: false, seq: serverSeq, ack: clientSeq &+ 1, flags: 0x12, payload: [])))
-        clientSeq &+= 1
-        serverSeq &+= 1
-        out.append((t + 0.0002, frame(fromClient: true, seq: clientSeq, ack: serverSeq, flags: 0x10, payload: [])))
+        for (offset, frame) in zip([0, 0.0001, 0.0002], tcp.handshake()) { out.append((t + offset, frame)) }
     }
 
-    /// Sends `payload`, cut into MSS-sized segments, each acknowledged by the peer.
+    /// Sends `payload`, cut into MSS-sized segments 10 µs apart, acknowledged by the peer 0.1 ms after the last.
     mutating func send(fromClient: Bool, _ payload: [UInt8], at t: Double, into out: inout [(Double, [UInt8])]) {
-        var at = t, i = 0
-        while i < payload.count {
-            let n = min(Self.mss, payload.count - i)
-            let seq = fromClient ? clientSeq : serverSeq, ack = fromClient ? serverSeq : clientSeq
-            out.append((at, frame(fromClient: fromClient, seq: seq, ack: ack, flags: i + n == payload.count ? 0x18 : 0x10, payload: payload[i..<(i + n)])))
-            if fromClient { clientSeq &+= UInt32(n) } else { serverSeq &+= UInt32(n) }
-            i += n
+        let direction: Direction = fromClient ? .toServer : .toClient
+        var at = t
+        for frame in tcp.data(payload, from: direction) {
+            out.append((at, frame))
             at += 0.00001
         }
-        let ackSeq = fromClient ? serverSeq : clientSeq, acked = fromClient ? clientSeq : serverSeq
-        out.append((at + 0.0001, frame(fromClient: !fromClient, seq: ackSeq, ack: acked, flags: 0x10, payload: [])))
+        for frame in tcp.ack(from: direction.reversed) { out.append((at + 0.0001, frame)) }
     }
 
+    /// The client resets the connection at `t`, or closes it: its FIN, the server's FIN-ACK 0.1 ms later, its ACK
+    /// 0.1 ms after that.
     mutating func close(at t: Double, reset: Bool = false, into out: inout [(Double, [UInt8])]) {
         if reset {
-            out.append((t, frame(fromClient: true, seq: clientSeq, ack: serverSeq, flags: 0x14, payload: [])))
+            for frame in tcp.rst(from: .toServer) { out.append((t, frame)) }
             return
         }
-        out.append((t, frame(fromClient: true, seq: clientSeq, ack: serverSeq, flags: 0x11, payload: [])))
-        clientSeq &+= 1
-        out.append((t + 0.0001, frame(fromClient: false, seq: serverSeq, ack: clientSeq, flags: 0x11, payload: [])))
-        serverSeq &+= 1
-        out.append((t + 0.0002, frame(fromClient: true, seq: clientSeq, ack: serverSeq, flags: 0x10, payload: [])))
+        let frames = tcp.fin(from: .toServer, peerAcknowledges: false) + tcp.fin(from: .toClient, peerAcknowledges: false) + tcp.ack(from: .toServer)
+        for (offset, frame) in zip([0, 0.0001, 0.0002], frames) { out.append((t + offset, frame)) }
     }
 }
 
@@ -183,7 +162,7 @@ struct Device: FrameSource {
     let aircraft: String
     let start: Double
     let end: Double
-    var mqtt: SyntheticTCP
+    var mqtt: GeneratedConnection
     var chunk: [(Double, [UInt8])] = []
     var position = 0
     var stage = 0
@@ -200,14 +179,14 @@ struct Device: FrameSource {
         start = Double(index) * parameters.stagger + Double(rng.next() % 1000) / 1e5
         end = start + parameters.duration
         let ip = 0x0A00_0000 | UInt32(index + 10)
-        mqtt = SyntheticTCP(client: (ip, 50_000), server: (0x0A01_0001, 1883), isn: UInt32(truncatingIfNeeded: rng.next()))
+        mqtt = GeneratedConnection(client: (ip, 50_000), server: (0x0A01_0001, 1883), isn: UInt32(truncatingIfNeeded: rng.next()))
         osdTime = start + 1.5
         chunk = loginAndConnect(ip: ip, rng: &rng)
     }
 
     mutating func loginAndConnect(ip: UInt32, rng: inout SplitMix64) -> [(Double, [UInt8])] {
         var out: [(Double, [UInt8])] = []
-        var h = SyntheticTCP(client: (ip, 40_000), server: (0x0A01_0002, 6789), isn: UInt32(truncatingIfNeeded: rng.next()))
+        var h = GeneratedConnection(client: (ip, 40_000), server: (0x0A01_0002, 6789), isn: UInt32(truncatingIfNeeded: rng.next()))
         var t = start
         h.open(at: t, into: &out)
         let token = "eyJhbGciOiJIUzI1NiJ9.eyJkZXZpY2UiOiJ\(index)In0.c2lnbmF0dXJl"
@@ -272,7 +251,8 @@ struct Device: FrameSource {
                     if Self.reconnects(index), !reconnected, osdTime > start + (end - start) / 2 {
                         reconnected = true
                         mqtt.close(at: osdTime, reset: true, into: &out)
-                        mqtt = SyntheticTCP(client: (mqtt.client.ip, 50_001), server: mqtt.server, isn: mqtt.clientSeq &+ 99_999)
+                        mqtt = GeneratedConnection(client: Endpoint(address: mqtt.tcp.client.address, port: 50_001), server: mqtt.tcp.server,
+                                                   isn: mqtt.tcp.nextSequence.client &+ 99_999)
                         connect(at: osdTime + 5, into: &out)
                         osdTime += 6
                     }
@@ -297,7 +277,7 @@ struct CloudBackend: FrameSource {
     var frames: [(Double, [UInt8])] = []
     var position = 0
     init(start: Double) {
-        var c = SyntheticTCP(client: (0x0A01_0003, 45_000), server: (0x0A01_0001, 1883), isn: 7)
+        var c = GeneratedConnection(client: (0x0A01_0003, 45_000), server: (0x0A01_0001, 1883), isn: 7)
         c.open(at: start, into: &frames)
         c.send(fromClient: true, MQTTWire.connect(clientID: "cloud-backend", username: "cloud", password: "secret", keepAlive: 10), at: start + 0.001, into: &frames)
         c.send(fromClient: false, [0x20, 0x02, 0x00, 0x00], at: start + 0.002, into: &frames)
@@ -319,7 +299,7 @@ struct Noise: FrameSource {
     init(index: Int, start: Double, mqtt: Bool) {
         let ip = 0xC0A8_0000 | UInt32(index % 60_000 + 1)
         if mqtt {
-            var c = SyntheticTCP(client: (ip, UInt16(30_000 + index % 20_000)), server: (0x0A01_0001, 1883), isn: UInt32(truncatingIfNeeded: index &* 7919))
+            var c = GeneratedConnection(client: (ip, UInt16(30_000 + index % 20_000)), server: (0x0A01_0001, 1883), isn: UInt32(truncatingIfNeeded: index &* 7919))
             c.open(at: start, into: &frames)
             c.send(fromClient: true, MQTTWire.connect(clientID: "sensor-\(index)", username: "sensor", password: "x"), at: start + 0.001, into: &frames)
             c.send(fromClient: false, [0x20, 0x02, 0x00, 0x00], at: start + 0.002, into: &frames)
@@ -327,7 +307,7 @@ struct Noise: FrameSource {
             c.send(fromClient: true, [0xE0, 0x00], at: start + 0.6, into: &frames)
             c.close(at: start + 0.61, into: &frames)
         } else {
-            var c = SyntheticTCP(client: (ip, UInt16(30_000 + index % 20_000)), server: (0x5DB8_D822, 80), isn: UInt32(truncatingIfNeeded: index &* 104_729))
+            var c = GeneratedConnection(client: (ip, UInt16(30_000 + index % 20_000)), server: (0x5DB8_D822, 80), isn: UInt32(truncatingIfNeeded: index &* 104_729))
             c.open(at: start, into: &frames)
             c.send(fromClient: true, Array("GET /index.html HTTP/1.1\r\nHost: example.com\r\n\r\n".utf8), at: start + 0.001, into: &frames)
             let body = String(repeating: "<p>hello</p>", count: 300)

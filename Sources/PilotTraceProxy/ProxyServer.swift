@@ -14,10 +14,10 @@ public struct ProxyError: Error, CustomStringConvertible {
 
 /// The proxy's listeners: HTTP (reverse proxy with rewriting and bridge injection) and MQTT (byte-exact relay),
 /// each optionally terminating TLS towards the app and speaking TLS to its upstream. Every app-side connection
-/// is recorded by a ``RecordingHandler`` into the ``ProxyRecorder``.
+/// is recorded by a ``RecordingHandler`` into the recorder it is given (the command's `TrafficRecorder`).
 public final class ProxyServer: @unchecked Sendable {
     public let configuration: ProxyConfiguration
-    let recorder: ProxyRecorder
+    let recorder: any TrafficRecording
     let log: @Sendable (String) -> Void
     let group: MultiThreadedEventLoopGroup
     let memory = BrokerMemory()
@@ -26,7 +26,7 @@ public final class ProxyServer: @unchecked Sendable {
     public private(set) var httpAddress: SocketAddress?
     public private(set) var mqttAddress: SocketAddress?
 
-    public init(configuration: ProxyConfiguration, recorder: ProxyRecorder, threads: Int = System.coreCount,
+    public init(configuration: ProxyConfiguration, recorder: any TrafficRecording, threads: Int = System.coreCount,
                 log: @escaping @Sendable (String) -> Void) {
         self.configuration = configuration
         self.recorder = recorder
@@ -113,7 +113,7 @@ public final class ProxyServer: @unchecked Sendable {
         listeners.append(channel)
     }
 
-    static func addCommon(_ ch: Channel, appTLS: NIOSSLContext?, recorder: ProxyRecorder, children: NIOLockedValueBox<[ObjectIdentifier: Channel]>) throws {
+    static func addCommon(_ ch: Channel, appTLS: NIOSSLContext?, recorder: any TrafficRecording, children: NIOLockedValueBox<[ObjectIdentifier: Channel]>) throws {
         let key = ObjectIdentifier(ch)
         children.withLockedValue { $0[key] = ch }
         ch.closeFuture.whenComplete { _ in _ = children.withLockedValue { $0.removeValue(forKey: key) } }

@@ -1,8 +1,7 @@
 import PilotTraceWire
 
-/// Where a connection's ``RecordingHandler`` reports what it saw: the proxy's `ProxyRecorder` and the replay's
-/// frame collector, which turn the reports into synthesised TCP frames (``TCPFrameSynthesizer``) for the live
-/// analysis.
+/// Where a connection's ``RecordingHandler`` reports what it saw: the ``TrafficRecorder`` of the proxy and of the
+/// replay, which turns the reports into synthesised TCP frames (``TCPFrameSynthesizer``) for the live analysis.
 ///
 /// Every event loop may call in, so a conformer orders the calls itself (a lock).
 public protocol TrafficRecording: AnyObject, Sendable {

@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import PilotTraceAnalysis
 import PilotTraceFlow
+import PilotTraceRelay
 import PilotTraceReplay
 import PilotTraceStore
 import PilotTraceWire
@@ -125,9 +126,14 @@ public final class ReplayRunner {
         defer { try? group.syncShutdownGracefully() }
         final class Slots: @unchecked Sendable {
             let lock = NSLock()
-            var runs: [(SessionReplayer.Run, FrameCollector?, Date)?]
+            var runs: [(SessionReplayer.Run, Date)?]
+            /// Each replay's own traffic as its recorder synthesised it (with `record`).
+            var frames: [[TrafficRecorder.Frame]]
             var done = 0
-            init(_ n: Int) { runs = Array(repeating: nil, count: n) }
+            init(_ n: Int) {
+                runs = Array(repeating: nil, count: n)
+                frames = Array(repeating: [], count: n)
+            }
         }
         let slots = Slots(loaded.count)
         let gate = DispatchSemaphore(value: concurrency)
@@ -136,12 +142,15 @@ public final class ReplayRunner {
         for (i, item) in loaded.enumerated() {
             gate.wait()
             all.enter()
-            let collector = record ? FrameCollector() : nil
-            let replayer = SessionReplayer(plan: item.plan, target: target, options: options, group: group, recorder: collector)
+            // The replay records its own connections as the proxy does; the frames wait in their slot to be analysed.
+            let recorder = record ? TrafficRecorder { frames in slots.lock.withLock { slots.frames[i] += frames } } : nil
+            let replayer = SessionReplayer(plan: item.plan, target: target, options: options, group: group, recorder: recorder)
             let thread = Thread {
                 let run = replayer.run()
+                let ended = Date()
+                recorder?.flush()
                 let done = slots.lock.withLock { () -> Int in
-                    slots.runs[i] = (run, collector, Date())
+                    slots.runs[i] = (run, ended)
                     slots.done += 1
                     return slots.done
                 }
@@ -162,7 +171,7 @@ public final class ReplayRunner {
         var latencies: [Double] = []
         do {
             for (i, item) in loaded.enumerated() {
-                guard let (run, collector, ended) = slots.runs[i] else { continue }
+                guard let (run, ended) = slots.runs[i] else { continue }
                 let steps = zip(item.plan.steps, run.observations).map { comparison.compare($0, $1) }
                 latencies += steps.compactMap(\.replayedLatency)
                 var verdict = SessionVerdict(
@@ -172,8 +181,8 @@ public final class ReplayRunner {
                         return SessionVerdict.VariableUse(name: v.name, path: v.pathText, definedBy: v.definedBy, usedBy: v.usedBy,
                                                           rewritten: new != nil && new != v.value, recorded: v.value, replayed: new)
                     }, notes: item.plan.notes, duration: run.duration)
-                if let collector {
-                    let stored = try store(collector.frames(), end: ended, plan: item.plan, ordinal: i)
+                if record {
+                    let stored = try store(slots.frames[i], end: ended, plan: item.plan, ordinal: i)
                     created.append(stored.analysis)
                     verdict.replayAnalysis = stored.analysis
                     verdict.replaySession = stored.session

@@ -75,7 +75,7 @@ struct Lab: ParsableCommand {
             p.stagger = stagger
             p.seed = seed
             let generator = TrafficGenerator(p)
-            let writer = try PcapWriter(path: out, linkType: .ethernet)
+            let writer = try PcapWriter(path: out, linkType: TrafficGenerator.format.link.linkType)
             let started = Date()
             try generator.run { t, frame in try writer.write(frame, at: t) }
             try writer.close()

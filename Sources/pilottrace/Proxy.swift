@@ -4,6 +4,7 @@ import Foundation
 import PilotTraceAnalysis
 import PilotTraceCapture
 import PilotTraceProxy
+import PilotTraceRelay
 import PilotTraceWire
 
 struct Proxy: ParsableCommand {
@@ -132,7 +133,7 @@ struct Proxy: ParsableCommand {
             throw Failure(write ?? "--write", error)
         }
         nonisolated(unsafe) var first: Timestamp?, last: Timestamp?
-        let recorder = ProxyRecorder { frames in
+        let recorder = TrafficRecorder { frames in
             for f in frames {
                 if first == nil { first = f.time }
                 last = f.time

@@ -6,6 +6,7 @@ import Darwin
 #endif
 import PilotTraceFuzzTargets
 import PilotTraceTestSupport
+import PilotTraceWire
 import Testing
 
 /// Replays every input under `Fuzz/regressions/<target>/` through the function its libFuzzer target runs on one input
@@ -84,33 +85,19 @@ struct FuzzTargetReachTests {
     }
 
     @Test func aSequenceOfFramesReachesTheSessionTracker() throws {
-        // A frame-sequence input (PipelineFuzzTarget's own format) holding one MQTT session: the pipeline target's
-        // second way in, without a capture file.
-        var frames: [UInt8] = []
-        func frame(_ payload: [UInt8], toServer: Bool, seq: UInt32, flags: UInt8) {
-            let (a, b): ([UInt8], [UInt8]) = ([10, 0, 0, 1], [10, 0, 0, 2])
-            let (src, dst) = toServer ? (a, b) : (b, a)
-            let (sport, dport): (UInt16, UInt16) = toServer ? (50_000, 1883) : (1883, 50_000)
-            let total = 40 + payload.count
-            var ip: [UInt8] = [0x45, 0, UInt8(total >> 8), UInt8(total & 0xFF), 0, 0, 0x40, 0, 64, 6, 0, 0] + src + dst
-            let sum = stride(from: 0, to: 20, by: 2).reduce(UInt32(0)) { $0 + UInt32(ip[$1]) << 8 + UInt32(ip[$1 + 1]) }
-            let folded = ~UInt16(truncatingIfNeeded: (sum & 0xFFFF) + (sum >> 16))
-            ip[10] = UInt8(folded >> 8); ip[11] = UInt8(folded & 0xFF)
-            let tcp: [UInt8] = [UInt8(sport >> 8), UInt8(sport & 0xFF), UInt8(dport >> 8), UInt8(dport & 0xFF)]
-                + MQTTWire.u32(seq) + MQTTWire.u32(0) + [0x50, flags, 0xFF, 0xFF, 0, 0, 0, 0]
-            let packet = ip + tcp + payload
-            // link 5 = raw IPv4; a 1 ms step
-            frames += [5, 11] + MQTTWire.u16(UInt16(packet.count)) + packet
-        }
+        // A frame-sequence input (PipelineFuzzTarget's own format) holding one MQTT session, synthesised as the proxy
+        // records (raw IPv4): the pipeline target's second way in, without a capture file.
+        var tcp = TCPFrameSynthesizer(client: Endpoint(address: IPAddress("10.0.0.1")!, port: 50_000),
+                                      server: Endpoint(address: IPAddress("10.0.0.2")!, port: 1883), initialSequence: (client: 999, server: 4999))
         let connect = MQTTWire.connect(clientID: "pilot", username: "pilot", password: "pilot123")
-        frame([], toServer: true, seq: 999, flags: 0x02)
-        frame([], toServer: false, seq: 4999, flags: 0x12)
-        frame(connect, toServer: true, seq: 1000, flags: 0x18)
-        frame(MQTTWire.connAck(), toServer: false, seq: 5000, flags: 0x18)
         // The gateway's status (an uplink topic) shows the client is a device: a session.
         let status = MQTTWire.publish("sys/product/5YSZL260021E9A/status", Array(#"{"tid":"t","bid":"b","method":"update_topo","data":{}}"#.utf8))
-        frame(status, toServer: true, seq: 1000 + UInt32(connect.count), flags: 0x18)
-        #expect(frames[0] == 5, "not a capture file's magic: read as frames")
+        let packets = tcp.handshake() + tcp.data(connect, from: .toServer) + tcp.data(MQTTWire.connAck(), from: .toClient)
+            + tcp.data(status, from: .toServer)
+        let link = try #require(PipelineFuzzTarget.links.firstIndex(of: TCPFrameSynthesizer.Format.recorded.link.linkType))
+        var frames: [UInt8] = []
+        for p in packets { frames += [UInt8(link), 11] + MQTTWire.u16(UInt16(p.count)) + p }  // a 1 ms step each
+        #expect(frames[0] == 4, "not a capture file's magic: read as frames")
         #expect(PipelineFuzzTarget.run(frames) == 1)
     }
 

@@ -12,8 +12,11 @@ struct TCPFrameSynthesizerTests {
     let server = Endpoint(address: IPAddress("10.0.0.1")!, port: 8080)
 
     /// A conversation: handshake, a request in three segments, a response, FIN from the client, FIN back.
-    func conversation(client: Endpoint, server: Endpoint, isn: (UInt32, UInt32)) -> (frames: [[UInt8]], up: [UInt8], down: [UInt8]) {
-        var s = TCPFrameSynthesizer(client: client, server: server, initialSequence: (client: isn.0, server: isn.1), maximumSegmentSize: 100)
+    func conversation(client: Endpoint, server: Endpoint, isn: (UInt32, UInt32), format: TCPFrameSynthesizer.Format = .recorded)
+        -> (frames: [[UInt8]], up: [UInt8], down: [UInt8])
+    {
+        var s = TCPFrameSynthesizer(client: client, server: server, initialSequence: (client: isn.0, server: isn.1), maximumSegmentSize: 100,
+                                    format: format)
         var rng = SplitMix64(seed: 7)
         let up = (0..<250).map { _ in rng.byte() }, down = (0..<99).map { _ in rng.byte() }
         var frames = s.handshake()
@@ -25,39 +28,16 @@ struct TCPFrameSynthesizerTests {
         return (frames, up, down)
     }
 
-    func reassemble(_ frames: [[UInt8]]) -> (events: [StreamEvent], counters: PacketCounters) {
-        var pipeline = TCPPipeline()
-        var events: [StreamEvent] = []
-        for (i, f) in frames.enumerated() {
-            f.withUnsafeBytes { raw in
-                pipeline.process(CaptureRecord(timestamp: Timestamp(nanoseconds: Int64(i) * 1000), linkType: .raw, data: raw, originalLength: f.count),
-                                 into: &events)
-            }
-        }
-        pipeline.finish(into: &events)
-        return (events, pipeline.counters)
-    }
-
     func check(client: Endpoint, server: Endpoint, isn: (UInt32, UInt32)) throws {
         let (frames, up, down) = conversation(client: client, server: server, isn: isn)
         // 3 handshake + 3 request segments + 1 response + (FIN + ACK) × 2
         #expect(frames.count == 11)
-        let (events, counters) = reassemble(frames)
-        #expect(counters.tcpSegments == 11)
-        #expect(counters.malformed == 0)
-        var got: [Direction: [UInt8]] = [.toServer: [], .toClient: []]
-        var summary: ConnectionSummary?
-        for e in events {
-            switch e {
-            case .data(_, let d, let bytes, _, _): got[d]! += bytes
-            case .gap: Issue.record("gap in synthesised stream")
-            case .closed(let s): summary = s
-            default: break
-            }
-        }
-        #expect(got[.toServer] == up)
-        #expect(got[.toClient] == down)
-        let s = try #require(summary)
+        let r = Reassembled(frames, linkType: .raw)
+        #expect(r.counters.tcpSegments == 11)
+        #expect(r.counters.malformed == 0)
+        #expect(r.gaps == 0, "gap in synthesised stream")
+        #expect(r.bytes.count == 1 && r.bytes.values.first == [.toServer: up, .toClient: down])
+        let s = try #require(r.closed.first)
         #expect(s.info.client == client)
         #expect(s.info.server == server)
         #expect(s.handshakeComplete)
@@ -121,9 +101,7 @@ struct TCPFrameSynthesizerTests {
         var frames = s.handshake()
         frames += s.data(Array("GET / HT".utf8), from: .toServer)
         frames += s.rst(from: .toServer)
-        let (events, _) = reassemble(frames)
-        let closed = events.compactMap { if case .closed(let s) = $0 { s } else { nil } }
-        #expect(closed.first?.closeReason == .rst)
+        #expect(Reassembled(frames, linkType: .raw).closed.first?.closeReason == .rst)
     }
 
     @Test func pcapngOfSynthesisedFramesReadsBackAndTsharkAgrees() throws {
@@ -165,5 +143,31 @@ struct TCPFrameSynthesizerTests {
         #expect(rows.map { Int($0[4]) ?? -1 }.reduce(0, +) == up.count + 99)
         let conv = try runProcess(tshark, ["-r", path, "-q", "-z", "conv,tcp"])
         #expect(conv.stdout.contains("10.0.0.2:50123") && conv.stdout.contains("10.0.0.1:8080"))
+    }
+
+    /// The lab generator's layout (Ethernet, minimal headers: zero checksums, no SYN options) as tshark reads it: the
+    /// same clean conversation, no TCP analysis flags.
+    @Test func tsharkReadsTheGeneratedLayoutAsACleanConversation() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-synth-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("g.pcapng").path
+        let (frames, up, down) = conversation(client: client, server: server, isn: (UInt32.max - 3, 77), format: .generated)
+        let w = try PcapngWriter(path: path, linkType: TCPFrameSynthesizer.Format.generated.link.linkType, application: "pilottrace tests")
+        for (i, f) in frames.enumerated() {
+            try f.withUnsafeBytes { try w.write($0, originalLength: f.count, at: Timestamp(seconds: 1_800_000_000, nanoseconds: Int64(i) * 1_000_000)) }
+        }
+        try w.close(end: Timestamp(seconds: 1_800_000_001, nanoseconds: 0))
+
+        let tshark = try #require(TestPaths.which("tshark"), "make test installs tshark (scripts/bootstrap)")
+        let fields = try runProcess(tshark, ["-r", path, "-T", "fields", "-e", "eth.type", "-e", "tcp.analysis.flags", "-e", "tcp.len"])
+        #expect(fields.status == 0)
+        let rows = fields.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        #expect(rows.count == frames.count)
+        for row in rows {
+            #expect(row[0] == "0x0800", "EtherType \(row)")
+            #expect(row[1].isEmpty, "TCP analysis flags \(row)")
+        }
+        #expect(rows.map { Int($0[2]) ?? -1 }.reduce(0, +) == up.count + down.count)
     }
 }

@@ -190,40 +190,17 @@ enum Frames {
         return Array((text + "0\r\n\r\n").utf8)
     }
 
-    /// Ethernet + IPv4 + TCP.
-    static func frame(fromClient: Bool, seq: UInt32, ack: UInt32, flags: UInt8, payload: ArraySlice<UInt8>) -> [UInt8] {
-        let (s, d): ((UInt32, UInt16), (UInt32, UInt16)) = fromClient ? ((0x0A00_000A, 50_000), (0x0A01_0001, 1883))
-                                                                       : ((0x0A01_0001, 1883), (0x0A00_000A, 50_000))
-        var f = [UInt8](repeating: 0, count: 54)
-        f[12] = 0x08; f[13] = 0x00; f[14] = 0x45
-        let total = 40 + payload.count
-        f[16] = UInt8(total >> 8); f[17] = UInt8(total & 0xff)
-        f[22] = 64; f[23] = 6
-        for i in 0..<4 {
-            f[26 + i] = UInt8((s.0 >> (24 - 8 * UInt32(i))) & 0xff); f[30 + i] = UInt8((d.0 >> (24 - 8 * UInt32(i))) & 0xff)
-            f[38 + i] = UInt8((seq >> (24 - 8 * UInt32(i))) & 0xff); f[42 + i] = UInt8((ack >> (24 - 8 * UInt32(i))) & 0xff)
-        }
-        f[34] = UInt8(s.1 >> 8); f[35] = UInt8(s.1 & 0xff); f[36] = UInt8(d.1 >> 8); f[37] = UInt8(d.1 & 0xff)
-        f[46] = 0x50; f[47] = flags; f[48] = 0xff; f[49] = 0xff
-        return f + payload
-    }
-
-    /// A handshake, then `segments` client data segments of `size` bytes (osd publishes back to back).
+    /// A handshake, then `segments` client data segments of `size` bytes (osd publishes back to back), synthesised in
+    /// the lab generator's layout (Ethernet, minimal headers).
     static func connection(segments: Int, size: Int, swapPairs: Bool) -> [[UInt8]] {
-        let client: UInt32 = 1000, server: UInt32 = 5000
-        var frames = [
-            frame(fromClient: true, seq: client, ack: 0, flags: 0x02, payload: []),
-            frame(fromClient: false, seq: server, ack: client + 1, flags: 0x12, payload: []),
-            frame(fromClient: true, seq: client + 1, ack: server + 1, flags: 0x10, payload: []),
-        ]
+        var tcp = TCPFrameSynthesizer(client: Endpoint(address: .v4(0x0A00_000A), port: 50_000), server: Endpoint(address: .v4(0x0A01_0001), port: 1883),
+                                      initialSequence: (client: 1000, server: 5000), maximumSegmentSize: size, format: TrafficGenerator.format)
+        var frames = tcp.handshake()
         var stream: [UInt8] = []
         let osd = publish("thing/product/5YSZL260000042/osd", osdJSON)
         while stream.count < segments * size { stream += osd }
         var data: [[UInt8]] = []
-        for k in 0..<segments {
-            let seq = client + 1 + UInt32(k * size)
-            data.append(frame(fromClient: true, seq: seq, ack: server + 1, flags: 0x18, payload: stream[(k * size)..<((k + 1) * size)]))
-        }
+        for k in 0..<segments { data += tcp.data(Array(stream[(k * size)..<((k + 1) * size)]), from: .toServer) }
         if swapPairs { for k in stride(from: 0, to: data.count - 1, by: 2) { data.swapAt(k, k + 1) } }
         frames += data
         return frames

@@ -1,20 +1,26 @@
 import Dispatch
 import Foundation
-import NIOConcurrencyHelpers
-import PilotTraceRelay
 import PilotTraceWire
 
-/// Records what the proxy relays on its app-side connections as synthesised TCP frames, stamped with the wall
-/// clock, strictly in time order, and hands them in batches to one serial consumer (the live analysis and the
-/// pcapng writer, which are not thread-safe).
+/// Records what relayed connections carry as synthesised TCP frames (``TCPFrameSynthesizer``: raw IP, complete
+/// headers), stamped strictly in time order, and hands them in batches to one serial consumer: the one recorder of
+/// the proxy (whose consumer is the live analysis and the pcapng writer, which are not thread-safe) and of the replay
+/// (whose consumer keeps one replay's frames until they are analysed).
 ///
-/// Every event loop calls in; a lock orders the events and stamps them, so frames leave in the order their bytes
-/// were seen. The consumer runs on its own queue: the event loops never wait for SQLite.
-public final class ProxyRecorder: @unchecked Sendable {
+/// Every event loop or thread calls in; a lock orders the events and stamps them with the clock, so frames leave in
+/// the order their bytes were seen. Frames are made and handed over on the recorder's own queue: the callers never
+/// wait for the consumer (for SQLite, say).
+///
+/// ## Topics
+/// - ``init(clock:initialSequences:sink:)``
+/// - ``flush()``
+/// - ``perform(_:)``
+/// - ``error``
+public final class TrafficRecorder: TrafficRecording, @unchecked Sendable {
     public typealias Frame = (time: Timestamp, bytes: [UInt8])
     public typealias Sink = ([Frame]) throws -> Void
 
-    /// What an event loop saw, stamped; frames are made from these on the consumer's queue.
+    /// What a caller reported, stamped; frames are made from these on the consumer's queue.
     enum Event {
         case open(Int, client: Endpoint, server: Endpoint)
         case data(Int, [UInt8], Direction)
@@ -23,8 +29,8 @@ public final class ProxyRecorder: @unchecked Sendable {
         case close(Int, serverFirst: Bool)
     }
 
-    let lock = NIOLock()
-    // Under the lock (any event loop):
+    let lock = NSLock()
+    // Under the lock (any caller):
     var nextID = 1
     var pending: [(Int64, Event)] = []
     var lastNanoseconds: Int64 = 0
@@ -36,22 +42,33 @@ public final class ProxyRecorder: @unchecked Sendable {
     var lastFrame: Int64 = 0
     var frames = 0
 
-    let queue = DispatchQueue(label: "pilottrace.proxy.recorder")
+    let queue = DispatchQueue(label: "pilottrace.relay.recorder")
     let sink: Sink
     let clock: () -> Int64
+    let initialSequences: () -> (client: UInt32, server: UInt32)
 
     /// - Parameters:
     ///   - clock: nanoseconds since the epoch (the wall clock by default; tests pass their own).
-    ///   - sink: receives the frames, in order, on one serial queue.
-    public init(clock: @escaping () -> Int64 = ProxyRecorder.wallClock, sink: @escaping Sink) {
+    ///   - initialSequences: each connection's two initial sequence numbers (random by default, as a TCP stack picks
+    ///     them; tests pass their own).
+    ///   - sink: receives the frames, in order, on one serial queue; the first error it throws stops the recording.
+    public init(clock: @escaping () -> Int64 = TrafficRecorder.wallClock,
+                initialSequences: @escaping () -> (client: UInt32, server: UInt32) = TrafficRecorder.randomSequences,
+                sink: @escaping Sink) {
         self.clock = clock
+        self.initialSequences = initialSequences
         self.sink = sink
     }
 
+    /// The wall clock (`CLOCK_REALTIME`), in nanoseconds since the epoch.
     public static func wallClock() -> Int64 {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Int64(ts.tv_sec) * 1_000_000_000 + Int64(ts.tv_nsec)
+    }
+
+    public static func randomSequences() -> (client: UInt32, server: UInt32) {
+        (UInt32.random(in: .min ... .max), UInt32.random(in: .min ... .max))
     }
 
     /// The first error the sink threw (recording stopped there).
@@ -75,7 +92,7 @@ public final class ProxyRecorder: @unchecked Sendable {
     public func fin(_ id: Int, from direction: Direction) { lock.withLock { append(.fin(id, direction)) } }
     public func rst(_ id: Int, from direction: Direction) { lock.withLock { append(.rst(id, direction)) } }
 
-    /// The connection is gone: whatever half is still open is closed (client's FIN first when it closed first).
+    /// The connection is gone: whatever half is still open is closed (the server's FIN first when `serverFirst`).
     public func close(_ id: Int, serverFirst: Bool) { lock.withLock { append(.close(id, serverFirst: serverFirst)) } }
 
     /// Under the lock: stamps the event (strictly increasing times, so the order is the order seen) and schedules
@@ -105,8 +122,7 @@ public final class ProxyRecorder: @unchecked Sendable {
             let made: [[UInt8]]
             switch e {
             case .open(let id, let client, let server):
-                var s = TCPFrameSynthesizer(client: client, server: server,
-                                            initialSequence: (UInt32.random(in: .min ... .max), UInt32.random(in: .min ... .max)))
+                var s = TCPFrameSynthesizer(client: client, server: server, initialSequence: initialSequences())
                 made = s.handshake()
                 connections[id] = s
             case .data(let id, let bytes, let d):
@@ -129,7 +145,8 @@ public final class ProxyRecorder: @unchecked Sendable {
         do { try sink(out) } catch { lock.withLock { if sinkError == nil { sinkError = error } } }
     }
 
-    /// Runs `body` on the consumer's queue after the frames recorded so far (e.g. a periodic store refresh).
+    /// Runs `body` on the consumer's queue after the frames recorded so far (e.g. a periodic store refresh); an error
+    /// it throws stops the recording like the sink's.
     public func perform(_ body: @escaping () throws -> Void) {
         nonisolated(unsafe) let body = body  // runs on the consumer's queue only, like the sink
         queue.async {
@@ -143,6 +160,3 @@ public final class ProxyRecorder: @unchecked Sendable {
         queue.sync { drain() }
     }
 }
-
-// What the proxy's app-side connections report to, through their `RecordingHandler`s.
-extension ProxyRecorder: TrafficRecording {}
