@@ -5,8 +5,8 @@ import PilotTraceRelay
 import PilotTraceWire
 
 /// Records what the proxy relays on its app-side connections as synthesised TCP frames, stamped with the wall
-/// clock, strictly in time order, and hands them in batches to one serial consumer (the live analysis and the
-/// pcapng writer, which are not thread-safe).
+/// clock, strictly in time order, and hands them in batches to one serial consumer (`pilottrace proxy`: the queue of
+/// the live loop, which analyzes and writes them on its own thread).
 ///
 /// Every event loop calls in; a lock orders the events and stamps them, so frames leave in the order their bytes
 /// were seen. The consumer runs on its own queue: the event loops never wait for SQLite.
@@ -127,15 +127,6 @@ public final class ProxyRecorder: @unchecked Sendable {
         }
         frames += out.count
         do { try sink(out) } catch { lock.withLock { if sinkError == nil { sinkError = error } } }
-    }
-
-    /// Runs `body` on the consumer's queue after the frames recorded so far (e.g. a periodic store refresh).
-    public func perform(_ body: @escaping () throws -> Void) {
-        nonisolated(unsafe) let body = body  // runs on the consumer's queue only, like the sink
-        queue.async {
-            self.drain()
-            do { try body() } catch { self.lock.withLock { if self.sinkError == nil { self.sinkError = error } } }
-        }
     }
 
     /// Waits until every frame recorded so far has reached the sink.
