@@ -47,7 +47,8 @@ let package = Package(
             .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
-        // The offline analysis run: capture files → pipeline → decoders → sessions → the store.
+        // The analysis run: capture files → pipeline → decoders → sessions → the store; and the one live loop (LiveAnalysis)
+        // that live capture and the proxy feed frames to.
         .target(name: "PilotTraceAnalysis", dependencies: ["PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceWire"]),
         // Reports for people and tools (HTML with SVG sequence diagrams, Markdown, JSON, Mermaid) from the store.
         .target(name: "PilotTraceReport", dependencies: ["PilotTraceStore", "PilotTraceFlow", "PilotTraceProtocols", "PilotTraceWire"]),

@@ -14,7 +14,6 @@ import PilotTraceWire
 /// ## Topics
 /// - ``init(clock:initialSequences:sink:)``
 /// - ``flush()``
-/// - ``perform(_:)``
 /// - ``error``
 public final class TrafficRecorder: TrafficRecording, @unchecked Sendable {
     public typealias Frame = (time: Timestamp, bytes: [UInt8])
@@ -143,16 +142,6 @@ public final class TrafficRecorder: TrafficRecording, @unchecked Sendable {
         }
         frames += out.count
         do { try sink(out) } catch { lock.withLock { if sinkError == nil { sinkError = error } } }
-    }
-
-    /// Runs `body` on the consumer's queue after the frames recorded so far (e.g. a periodic store refresh); an error
-    /// it throws stops the recording like the sink's.
-    public func perform(_ body: @escaping () throws -> Void) {
-        nonisolated(unsafe) let body = body  // runs on the consumer's queue only, like the sink
-        queue.async {
-            self.drain()
-            do { try body() } catch { self.lock.withLock { if self.sinkError == nil { self.sinkError = error } } }
-        }
     }
 
     /// Waits until every frame recorded so far has reached the sink.

@@ -4,7 +4,6 @@ import Foundation
 import PilotTraceAnalysis
 import PilotTraceCapture
 import PilotTraceWire
-import Synchronization
 
 struct Capture: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -89,39 +88,23 @@ struct Capture: ParsableCommand {
             if !existed { database.discard(db, analysis: -1, created: true) }
             throw Failure(database.shown, error)
         }
-        let stop = Atomic<Bool>(false)
-        let signals = StopSignals { stop.store(true, ordering: .relaxed) }
+        let loop = LiveAnalysis(run, duration: duration)
+        let signals = StopSignals { loop.requestStop() }
         defer { signals.cancel() }
         let interactive = isatty(STDERR_FILENO) == 1
-        var lastRefresh = Date()
-        var first: Timestamp?, last: Timestamp?
         warn("capturing on \(interface)\(filter.map { " (filter: \($0))" } ?? "")\(duration.map { " for \($0) s" } ?? "")\(write.map { ", writing \($0)" } ?? ""); Ctrl-C stops")
-        do {
-            try live.run(shouldStop: {
-                if let duration, Date().timeIntervalSince(started) >= duration { return true }
-                return stop.load(ordering: .relaxed)
-            }, tick: {
-                guard Date().timeIntervalSince(lastRefresh) >= 1 else { return }
-                lastRefresh = Date()
-                try writer?.flush()
-                let status = try run.refreshLive(now: Timestamp(Date()))
-                if interactive {
-                    let dropped = live.statistics.dropped
-                    writeStandardError("\r\(status.frames) frames, \(status.connections) connections, \(status.sessions) sessions, \(status.deviations) findings\(dropped > 0 ? ", \(dropped) dropped" : "")\u{1B}[K")
-                }
-            }) { record in
-                if first == nil { first = record.timestamp }
-                last = record.timestamp
-                try writer?.write(record)
-                try run.process(record)
-            }
-        } catch {
+        let failure = loop.run(live, record: { try writer?.write($0) }, flush: { try writer?.flush() }) { status in
+            guard interactive else { return }
+            let dropped = live.statistics.dropped
+            writeStandardError("\r\(status.frames) frames, \(status.connections) connections, \(status.sessions) sessions, \(status.deviations) findings\(dropped > 0 ? ", \(dropped) dropped" : "")\u{1B}[K")
+        }
+        if let error = failure {
             // Keep what was captured: analyze and store it, then report the failure.
             if interactive { writeStandardError("\r\u{1B}[K") }
-            do { try writer?.close(end: last ?? Timestamp(Date())) } catch { warn("warning: \(ErrorText.describe(error))") }
+            do { try writer?.close(end: loop.last ?? Timestamp(Date())) } catch { warn("warning: \(ErrorText.describe(error))") }
             let files = Self.reports(writer, linkType: live.linkType)
             do {
-                _ = try run.finishLive(files: files, end: last, stop: .interrupted("capture error: \(ErrorText.describe(error))"))
+                _ = try loop.finish(files: files, end: loop.last, interrupted: "capture error: \(ErrorText.describe(error))")
             } catch {
                 warn("warning: storing what was captured: \(ErrorText.describe(error))")
             }
@@ -133,7 +116,7 @@ struct Capture: ParsableCommand {
         let stats = live.statistics
         try writer?.close(end: end, received: UInt64(stats.received), dropped: UInt64(stats.dropped))
         let files = Self.reports(writer, linkType: live.linkType)
-        let report = try run.finishLive(files: files, end: end)
+        let report = try loop.finish(files: files, end: end)
         print("Captured \(live.frames) frames (\(live.bytes) bytes) on \(interface) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; kernel: \(stats.received) received, \(stats.dropped) dropped, \(stats.interfaceDropped) dropped by the interface.")
         if let writer { print("Wrote \(writer.records) frames to \(writer.files.joined(separator: ", ")).") }
         printText(Analyze.summary(report, database: database.shown, verbose: summary.verbose), terminator: "")
@@ -166,9 +149,4 @@ struct Interfaces: ParsableCommand {
             print("\(i.name)\(flags.isEmpty ? "" : " (\(flags.joined(separator: ", ")))")\(i.description.map { ": \($0)" } ?? "")")
         }
     }
-}
-
-extension Timestamp {
-    /// The wall clock as a capture timestamp (live capture: libpcap stamps frames with the same clock).
-    init(_ date: Date) { self.init(nanoseconds: Int64(date.timeIntervalSince1970 * 1e9)) }
 }

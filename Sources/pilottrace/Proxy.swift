@@ -132,17 +132,9 @@ struct Proxy: ParsableCommand {
             database.discard(db, analysis: run.analysisID, created: !existed)
             throw Failure(write ?? "--write", error)
         }
-        nonisolated(unsafe) var first: Timestamp?, last: Timestamp?
-        let recorder = TrafficRecorder { frames in
-            for f in frames {
-                if first == nil { first = f.time }
-                last = f.time
-                try f.bytes.withUnsafeBytes { raw in
-                    try pcapng?.write(raw, originalLength: raw.count, at: f.time)
-                    try run.process(CaptureRecord(timestamp: f.time, linkType: .raw, data: raw, originalLength: raw.count))
-                }
-            }
-        }
+        // The recorder's queue hands its frames to the live loop, which analyzes (and writes) them on this thread.
+        let frames = LiveFrameQueue(linkType: .raw)
+        let recorder = TrafficRecorder { frames.push($0) }
         let quiet = self.quiet
         let server = ProxyServer(configuration: config, recorder: recorder) { line in
             if !quiet { warn(line) }
@@ -165,29 +157,27 @@ struct Proxy: ParsableCommand {
         }
         warn("pilottrace proxy: access link for Pilot 2: \(scheme)://\(server.httpBound.map { "\($0)" } ?? "?")/…; Ctrl-C stops")
 
-        let done = DispatchSemaphore(value: 0)
-        let signals = StopSignals { done.signal() }
-        defer { signals.cancel() }
-        // Once a second the stored picture is refreshed (on the recorder's queue, after the frames so far), so
-        // `pilottrace timeline` in another process shows sessions while they are live.
-        let deadline = duration.map { Date().addingTimeInterval($0) }
-        while true {
-            let wait = min(1, deadline.map { $0.timeIntervalSinceNow } ?? 1)
-            if wait <= 0 || done.wait(timeout: .now() + wait) == .success { break }
-            recorder.perform {
-                try pcapng?.flush()
-                try run.refreshLive(now: Timestamp(Date()))
-            }
+        // On stop the connections are closed and what they relayed reaches the loop before the analysis finishes.
+        frames.stopping = {
+            server.stop()
+            recorder.flush()
         }
-
-        server.stop()
-        recorder.flush()
-        if let error = recorder.error { warn("error: recording stopped: \(ErrorText.describe(error))") }
+        let loop = LiveAnalysis(run, duration: duration)
+        let signals = StopSignals { loop.requestStop() }
+        defer { signals.cancel() }
+        let failure = loop.run(frames, record: { frame in
+            try pcapng?.write(frame.data, originalLength: frame.originalLength, at: frame.timestamp)
+        }, flush: { try pcapng?.flush() })
+        if let error = failure {
+            frames.stopProducers()
+            warn("error: recording stopped: \(ErrorText.describe(error))")
+        }
         let end = Timestamp(Date())
         try pcapng?.close(end: end)
+        let first = loop.first, last = loop.last
         let files = write.map { [CaptureFileReport(path: $0, format: "pcapng", compressed: false, linkTypes: [.raw], records: pcapng?.records ?? 0,
                                                    warnings: [], firstTime: first, lastTime: last, endTime: end)] } ?? []
-        let report = try run.finishLive(files: files, end: end)
+        let report = try loop.finish(files: files, end: end, interrupted: failure.map { "recording error: \(ErrorText.describe($0))" })
         if let original = server.originalBroker { print("The cloud handed out MQTT address \(original) (rewritten to the proxy's listener).") }
         print("Proxied \(recorder.connectionCount) connection\(recorder.connectionCount == 1 ? "" : "s") (\(recorder.frameCount) synthesised frames).")
         printText(Analyze.summary(report, database: database.shown, verbose: summary.verbose), terminator: "")
