@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/pilottrace
 
-.PHONY: all bootstrap build release demo test fuzz fuzz-ci bench microbench proxy-bench report-screenshots clean
+.PHONY: all bootstrap build release demo test lint format fuzz fuzz-ci bench microbench proxy-bench report-screenshots clean
 
 all: build
 
@@ -54,6 +54,15 @@ report-screenshots: build
 # 120 unless set; `FUZZ_TARGETS=pipeline` picks targets. The corpora in .build-fuzz/corpus/ carry over between runs.
 fuzz: bootstrap
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-120} scripts/fuzz $(FUZZ_TARGETS)
+
+# Style: .swift-format (4 spaces, 160 columns), applied to every Swift file. `make lint` checks, strictly (any
+# finding fails); `make format` rewrites in place. Not part of `make test`.
+SWIFT_FILES = Sources Tests Fuzz Benchmarks/Benchmarks Package.swift
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel $(SWIFT_FILES)
+
+format:
+	$(SWIFT) format --in-place --recursive --parallel $(SWIFT_FILES)
 
 clean:
 	rm -rf .build .build-fuzz Benchmarks/.build

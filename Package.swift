@@ -42,11 +42,13 @@ let package = Package(
         // The record on two engines behind one interface: SQLite through GRDB, PostgreSQL through a blocking link on
         // postgres-nio (one NIO event loop, TLS by NIOSSL); schema, migrations, batched writes, queries, stitching of
         // capture points; capture files' SHA-256 (Wire's).
-        .target(name: "PilotTraceStore", dependencies: [
-            "PilotTraceWire", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
-            .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
-        ]),
+        .target(
+            name: "PilotTraceStore",
+            dependencies: [
+                "PilotTraceWire", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
         // The analysis run: capture files → pipeline → decoders → sessions → the store; and the one live loop (LiveAnalysis)
         // that live capture and the proxy feed frames to.
         .target(name: "PilotTraceAnalysis", dependencies: ["PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceWire"]),
@@ -55,29 +57,35 @@ let package = Package(
         // PURE: synthetic Pilot 2 traffic (correct TCP from Wire's frame synthesiser, HTTP, MQTT) for benchmarks and tests.
         .target(name: "PilotTraceLab", dependencies: ["PilotTraceWire"]),
         // I/O: the lab's reference cloud (NIO HTTP, HS256 tokens, mosquitto, a libmosquitto backend) and Pilot 2 simulator.
-        .target(name: "PilotTraceLabServices", dependencies: [
-            "PilotTraceClients", "PilotTraceWire", "PilotTraceProtocols",
-            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-        ]),
+        .target(
+            name: "PilotTraceLabServices",
+            dependencies: [
+                "PilotTraceClients", "PilotTraceWire", "PilotTraceProtocols",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         // I/O: a keep-alive HTTP/1.1 client on NIO and a libmosquitto MQTT client, used by the replay and by the lab's
         // simulator.
-        .target(name: "PilotTraceClients", dependencies: [
-            "CMosquitto",
-            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-        ]),
+        .target(
+            name: "PilotTraceClients",
+            dependencies: [
+                "CMosquitto",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         // PURE: the replay's core: a stored session's plan (steps, learned variables), what to send at each step, the
         // comparison with the recording and the verdict, the summary and JUnit outputs. No clock, no sockets.
         .target(name: "PilotTraceReplay", dependencies: ["PilotTraceProtocols"]),
         // I/O: the replay's shell: re-drives plans against a target (HTTP on NIO keep-alive connections, MQTT through
         // libmosquitto), records its own traffic through the live analysis, stores the comparison.
-        .target(name: "PilotTraceReplayRunner", dependencies: [
-            "PilotTraceReplay", "PilotTraceRelay", "PilotTraceClients", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceFlow", "PilotTraceProtocols",
-            "PilotTraceWire",
-            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
-        ]),
+        .target(
+            name: "PilotTraceReplayRunner",
+            dependencies: [
+                "PilotTraceReplay", "PilotTraceRelay", "PilotTraceClients", "PilotTraceAnalysis", "PilotTraceStore", "PilotTraceFlow", "PilotTraceProtocols",
+                "PilotTraceWire",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
         // I/O: NIO plumbing shared by the proxy and the replay: the handler that reports a connection's bytes, FINs,
         // resets and close to a TrafficRecording (accepted or initiated side), the one recorder that turns those reports
         // into synthesised TCP frames (Wire's TCPFrameSynthesizer) for a serial consumer, and the glue that relays two
@@ -88,17 +96,21 @@ let package = Package(
         // I/O: the HTTP + MQTT recording proxy (SwiftNIO, TLS both ways). Its pure parts (mqtt_addr rewriting, the
         // JSBridge script) take bytes and timestamps only; the relayed bytes go to the recorder it is given (the relay's
         // TrafficRecorder, shared with the replay), whose frames feed the same live analysis as `capture`.
-        .target(name: "PilotTraceProxy", dependencies: [
-            "PilotTraceRelay", "PilotTraceProtocols", "PilotTraceFlow",
-            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-        ]),
+        .target(
+            name: "PilotTraceProxy",
+            dependencies: [
+                "PilotTraceRelay", "PilotTraceProtocols", "PilotTraceFlow",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]),
 
         .executableTarget(
             name: "pilottrace",
             dependencies: [
-                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport", "PilotTraceLab", "PilotTraceLabServices", "PilotTraceClients", "PilotTraceRelay", "PilotTraceProxy", "PilotTraceReplay", "PilotTraceReplayRunner",
+                "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport",
+                "PilotTraceLab", "PilotTraceLabServices", "PilotTraceClients", "PilotTraceRelay", "PilotTraceProxy", "PilotTraceReplay",
+                "PilotTraceReplayRunner",
                 // `version` prints libmosquitto's version.
                 "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -111,34 +123,43 @@ let package = Package(
 
         // What one input of each libFuzzer target does (Fuzz/Targets): scripts/fuzz compiles these files into the fuzzers,
         // and PilotTraceFuzzTargetsTests replays Fuzz/regressions/ through the same functions.
-        .target(name: "PilotTraceFuzzTargets", dependencies: [
-            "PilotTraceWire", "PilotTraceProtocols", "PilotTraceCapture", "PilotTraceFlow", "PilotTraceProxy",
-        ], path: "Fuzz/Targets"),
+        .target(
+            name: "PilotTraceFuzzTargets",
+            dependencies: [
+                "PilotTraceWire", "PilotTraceProtocols", "PilotTraceCapture", "PilotTraceFlow", "PilotTraceProxy",
+            ], path: "Fuzz/Targets"),
 
         // Shared by the test targets: running processes, finding captures, frames reassembled through Wire's pipeline;
         // re-exports the lab's MQTT builders and seeded random generator.
         .target(name: "PilotTraceTestSupport", dependencies: ["PilotTraceLab", "PilotTraceWire"], path: "Tests/PilotTraceTestSupport"),
         .testTarget(name: "PilotTraceWireTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceCaptureTests", dependencies: ["PilotTraceCapture", "PilotTraceWire", "PilotTraceTestSupport"]),
-        .testTarget(name: "PilotTraceProtocolsTests", dependencies: ["PilotTraceProtocols", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport", "CZlib"]),
+        .testTarget(
+            name: "PilotTraceProtocolsTests", dependencies: ["PilotTraceProtocols", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport", "CZlib"]),
         .testTarget(name: "PilotTraceFlowTests", dependencies: ["PilotTraceFlow", "PilotTraceProtocols", "PilotTraceWire", "PilotTraceTestSupport"]),
-        .testTarget(name: "PilotTraceStoreTests", dependencies: [
-            "PilotTraceStore", "PilotTraceWire", "PilotTraceTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
-        ]),
+        .testTarget(
+            name: "PilotTraceStoreTests",
+            dependencies: [
+                "PilotTraceStore", "PilotTraceWire", "PilotTraceTestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+            ]),
         .testTarget(name: "PilotTraceLabServicesTests", dependencies: ["PilotTraceLabServices", "PilotTraceWire"]),
         .testTarget(name: "PilotTraceReportTests", dependencies: ["PilotTraceReport", "PilotTraceStore"]),
         .testTarget(name: "PilotTraceLabTests", dependencies: ["PilotTraceLab", "PilotTraceWire", "PilotTraceProtocols", "PilotTraceFlow"]),
         .testTarget(name: "PilotTraceReplayTests", dependencies: ["PilotTraceReplay", "PilotTraceProtocols"]),
-        .testTarget(name: "PilotTraceProxyTests", dependencies: [
-            "PilotTraceProxy", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport",
-            .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
-        ], exclude: ["bridge-page.html"]),
-        .testTarget(name: "PilotTraceRelayTests", dependencies: [
-            "PilotTraceRelay", "PilotTraceWire", "PilotTraceTestSupport", .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOEmbedded", package: "swift-nio"),
-        ]),
+        .testTarget(
+            name: "PilotTraceProxyTests",
+            dependencies: [
+                "PilotTraceProxy", "PilotTraceWire", "PilotTraceCapture", "PilotTraceTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ], exclude: ["bridge-page.html"]),
+        .testTarget(
+            name: "PilotTraceRelayTests",
+            dependencies: [
+                "PilotTraceRelay", "PilotTraceWire", "PilotTraceTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ]),
         .testTarget(name: "PilotTraceFuzzTargetsTests", dependencies: ["PilotTraceFuzzTargets", "PilotTraceTestSupport", "PilotTraceWire"]),
         .testTarget(name: "EndToEndTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
     ]

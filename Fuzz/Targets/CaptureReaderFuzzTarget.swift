@@ -22,10 +22,12 @@ public enum CaptureReaderFuzzTarget {
             var checksum: UInt8 = 0, records = 0
             do {
                 try reader.forEach { record in
-                    precondition(record.data.count <= record.originalLength,
-                                 "captured \(record.data.count) of \(record.originalLength) bytes")
-                    precondition(record.interface < reader.linkTypes.count,
-                                 "record on interface \(record.interface) of \(reader.linkTypes.count)")
+                    precondition(
+                        record.data.count <= record.originalLength,
+                        "captured \(record.data.count) of \(record.originalLength) bytes")
+                    precondition(
+                        record.interface < reader.linkTypes.count,
+                        "record on interface \(record.interface) of \(reader.linkTypes.count)")
                     precondition(reader.linkTypes[record.interface] == record.linkType, "record's link type is not its interface's")
                     for b in record.data { checksum &+= b }
                     records += 1

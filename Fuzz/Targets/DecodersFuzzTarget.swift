@@ -70,8 +70,9 @@ public enum DecodersFuzzTarget {
             let links: [LinkType] = [.ethernet, .linuxSLL, .linuxSLL2, .null, .raw, .ipv4, .ipv6]
             for (n, c) in chunks.enumerated() {
                 c.withUnsafeBytes { raw in
-                    let record = CaptureRecord(timestamp: Timestamp(nanoseconds: Int64(n) * 1_000_000), linkType: links[n % links.count],
-                                               data: raw, originalLength: raw.count)
+                    let record = CaptureRecord(
+                        timestamp: Timestamp(nanoseconds: Int64(n) * 1_000_000), linkType: links[n % links.count],
+                        data: raw, originalLength: raw.count)
                     pipeline.process(record, into: &events)
                 }
                 reached += events.count
@@ -138,12 +139,14 @@ public enum DecodersFuzzTarget {
     }
 
     static func connection(serverPort: UInt16, roleEvidence: RoleEvidence, at t: Timestamp) -> ConnectionInfo {
-        ConnectionInfo(id: ConnectionID(rawValue: 1), client: Endpoint(address: .v4(1), port: 50_000),
-                       server: Endpoint(address: .v4(2), port: serverPort), roleEvidence: roleEvidence, firstSeen: t)
+        ConnectionInfo(
+            id: ConnectionID(rawValue: 1), client: Endpoint(address: .v4(1), port: 50_000),
+            server: Endpoint(address: .v4(2), port: serverPort), roleEvidence: roleEvidence, firstSeen: t)
     }
 
     static func summary(_ info: ConnectionInfo, at t: Timestamp) -> ConnectionSummary {
-        ConnectionSummary(info: info, lastSeen: t, synSeen: true, synAckSeen: true, handshakeAckSeen: true,
-                          toServer: DirectionStats(), toClient: DirectionStats(), closeReason: .fin)
+        ConnectionSummary(
+            info: info, lastSeen: t, synSeen: true, synAckSeen: true, handshakeAckSeen: true,
+            toServer: DirectionStats(), toClient: DirectionStats(), closeReason: .fin)
     }
 }

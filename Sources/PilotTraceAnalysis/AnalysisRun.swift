@@ -75,16 +75,21 @@ public final class AnalysisRun {
 
     /// Begins a live analysis (nothing to hash yet): `key` names it, e.g. the interface and the start time; `source`
     /// says where the frames come from (`live` capture, `proxy`, `replay`).
-    public convenience init(liveKey key: String, capturePath: String?, database: PilotTraceDatabase, options: AnalysisOptions = .init(),
-                            toolVersion: String, source: String = "live", site: String = PilotTraceDatabase.defaultSite) throws {
+    public convenience init(
+        liveKey key: String, capturePath: String?, database: PilotTraceDatabase, options: AnalysisOptions = .init(),
+        toolVersion: String, source: String = "live", site: String = PilotTraceDatabase.defaultSite
+    ) throws {
         let captures = capturePath.map { [CaptureRow(ordinal: 0, path: $0, sha256: "live", format: "pcap", compressed: false)] } ?? []
-        self.init(writer: try database.beginAnalysis(key: key, captures: captures, toolVersion: toolVersion, source: source, site: site),
-                  options: options, live: true)
+        self.init(
+            writer: try database.beginAnalysis(key: key, captures: captures, toolVersion: toolVersion, source: source, site: site),
+            options: options, live: true)
     }
 
     /// Begins an analysis of `paths`: an earlier analysis of the same files (same content) is replaced.
-    public convenience init(paths: [String], database: PilotTraceDatabase, options: AnalysisOptions = .init(), toolVersion: String,
-                            site: String = PilotTraceDatabase.defaultSite) throws {
+    public convenience init(
+        paths: [String], database: PilotTraceDatabase, options: AnalysisOptions = .init(), toolVersion: String,
+        site: String = PilotTraceDatabase.defaultSite
+    ) throws {
         var captures: [CaptureRow] = []
         var digests: [String] = []
         for (i, path) in paths.enumerated() {
@@ -92,9 +97,11 @@ public final class AnalysisRun {
             digests.append(digest)
             captures.append(CaptureRow(ordinal: i, path: path, sha256: digest, format: "unknown", compressed: false))
         }
-        self.init(writer: try database.beginAnalysis(key: AnalysisRow.key(captureDigests: digests), captures: captures, toolVersion: toolVersion,
-                                                     background: true, site: site),
-                  options: options)
+        self.init(
+            writer: try database.beginAnalysis(
+                key: AnalysisRow.key(captureDigests: digests), captures: captures, toolVersion: toolVersion,
+                background: true, site: site),
+            options: options)
     }
 
     /// A retired session as the report keeps it (the store has it in full).
@@ -229,8 +236,9 @@ public final class AnalysisRun {
         try storeSessions(sessions, deviations, retiredNumbers: [:])
         // Another capture point may be recording the other side of these logins at the same time.
         try writer.stitch()
-        return LiveStatus(frames: pipeline.counters.frames, connections: analyzer.classified.values.reduce(0, +), sessions: sessions.count,
-                          deviations: deviations.count)
+        return LiveStatus(
+            frames: pipeline.counters.frames, connections: analyzer.classified.values.reduce(0, +), sessions: sessions.count,
+            deviations: deviations.count)
     }
 
     /// Live capture ended at `end` (the capture clock when it stopped): releases every connection, then decides
@@ -245,12 +253,16 @@ public final class AnalysisRun {
 
     /// Sessions, timelines and findings, once the input is exhausted (or the run interrupted: `stop`). The capture
     /// ends at its last frame, or later when it says it ran longer (`end`, a pcapng file's `isb_endtime`).
-    func complete(files: [CaptureFileReport], error: CaptureFileError?, end stopped: Timestamp? = nil,
-                  stop: AnalysisWriter.Stop = .complete) throws -> AnalysisReport {
+    func complete(
+        files: [CaptureFileReport], error: CaptureFileError?, end stopped: Timestamp? = nil,
+        stop: AnalysisWriter.Stop = .complete
+    ) throws -> AnalysisReport {
         for (ordinal, f) in files.enumerated() {
-            try writer.updateCapture(CaptureRow(ordinal: ordinal, path: f.path, sha256: "", format: f.format, compressed: f.compressed,
-                                                linkTypes: f.linkTypes.map(\.name).joined(separator: ","), records: f.records,
-                                                firstTime: f.firstTime?.seconds, lastTime: f.lastTime?.seconds, warnings: f.warnings))
+            try writer.updateCapture(
+                CaptureRow(
+                    ordinal: ordinal, path: f.path, sha256: "", format: f.format, compressed: f.compressed,
+                    linkTypes: f.linkTypes.map(\.name).joined(separator: ","), records: f.records,
+                    firstTime: f.firstTime?.seconds, lastTime: f.lastTime?.seconds, warnings: f.warnings))
         }
         let end = [lastTime, stopped, files.compactMap(\.endTime).max()].compactMap { $0 }.max() ?? .zero
         var sessions = tracker.finish(at: end)
@@ -262,15 +274,17 @@ public final class AnalysisRun {
         let stored = try storeSessions(sessions, deviations, retiredNumbers: tracker.retiredNumbers, final: true)
         let counters = pipeline.counters
         let countersJSON = (try? JSONEncoder().encode(counters)).map { String(decoding: $0, as: UTF8.self) }
-        try writer.finish(frames: counters.frames, frameBytes: counters.frameBytes,
-                          firstTime: files.compactMap(\.firstTime).min()?.seconds, lastTime: end == .zero ? nil : end.seconds,
-                          countersJSON: countersJSON, stop: stop)
+        try writer.finish(
+            frames: counters.frames, frameBytes: counters.frameBytes,
+            firstTime: files.compactMap(\.firstTime).min()?.seconds, lastTime: end == .zero ? nil : end.seconds,
+            countersJSON: countersJSON, stop: stop)
         let stitched = try writer.stitch()
         var interrupted: String?
         if case .interrupted(let reason) = stop { interrupted = reason }
-        return AnalysisReport(analysisID: writer.analysisID, files: files, error: error, counters: counters,
-                              connections: analyzer.classified, messages: messageCounts, sessions: stored, deviations: deviations,
-                              interrupted: interrupted, stitched: stitched)
+        return AnalysisReport(
+            analysisID: writer.analysisID, files: files, error: error, counters: counters,
+            connections: analyzer.classified, messages: messageCounts, sessions: stored, deviations: deviations,
+            interrupted: interrupted, stitched: stitched)
     }
 
     /// Stores the sessions in progress (each under its serial: stored again, a session keeps its id and its timeline is
@@ -280,8 +294,11 @@ public final class AnalysisRun {
     /// With `final`, returns every session of the run, those retired early included, in start order with the ids the
     /// database gave them.
     @discardableResult
-    func storeSessions(_ sessions: [Session], _ deviations: [Deviation], retiredNumbers: [Int: Int], final: Bool = false) throws
-        -> [(Int64, Session)] {
+    func storeSessions(
+        _ sessions: [Session], _ deviations: [Deviation], retiredNumbers: [Int: Int], final: Bool = false
+    ) throws
+        -> [(Int64, Session)]
+    {
         if keepsRows {
             for s in sessions { try writer.storeSession(key: s.serial, Self.row(s), timeline: timelineRows(s), findings: nil) }
             if isLive { try writer.keepSessions(keys: Set(sessions.map(\.serial))) }
@@ -310,8 +327,9 @@ public final class AnalysisRun {
             }
             // Nothing stored (`--no-store`): a session is known by its number.
             guard let id = keepsRows ? writer.sessionID(key: serial) : Int64(number) else {
-                throw PilotTraceStoreError(kind: .writeFailed, path: "analysis \(writer.analysisID)",
-                                           message: "session \(number) was not stored")
+                throw PilotTraceStoreError(
+                    kind: .writeFailed, path: "analysis \(writer.analysisID)",
+                    message: "session \(number) was not stored")
             }
             stored.append((id, s))
         }
@@ -343,11 +361,12 @@ public final class AnalysisRun {
         case .classified(let info, let c):
             let id = try writer.nextFlowID()
             flowIDs[info.id] = id
-            let row = FlowRow(id: id, connectionNumber: Int(info.id.rawValue), client: info.client.description, server: info.server.description,
-                              roleEvidence: info.roleEvidence.rawValue, protocol: c.appProtocol.rawValue,
-                              classificationEvidence: c.evidence.rawValue, classificationNote: c.note, tlsServerName: c.tls?.serverName,
-                              firstTime: info.firstSeen.seconds, lastTime: info.firstSeen.seconds, closeReason: "open", handshakeComplete: false,
-                              communityID: info.communityID)
+            let row = FlowRow(
+                id: id, connectionNumber: Int(info.id.rawValue), client: info.client.description, server: info.server.description,
+                roleEvidence: info.roleEvidence.rawValue, protocol: c.appProtocol.rawValue,
+                classificationEvidence: c.evidence.rawValue, classificationNote: c.note, tlsServerName: c.tls?.serverName,
+                firstTime: info.firstSeen.seconds, lastTime: info.firstSeen.seconds, closeReason: "open", handshakeComplete: false,
+                communityID: info.communityID)
             if keepsRows {
                 flowRows[info.id] = row
                 try writer.upsertFlow(row)
@@ -405,10 +424,13 @@ public final class AnalysisRun {
             case .pong: kind = "pong"
             }
             let place = Self.place(message.frames)
-            if keepsRows { try writer.insertWebSocketMessage(WebSocketMessageRow(
-                id: id, flowID: flow, direction: Self.direction(message.direction), time: message.lastByteAt.seconds, kind: kind,
-                length: message.length, payload: Data(message.payload), text: message.text, json: message.json?.compact, closeCode: closeCode,
-                captureOrdinal: place.capture, firstFrame: place.first, lastFrame: place.last)) }
+            if keepsRows {
+                try writer.insertWebSocketMessage(
+                    WebSocketMessageRow(
+                        id: id, flowID: flow, direction: Self.direction(message.direction), time: message.lastByteAt.seconds, kind: kind,
+                        length: message.length, payload: Data(message.payload), text: message.text, json: message.json?.compact, closeCode: closeCode,
+                        captureOrdinal: place.capture, firstFrame: place.first, lastFrame: place.last))
+            }
             messageCounts.webSocket += 1
             return MessageRef(.websocket, id, frames: message.frames)
         default:
@@ -463,11 +485,12 @@ public final class AnalysisRun {
 
     static func row(_ record: MQTTPacketRecord, id: Int64, flow: Int64, dir: Direction, ts: Timestamp, overWebSocket: Bool) -> MQTTPacketRow {
         let place = place(record.frames)
-        var row = MQTTPacketRow(id: id, flowID: flow, direction: direction(dir), time: ts.seconds, overWebSocket: overWebSocket,
-                                version: record.version.description, versionAssumed: record.versionAssumed,
-                                type: record.packet.type.description, packetID: record.packet.packetIdentifier.map(Int.init),
-                                summary: record.summary(showSecrets: false), captureOrdinal: place.capture, firstFrame: place.first,
-                                lastFrame: place.last)
+        var row = MQTTPacketRow(
+            id: id, flowID: flow, direction: direction(dir), time: ts.seconds, overWebSocket: overWebSocket,
+            version: record.version.description, versionAssumed: record.versionAssumed,
+            type: record.packet.type.description, packetID: record.packet.packetIdentifier.map(Int.init),
+            summary: record.summary(showSecrets: false), captureOrdinal: place.capture, firstFrame: place.first,
+            lastFrame: place.last)
         switch record.packet {
         case .connect(let c):
             row.clientID = c.clientIdentifier
@@ -495,9 +518,10 @@ public final class AnalysisRun {
     }
 
     static func row(_ s: Session) -> SessionRow {
-        SessionRow(id: 0, gatewaySN: s.gatewaySN, gatewayModel: s.gatewayModel?.key, gatewayModelName: s.gatewayModel?.name,
-                   state: s.state.rawValue, startTime: s.start.seconds, endTime: s.end.seconds, client: s.client,
-                   mqttClientID: s.mqttClientID, mqttUsername: s.mqttUsername, aircraftSNs: s.aircraft,
-                   summaryJSON: JSONValue.object([("exchanges", s.exchangeSummary())]).compact)
+        SessionRow(
+            id: 0, gatewaySN: s.gatewaySN, gatewayModel: s.gatewayModel?.key, gatewayModelName: s.gatewayModel?.name,
+            state: s.state.rawValue, startTime: s.start.seconds, endTime: s.end.seconds, client: s.client,
+            mqttClientID: s.mqttClientID, mqttUsername: s.mqttUsername, aircraftSNs: s.aircraft,
+            summaryJSON: JSONValue.object([("exchanges", s.exchangeSummary())]).compact)
     }
 }

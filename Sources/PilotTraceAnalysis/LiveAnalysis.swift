@@ -48,21 +48,26 @@ public final class LiveAnalysis {
     ///   - flush: runs before each refresh (e.g. flushing that writer, so the file holds what the picture shows).
     ///   - refreshed: what the analysis has seen, after each refresh (e.g. for a status line).
     /// - Returns: the error that stopped the loop, nil when it stopped on request or at the end of `duration`.
-    public func run(_ source: some LiveFrameSource, record: (CaptureRecord) throws -> Void = { _ in }, flush: () throws -> Void = {},
-                    refreshed: (AnalysisRun.LiveStatus) -> Void = { _ in }) -> (any Error)? {
+    public func run(
+        _ source: some LiveFrameSource, record: (CaptureRecord) throws -> Void = { _ in }, flush: () throws -> Void = {},
+        refreshed: (AnalysisRun.LiveStatus) -> Void = { _ in }
+    ) -> (any Error)? {
         let started = DispatchTime.now()
         var lastRefresh = started
         do {
-            try source.run(shouldStop: {
-                if let duration, Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9 >= duration { return true }
-                return stop.load(ordering: .relaxed)
-            }, tick: {
-                guard DispatchTime.now().uptimeNanoseconds - lastRefresh.uptimeNanoseconds >= 1_000_000_000 else { return }
-                lastRefresh = .now()
-                try flush()
-                let status = try analysis.refreshLive(now: Timestamp(Date()))
-                refreshed(status)
-            }) { frame in
+            try source.run(
+                shouldStop: {
+                    if let duration, Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9 >= duration { return true }
+                    return stop.load(ordering: .relaxed)
+                },
+                tick: {
+                    guard DispatchTime.now().uptimeNanoseconds - lastRefresh.uptimeNanoseconds >= 1_000_000_000 else { return }
+                    lastRefresh = .now()
+                    try flush()
+                    let status = try analysis.refreshLive(now: Timestamp(Date()))
+                    refreshed(status)
+                }
+            ) { frame in
                 if first == nil { first = frame.timestamp }
                 last = frame.timestamp
                 try record(frame)

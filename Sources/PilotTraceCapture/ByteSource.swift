@@ -1,3 +1,5 @@
+import CZlib
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,7 +7,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import CZlib
 
 /// A stream of bytes from a file, possibly through a decompressor.
 protocol ByteSource: AnyObject {
@@ -109,8 +110,9 @@ final class GzipSource: ByteSource {
                 inflateReset(&stream)
             } else if rc != Z_OK && rc != Z_BUF_ERROR {
                 let produced = total + UInt64(buffer.count - Int(stream.avail_out))
-                throw CaptureFileError(path: file.path, offset: produced, kind: .compression,
-                                       message: "gzip data is corrupt (zlib error \(rc)) after \(produced) decompressed bytes")
+                throw CaptureFileError(
+                    path: file.path, offset: produced, kind: .compression,
+                    message: "gzip data is corrupt (zlib error \(rc)) after \(produced) decompressed bytes")
             }
         }
         let produced = buffer.count - Int(stream.avail_out)

@@ -14,8 +14,10 @@ public struct CaptureFileReport: Sendable {
     /// When the capture stopped, if the file says (pcapng `isb_endtime`); may be later than `lastTime`.
     public var endTime: Timestamp?
 
-    public init(path: String, format: String, compressed: Bool, linkTypes: [LinkType], records: Int, warnings: [String],
-                firstTime: Timestamp?, lastTime: Timestamp?, endTime: Timestamp? = nil) {
+    public init(
+        path: String, format: String, compressed: Bool, linkTypes: [LinkType], records: Int, warnings: [String],
+        firstTime: Timestamp?, lastTime: Timestamp?, endTime: Timestamp? = nil
+    ) {
         self.endTime = endTime
         self.path = path
         self.format = format
@@ -134,14 +136,20 @@ public enum CaptureFiles {
             } catch is StopReading {}
             var warnings = reader.warnings
             if backwards.count > 0 {
-                warnings.append("\(path): time goes backwards \(backwards.count) time\(backwards.count == 1 ? "" : "s") (the largest step back is \(microseconds(backwards.largest)) s, at record \(backwards.record)); records are analyzed in file order")
+                warnings.append(
+                    "\(path): time goes backwards \(backwards.count) time\(backwards.count == 1 ? "" : "s") (the largest step back is \(microseconds(backwards.largest)) s, at record \(backwards.record)); records are analyzed in file order"
+                )
             }
             if let previousFile = reports.last, let end = previousFile.lastTime, let first, first < end {
-                warnings.append("\(path) overlaps \(previousFile.path) in time (it starts \(microseconds(end.seconds(since: first))) s before that one's last record); the files are read one after the other, not merged (mergecap merges them)")
+                warnings.append(
+                    "\(path) overlaps \(previousFile.path) in time (it starts \(microseconds(end.seconds(since: first))) s before that one's last record); the files are read one after the other, not merged (mergecap merges them)"
+                )
             }
-            reports.append(CaptureFileReport(path: path, format: reader.format.rawValue, compressed: reader.compressed,
-                                             linkTypes: reader.linkTypes, records: records, warnings: warnings,
-                                             firstTime: first, lastTime: last, endTime: reader.endTime))
+            reports.append(
+                CaptureFileReport(
+                    path: path, format: reader.format.rawValue, compressed: reader.compressed,
+                    linkTypes: reader.linkTypes, records: records, warnings: warnings,
+                    firstTime: first, lastTime: last, endTime: reader.endTime))
             if failure != nil || stopped { break }
         }
         pipeline.finish(into: &events)

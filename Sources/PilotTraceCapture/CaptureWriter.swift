@@ -55,7 +55,8 @@ public final class PcapngWriter {
     public func write(_ frame: UnsafeRawBufferPointer, originalLength: Int, at t: Timestamp) throws {
         let padded = (frame.count + 3) / 4 * 4
         let length = UInt32(32 + padded)
-        buffer += Self.le32(6) + Self.le32(length) + Self.le32(0) + Self.ts(t) + Self.le32(UInt32(frame.count))
+        buffer +=
+            Self.le32(6) + Self.le32(length) + Self.le32(0) + Self.ts(t) + Self.le32(UInt32(frame.count))
             + Self.le32(UInt32(originalLength))
         buffer.append(contentsOf: frame)
         buffer += [UInt8](repeating: 0, count: padded - frame.count) + Self.le32(length)
@@ -122,8 +123,10 @@ public final class RotatingCaptureWriter {
     public var files: [String] { written.map(\.path) }
     public private(set) var records = 0
 
-    public init(path: String, linkType: LinkType, snaplen: UInt32, interfaceName: String?, application: String,
-                rotateBytes: Int? = nil, maxFiles: Int? = nil) throws {
+    public init(
+        path: String, linkType: LinkType, snaplen: UInt32, interfaceName: String?, application: String,
+        rotateBytes: Int? = nil, maxFiles: Int? = nil
+    ) throws {
         format = path.lowercased().hasSuffix(".pcap") ? .pcap : .pcapng
         base = path
         self.linkType = linkType

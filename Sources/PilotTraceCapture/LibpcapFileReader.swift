@@ -35,14 +35,17 @@ public final class LibpcapFileReader {
             let rc = pcap_next_ex(handle, &header, &data)
             if rc == 1, let h = header?.pointee, let d = data {
                 let ts = Timestamp(seconds: Int64(h.ts.tv_sec), nanoseconds: Int64(h.ts.tv_usec))
-                try body(CaptureRecord(timestamp: ts, linkType: linkType,
-                                       data: UnsafeRawBufferPointer(start: d, count: Int(h.caplen)),
-                                       originalLength: Int(h.len)))
+                try body(
+                    CaptureRecord(
+                        timestamp: ts, linkType: linkType,
+                        data: UnsafeRawBufferPointer(start: d, count: Int(h.caplen)),
+                        originalLength: Int(h.len)))
             } else if rc == PCAP_ERROR_BREAK {
                 return
             } else {
-                throw CaptureFileError(path: path, offset: nil, kind: .corruptHeader,
-                                       message: "libpcap: \(String(cString: pcap_geterr(handle)))")
+                throw CaptureFileError(
+                    path: path, offset: nil, kind: .corruptHeader,
+                    message: "libpcap: \(String(cString: pcap_geterr(handle)))")
             }
         }
     }

@@ -45,7 +45,8 @@ public final class LiveCapture {
             let reason = String(cString: pcap_geterr(h))
             pcap_close(h)
             if rc == PCAP_ERROR_PERM_DENIED {
-                throw LiveCaptureError(message: "\(interface): permission denied: live capture needs root or the CAP_NET_RAW and CAP_NET_ADMIN capabilities (\(reason))")
+                throw LiveCaptureError(
+                    message: "\(interface): permission denied: live capture needs root or the CAP_NET_RAW and CAP_NET_ADMIN capabilities (\(reason))")
             }
             if rc == PCAP_ERROR_NO_SUCH_DEVICE {
                 throw LiveCaptureError(message: "\(interface): no such interface (see `pilottrace interfaces`)")
@@ -111,8 +112,10 @@ public final class LiveCapture {
             frames += 1
             bytes += Int(h.pointee.caplen)
             let ts = Timestamp(seconds: Int64(h.pointee.ts.tv_sec), nanoseconds: Int64(h.pointee.ts.tv_usec) * (nanosecond ? 1 : 1000))
-            try body(CaptureRecord(timestamp: ts, linkType: linkType, data: UnsafeRawBufferPointer(start: d, count: Int(h.pointee.caplen)),
-                                   originalLength: Int(h.pointee.len)))
+            try body(
+                CaptureRecord(
+                    timestamp: ts, linkType: linkType, data: UnsafeRawBufferPointer(start: d, count: Int(h.pointee.caplen)),
+                    originalLength: Int(h.pointee.len)))
         }
     }
 
@@ -133,8 +136,11 @@ public final class LiveCapture {
         var p = list
         while let dev = p {
             let flags = dev.pointee.flags
-            out.append((String(cString: dev.pointee.name), dev.pointee.description.map { String(cString: $0) },
-                        flags & UInt32(PCAP_IF_UP) != 0, flags & UInt32(PCAP_IF_LOOPBACK) != 0))
+            out.append(
+                (
+                    String(cString: dev.pointee.name), dev.pointee.description.map { String(cString: $0) },
+                    flags & UInt32(PCAP_IF_UP) != 0, flags & UInt32(PCAP_IF_LOOPBACK) != 0
+                ))
             p = dev.pointee.next
         }
         return out

@@ -36,15 +36,18 @@ public final class HTTPClientConnection: @unchecked Sendable {
     ///     a replay sends the recorded ones).
     ///   - bytes: A handler to put first in the pipeline, under HTTP: it sees the bytes as sent and received (a replay
     ///     records its own traffic this way).
-    public init(host: String, port: Int, group: EventLoopGroup, timeout: Double = 10, bindTo source: String? = nil,
-                defaultHeaders: Bool = true, bytes: (@Sendable () -> any ChannelHandler)? = nil) throws {
+    public init(
+        host: String, port: Int, group: EventLoopGroup, timeout: Double = 10, bindTo source: String? = nil,
+        defaultHeaders: Bool = true, bytes: (@Sendable () -> any ChannelHandler)? = nil
+    ) throws {
         self.host = host
         self.defaultHeaders = defaultHeaders
         self.timeout = .milliseconds(Int64(timeout * 1000))
         do {
             var bootstrap = ClientBootstrap(group: group)
             if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
-            channel = try bootstrap
+            channel =
+                try bootstrap
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .connectTimeout(.seconds(5))
                 .channelOption(.allowRemoteHalfClosure, value: bytes != nil)
@@ -75,8 +78,10 @@ public final class HTTPClientConnection: @unchecked Sendable {
         let deadline = channel.eventLoop.scheduleTask(in: timeout) {
             promise.fail(Failure(description: "no response to \(method.rawValue) \(target) within \(timeout.nanoseconds / 1_000_000) ms"))
         }
-        channel.writeAndFlush(Outgoing(head: HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: h), body: body ?? [],
-                                       promise: promise), promise: nil)
+        channel.writeAndFlush(
+            Outgoing(
+                head: HTTPRequestHead(version: .http1_1, method: method, uri: target, headers: h), body: body ?? [],
+                promise: promise), promise: nil)
         defer { deadline.cancel() }
         return try promise.futureResult.wait()
     }

@@ -49,8 +49,10 @@ public final class MQTTClient: @unchecked Sendable {
     /// - Parameter reconnect: Whether libmosquitto's loop reconnects on its own (same handle, no SUBSCRIBE, nothing
     ///   re-sent) when the connection is lost after the CONNACK. Off, a lost connection stays lost: ``isConnected``
     ///   turns false, ``waitForLinkLoss(until:)`` returns, and the caller reconnects with a new client as it sees fit.
-    public init(clientID: String, version: Version = .v311, username: String? = nil, password: String? = nil,
-                reconnect: Bool = true, onMessage: (@Sendable (MQTTClient, Message) -> Void)? = nil) throws {
+    public init(
+        clientID: String, version: Version = .v311, username: String? = nil, password: String? = nil,
+        reconnect: Bool = true, onMessage: (@Sendable (MQTTClient, Message) -> Void)? = nil
+    ) throws {
         _ = Self.initialised
         self.clientID = clientID
         reconnects = reconnect
@@ -68,7 +70,9 @@ public final class MQTTClient: @unchecked Sendable {
         mosquitto_disconnect_callback_set(h) { mosq, obj, _ in
             guard let obj else { return }
             let client = Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue()
-            client.update { $0.linkDown = true; $0.connected = false }
+            client.update {
+                $0.linkDown = true; $0.connected = false
+            }
             // The loop reconnects after this callback unless the client is disconnecting; marking it so ends the loop
             // (the socket is closed already: nothing is sent).
             if !client.reconnects { mosquitto_disconnect(mosq) }
@@ -83,9 +87,10 @@ public final class MQTTClient: @unchecked Sendable {
         }
         mosquitto_message_callback_set(h) { _, obj, m in
             guard let obj, let m else { return }
-            let message = Message(topic: String(cString: m.pointee.topic),
-                                  payload: Array(UnsafeRawBufferPointer(start: m.pointee.payload, count: Int(m.pointee.payloadlen))),
-                                  qos: Int(m.pointee.qos))
+            let message = Message(
+                topic: String(cString: m.pointee.topic),
+                payload: Array(UnsafeRawBufferPointer(start: m.pointee.payload, count: Int(m.pointee.payloadlen))),
+                qos: Int(m.pointee.qos))
             Unmanaged<MQTTClient>.fromOpaque(obj).takeUnretainedValue().received(message)
         }
     }
@@ -102,7 +107,9 @@ public final class MQTTClient: @unchecked Sendable {
     }
 
     private func connected(_ rc: Int32) {
-        update { $0.connack = rc; $0.connected = rc == 0 }
+        update {
+            $0.connack = rc; $0.connected = rc == 0
+        }
         // A refused CONNECT ends the session: no automatic reconnect behind the caller's back.
         if rc != 0 { mosquitto_disconnect(handle) }
     }

@@ -51,8 +51,9 @@ public struct BridgeReport: Hashable, Sendable {
             var args: [JSONValue] = []
             if case .array(let a)? = c["args"] { args = a }
             let before = sentAt.flatMap { s in c["at"]?.doubleValue.map { max(0, min(60, (s - $0) / 1000)) } } ?? 0
-            return Call(function: fn, callback: cb, arguments: args, result: c["result"], error: c["error"]?.stringValue,
-                        secondsBeforeSending: before)
+            return Call(
+                function: fn, callback: cb, arguments: args, result: c["result"], error: c["error"]?.stringValue,
+                secondsBeforeSending: before)
         }
     }
 
@@ -77,8 +78,13 @@ public struct BridgeReport: Hashable, Sendable {
         if let cb = call.callback {
             let value = call.arguments.first
             let ok = value?.boolValue ?? (value?.int64Value.map { $0 != 0 }) ?? true
-            return (.connectCallback, ok, .members([("callback", .text(cb)), ("value", value),
-                                                     ("arguments", .text(call.arguments.map(\.compact).joined(separator: ", ")))]))
+            return (
+                .connectCallback, ok,
+                .members([
+                    ("callback", .text(cb)), ("value", value),
+                    ("arguments", .text(call.arguments.map(\.compact).joined(separator: ", "))),
+                ])
+            )
         }
         switch call.function {
         case "platformVerifyLicense":
@@ -97,16 +103,24 @@ public struct BridgeReport: Hashable, Sendable {
             if call.arguments.count > 1 {
                 if let s = call.arguments[1].stringValue { params = try? JSONValue.parse(Array(s.utf8)) } else { params = call.arguments[1] }
             }
-            return (.moduleLoad, call.succeeded, .members(base + [
-                ("module", .text(name)), ("host", .text(params?["host"]?.stringValue)), ("username", .text(params?["username"]?.stringValue)),
-                ("connect_callback", .text(params?["connectCallback"]?.stringValue)),
-            ]))
+            return (
+                .moduleLoad, call.succeeded,
+                .members(
+                    base + [
+                        ("module", .text(name)), ("host", .text(params?["host"]?.stringValue)), ("username", .text(params?["username"]?.stringValue)),
+                        ("connect_callback", .text(params?["connectCallback"]?.stringValue)),
+                    ])
+            )
         case "platformSetWorkspaceId":
             return (.workspaceSet, call.succeeded, .members(base + [("workspace_id", .text(text(call, 0)))]))
         case "platformSetInformation":
-            return (.platformInfoSet, call.succeeded, .members(base + [
-                ("platform_name", .text(text(call, 0))), ("workspace_name", .text(text(call, 1))), ("description", .text(text(call, 2))),
-            ]))
+            return (
+                .platformInfoSet, call.succeeded,
+                .members(
+                    base + [
+                        ("platform_name", .text(text(call, 0))), ("workspace_name", .text(text(call, 1))), ("description", .text(text(call, 2))),
+                    ])
+            )
         case "thingGetConnectState":
             return (.connectState, call.succeeded, .members(base + [("connected", call.envelope?["data"])]))
         case "thingConnect":

@@ -65,9 +65,9 @@ public enum DJITopic: Hashable, Sendable {
     private static func parse(_ b: UnsafeBufferPointer<UInt8>) -> DJITopic? {
         // The first three "/": parts[0] / parts[1] / parts[2] / rest (rest may hold more "/").
         guard let s1 = b.firstIndex(of: 0x2F),
-              let s2 = b[(s1 + 1)...].firstIndex(of: 0x2F),
-              let s3 = b[(s2 + 1)...].firstIndex(of: 0x2F),
-              equal(b[(s1 + 1)..<s2], "product"), s3 > s2 + 1
+            let s2 = b[(s1 + 1)...].firstIndex(of: 0x2F),
+            let s3 = b[(s2 + 1)...].firstIndex(of: 0x2F),
+            equal(b[(s1 + 1)..<s2], "product"), s3 > s2 + 1
         else { return nil }
         let root = b[..<s1], rest = b[(s3 + 1)...]
         let isSys = equal(root, "sys")

@@ -149,7 +149,8 @@ enum HTTPStepRecognizer {
         // A request that presented a token, answered 401 (or an envelope saying the token is bad).
         let tokenCodes: Set<Int64> = [401, 600101, 600102, 600103, 600104]
         if m.presentedToken != nil, !isRefreshPath || !okEnvelope,
-           status == 401 || (code.map { tokenCodes.contains($0) } ?? false) {
+            status == 401 || (code.map { tokenCodes.contains($0) } ?? false)
+        {
             m.steps.append((.tokenRejected, false, .members(base)))
         }
 
@@ -157,17 +158,27 @@ enum HTTPStepRecognizer {
             m.mqttAddress = p["mqtt_addr"]?.stringValue
             m.mqttUsername = p["mqtt_username"]?.stringValue
             m.mqttPassword = p["mqtt_password"]?.stringValue
-            m.steps.append((.mqttCredentials, true, .members(base + [
-                ("mqtt_addr", .text(m.mqttAddress)), ("mqtt_username", .text(m.mqttUsername)),
-                ("mqtt_password_present", .bool(m.mqttPassword != nil)),
-            ])))
+            m.steps.append(
+                (
+                    .mqttCredentials, true,
+                    .members(
+                        base + [
+                            ("mqtt_addr", .text(m.mqttAddress)), ("mqtt_username", .text(m.mqttUsername)),
+                            ("mqtt_password_present", .bool(m.mqttPassword != nil)),
+                        ])
+                ))
         }
 
         if let p = payload, okEnvelope, p["platform_name"] != nil || p["workspace_name"] != nil {
-            m.steps.append((.workspaceInfo, true, .members(base + [
-                ("platform_name", .text(p["platform_name"]?.stringValue)), ("workspace_name", .text(p["workspace_name"]?.stringValue)),
-                ("workspace_id", .text(p["workspace_id"]?.stringValue)),
-            ])))
+            m.steps.append(
+                (
+                    .workspaceInfo, true,
+                    .members(
+                        base + [
+                            ("platform_name", .text(p["platform_name"]?.stringValue)), ("workspace_name", .text(p["workspace_name"]?.stringValue)),
+                            ("workspace_id", .text(p["workspace_id"]?.stringValue)),
+                        ])
+                ))
         } else if HTTPProfile.matches(profile.workspace, path), !okEnvelope, !m.steps.contains(where: { $0.step == .tokenRejected }) {
             m.steps.append((.workspaceInfo, false, .members(base)))
         }

@@ -74,8 +74,10 @@ public struct ReplyCorrelator {
             if request == .events, env.needReply != 1 { return }  // no reply expected
             // The broker relays every publish to subscribers: the same request seen again (cloud side) is not new.
             if pending.contains(where: { $0.kind == request && $0.gateway == sn && $0.tid == env.tid && $0.bid == env.bid && env.tid != nil }) { return }
-            pending.append(RequestReply(kind: request, gateway: sn, tid: env.tid, bid: env.bid, method: env.method, requestTime: t,
-                                        requestConnection: connection))
+            pending.append(
+                RequestReply(
+                    kind: request, gateway: sn, tid: env.tid, bid: env.bid, method: env.method, requestTime: t,
+                    requestConnection: connection))
         } else if let reply {
             var result = env.data?["result"]?.int64Value
             if reply == .propertySet, result == nil, case .object(let members)? = env.data { result = members.first?.1["result"]?.int64Value }
@@ -86,8 +88,10 @@ public struct ReplyCorrelator {
                 r.replyConnection = connection
                 settle(r)
             } else if env.tid == nil || !answered(reply, gateway: sn, tid: env.tid, bid: env.bid) {
-                unmatchedReplies.append(RequestReply(kind: reply, gateway: sn, tid: env.tid, bid: env.bid, method: env.method, requestTime: t,
-                                                     replyTime: t, result: result, requestConnection: connection, replyConnection: connection))
+                unmatchedReplies.append(
+                    RequestReply(
+                        kind: reply, gateway: sn, tid: env.tid, bid: env.bid, method: env.method, requestTime: t,
+                        replyTime: t, result: result, requestConnection: connection, replyConnection: connection))
             }
         }
     }
@@ -106,7 +110,8 @@ public struct ReplyCorrelator {
     static func correlates(_ kind: DJITopic.Kind) -> Bool {
         switch kind {
         case .status, .statusTypo, .statusReply, .services, .servicesReply, .events, .eventsReply, .requests, .requestsReply, .propertySet,
-             .propertySetReply: true
+            .propertySetReply:
+            true
         default: false
         }
     }

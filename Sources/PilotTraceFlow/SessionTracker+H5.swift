@@ -59,8 +59,9 @@ extension SessionTracker {
         let latency = request.map { response.span.lastByteAt.seconds(since: $0.span.lastByteAt) }
         let issued = m.mqttPassword.map { Self.digest($0.utf8) }
         let events = m.steps.map {
-            TimelineEvent(time: time, step: $0.step, ok: $0.ok, latency: latency, connection: id, message: ref, detail: $0.detail,
-                          credential: $0.step == .mqttCredentials ? issued : nil)
+            TimelineEvent(
+                time: time, step: $0.step, ok: $0.ok, latency: latency, connection: id, message: ref, detail: $0.detail,
+                credential: $0.step == .mqttCredentials ? issued : nil)
         }
         if m.isHTMLPage, m.steps.count == 1 {
             lastPage[addr] = events[0]  // claimed by the login that follows, if any
@@ -121,8 +122,9 @@ extension SessionTracker {
         let sent = request.span.firstByteAt
         let events = report.calls.compactMap { call -> TimelineEvent? in
             guard let (step, ok, detail) = BridgeReport.step(call) else { return nil }
-            return TimelineEvent(time: sent.adding(seconds: -call.secondsBeforeSending), step: step, ok: ok, connection: id, message: ref,
-                                 detail: detail)
+            return TimelineEvent(
+                time: sent.adding(seconds: -call.secondsBeforeSending), step: step, ok: ok, connection: id, message: ref,
+                detail: detail)
         }
         guard let firstTime = events.first?.time else { return }
         let addr = address(info.client)

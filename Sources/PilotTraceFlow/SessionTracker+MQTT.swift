@@ -48,8 +48,10 @@ extension SessionTracker {
         }
     }
 
-    mutating func mqtt(_ c: Connection, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?,
-                       topic parsed: DJITopic? = nil, envelope: DJIEnvelope? = nil) {
+    mutating func mqtt(
+        _ c: Connection, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?,
+        topic parsed: DJITopic? = nil, envelope: DJIEnvelope? = nil
+    ) {
         let id = c.info.id
         if dir == .toServer {
             c.lastClientPacket = ts
@@ -67,20 +69,26 @@ extension SessionTracker {
             c.connectTime = ts
             c.connectRef = ref
             noteClientID(c, at: ts)
-            events.append(TimelineEvent(time: ts, step: .mqttConnect, ok: true, connection: id, message: ref, detail: .members([
-                ("client_id", .text(connect.clientIdentifier)), ("username", .text(connect.username)),
-                ("password_present", .bool(connect.password != nil)), ("anonymous", .bool(connect.username == nil)),
-                ("keep_alive", .int(Int(connect.keepAlive))), ("version", .text(connect.version.description)),
-                ("clean_session", .bool(connect.cleanSession)),
-            ]), credential: connect.password.map { Self.digest($0.stored) }))
+            events.append(
+                TimelineEvent(
+                    time: ts, step: .mqttConnect, ok: true, connection: id, message: ref,
+                    detail: .members([
+                        ("client_id", .text(connect.clientIdentifier)), ("username", .text(connect.username)),
+                        ("password_present", .bool(connect.password != nil)), ("anonymous", .bool(connect.username == nil)),
+                        ("keep_alive", .int(Int(connect.keepAlive))), ("version", .text(connect.version.description)),
+                        ("clean_session", .bool(connect.cleanSession)),
+                    ]), credential: connect.password.map { Self.digest($0.stored) }))
         case .connAck(let ack) where dir == .toClient:
             let ok = ack.returnCode.isSuccess
             c.refused = !ok
-            events.append(TimelineEvent(time: ts, step: .mqttConnack, ok: ok, latency: c.connectTime.map { ts.seconds(since: $0) },
-                                        connection: id, message: ref, detail: .members([
-                                            ("return_code", .int(Int(ack.returnCode.rawValue))), ("reason", .text(ack.returnCode.name)),
-                                            ("session_present", .bool(ack.sessionPresent)),
-                                        ])))
+            events.append(
+                TimelineEvent(
+                    time: ts, step: .mqttConnack, ok: ok, latency: c.connectTime.map { ts.seconds(since: $0) },
+                    connection: id, message: ref,
+                    detail: .members([
+                        ("return_code", .int(Int(ack.returnCode.rawValue))), ("reason", .text(ack.returnCode.name)),
+                        ("session_present", .bool(ack.sessionPresent)),
+                    ])))
         case .subscribe(let sub) where dir == .toServer:
             let filters = sub.subscriptions.map(\.topicFilter)
             c.pendingSubscribe[sub.packetIdentifier] = (ts, filters, ref)
@@ -88,8 +96,10 @@ extension SessionTracker {
         case .subAck(let ack) where dir == .toClient:
             if let (t, filters, subRef) = c.pendingSubscribe.removeValue(forKey: ack.packetIdentifier) {
                 let ok = ack.returnCodes.allSatisfy(\.isSuccess)
-                events.append(TimelineEvent(time: t, step: .mqttSubscribe, ok: ok, latency: ts.seconds(since: t), connection: id,
-                                            message: subRef, detail: .members([("topics", .strings(filters))])))
+                events.append(
+                    TimelineEvent(
+                        time: t, step: .mqttSubscribe, ok: ok, latency: ts.seconds(since: t), connection: id,
+                        message: subRef, detail: .members([("topics", .strings(filters))])))
             }
         case .publish(let p):
             let topic = parsed ?? DJITopic(p.topic)
@@ -145,14 +155,17 @@ extension SessionTracker {
     mutating func noteClientID(_ c: Connection, at ts: Timestamp) {
         guard let id = c.clientID, !id.isEmpty else { return }
         if let previous = connectionByClientID[id], previous != c.info.id, let old = connections[previous], !old.closed, !old.disconnected,
-           old.role != .cloud, old.info.client.address != c.info.client.address || old.username != c.username {
+            old.role != .cloud, old.info.client.address != c.info.client.address || old.username != c.username
+        {
             old.takenOverBy = (address(c.info.client), ts)
         }
         connectionByClientID[id] = c.info.id
     }
 
-    mutating func publishEvents(_ c: Connection, _ dir: Direction, _ p: MQTTPublish, _ topic: DJITopic, _ ts: Timestamp,
-                                _ ref: MessageRef?, envelope: DJIEnvelope? = nil) -> [TimelineEvent] {
+    mutating func publishEvents(
+        _ c: Connection, _ dir: Direction, _ p: MQTTPublish, _ topic: DJITopic, _ ts: Timestamp,
+        _ ref: MessageRef?, envelope: DJIEnvelope? = nil
+    ) -> [TimelineEvent] {
         guard let kind = topic.kind, let sn = topic.sn else { return [] }
         var out: [TimelineEvent] = []
         switch (dir, kind) {
@@ -162,28 +175,43 @@ extension SessionTracker {
             c.pendingStatus.append((env.tid, env.bid, ts))
             let subs = topo?.subDevices ?? []
             let aircraft = subs.compactMap(\.sn)
-            out.append(TimelineEvent(time: ts, step: .updateTopo, ok: env.isValid && topo?.missing.isEmpty == true,
-                                     connection: c.info.id, message: ref, detail: .members([
-                                        ("gateway_sn", .text(sn)), ("topic", .text(p.topic)), ("method", .text(env.method)),
-                                        ("gateway_model", .text(topo?.gateway?.key)), ("gateway_model_name", .text(topo?.gateway?.name)),
-                                        ("sub_devices", .array(subs.map { .members([("sn", .text($0.sn)), ("model", .text($0.model?.key)),
-                                                                                    ("model_name", .text($0.model?.name)), ("index", .text($0.index))]) })),
-                                        ("thing_version", .text(topo?.thingVersion)), ("version_field", .text(topo?.versionField)),
-                                        ("missing", topo.map { .strings($0.missing) }), ("problem", .text(env.problem)),
-                                        ("tid", .text(env.tid)), ("bid", .text(env.bid)),
-                                        ("timestamp", env.timestamp.map { .number(JSONNumber(Double($0))) }),
-                                     ])))
+            out.append(
+                TimelineEvent(
+                    time: ts, step: .updateTopo, ok: env.isValid && topo?.missing.isEmpty == true,
+                    connection: c.info.id, message: ref,
+                    detail: .members([
+                        ("gateway_sn", .text(sn)), ("topic", .text(p.topic)), ("method", .text(env.method)),
+                        ("gateway_model", .text(topo?.gateway?.key)), ("gateway_model_name", .text(topo?.gateway?.name)),
+                        (
+                            "sub_devices",
+                            .array(
+                                subs.map {
+                                    .members([
+                                        ("sn", .text($0.sn)), ("model", .text($0.model?.key)),
+                                        ("model_name", .text($0.model?.name)), ("index", .text($0.index)),
+                                    ])
+                                })
+                        ),
+                        ("thing_version", .text(topo?.thingVersion)), ("version_field", .text(topo?.versionField)),
+                        ("missing", topo.map { .strings($0.missing) }), ("problem", .text(env.problem)),
+                        ("tid", .text(env.tid)), ("bid", .text(env.bid)),
+                        ("timestamp", env.timestamp.map { .number(JSONNumber(Double($0))) }),
+                    ])))
             if topo != nil { noteTopology(c, aircraft: aircraft, ts: ts, ref: ref, into: &out) }
         case (.toClient, .statusReply):
             let env = envelope ?? DJIEnvelope(payload: p.payload.stored)
             let i = c.pendingStatus.firstIndex { $0.tid == env.tid && $0.bid == env.bid }
             let result = env.data?["result"]?.int64Value
             let matched = i.map { c.pendingStatus.remove(at: $0) }
-            out.append(TimelineEvent(time: ts, step: .statusReply, ok: matched != nil && result == 0,
-                                     latency: matched.map { ts.seconds(since: $0.time) }, connection: c.info.id, message: ref,
-                                     detail: .members([("gateway_sn", .text(sn)), ("result", .int(result.map(Int.init))),
-                                                       ("matched", .bool(matched != nil)), ("method", .text(env.method)),
-                                                       ("tid", .text(env.tid)), ("bid", .text(env.bid)), ("problem", .text(env.problem))])))
+            out.append(
+                TimelineEvent(
+                    time: ts, step: .statusReply, ok: matched != nil && result == 0,
+                    latency: matched.map { ts.seconds(since: $0.time) }, connection: c.info.id, message: ref,
+                    detail: .members([
+                        ("gateway_sn", .text(sn)), ("result", .int(result.map(Int.init))),
+                        ("matched", .bool(matched != nil)), ("method", .text(env.method)),
+                        ("tid", .text(env.tid)), ("bid", .text(env.bid)), ("problem", .text(env.problem)),
+                    ])))
         default:
             break
         }
@@ -195,8 +223,10 @@ extension SessionTracker {
         guard let s = c.session ?? c.sn.flatMap({ sessionBySN[$0] }), let w = sessions[s] else { return }
         let removed = w.lastAircraft.filter { !aircraft.contains($0) }
         if !removed.isEmpty {
-            out.append(TimelineEvent(time: ts, step: .deviceOffline, ok: true, connection: c.info.id, message: ref,
-                                     detail: .members([("removed", .strings(removed)), ("sub_devices", .int(aircraft.count))])))
+            out.append(
+                TimelineEvent(
+                    time: ts, step: .deviceOffline, ok: true, connection: c.info.id, message: ref,
+                    detail: .members([("removed", .strings(removed)), ("sub_devices", .int(aircraft.count))])))
         }
     }
 
@@ -238,7 +268,9 @@ extension SessionTracker {
             if w.firstTopoTime == nil { w.firstTopoTime = e.time }
             if w.session.gatewayModel == nil, let key = e.detail["gateway_model"]?.stringValue {
                 let parts = key.split(separator: "-").map { Int($0) }
-                if parts.count == 3, let d = parts[0], let t = parts[1], let st = parts[2] { w.session.gatewayModel = DeviceModel(domain: d, type: t, subType: st) }
+                if parts.count == 3, let d = parts[0], let t = parts[1], let st = parts[2] {
+                    w.session.gatewayModel = DeviceModel(domain: d, type: t, subType: st)
+                }
             }
         }
         for e in events where e.step == .statusReply && e.ok {
@@ -252,7 +284,8 @@ extension SessionTracker {
     /// context whose credentials it used. Returns nil when the connection was folded into a retry count.
     mutating func attach(_ c: Connection) -> Int? {
         let start = c.connectTime ?? c.pending.first?.time ?? c.info.firstSeen
-        let candidate = c.sn.flatMap { sessionBySN[$0] }
+        let candidate =
+            c.sn.flatMap { sessionBySN[$0] }
             ?? c.clientID.flatMap { sessionByClientID[$0] }.flatMap { s in
                 // The same client id names another device's session only when nothing says otherwise.
                 sessions[s].flatMap { w in c.sn == nil || w.session.gatewaySN == nil || w.session.gatewaySN == c.sn ? s : nil }
@@ -270,8 +303,11 @@ extension SessionTracker {
                 join(c, w)
                 return s
             case .reconnect(let after):
-                add(w, TimelineEvent(time: start, step: .reconnect, ok: true, connection: c.info.id,
-                                     detail: .members([("after_seconds", .number(JSONNumber((after * 1000).rounded() / 1000)))])))
+                add(
+                    w,
+                    TimelineEvent(
+                        time: start, step: .reconnect, ok: true, connection: c.info.id,
+                        detail: .members([("after_seconds", .number(JSONNumber((after * 1000).rounded() / 1000)))])))
                 join(c, w)
                 return s
             case .retry where c.refused:
@@ -294,9 +330,11 @@ extension SessionTracker {
         }
         if c.connectTime == nil, c.info.midstream {
             // Picked up mid-stream: the device was connected before the capture started.
-            c.pending.insert(TimelineEvent(time: c.info.firstSeen, step: .alreadyConnected, ok: true, connection: c.info.id,
-                                           detail: .members([("client", .text(c.info.client.description)), ("server", .text(c.info.server.description))])),
-                             at: 0)
+            c.pending.insert(
+                TimelineEvent(
+                    time: c.info.firstSeen, step: .alreadyConnected, ok: true, connection: c.info.id,
+                    detail: .members([("client", .text(c.info.client.description)), ("server", .text(c.info.server.description))])),
+                at: 0)
             w.assumedOnline = true
         }
         return w.session.serial
@@ -367,8 +405,10 @@ extension SessionTracker {
     /// Why a device connection's link was lost: the broker's takeover by another client with its client id, or `reason`.
     func lossDetail(_ c: Connection, reason: String) -> JSONValue {
         guard let by = c.takenOverBy else { return .members([("reason", .text(reason))]) }
-        return .members([("reason", .text("client-id-takeover")), ("client_id", .text(c.clientID)), ("by_client", .text(by.address)),
-                         ("close", .text(reason))])
+        return .members([
+            ("reason", .text("client-id-takeover")), ("client_id", .text(c.clientID)), ("by_client", .text(by.address)),
+            ("close", .text(reason)),
+        ])
     }
 
     mutating func linkLost(_ c: Connection, at t: Timestamp, detail: JSONValue) {

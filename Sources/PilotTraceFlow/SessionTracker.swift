@@ -171,8 +171,12 @@ public struct SessionTracker {
             if t.seconds(since: c.lastClientPacket) > limit {
                 c.linkLostReported = true
                 let at = c.lastClientPacket.adding(seconds: limit)
-                linkLost(c, at: at, detail: .members([("reason", .text("keep-alive")), ("keep_alive", .int(Int(c.keepAlive))),
-                                                      ("silent_seconds", .number(JSONNumber((limit * 1000).rounded() / 1000)))]))
+                linkLost(
+                    c, at: at,
+                    detail: .members([
+                        ("reason", .text("keep-alive")), ("keep_alive", .int(Int(c.keepAlive))),
+                        ("silent_seconds", .number(JSONNumber((limit * 1000).rounded() / 1000))),
+                    ]))
             }
         }
         // Only sessions whose link was lost can be confirmed offline (sessions are independent here: any order).
@@ -183,8 +187,11 @@ public struct SessionTracker {
             }
             if w.openConnections.isEmpty, let offline = w.lifecycle.expiry(now: t) {
                 lostLinks.remove(i)
-                add(w, TimelineEvent(time: offline, step: .offlineConfirmed, ok: true,
-                                     detail: .members([("grace_seconds", .number(JSONNumber(configuration.offlineGrace)))])))
+                add(
+                    w,
+                    TimelineEvent(
+                        time: offline, step: .offlineConfirmed, ok: true,
+                        detail: .members([("grace_seconds", .number(JSONNumber(configuration.offlineGrace)))])))
             }
         }
         closeFinishedSessions(at: t)
@@ -284,8 +291,9 @@ public struct SessionTracker {
             let times = s.events.map(\.time)
             let from = times.min() ?? s.start, to = (times.max() ?? s.end).adding(seconds: configuration.offlineGrace)
             s.exchanges = exchanges.filter {
-                $0.gateway == sn && (s.connections.contains($0.requestConnection) || $0.replyConnection.map(s.connections.contains) == true
-                    || ($0.requestTime >= from && $0.requestTime <= to))
+                $0.gateway == sn
+                    && (s.connections.contains($0.requestConnection) || $0.replyConnection.map(s.connections.contains) == true
+                        || ($0.requestTime >= from && $0.requestTime <= to))
             }
             // In request order (stable: requests at the same instant keep the order they were settled in).
             s.exchanges.sort { $0.requestTime < $1.requestTime }
@@ -325,10 +333,12 @@ public struct SessionTracker {
         let serial = nextSerial
         nextSerial += 1
         retainedCount += 1
-        let w = Working(session: Session(number: serial + 1, gatewaySN: nil, gatewayModel: nil, state: .incomplete,
-                                         start: start, end: start, client: client, mqttClientID: nil, mqttUsername: nil,
-                                         aircraft: [], events: [], connections: [], serial: serial),
-                        grace: configuration.offlineGrace)
+        let w = Working(
+            session: Session(
+                number: serial + 1, gatewaySN: nil, gatewayModel: nil, state: .incomplete,
+                start: start, end: start, client: client, mqttClientID: nil, mqttUsername: nil,
+                aircraft: [], events: [], connections: [], serial: serial),
+            grace: configuration.offlineGrace)
         sessions.append(w)
         return w
     }

@@ -83,8 +83,10 @@ public struct TimelineEvent: Hashable, Sendable {
 
     public var phase: Phase { step.phase }
 
-    public init(time: Timestamp, step: Step, ok: Bool, latency: Double? = nil, connection: ConnectionID? = nil,
-                message: MessageRef? = nil, detail: JSONValue = .object([]), credential: [UInt8]? = nil) {
+    public init(
+        time: Timestamp, step: Step, ok: Bool, latency: Double? = nil, connection: ConnectionID? = nil,
+        message: MessageRef? = nil, detail: JSONValue = .object([]), credential: [UInt8]? = nil
+    ) {
         self.credential = credential
         self.time = time
         self.step = step
@@ -150,11 +152,12 @@ public struct Session: Hashable, Sendable {
     public var summary: Session {
         var s = self
         s.eventCount = eventCount ?? events.count
-        s.events = events.first { !$0.ok }.map { e in
-            var e = e
-            e.detail = .object([])
-            return [e]
-        } ?? []
+        s.events =
+            events.first { !$0.ok }.map { e in
+                var e = e
+                e.detail = .object([])
+                return [e]
+            } ?? []
         s.exchanges = []
         return s
     }
@@ -166,12 +169,16 @@ public struct Session: Hashable, Sendable {
             let of = exchanges.filter { $0.kind == kind }
             guard !of.isEmpty else { continue }
             let latencies = of.compactMap(\.latency)
-            members.append((kind.rawValue, .members([
-                ("requests", .int(of.count)), ("answered", .int(of.filter(\.answered).count)),
-                ("unanswered", .int(of.filter { !$0.answered }.count)),
-                ("failed_results", .int(of.filter { ($0.result ?? 0) != 0 }.count)),
-                ("max_latency", latencies.max().map { .number(JSONNumber(($0 * 1e6).rounded() / 1e6)) }),
-            ])))
+            members.append(
+                (
+                    kind.rawValue,
+                    .members([
+                        ("requests", .int(of.count)), ("answered", .int(of.filter(\.answered).count)),
+                        ("unanswered", .int(of.filter { !$0.answered }.count)),
+                        ("failed_results", .int(of.filter { ($0.result ?? 0) != 0 }.count)),
+                        ("max_latency", latencies.max().map { .number(JSONNumber(($0 * 1e6).rounded() / 1e6)) }),
+                    ])
+                ))
         }
         return .object(members)
     }

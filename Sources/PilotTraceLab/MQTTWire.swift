@@ -50,8 +50,10 @@ public enum MQTTWire {
         packet(0x10, str("MQTT") + [5, 0x02] + u16(30) + properties + str(clientID))
     }
 
-    public static func publish(_ topic: String, _ payload: [UInt8], qos: UInt8 = 0, id: UInt16 = 1, v5props: [UInt8]? = nil,
-                        dup: Bool = false, retain: Bool = false) -> [UInt8] {
+    public static func publish(
+        _ topic: String, _ payload: [UInt8], qos: UInt8 = 0, id: UInt16 = 1, v5props: [UInt8]? = nil,
+        dup: Bool = false, retain: Bool = false
+    ) -> [UInt8] {
         var body = str(topic)
         if qos > 0 { body += u16(id) }
         if let v5props { body += v5props }

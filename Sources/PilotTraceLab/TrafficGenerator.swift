@@ -114,8 +114,9 @@ struct GeneratedConnection {
 
     /// - Parameter isn: the client's initial sequence number; the server's is derived from it.
     init(client: Endpoint, server: Endpoint, isn: UInt32) {
-        tcp = TCPFrameSynthesizer(client: client, server: server, initialSequence: (isn, isn &* 2_654_435_761), maximumSegmentSize: 1448,
-                                  format: TrafficGenerator.format)
+        tcp = TCPFrameSynthesizer(
+            client: client, server: server, initialSequence: (isn, isn &* 2_654_435_761), maximumSegmentSize: 1448,
+            format: TrafficGenerator.format)
     }
 
     init(client: (UInt32, UInt16), server: (UInt32, UInt16), isn: UInt32) {
@@ -191,11 +192,21 @@ struct Device: FrameSource {
         h.open(at: t, into: &out)
         let token = "eyJhbGciOiJIUzI1NiJ9.eyJkZXZpY2UiOiJ\(index)In0.c2lnbmF0dXJl"
         let exchanges: [(String, String, String)] = [
-            ("GET /pilot-login HTTP/1.1\r\nHost: cloud\r\n", "", "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n|<!doctype html><title>Cloud Api Platform</title>"),
-            ("POST /manage/api/v1/login HTTP/1.1\r\nHost: cloud\r\nContent-Type: application/json\r\n", #"{"username":"pilot\#(index)","password":"pw\#(index)","flag":2}"#,
-             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n|" + #"{"code":0,"message":"success","data":{"username":"pilot\#(index)","workspace_id":"w1","mqtt_username":"rc\#(index)","mqtt_password":"mp\#(index)","mqtt_addr":"tcp://10.1.0.1:1883","access_token":"\#(token)"}}"#),
-            ("GET /manage/api/v1/workspaces/current HTTP/1.1\r\nHost: cloud\r\nx-auth-token: \(token)\r\n", "",
-             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n|" + #"{"code":0,"message":"success","data":{"workspace_id":"w1","workspace_name":"Fleet","platform_name":"Cloud"}}"#),
+            (
+                "GET /pilot-login HTTP/1.1\r\nHost: cloud\r\n", "",
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n|<!doctype html><title>Cloud Api Platform</title>"
+            ),
+            (
+                "POST /manage/api/v1/login HTTP/1.1\r\nHost: cloud\r\nContent-Type: application/json\r\n",
+                #"{"username":"pilot\#(index)","password":"pw\#(index)","flag":2}"#,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n|"
+                    + #"{"code":0,"message":"success","data":{"username":"pilot\#(index)","workspace_id":"w1","mqtt_username":"rc\#(index)","mqtt_password":"mp\#(index)","mqtt_addr":"tcp://10.1.0.1:1883","access_token":"\#(token)"}}"#
+            ),
+            (
+                "GET /manage/api/v1/workspaces/current HTTP/1.1\r\nHost: cloud\r\nx-auth-token: \(token)\r\n", "",
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n|"
+                    + #"{"code":0,"message":"success","data":{"workspace_id":"w1","workspace_name":"Fleet","platform_name":"Cloud"}}"#
+            ),
         ]
         for (request, body, response) in exchanges {
             t += 0.002
@@ -215,8 +226,10 @@ struct Device: FrameSource {
         t += 0.001
         mqtt.send(fromClient: true, MQTTWire.connect(clientID: sn, username: "rc\(index)", password: "mp\(index)"), at: t, into: &out)
         mqtt.send(fromClient: false, [0x20, 0x02, 0x00, 0x00], at: t + 0.001, into: &out)
-        mqtt.send(fromClient: true, MQTTWire.packet(0x82, [0, 1] + MQTTWire.str("sys/product/\(sn)/status_reply") + [1] + MQTTWire.str("thing/product/\(sn)/services") + [1]),
-                  at: t + 0.002, into: &out)
+        mqtt.send(
+            fromClient: true,
+            MQTTWire.packet(0x82, [0, 1] + MQTTWire.str("sys/product/\(sn)/status_reply") + [1] + MQTTWire.str("thing/product/\(sn)/services") + [1]),
+            at: t + 0.002, into: &out)
         mqtt.send(fromClient: false, MQTTWire.packet(0x90, [0, 1, 1, 1]), at: t + 0.003, into: &out)
         status(aircraft: [aircraft], at: t + 0.004, into: &out)
     }
@@ -226,10 +239,13 @@ struct Device: FrameSource {
         let tid = "t-\(index)-\(counter)"
         let subs = aircraft.map { #"{"sn":"\#($0)","domain":"0","type":89,"sub_type":0,"index":"A","device_secret":"s","nonce":"n","thing_version":"1.1.2"}"# }
         let ms = 1_795_000_000_000 + Int64(t * 1000)
-        let topo = #"{"tid":"\#(tid)","bid":"b\#(tid)","method":"update_topo","timestamp":\#(ms),"gateway":"\#(sn)","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1.1.2","sub_devices":[\#(subs.joined(separator: ","))]}}"#
+        let topo =
+            #"{"tid":"\#(tid)","bid":"b\#(tid)","method":"update_topo","timestamp":\#(ms),"gateway":"\#(sn)","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1.1.2","sub_devices":[\#(subs.joined(separator: ","))]}}"#
         mqtt.send(fromClient: true, MQTTWire.publish("sys/product/\(sn)/status", topo), at: t, into: &out)
-        mqtt.send(fromClient: false, MQTTWire.publish("sys/product/\(sn)/status_reply", #"{"tid":"\#(tid)","bid":"b\#(tid)","timestamp":1795000000100,"data":{"result":0}}"#),
-                  at: t + 0.02, into: &out)
+        mqtt.send(
+            fromClient: false,
+            MQTTWire.publish("sys/product/\(sn)/status_reply", #"{"tid":"\#(tid)","bid":"b\#(tid)","timestamp":1795000000100,"data":{"result":0}}"#),
+            at: t + 0.02, into: &out)
     }
 
     mutating func next() -> (Double, [UInt8])? {
@@ -243,16 +259,22 @@ struct Device: FrameSource {
                 if osdTime < end {
                     counter += 1
                     for sn in [sn, aircraft] {
-                        mqtt.send(fromClient: true, MQTTWire.publish("thing/product/\(sn)/osd", #"{"tid":"o\#(counter)","bid":"o","timestamp":1795000000000,"gateway":"\#(self.sn)","data":{"capacity_percent":87,"latitude":22.5,"longitude":113.9,"height":120.5}}"#),
-                                  at: osdTime + (sn == self.sn ? 0 : 0.001), into: &out)
+                        mqtt.send(
+                            fromClient: true,
+                            MQTTWire.publish(
+                                "thing/product/\(sn)/osd",
+                                #"{"tid":"o\#(counter)","bid":"o","timestamp":1795000000000,"gateway":"\#(self.sn)","data":{"capacity_percent":87,"latitude":22.5,"longitude":113.9,"height":120.5}}"#
+                            ),
+                            at: osdTime + (sn == self.sn ? 0 : 0.001), into: &out)
                     }
                     osdTime += 2
                     // Some devices lose the link half-way and reconnect within the grace.
                     if Self.reconnects(index), !reconnected, osdTime > start + (end - start) / 2 {
                         reconnected = true
                         mqtt.close(at: osdTime, reset: true, into: &out)
-                        mqtt = GeneratedConnection(client: Endpoint(address: mqtt.tcp.client.address, port: 50_001), server: mqtt.tcp.server,
-                                                   isn: mqtt.tcp.nextSequence.client &+ 99_999)
+                        mqtt = GeneratedConnection(
+                            client: Endpoint(address: mqtt.tcp.client.address, port: 50_001), server: mqtt.tcp.server,
+                            isn: mqtt.tcp.nextSequence.client &+ 99_999)
                         connect(at: osdTime + 5, into: &out)
                         osdTime += 6
                     }
@@ -279,7 +301,9 @@ struct CloudBackend: FrameSource {
     init(start: Double) {
         var c = GeneratedConnection(client: (0x0A01_0003, 45_000), server: (0x0A01_0001, 1883), isn: 7)
         c.open(at: start, into: &frames)
-        c.send(fromClient: true, MQTTWire.connect(clientID: "cloud-backend", username: "cloud", password: "secret", keepAlive: 10), at: start + 0.001, into: &frames)
+        c.send(
+            fromClient: true, MQTTWire.connect(clientID: "cloud-backend", username: "cloud", password: "secret", keepAlive: 10), at: start + 0.001,
+            into: &frames)
         c.send(fromClient: false, [0x20, 0x02, 0x00, 0x00], at: start + 0.002, into: &frames)
         c.send(fromClient: true, MQTTWire.packet(0x82, [0, 1] + MQTTWire.str("sys/product/+/status") + [1]), at: start + 0.003, into: &frames)
         c.send(fromClient: false, MQTTWire.packet(0x90, [0, 1, 1]), at: start + 0.004, into: &frames)
@@ -299,15 +323,19 @@ struct Noise: FrameSource {
     init(index: Int, start: Double, mqtt: Bool) {
         let ip = 0xC0A8_0000 | UInt32(index % 60_000 + 1)
         if mqtt {
-            var c = GeneratedConnection(client: (ip, UInt16(30_000 + index % 20_000)), server: (0x0A01_0001, 1883), isn: UInt32(truncatingIfNeeded: index &* 7919))
+            var c = GeneratedConnection(
+                client: (ip, UInt16(30_000 + index % 20_000)), server: (0x0A01_0001, 1883), isn: UInt32(truncatingIfNeeded: index &* 7919))
             c.open(at: start, into: &frames)
             c.send(fromClient: true, MQTTWire.connect(clientID: "sensor-\(index)", username: "sensor", password: "x"), at: start + 0.001, into: &frames)
             c.send(fromClient: false, [0x20, 0x02, 0x00, 0x00], at: start + 0.002, into: &frames)
-            for k in 0..<5 { c.send(fromClient: true, MQTTWire.publish("house/sensor/\(index)", #"{"t":\#(20 + k)}"#), at: start + 0.01 + Double(k) * 0.1, into: &frames) }
+            for k in 0..<5 {
+                c.send(fromClient: true, MQTTWire.publish("house/sensor/\(index)", #"{"t":\#(20 + k)}"#), at: start + 0.01 + Double(k) * 0.1, into: &frames)
+            }
             c.send(fromClient: true, [0xE0, 0x00], at: start + 0.6, into: &frames)
             c.close(at: start + 0.61, into: &frames)
         } else {
-            var c = GeneratedConnection(client: (ip, UInt16(30_000 + index % 20_000)), server: (0x5DB8_D822, 80), isn: UInt32(truncatingIfNeeded: index &* 104_729))
+            var c = GeneratedConnection(
+                client: (ip, UInt16(30_000 + index % 20_000)), server: (0x5DB8_D822, 80), isn: UInt32(truncatingIfNeeded: index &* 104_729))
             c.open(at: start, into: &frames)
             c.send(fromClient: true, Array("GET /index.html HTTP/1.1\r\nHost: example.com\r\n\r\n".utf8), at: start + 0.001, into: &frames)
             let body = String(repeating: "<p>hello</p>", count: 300)

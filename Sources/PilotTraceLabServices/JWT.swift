@@ -18,8 +18,10 @@ public struct JWT: Sendable {
     public func token(claims: [(String, String)], issuedAt: Double, age: Double) -> String {
         let header = #"{"typ":"JWT","alg":"HS256"}"#
         var members = claims.map { "\(JSONValue.quoted($0.0)):\(JSONValue.quoted($0.1))" }
-        members += ["\"iss\":\"DJI\"", "\"sub\":\"CloudApiSample\"", "\"exp\":\(Int(issuedAt + age))", "\"nbf\":\(Int(issuedAt))",
-                    "\"iat\":\(Int(issuedAt))"]
+        members += [
+            "\"iss\":\"DJI\"", "\"sub\":\"CloudApiSample\"", "\"exp\":\(Int(issuedAt + age))", "\"nbf\":\(Int(issuedAt))",
+            "\"iat\":\(Int(issuedAt))",
+        ]
         let payload = "{" + members.joined(separator: ",") + "}"
         let signingInput = Self.base64url(Array(header.utf8)) + "." + Self.base64url(Array(payload.utf8))
         return signingInput + "." + Self.base64url(signature(signingInput))

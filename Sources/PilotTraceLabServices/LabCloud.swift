@@ -122,16 +122,21 @@ public final class LabCloud: @unchecked Sendable {
             (mqttHost, mqttPort) = external
         } else {
             for pid in MosquittoBroker.reapOrphans() { log("broker: stopped mosquitto \(pid), left running by a lab cloud that was killed") }
-            let b = try MosquittoBroker(host: configuration.brokerHost, port: configuration.brokerPort,
-                                        users: [(configuration.mqttUsername, configuration.mqttPassword),
-                                                (configuration.backendUsername, configuration.backendPassword)],
-                                        allowAnonymous: configuration.faults.contains(.allowAnonymous))
+            let b = try MosquittoBroker(
+                host: configuration.brokerHost, port: configuration.brokerPort,
+                users: [
+                    (configuration.mqttUsername, configuration.mqttPassword),
+                    (configuration.backendUsername, configuration.backendPassword),
+                ],
+                allowAnonymous: configuration.faults.contains(.allowAnonymous))
             broker = b
             (mqttHost, mqttPort) = (b.host, b.port)
             log("broker: mosquitto on \(b.host):\(b.port) (password file; anonymous \(configuration.faults.contains(.allowAnonymous) ? "allowed" : "refused"))")
         }
-        let client = try MQTTClient(clientID: "cloud-backend-\(UUID().uuidString.prefix(4).lowercased())",
-                                    username: configuration.backendUsername, password: configuration.backendPassword) { [weak self] client, m in
+        let client = try MQTTClient(
+            clientID: "cloud-backend-\(UUID().uuidString.prefix(4).lowercased())",
+            username: configuration.backendUsername, password: configuration.backendPassword
+        ) { [weak self] client, m in
             self?.backendReceived(client, m)
         }
         let code = try client.connect(host: mqttHost, port: mqttPort, keepAlive: 30)
@@ -155,9 +160,13 @@ public final class LabCloud: @unchecked Sendable {
         let channel = try bootstrap.bind(host: configuration.httpHost, port: configuration.httpPort).wait()
         self.channel = channel
         httpPort = channel.localAddress?.port ?? configuration.httpPort
-        log("http: \(httpURL)/pilot-login (login \(configuration.username)/\(String(repeating: "*", count: configuration.password.count)), tokens HS256, \(Int(configuration.tokenAge)) s)")
+        log(
+            "http: \(httpURL)/pilot-login (login \(configuration.username)/\(String(repeating: "*", count: configuration.password.count)), tokens HS256, \(Int(configuration.tokenAge)) s)"
+        )
         if !configuration.faults.isEmpty {
-            log("faults: \(configuration.faults.map(\.rawValue).sorted().joined(separator: ", "))\(configuration.replyDelay > 0 ? ", reply delay \(configuration.replyDelay) s" : "")")
+            log(
+                "faults: \(configuration.faults.map(\.rawValue).sorted().joined(separator: ", "))\(configuration.replyDelay > 0 ? ", reply delay \(configuration.replyDelay) s" : "")"
+            )
         } else if configuration.replyDelay > 0 {
             log("faults: reply delay \(configuration.replyDelay) s")
         }
@@ -215,15 +224,19 @@ public final class LabCloud: @unchecked Sendable {
             gateways[sn] = Gateway(model: model, aircraft: aircraft, lastSeen: Date(), online: true)
             return was
         }
-        log("mqtt: \(sn): update_topo, \(aircraft.isEmpty ? "no aircraft" : "aircraft \(aircraft.map(\.0).joined(separator: ", "))")\(wasOnline ? "" : " (gateway online)")")
+        log(
+            "mqtt: \(sn): update_topo, \(aircraft.isEmpty ? "no aircraft" : "aircraft \(aircraft.map(\.0).joined(separator: ", "))")\(wasOnline ? "" : " (gateway online)")"
+        )
         if configuration.faults.contains(.noStatusReply) {
             log("mqtt: \(sn): fault no-status-reply: not answering")
             return
         }
         let tid = configuration.faults.contains(.wrongTid) ? UUID().uuidString.lowercased() : (json["tid"] as? String ?? "")
-        let reply: [String: Any] = ["tid": tid, "bid": json["bid"] as? String ?? "", "method": "update_topo",
-                                    "timestamp": Int64(Date().timeIntervalSince1970 * 1000),
-                                    "data": ["result": configuration.faults.contains(.nonzeroResult) ? 1 : 0]]
+        let reply: [String: Any] = [
+            "tid": tid, "bid": json["bid"] as? String ?? "", "method": "update_topo",
+            "timestamp": Int64(Date().timeIntervalSince1970 * 1000),
+            "data": ["result": configuration.faults.contains(.nonzeroResult) ? 1 : 0],
+        ]
         let payload = Array((try? JSONSerialization.data(withJSONObject: reply, options: [.sortedKeys])) ?? Data())
         let send: @Sendable () -> Void = { [log] in
             do {
@@ -267,7 +280,8 @@ public final class LabCloud: @unchecked Sendable {
             var line: [String: Any] = ["method": r.method, "path": r.path, "status": response.status]
             if let token = r.header("x-auth-token"), !token.isEmpty { line["token"] = Self.fingerprint(token) }
             if let json = (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any],
-               let issued = (json["data"] as? [String: Any])?["access_token"] as? String {
+                let issued = (json["data"] as? [String: Any])?["access_token"] as? String
+            {
                 line["issued"] = Self.fingerprint(issued)
             }
             if let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys, .withoutEscapingSlashes]) {
@@ -313,8 +327,10 @@ public final class LabCloud: @unchecked Sendable {
         let ws = configuration.workspaceID
         switch (r.method, r.path) {
         case ("GET", "/manage/api/v1/workspaces/current"):
-            return .envelope(["id": 1, "workspace_id": ws, "workspace_name": configuration.workspaceName,
-                              "workspace_desc": "pilottrace lab cloud", "platform_name": configuration.platformName, "bind_code": "qwe"])
+            return .envelope([
+                "id": 1, "workspace_id": ws, "workspace_name": configuration.workspaceName,
+                "workspace_desc": "pilottrace lab cloud", "platform_name": configuration.platformName, "bind_code": "qwe",
+            ])
         case ("GET", "/manage/api/v1/users/current"):
             return .envelope(user(token: nil))
         case ("GET", "/manage/api/v1/workspaces/\(ws)/devices/topologies"):
@@ -329,14 +345,17 @@ public final class LabCloud: @unchecked Sendable {
     }
 
     func issueToken(now: Double) -> String {
-        jwt.token(claims: [("id", configuration.userID), ("username", configuration.username), ("user_type", "2"), ("workspace_id", configuration.workspaceID)],
-                  issuedAt: now, age: configuration.tokenAge)
+        jwt.token(
+            claims: [("id", configuration.userID), ("username", configuration.username), ("user_type", "2"), ("workspace_id", configuration.workspaceID)],
+            issuedAt: now, age: configuration.tokenAge)
     }
 
     func user(token: String?) -> [String: Any] {
-        var u: [String: Any] = ["user_id": configuration.userID, "username": configuration.username, "user_type": 2,
-                                "workspace_id": configuration.workspaceID, "mqtt_username": configuration.mqttUsername,
-                                "mqtt_password": configuration.mqttPassword, "mqtt_addr": mqttAddress]
+        var u: [String: Any] = [
+            "user_id": configuration.userID, "username": configuration.username, "user_type": 2,
+            "workspace_id": configuration.workspaceID, "mqtt_username": configuration.mqttUsername,
+            "mqtt_password": configuration.mqttPassword, "mqtt_addr": mqttAddress,
+        ]
         if let token { u["access_token"] = token }
         return u
     }
@@ -344,17 +363,30 @@ public final class LabCloud: @unchecked Sendable {
     func topologies() -> [[String: Any]] {
         lock.withLock {
             gateways.sorted { $0.key < $1.key }.map { sn, g in
-                let parent: [String: Any] = ["sn": sn, "device_callsign": "RC \(sn.suffix(4))", "online_status": g.online, "user_id": configuration.userID,
-                                             "user_callsign": configuration.username,
-                                             "icon_urls": ["normal_icon_url": "resource://pilot/drawable/tsa_rc_normal", "selected_icon_url": "resource://pilot/drawable/tsa_rc_select"],
-                                             "device_model": ["key": "\(g.model.domain)-\(g.model.type)-\(g.model.subType)", "domain": g.model.domain,
-                                                              "type": "\(g.model.type)", "sub_type": "\(g.model.subType)"]]
-                let hosts: [[String: Any]] = g.online ? g.aircraft.map { a in
-                    ["sn": a.sn, "device_callsign": "Aircraft \(a.sn.suffix(4))", "online_status": true, "user_id": configuration.userID,
-                     "user_callsign": configuration.username,
-                     "icon_urls": ["normal_icon_url": "resource://pilot/drawable/tsa_aircraft_others_normal", "selected_icon_url": "resource://pilot/drawable/tsa_aircraft_others_select"],
-                     "device_model": ["key": "0-\(a.type)-\(a.subType)", "domain": "0", "type": "\(a.type)", "sub_type": "\(a.subType)"]]
-                } : []
+                let parent: [String: Any] = [
+                    "sn": sn, "device_callsign": "RC \(sn.suffix(4))", "online_status": g.online, "user_id": configuration.userID,
+                    "user_callsign": configuration.username,
+                    "icon_urls": [
+                        "normal_icon_url": "resource://pilot/drawable/tsa_rc_normal", "selected_icon_url": "resource://pilot/drawable/tsa_rc_select",
+                    ],
+                    "device_model": [
+                        "key": "\(g.model.domain)-\(g.model.type)-\(g.model.subType)", "domain": g.model.domain,
+                        "type": "\(g.model.type)", "sub_type": "\(g.model.subType)",
+                    ],
+                ]
+                let hosts: [[String: Any]] =
+                    g.online
+                    ? g.aircraft.map { a in
+                        [
+                            "sn": a.sn, "device_callsign": "Aircraft \(a.sn.suffix(4))", "online_status": true, "user_id": configuration.userID,
+                            "user_callsign": configuration.username,
+                            "icon_urls": [
+                                "normal_icon_url": "resource://pilot/drawable/tsa_aircraft_others_normal",
+                                "selected_icon_url": "resource://pilot/drawable/tsa_aircraft_others_select",
+                            ],
+                            "device_model": ["key": "0-\(a.type)-\(a.subType)", "domain": "0", "type": "\(a.type)", "sub_type": "\(a.subType)"],
+                        ]
+                    } : []
                 return ["hosts": hosts, "parents": [parent]]
             }
         }
@@ -399,18 +431,22 @@ final class LabHTTPHandler: ChannelInboundHandler {
             guard let head else { return }
             self.head = nil
             let (path, query) = Self.split(head.uri)
-            let response = tooLarge
+            let response =
+                tooLarge
                 ? LabCloud.Response.json(413, ["code": -1, "message": "request body over 1 MiB"])
-                : cloud.respondLogging(to: .init(method: head.method.rawValue, path: path, query: query,
-                                          headers: head.headers.map { ($0.name, $0.value) }, body: body))
+                : cloud.respondLogging(
+                    to: .init(
+                        method: head.method.rawValue, path: path, query: query,
+                        headers: head.headers.map { ($0.name, $0.value) }, body: body))
             var headers = HTTPHeaders()
             if let type = response.contentType { headers.add(name: "Content-Type", value: type) }
             headers.add(name: "Content-Length", value: String(response.body.count))
             let keepAlive = head.isKeepAlive
             if !keepAlive { headers.add(name: "Connection", value: "close") }
             cloud.log("http: \(head.method.rawValue) \(path) → \(response.status)")
-            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .init(statusCode: response.status), headers: headers))),
-                          promise: nil)
+            context.write(
+                wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .init(statusCode: response.status), headers: headers))),
+                promise: nil)
             if !response.body.isEmpty {
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
             }

@@ -170,10 +170,13 @@ public struct LabPilot: Sendable {
         var shared: Bool { configuration.faults.contains(.sharedClientID) }
         /// `sub_devices` while online: the aircraft (if flying with one).
         var topology: [[String: Any]] {
-            configuration.aircraft ? [[
-                "sn": aircraft, "domain": "0", "type": 67, "sub_type": 0, "index": "A",
-                "device_secret": "a1rcr4ft-s3cr3t", "nonce": "n0nc3", "thing_version": "1.1.2",
-            ]] : []
+            configuration.aircraft
+                ? [
+                    [
+                        "sn": aircraft, "domain": "0", "type": 67, "sub_type": 0, "index": "A",
+                        "device_secret": "a1rcr4ft-s3cr3t", "nonce": "n0nc3", "thing_version": "1.1.2",
+                    ]
+                ] : []
         }
 
         init(pilot: LabPilot, index: Int) {
@@ -252,8 +255,10 @@ public struct LabPilot: Sendable {
             if configuration.faults.contains(.expiredToken) {
                 let now = Date().timeIntervalSince1970
                 let stale = JWT(secret: configuration.jwtSecret).token(
-                    claims: [("id", "be7c6c3d-afe9-4be4-b9eb-c55066c0914e"), ("username", configuration.username), ("user_type", "2"),
-                             ("workspace_id", "e3dea0f5-37f2-4d79-ae58-490af3228069")],
+                    claims: [
+                        ("id", "be7c6c3d-afe9-4be4-b9eb-c55066c0914e"), ("username", configuration.username), ("user_type", "2"),
+                        ("workspace_id", "e3dea0f5-37f2-4d79-ae58-490af3228069"),
+                    ],
                     issuedAt: now - 86_400 - 3_600, age: 86_400)
                 let r = try call(.GET, "/manage/api/v1/workspaces/current", token: stale)
                 if r.status == 401 {
@@ -308,8 +313,9 @@ public struct LabPilot: Sendable {
             outcome.online = true
 
             // 25: Pilot-native topology request.
-            let topo = try call(.GET, "/manage/api/v1/workspaces/\(workspace)/devices/topologies",
-                                token: configuration.faults.contains(.missingToken) ? nil : token)
+            let topo = try call(
+                .GET, "/manage/api/v1/workspaces/\(workspace)/devices/topologies",
+                token: configuration.faults.contains(.missingToken) ? nil : token)
             if topo.status != 200 { say("topology answered \(topo.status)") }
 
             // 21: osd while online.
@@ -317,10 +323,17 @@ public struct LabPilot: Sendable {
             var round = 0
             while Date() < until {
                 try withLink(resend: !noStatus) { c in
-                    for (sn, data) in [(rc, ["capacity_percent": 87, "latitude": 22.579, "longitude": 113.937, "height": 34.1] as [String: Any]),
-                                       (aircraft, ["mode_code": 0, "latitude": 22.5791, "longitude": 113.9372, "height": 120.5 + Double(round),
-                                                   "battery": ["capacity_percent": 92 - round % 50]] as [String: Any])]
-                        where sn == rc || configuration.aircraft {
+                    for (sn, data) in [
+                        (rc, ["capacity_percent": 87, "latitude": 22.579, "longitude": 113.937, "height": 34.1] as [String: Any]),
+                        (
+                            aircraft,
+                            [
+                                "mode_code": 0, "latitude": 22.5791, "longitude": 113.9372, "height": 120.5 + Double(round),
+                                "battery": ["capacity_percent": 92 - round % 50],
+                            ] as [String: Any]
+                        ),
+                    ]
+                    where sn == rc || configuration.aircraft {
                         try publish(c, "thing/product/\(sn)/osd", LabPilot.envelope(gateway: rc, method: nil, data: data).payload, qos: 0)
                     }
                 }
@@ -357,16 +370,22 @@ public struct LabPilot: Sendable {
         func connect() throws {
             let attempts = 1 + max(0, configuration.connectRetries)
             for attempt in 1...attempts {
-                let c = try MQTTClient(clientID: clientID, version: configuration.version, username: broker.username, password: broker.password,
-                                       reconnect: false)
+                let c = try MQTTClient(
+                    clientID: clientID, version: configuration.version, username: broker.username, password: broker.password,
+                    reconnect: false)
                 client = c
                 let code = try c.connect(host: broker.host, port: broker.port, keepAlive: configuration.keepAlive, bindTo: source)
                 if code == 0 {
-                    say("MQTT connected to \(broker.host):\(broker.port)\(source.map { " from \($0)" } ?? "") as \(clientID) (MQTT \(configuration.version.rawValue)\(broker.username.map { ", user \($0)" } ?? ", anonymous"))")
+                    say(
+                        "MQTT connected to \(broker.host):\(broker.port)\(source.map { " from \($0)" } ?? "") as \(clientID) (MQTT \(configuration.version.rawValue)\(broker.username.map { ", user \($0)" } ?? ", anonymous"))"
+                    )
                     do {
-                        try c.subscribe(["sys/product/\(rc)/status_reply", "thing/product/\(rc)/services", "thing/product/\(rc)/events_reply",
-                                         "thing/product/\(rc)/requests_reply", "thing/product/\(rc)/property/set", "thing/product/\(rc)/drc/down"], qos: 1)
-                    } catch where !c.isConnected {
+                        try c.subscribe(
+                            [
+                                "sys/product/\(rc)/status_reply", "thing/product/\(rc)/services", "thing/product/\(rc)/events_reply",
+                                "thing/product/\(rc)/requests_reply", "thing/product/\(rc)/property/set", "thing/product/\(rc)/drc/down",
+                            ], qos: 1)
+                    } catch  where !c.isConnected {
                         throw LinkLost()
                     }
                     return
@@ -375,10 +394,14 @@ public struct LabPilot: Sendable {
                 c.close(dropLink: false)
                 client = nil
                 if attempt == attempts {
-                    say("MQTT CONNECT to \(broker.host):\(broker.port) refused (CONNACK \(code))\(attempts > 1 ? ", attempt \(attempt) of \(attempts): giving up" : "")")
+                    say(
+                        "MQTT CONNECT to \(broker.host):\(broker.port) refused (CONNACK \(code))\(attempts > 1 ? ", attempt \(attempt) of \(attempts): giving up" : "")"
+                    )
                     throw Stop(reason: attempts > 1 ? "MQTT CONNECT refused \(attempts) times (\(code))" : "MQTT CONNECT refused (\(code))")
                 }
-                say("MQTT CONNECT to \(broker.host):\(broker.port) refused (CONNACK \(code)), attempt \(attempt) of \(attempts): retrying in \(configuration.retryInterval) s")
+                say(
+                    "MQTT CONNECT to \(broker.host):\(broker.port) refused (CONNACK \(code)), attempt \(attempt) of \(attempts): retrying in \(configuration.retryInterval) s"
+                )
                 Thread.sleep(forTimeInterval: configuration.retryInterval)
             }
         }
@@ -404,7 +427,9 @@ public struct LabPilot: Sendable {
         func reconnect(resend: Bool) throws {
             while true {
                 outcome.takeovers += 1
-                say("the broker closed the connection (takeover \(outcome.takeovers): another connection uses client id \(clientID)); reconnecting in \(configuration.reconnectDelay) s")
+                say(
+                    "the broker closed the connection (takeover \(outcome.takeovers): another connection uses client id \(clientID)); reconnecting in \(configuration.reconnectDelay) s"
+                )
                 client?.close(dropLink: false)  // the socket is closed already: nothing is sent
                 client = nil
                 Thread.sleep(forTimeInterval: configuration.reconnectDelay)
@@ -426,7 +451,7 @@ public struct LabPilot: Sendable {
                 let mid = try c.publish(topic, payload, qos: qos)
                 outcome.messages.published += 1
                 return mid
-            } catch where !c.isConnected {
+            } catch  where !c.isConnected {
                 throw LinkLost()
             }
         }
@@ -434,12 +459,16 @@ public struct LabPilot: Sendable {
         func publishStatus(_ client: MQTTClient, subDevices: [[String: Any]]) throws {
             let topic = configuration.faults.contains(.wrongStatusTopic) ? "thing/product/\(rc)/status" : "sys/product/\(rc)/status"
             for attempt in 1...max(1, configuration.statusTries) {
-                var data: [String: Any] = ["domain": "2", "type": 119, "sub_type": 0, "device_secret": "d3v1c3-s3cr3t", "nonce": "n0nc3",
-                                           "thing_version": "1.1.2", "sub_devices": subDevices]
+                var data: [String: Any] = [
+                    "domain": "2", "type": 119, "sub_type": 0, "device_secret": "d3v1c3-s3cr3t", "nonce": "n0nc3",
+                    "thing_version": "1.1.2", "sub_devices": subDevices,
+                ]
                 if configuration.faults.contains(.invalidTopo) { data["thing_version"] = nil; data["device_secret"] = nil }
                 let (payload, tid) = LabPilot.envelope(gateway: rc, method: "update_topo", data: data)
                 try publish(client, topic, payload, qos: 1)
-                say("update_topo on \(topic) (\(subDevices.isEmpty ? "no aircraft" : "aircraft \(subDevices.compactMap { $0["sn"] as? String }.joined(separator: ","))")), try \(attempt)")
+                say(
+                    "update_topo on \(topic) (\(subDevices.isEmpty ? "no aircraft" : "aircraft \(subDevices.compactMap { $0["sn"] as? String }.joined(separator: ","))")), try \(attempt)"
+                )
                 let reply = client.waitForMessage(timeout: configuration.statusRetry) { m in
                     m.topic == "sys/product/\(rc)/status_reply"
                         && ((try? JSONSerialization.jsonObject(with: Data(m.payload))) as? [String: Any])?["tid"] as? String == tid
@@ -459,8 +488,10 @@ public struct LabPilot: Sendable {
     /// A Cloud API message with a fresh tid and bid, and its tid.
     static func envelope(gateway: String, method: String?, data: [String: Any]) -> (payload: [UInt8], tid: String) {
         let tid = UUID().uuidString.lowercased()
-        var m: [String: Any] = ["tid": tid, "bid": UUID().uuidString.lowercased(),
-                                "timestamp": Int64(Date().timeIntervalSince1970 * 1000), "gateway": gateway, "data": data]
+        var m: [String: Any] = [
+            "tid": tid, "bid": UUID().uuidString.lowercased(),
+            "timestamp": Int64(Date().timeIntervalSince1970 * 1000), "gateway": gateway, "data": data,
+        ]
         if let method { m["method"] = method }
         return (Array((try? JSONSerialization.data(withJSONObject: m, options: [.sortedKeys])) ?? Data()), tid)
     }

@@ -45,20 +45,20 @@ public final class MosquittoBroker: @unchecked Sendable {
         try fm.setAttributes([.posixPermissions: 0o644], ofItemAtPath: passwords.path)
         let conf = directory.appendingPathComponent("mosquitto.conf")
         try """
-            # written by pilottrace lab
-            per_listener_settings false
-            listener \(self.port) \(host)
-            allow_anonymous \(allowAnonymous)
-            password_file \(passwords.path)
-            persistence false
-            set_tcp_nodelay true
-            log_dest stderr
-            log_type error
-            log_type warning
-            log_type notice
-            log_type information
-            connection_messages true
-            """.write(to: conf, atomically: true, encoding: .utf8)
+        # written by pilottrace lab
+        per_listener_settings false
+        listener \(self.port) \(host)
+        allow_anonymous \(allowAnonymous)
+        password_file \(passwords.path)
+        persistence false
+        set_tcp_nodelay true
+        log_dest stderr
+        log_type error
+        log_type warning
+        log_type notice
+        log_type information
+        connection_messages true
+        """.write(to: conf, atomically: true, encoding: .utf8)
         try fm.setAttributes([.posixPermissions: 0o644], ofItemAtPath: conf.path)
         let logURL = directory.appendingPathComponent("mosquitto.log")
         fm.createFile(atPath: logURL.path, contents: Data())

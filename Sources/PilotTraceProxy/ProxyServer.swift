@@ -26,8 +26,10 @@ public final class ProxyServer: @unchecked Sendable {
     public private(set) var httpAddress: SocketAddress?
     public private(set) var mqttAddress: SocketAddress?
 
-    public init(configuration: ProxyConfiguration, recorder: any TrafficRecording, threads: Int = System.coreCount,
-                log: @escaping @Sendable (String) -> Void) {
+    public init(
+        configuration: ProxyConfiguration, recorder: any TrafficRecording, threads: Int = System.coreCount,
+        log: @escaping @Sendable (String) -> Void
+    ) {
         self.configuration = configuration
         self.recorder = recorder
         self.log = log
@@ -51,7 +53,8 @@ public final class ProxyServer: @unchecked Sendable {
         guard let key = c.tlsKey else { throw ProxyError("--tls-cert needs --tls-key") }
         do {
             let chain = try NIOSSLCertificate.fromPEMFile(cert).map { NIOSSLCertificateSource.certificate($0) }
-            let config = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+            let config = TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
             return try NIOSSLContext(configuration: config)
         } catch {
             throw ProxyError("cannot load the TLS certificate \(cert) or its key \(key): not PEM, encrypted, or unreadable")
@@ -92,8 +95,10 @@ public final class ProxyServer: @unchecked Sendable {
             let log = self.log
             let channel = try bind(listen, "MQTT") { ch in
                 try Self.addCommon(ch, appTLS: appTLS, recorder: recorder, children: children)
-                try ch.pipeline.syncOperations.addHandler(MQTTRelayHandler(fixed: fixed, memory: memory, upstreamTLS: upTLS,
-                                                                           forceTLS: mqttUpstreamTLS, log: log))
+                try ch.pipeline.syncOperations.addHandler(
+                    MQTTRelayHandler(
+                        fixed: fixed, memory: memory, upstreamTLS: upTLS,
+                        forceTLS: mqttUpstreamTLS, log: log))
             }
             mqttAddress = channel.localAddress
             mqttPort = channel.localAddress?.port
@@ -113,7 +118,9 @@ public final class ProxyServer: @unchecked Sendable {
         listeners.append(channel)
     }
 
-    static func addCommon(_ ch: Channel, appTLS: NIOSSLContext?, recorder: any TrafficRecording, children: NIOLockedValueBox<[ObjectIdentifier: Channel]>) throws {
+    static func addCommon(
+        _ ch: Channel, appTLS: NIOSSLContext?, recorder: any TrafficRecording, children: NIOLockedValueBox<[ObjectIdentifier: Channel]>
+    ) throws {
         let key = ObjectIdentifier(ch)
         children.withLockedValue { $0[key] = ch }
         ch.closeFuture.whenComplete { _ in _ = children.withLockedValue { $0.removeValue(forKey: key) } }
@@ -190,7 +197,8 @@ final class MQTTRelayHandler: ChannelInboundHandler, RemovableChannelHandler {
             .channelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
                     if let tls {
-                        try ch.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: target.host.isIPAddress ? nil : target.host))
+                        try ch.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls, serverHostname: target.host.isIPAddress ? nil : target.host))
                     }
                     try ch.pipeline.syncOperations.addHandler(upGlue)
                 }

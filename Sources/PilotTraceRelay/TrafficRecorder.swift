@@ -51,9 +51,11 @@ public final class TrafficRecorder: TrafficRecording, @unchecked Sendable {
     ///   - initialSequences: each connection's two initial sequence numbers (random by default, as a TCP stack picks
     ///     them; tests pass their own).
     ///   - sink: receives the frames, in order, on one serial queue; the first error it throws stops the recording.
-    public init(clock: @escaping () -> Int64 = TrafficRecorder.wallClock,
-                initialSequences: @escaping () -> (client: UInt32, server: UInt32) = TrafficRecorder.randomSequences,
-                sink: @escaping Sink) {
+    public init(
+        clock: @escaping () -> Int64 = TrafficRecorder.wallClock,
+        initialSequences: @escaping () -> (client: UInt32, server: UInt32) = TrafficRecorder.randomSequences,
+        sink: @escaping Sink
+    ) {
         self.clock = clock
         self.initialSequences = initialSequences
         self.sink = sink

@@ -10,8 +10,10 @@ public struct RecordedSession: Sendable {
     /// The rule ids of the original's findings (a replay's finding not among them is a regression).
     public var findings: [String]
 
-    public init(id: Int64, gatewaySN: String?, start: Double, exchanges: [RecordedExchange], mqtt: [RecordedMQTTPacket],
-                findings: [String]) {
+    public init(
+        id: Int64, gatewaySN: String?, start: Double, exchanges: [RecordedExchange], mqtt: [RecordedMQTTPacket],
+        findings: [String]
+    ) {
         self.id = id
         self.gatewaySN = gatewaySN
         self.start = start
@@ -36,8 +38,10 @@ public struct RecordedExchange: Sendable {
     public var responseBody: [UInt8]
     public var responseTime: Double?
 
-    public init(connection: Int64, method: String, target: String, headers: [(String, String)], body: [UInt8], requestTime: Double,
-                status: Int?, responseBody: [UInt8], responseTime: Double?) {
+    public init(
+        connection: Int64, method: String, target: String, headers: [(String, String)], body: [UInt8], requestTime: Double,
+        status: Int?, responseBody: [UInt8], responseTime: Double?
+    ) {
         self.connection = connection
         self.method = method
         self.target = target
@@ -76,10 +80,12 @@ public struct RecordedMQTTPacket: Sendable {
     /// SUBSCRIBE: the topic filters and their QoS.
     public var filters: [(String, Int)]
 
-    public init(connection: Int64, direction: Direction, time: Double, type: String, version: String = "3.1.1", overWebSocket: Bool = false,
-                topic: String? = nil, payload: [UInt8]? = nil, qos: Int? = nil, retain: Bool = false, clientID: String? = nil,
-                username: String? = nil, password: [UInt8]? = nil, keepAlive: Int? = nil, returnCode: Int? = nil,
-                filters: [(String, Int)] = []) {
+    public init(
+        connection: Int64, direction: Direction, time: Double, type: String, version: String = "3.1.1", overWebSocket: Bool = false,
+        topic: String? = nil, payload: [UInt8]? = nil, qos: Int? = nil, retain: Bool = false, clientID: String? = nil,
+        username: String? = nil, password: [UInt8]? = nil, keepAlive: Int? = nil, returnCode: Int? = nil,
+        filters: [(String, Int)] = []
+    ) {
         self.connection = connection
         self.direction = direction
         self.time = time

@@ -61,9 +61,11 @@ extension ReplayPlan {
                 let replaced = Self.replace(text, replacements.filter { $0.0.count >= Self.substringMinimum })
                 if replaced != text { newBody = Array(replaced.utf8) }
             }
-            return Prepared(action: .http(connection: c, method: method, target: path + (query.map { "?" + $0 } ?? ""), headers: newHeaders,
-                                          body: newBody),
-                            substituted: substituted)
+            return Prepared(
+                action: .http(
+                    connection: c, method: method, target: path + (query.map { "?" + $0 } ?? ""), headers: newHeaders,
+                    body: newBody),
+                substituted: substituted)
         case let .connect(c, clientID, username, password, keepAlive, version, ws):
             let user = fieldOverrides["mqtt_username"] ?? username.map { Self.replaceWhole($0, replacements) }
             var pass = password
@@ -72,9 +74,11 @@ extension ReplayPlan {
             } else if let p = password, let text = String(validating: p, as: UTF8.self) {
                 pass = Array(Self.replaceWhole(text, replacements).utf8)
             }
-            return Prepared(action: .connect(connection: c, clientID: fieldOverrides["client_id"] ?? clientID, username: user, password: pass,
-                                             keepAlive: keepAlive, version: version, overWebSocket: ws),
-                            substituted: substituted)
+            return Prepared(
+                action: .connect(
+                    connection: c, clientID: fieldOverrides["client_id"] ?? clientID, username: user, password: pass,
+                    keepAlive: keepAlive, version: version, overWebSocket: ws),
+                substituted: substituted)
         case let .publish(c, topic, payload, qos, retain):
             guard var json = try? JSONValue.parse(payload), case .object(var members) = json else {
                 return Prepared(action: step.action, substituted: substituted)
@@ -91,8 +95,9 @@ extension ReplayPlan {
             }
             let tid = json["tid"].flatMap(Self.string), bid = json["bid"].flatMap(Self.string)
             let bytes = fresh == nil || topic.hasSuffix("_reply") ? payload : Array(json.compact.utf8)
-            return Prepared(action: .publish(connection: c, topic: topic, payload: bytes, qos: qos, retain: retain), tid: tid, bid: bid,
-                            substituted: substituted)
+            return Prepared(
+                action: .publish(connection: c, topic: topic, payload: bytes, qos: qos, retain: retain), tid: tid, bid: bid,
+                substituted: substituted)
         default:
             return Prepared(action: step.action, substituted: substituted)
         }
@@ -134,13 +139,14 @@ extension ReplayPlan {
         case .string(let s): return .string(replaceWhole(s, replacements))
         case .array(let a): return .array(a.map { rewrite($0, replacements, overrides) })
         case .object(let m):
-            return .object(m.map { k, v in
-                if let o = overrides[k] {
-                    if case .number = v, let n = JSONNumber(literal: o) { return (k, .number(n)) }
-                    return (k, .string(o))
-                }
-                return (k, rewrite(v, replacements, overrides))
-            })
+            return .object(
+                m.map { k, v in
+                    if let o = overrides[k] {
+                        if case .number = v, let n = JSONNumber(literal: o) { return (k, .number(n)) }
+                        return (k, .string(o))
+                    }
+                    return (k, rewrite(v, replacements, overrides))
+                })
         default: return json
         }
     }

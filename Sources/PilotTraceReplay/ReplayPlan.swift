@@ -35,8 +35,9 @@ public struct ReplayPlan: Sendable {
 
     public enum Action: Sendable {
         case http(connection: Int, method: String, target: String, headers: [(String, String)], body: [UInt8])
-        case connect(connection: Int, clientID: String, username: String?, password: [UInt8]?, keepAlive: Int, version: String,
-                     overWebSocket: Bool)
+        case connect(
+            connection: Int, clientID: String, username: String?, password: [UInt8]?, keepAlive: Int, version: String,
+            overWebSocket: Bool)
         case subscribe(connection: Int, filters: [(String, Int)])
         case publish(connection: Int, topic: String, payload: [UInt8], qos: Int, retain: Bool)
         /// The connection ends: DISCONNECT first, or the link just drops (as recorded).
@@ -99,7 +100,8 @@ public struct ReplayPlan: Sendable {
         for e in session.exchanges.sorted(by: { ($0.requestTime, $0.connection) < ($1.requestTime, $1.connection) }) {
             let c = index(&httpConnections, e.connection)
             let path = e.target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? e.target
-            add(e.requestTime, .http(connection: c, method: e.method, target: e.target, headers: e.headers, body: e.body),
+            add(
+                e.requestTime, .http(connection: c, method: e.method, target: e.target, headers: e.headers, body: e.body),
                 .http(status: e.status, body: e.responseBody, latency: e.latency), "\(e.method) \(path)")
         }
         let packets = session.mqtt.sorted { ($0.time, $0.connection) < ($1.time, $1.connection) }
@@ -134,12 +136,16 @@ public struct ReplayPlan: Sendable {
             switch p.type {
             case "CONNECT":
                 let ack = packets[(i + 1)...].first { $0.connection == p.connection && $0.type == "CONNACK" }
-                add(p.time, .connect(connection: c, clientID: p.clientID ?? "", username: p.username, password: p.password,
-                                     keepAlive: p.keepAlive ?? 60, version: p.version, overWebSocket: p.overWebSocket),
+                add(
+                    p.time,
+                    .connect(
+                        connection: c, clientID: p.clientID ?? "", username: p.username, password: p.password,
+                        keepAlive: p.keepAlive ?? 60, version: p.version, overWebSocket: p.overWebSocket),
                     .connack(code: ack?.returnCode, latency: ack.map { $0.time - p.time }),
                     "MQTT CONNECT \(p.clientID ?? "")")
             case "SUBSCRIBE":
-                add(p.time, .subscribe(connection: c, filters: p.filters), .suback,
+                add(
+                    p.time, .subscribe(connection: c, filters: p.filters), .suback,
                     "SUBSCRIBE \(p.filters.count) topic\(p.filters.count == 1 ? "" : "s")")
             case "PUBLISH":
                 guard let topic = p.topic else { continue }
@@ -158,7 +164,8 @@ public struct ReplayPlan: Sendable {
                     }
                 }
                 let method = json?["method"].flatMap(Self.string)
-                add(p.time, .publish(connection: c, topic: topic, payload: payload, qos: p.qos ?? 0, retain: p.retain),
+                add(
+                    p.time, .publish(connection: c, topic: topic, payload: payload, qos: p.qos ?? 0, retain: p.retain),
                     .reply(reply), "PUBLISH \(topic)\(method.map { " (\($0))" } ?? "")")
             case "DISCONNECT":
                 closedByDisconnect.insert(c)
@@ -181,7 +188,8 @@ public struct ReplayPlan: Sendable {
         }
         variables = []
         if usesWebSocketMQTT {
-            notes.append("the device's MQTT went over WebSocket; libmosquitto has no WebSocket client transport, so the replay connects over plain TCP to --target-mqtt")
+            notes.append(
+                "the device's MQTT went over WebSocket; libmosquitto has no WebSocket client transport, so the replay connects over plain TCP to --target-mqtt")
         }
         if session.mqtt.contains(where: { $0.version == "3.1" }) {
             notes.append("the recording used MQTT 3.1 (MQIsdp); the replay connects with MQTT 3.1.1")
@@ -214,7 +222,8 @@ public struct ReplayPlan: Sendable {
                 }
                 guard !candidates.isEmpty else { continue }
                 let f = field.lowercased()
-                let chosen = candidates.last { f == $0.key.lowercased() }
+                let chosen =
+                    candidates.last { f == $0.key.lowercased() }
                     ?? candidates.last { f.hasSuffix($0.key.lowercased()) || $0.key.lowercased().hasSuffix(f) }
                     ?? candidates.last!
                 if let v = variables.firstIndex(where: { $0.definedBy == chosen.step && $0.path == chosen.path }) {
@@ -290,7 +299,7 @@ public struct ReplayPlan: Sendable {
         for b in s.utf8 {
             switch b {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(b))
             default:
                 let digits = Array("0123456789ABCDEF".utf8)

@@ -43,8 +43,10 @@ public struct SessionVerdict: Sendable, Codable {
         }
     }
 
-    public init(original: Int64, gatewaySN: String?, steps: [StepResult], originalFindings: [String], replayFindings: [String],
-                variables: [VariableUse] = [], notes: [String] = [], duration: Double = 0) {
+    public init(
+        original: Int64, gatewaySN: String?, steps: [StepResult], originalFindings: [String], replayFindings: [String],
+        variables: [VariableUse] = [], notes: [String] = [], duration: Double = 0
+    ) {
         self.original = original
         self.gatewaySN = gatewaySN
         self.steps = steps
@@ -129,7 +131,10 @@ public enum ReplayOutput {
             for u in v.variables {
                 let values = showSecrets ? ": \(u.recorded) → \(u.replayed ?? "(not issued)")" : ""
                 out += "  variable \(u.name) (\(u.path) of step #\(u.definedBy + 1), used by \(u.usedBy.map { "#\($0 + 1)" }.joined(separator: ", "))): "
-                let what = u.rewritten ? "the target's own value sent" : u.replayed != nil ? "the target issued the recorded value again" : "recorded value kept (the target issued none)"
+                let what =
+                    u.rewritten
+                    ? "the target's own value sent"
+                    : u.replayed != nil ? "the target issued the recorded value again" : "recorded value kept (the target issued none)"
                 out += what + values + "\n"
             }
             for n in v.notes { out += "  note: \(n)\n" }
@@ -165,7 +170,8 @@ public enum ReplayOutput {
             var suiteFailures = 0
             let className = "replay.session\(v.original)"
             for s in v.steps {
-                cases += "    <testcase classname=\"\(xml(className))\" name=\"\(xml(String(format2(s.ordinal + 1)) + " " + s.name))\" time=\"\(seconds(s.replayedLatency ?? 0))\">"
+                cases +=
+                    "    <testcase classname=\"\(xml(className))\" name=\"\(xml(String(format2(s.ordinal + 1)) + " " + s.name))\" time=\"\(seconds(s.replayedLatency ?? 0))\">"
                 if s.regression {
                     suiteFailures += 1
                     let message = s.differences.filter(\.regression).map { "\($0.what)\($0.path.map { " \($0)" } ?? ""): \($0.recorded) → \($0.replayed)" }

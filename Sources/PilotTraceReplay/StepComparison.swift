@@ -86,17 +86,25 @@ public struct StepComparison: Sendable {
             if let old, let new {
                 let code = old["code"].map(\.compact), newCode = new["code"].map(\.compact)
                 if code != newCode {
-                    r.differences.append(Difference(what: "code", path: "$.code", recorded: code ?? "absent", replayed: newCode ?? "absent",
-                                                    regression: true))
+                    r.differences.append(
+                        Difference(
+                            what: "code", path: "$.code", recorded: code ?? "absent", replayed: newCode ?? "absent",
+                            regression: true))
                 }
                 r.differences += JSONShape.differences(old, new, ignore: ignore, volatile: ignoreVolatile)
             } else if old != nil, new == nil {
-                r.differences.append(Difference(what: "shape", path: "$", recorded: "JSON", replayed: newBody.isEmpty ? "empty body" : "not JSON",
-                                                regression: true))
+                r.differences.append(
+                    Difference(
+                        what: "shape", path: "$", recorded: "JSON", replayed: newBody.isEmpty ? "empty body" : "not JSON",
+                        regression: true))
             }
         case let (.http(status, _, latency), .httpFailed(why)):
             r.recordedLatency = latency
-            if status != nil { missing(why) } else { r.differences.append(Difference(what: "error", recorded: "no response", replayed: why, regression: false)) }
+            if status != nil {
+                missing(why)
+            } else {
+                r.differences.append(Difference(what: "error", recorded: "no response", replayed: why, regression: false))
+            }
         case let (.connack(code, latency), .connack(newCode, newLatency)):
             (r.recordedLatency, r.replayedLatency) = (latency, newLatency)
             if let code, code != newCode {
@@ -120,17 +128,23 @@ public struct StepComparison: Sendable {
             case let (recorded?, reply?):
                 let old = try? JSONValue.parse(recorded.payload), new = try? JSONValue.parse(reply)
                 if let tid, new?["tid"].flatMap(ReplayPlan.string) != tid {
-                    r.differences.append(Difference(what: "tid", path: "$.tid", recorded: "echoed", replayed: new?["tid"]?.compact ?? "absent",
-                                                    regression: true))
+                    r.differences.append(
+                        Difference(
+                            what: "tid", path: "$.tid", recorded: "echoed", replayed: new?["tid"]?.compact ?? "absent",
+                            regression: true))
                 }
                 if let bid, old?["bid"] != nil || new?["bid"] != nil, new?["bid"].flatMap(ReplayPlan.string) != bid {
-                    r.differences.append(Difference(what: "bid", path: "$.bid", recorded: "echoed", replayed: new?["bid"]?.compact ?? "absent",
-                                                    regression: true))
+                    r.differences.append(
+                        Difference(
+                            what: "bid", path: "$.bid", recorded: "echoed", replayed: new?["bid"]?.compact ?? "absent",
+                            regression: true))
                 }
                 let result = old?["data"]?["result"]?.compact, newResult = new?["data"]?["result"]?.compact
                 if result != newResult {
-                    r.differences.append(Difference(what: "result", path: "$.data.result", recorded: result ?? "absent",
-                                                    replayed: newResult ?? "absent", regression: newResult != "0"))
+                    r.differences.append(
+                        Difference(
+                            what: "result", path: "$.data.result", recorded: result ?? "absent",
+                            replayed: newResult ?? "absent", regression: newResult != "0"))
                 }
                 if let old, let new { r.differences += JSONShape.differences(old, new, ignore: ignore, volatile: ignoreVolatile) }
             }
@@ -175,7 +189,9 @@ public struct JSONPathPattern: Sendable, Hashable, CustomStringConvertible {
             } else if s.hasPrefix("[") {
                 guard let close = s.firstIndex(of: "]") else { return nil }
                 let inner = s[s.index(after: s.startIndex)..<close]
-                if inner == "*" || inner.isEmpty || Int(inner) != nil { parts.append(.anyIndex) } else {
+                if inner == "*" || inner.isEmpty || Int(inner) != nil {
+                    parts.append(.anyIndex)
+                } else {
                     parts.append(.key(String(inner.trimmingQuotes)))
                 }
                 s = s[s.index(after: close)...]

@@ -53,8 +53,10 @@ public final class ReplayRunner {
     let record: Bool
 
     /// - Parameter record: Record and store the replay's own traffic (off: compare only, nothing is written).
-    public init(database: PilotTraceDatabase, target: ReplayTarget, options: ReplayOptions, concurrency: Int, toolVersion: String,
-                record: Bool = true) {
+    public init(
+        database: PilotTraceDatabase, target: ReplayTarget, options: ReplayOptions, concurrency: Int, toolVersion: String,
+        record: Bool = true
+    ) {
         self.database = database
         self.target = target
         self.options = options
@@ -79,19 +81,22 @@ public final class ReplayRunner {
     static func recorded(_ t: StoredSessionTraffic) -> RecordedSession {
         let exchanges = t.exchanges.compactMap { e -> RecordedExchange? in
             guard let method = e.method, let target = e.target, let time = e.requestTime else { return nil }
-            return RecordedExchange(connection: e.flowID, method: method, target: target,
-                                    headers: (e.requestHeaders ?? []).map { ($0.name, $0.value) }, body: Array(e.requestBody ?? Data()),
-                                    requestTime: time, status: e.status, responseBody: Array(e.responseBody ?? Data()), responseTime: e.responseTime)
+            return RecordedExchange(
+                connection: e.flowID, method: method, target: target,
+                headers: (e.requestHeaders ?? []).map { ($0.name, $0.value) }, body: Array(e.requestBody ?? Data()),
+                requestTime: time, status: e.status, responseBody: Array(e.responseBody ?? Data()), responseTime: e.responseTime)
         }
         let mqtt = t.mqtt.map { p in
-            RecordedMQTTPacket(connection: p.flowID, direction: p.direction == "to-server" ? .toServer : .toClient, time: p.time, type: p.type,
-                               version: p.version, overWebSocket: p.overWebSocket, topic: p.topic, payload: p.payload.map(Array.init), qos: p.qos,
-                               retain: p.retain ?? false, clientID: p.clientID, username: p.username, password: p.password.map(Array.init),
-                               keepAlive: p.keepAlive, returnCode: p.returnCode,
-                               filters: p.type == "SUBSCRIBE" ? RecordedMQTTPacket.filters(fromSummary: p.summary) : [])
+            RecordedMQTTPacket(
+                connection: p.flowID, direction: p.direction == "to-server" ? .toServer : .toClient, time: p.time, type: p.type,
+                version: p.version, overWebSocket: p.overWebSocket, topic: p.topic, payload: p.payload.map(Array.init), qos: p.qos,
+                retain: p.retain ?? false, clientID: p.clientID, username: p.username, password: p.password.map(Array.init),
+                keepAlive: p.keepAlive, returnCode: p.returnCode,
+                filters: p.type == "SUBSCRIBE" ? RecordedMQTTPacket.filters(fromSummary: p.summary) : [])
         }
-        return RecordedSession(id: t.session.id, gatewaySN: t.session.gatewaySN, start: t.session.startTime, exchanges: exchanges, mqtt: mqtt,
-                               findings: t.findings)
+        return RecordedSession(
+            id: t.session.id, gatewaySN: t.session.gatewaySN, start: t.session.startTime, exchanges: exchanges, mqtt: mqtt,
+            findings: t.findings)
     }
 
     /// Checks the target accepts connections (HTTP, and the broker when given and some plan uses MQTT).
@@ -111,11 +116,13 @@ public final class ReplayRunner {
             }
         }
         if loaded.contains(where: { !$0.plan.steps.filter { $0.kind == "http" }.isEmpty }),
-           let why = reachable(target.httpHost, target.httpPort) {
+            let why = reachable(target.httpHost, target.httpPort)
+        {
             throw ReplayError("the target http://\(target.hostHeader) does not answer (\(why)); nothing was replayed or stored")
         }
         if let (host, port) = target.mqtt, loaded.contains(where: { !$0.plan.steps.filter { $0.kind == "mqtt" }.isEmpty }),
-           let why = reachable(host, port) {
+            let why = reachable(host, port)
+        {
             throw ReplayError("the target broker \(host):\(port) does not answer (\(why)); nothing was replayed or stored")
         }
     }
@@ -176,10 +183,12 @@ public final class ReplayRunner {
                 latencies += steps.compactMap(\.replayedLatency)
                 var verdict = SessionVerdict(
                     original: item.plan.session, gatewaySN: item.plan.gatewaySN, steps: steps, originalFindings: item.traffic.findings,
-                    replayFindings: [], variables: item.plan.variables.map { v in
+                    replayFindings: [],
+                    variables: item.plan.variables.map { v in
                         let new = options.overrides[v.name] ?? run.bindings[v.name]
-                        return SessionVerdict.VariableUse(name: v.name, path: v.pathText, definedBy: v.definedBy, usedBy: v.usedBy,
-                                                          rewritten: new != nil && new != v.value, recorded: v.value, replayed: new)
+                        return SessionVerdict.VariableUse(
+                            name: v.name, path: v.pathText, definedBy: v.definedBy, usedBy: v.usedBy,
+                            rewritten: new != nil && new != v.value, recorded: v.value, replayed: new)
                     }, notes: item.plan.notes, duration: run.duration)
                 if record {
                     let stored = try store(slots.frames[i], end: ended, plan: item.plan, ordinal: i)
@@ -187,8 +196,9 @@ public final class ReplayRunner {
                     verdict.replayAnalysis = stored.analysis
                     verdict.replaySession = stored.session
                     verdict.replayFindings = stored.findings
-                    try database.recordReplay(analysisID: stored.analysis, sessionID: stored.session, originalSessionID: item.plan.session,
-                                              steps: steps.map(Self.row))
+                    try database.recordReplay(
+                        analysisID: stored.analysis, sessionID: stored.session, originalSessionID: item.plan.session,
+                        steps: steps.map(Self.row))
                 }
                 verdicts.append(verdict)
             }
@@ -197,16 +207,18 @@ public final class ReplayRunner {
             for id in created { _ = try? database.deleteAnalysis(id: id) }
             throw ReplayError("cannot store the replay: \(error)")
         }
-        return ReplayReport(verdicts: verdicts, replaySeconds: replaySeconds, storeSeconds: Date().timeIntervalSince(storeStarted),
-                            stepLatencies: latencies)
+        return ReplayReport(
+            verdicts: verdicts, replaySeconds: replaySeconds, storeSeconds: Date().timeIntervalSince(storeStarted),
+            stepLatencies: latencies)
     }
 
     static func row(_ s: StepResult) -> ReplayStepRow {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let differences = (try? encoder.encode(s.differences)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
-        return ReplayStepRow(ordinal: s.ordinal, kind: s.kind, name: s.name, outcome: s.outcome.rawValue, regression: s.regression,
-                             recordedLatency: s.recordedLatency, replayedLatency: s.replayedLatency, differencesJSON: differences)
+        return ReplayStepRow(
+            ordinal: s.ordinal, kind: s.kind, name: s.name, outcome: s.outcome.rawValue, regression: s.regression,
+            recordedLatency: s.recordedLatency, replayedLatency: s.replayedLatency, differencesJSON: differences)
     }
 
     let runStamp: String = {
@@ -217,7 +229,9 @@ public final class ReplayRunner {
 
     /// Runs one replay's frames through the live analysis as their own analysis (source `replay`) and picks the
     /// replayed device's session.
-    func store(_ frames: [(time: Timestamp, bytes: [UInt8])], end: Date, plan: ReplayPlan, ordinal: Int) throws
+    func store(
+        _ frames: [(time: Timestamp, bytes: [UInt8])], end: Date, plan: ReplayPlan, ordinal: Int
+    ) throws
         -> (analysis: Int64, session: Int64?, findings: [String])
     {
         let key = "replay:\(plan.session):\(runStamp):\(ProcessInfo.processInfo.processIdentifier):\(ordinal)"
@@ -232,7 +246,8 @@ public final class ReplayRunner {
         let clientID: String? = plan.steps.lazy.compactMap { step -> String? in
             if case .connect(_, let id, _, _, _, _, _) = step.action { return id } else { return nil }
         }.first
-        let chosen = report.sessions.first { $0.session.mqttClientID != nil && $0.session.mqttClientID == clientID }
+        let chosen =
+            report.sessions.first { $0.session.mqttClientID != nil && $0.session.mqttClientID == clientID }
             ?? report.sessions.first { $0.session.gatewaySN != nil && $0.session.gatewaySN == plan.gatewaySN }
             ?? report.sessions.first
         let findings = report.deviations.filter { chosen != nil && $0.session == chosen!.session.number }.map(\.rule.id)

@@ -153,8 +153,9 @@ final class SessionReplayer: @unchecked Sendable {
                 }
                 do {
                     let relay = try MQTTRelay(group: group, targetHost: host, targetPort: port, recorder: recorder)
-                    let client = try MQTTClient(clientID: clientID, version: version == "5.0" ? .v5 : .v311, username: username,
-                                                password: password.map { String(decoding: $0, as: UTF8.self) })
+                    let client = try MQTTClient(
+                        clientID: clientID, version: version == "5.0" ? .v5 : .v311, username: username,
+                        password: password.map { String(decoding: $0, as: UTF8.self) })
                     let t0 = Date()
                     do {
                         let code = try client.connect(host: "127.0.0.1", port: relay.port, keepAlive: keepAlive, timeout: options.replyTimeout)
@@ -175,7 +176,9 @@ final class SessionReplayer: @unchecked Sendable {
                 guard let connection = mqtt[c], !refused.contains(c) else { observations[step.ordinal] = .notRun("no MQTT connection"); continue }
                 var ok = true
                 for qos in Set(filters.map(\.1)).sorted() {
-                    do { try connection.client.subscribe(filters.filter { $0.1 == qos }.map(\.0), qos: qos, timeout: options.replyTimeout) } catch { ok = false }
+                    do { try connection.client.subscribe(filters.filter { $0.1 == qos }.map(\.0), qos: qos, timeout: options.replyTimeout) } catch {
+                        ok = false
+                    }
                 }
                 observations[step.ordinal] = .subscribed(ok: ok)
             case let .publish(c, topic, payload, qos, _):
@@ -192,8 +195,9 @@ final class SessionReplayer: @unchecked Sendable {
                             let json = try? JSONValue.parse(m.payload)
                             return json?["tid"] == .string(tid)
                         }
-                        observations[step.ordinal] = .published(tid: prepared.tid, bid: prepared.bid, reply: reply?.payload,
-                                                                latency: reply.map { _ in Date().timeIntervalSince(t0) })
+                        observations[step.ordinal] = .published(
+                            tid: prepared.tid, bid: prepared.bid, reply: reply?.payload,
+                            latency: reply.map { _ in Date().timeIntervalSince(t0) })
                     } else {
                         observations[step.ordinal] = .published(tid: prepared.tid, bid: prepared.bid, reply: nil, latency: nil)
                         connection.unawaited.append((step.ordinal, prepared.tid, prepared.bid))

@@ -86,8 +86,10 @@ public enum ReportLoader {
             var involved = [r.analysisID]
             for p in parts[r.id] ?? [] where !involved.contains(p.analysisID) { involved.append(p.analysisID) }
             for a in involved where cache[a] == nil {
-                cache[a] = (try db.flows(analysisID: a), try db.httpExchanges(analysisID: a), try db.mqttPackets(analysisID: a),
-                            try db.captures(analysisID: a))
+                cache[a] = (
+                    try db.flows(analysisID: a), try db.httpExchanges(analysisID: a), try db.mqttPackets(analysisID: a),
+                    try db.captures(analysisID: a)
+                )
             }
             var data = cache[r.analysisID]!
             for a in involved.dropFirst() {
@@ -104,8 +106,10 @@ public enum ReportLoader {
         return ReportDocument(database: db.path, sessions: out)
     }
 
-    static func build(_ r: SessionRow, _ events: [TimelineEventRow], _ deviations: [DeviationRow], _ flows: [FlowRow],
-                      _ http: [HTTPExchangeRow], _ mqtt: [MQTTPacketRow], _ captures: [CaptureRow], showSecrets: Bool) -> ReportSession {
+    static func build(
+        _ r: SessionRow, _ events: [TimelineEventRow], _ deviations: [DeviationRow], _ flows: [FlowRow],
+        _ http: [HTTPExchangeRow], _ mqtt: [MQTTPacketRow], _ captures: [CaptureRow], showSecrets: Bool
+    ) -> ReportSession {
         let sessionFlows = Set(events.compactMap(\.flowID))
         let flowByID = Dictionary(uniqueKeysWithValues: flows.map { ($0.id, $0) })
         let deviceFlows = sessionFlows.filter { flowByID[$0]?.protocol == "mqtt" }
@@ -125,29 +129,35 @@ public enum ReportLoader {
             let requestFrames = FramePlace(ordinal: x.captureOrdinal, first: x.requestFirstFrame, last: x.requestLastFrame, analysisID: x.analysisID)
             let responseFrames = FramePlace(ordinal: x.captureOrdinal, first: x.responseFirstFrame, last: x.responseLastFrame, analysisID: x.analysisID)
             if let t = x.requestTime {
-                var a = Arrow(time: t, lastTime: t, from: .pilot, to: .cloud, label: "\(x.method ?? "?") \(target)", count: 1, kind: "http",
-                              messageID: x.id, phase: phaseOf[anchor], ok: true, findings: findingsOf[anchor] ?? [])
+                var a = Arrow(
+                    time: t, lastTime: t, from: .pilot, to: .cloud, label: "\(x.method ?? "?") \(target)", count: 1, kind: "http",
+                    messageID: x.id, phase: phaseOf[anchor], ok: true, findings: findingsOf[anchor] ?? [])
                 a.frames = requestFrames
                 arrows.append(a)
             }
             if let t = x.responseTime, let status = x.status {
                 let code = x.responseJSON.flatMap { try? JSONValue.parse($0) }?["code"]?.int64Value
                 let ok = (200..<400).contains(status) && (code ?? 0) == 0
-                var a = Arrow(time: t, lastTime: t, from: .cloud, to: .pilot, label: "\(status)\(code.map { " code \($0)" } ?? "")",
-                              count: 1, kind: "http", messageID: x.id, phase: phaseOf[anchor], ok: ok,
-                              findings: x.requestTime == nil ? findingsOf[anchor] ?? [] : [])
+                var a = Arrow(
+                    time: t, lastTime: t, from: .cloud, to: .pilot, label: "\(status)\(code.map { " code \($0)" } ?? "")",
+                    count: 1, kind: "http", messageID: x.id, phase: phaseOf[anchor], ok: ok,
+                    findings: x.requestTime == nil ? findingsOf[anchor] ?? [] : [])
                 a.frames = responseFrames
                 arrows.append(a)
             }
-            details.append(MessageDetail(anchor: anchor, time: x.requestTime ?? x.responseTime ?? start,
-                                         title: "HTTP \(x.method ?? "") \(target) → \(x.status.map(String.init) ?? "no response")",
-                                         text: httpText(x, showSecrets: showSecrets),
-                                         frames: FramePlace(ordinal: x.captureOrdinal, first: requestFrames.first ?? responseFrames.first,
-                                                            last: responseFrames.last ?? requestFrames.last, analysisID: x.analysisID)))
+            details.append(
+                MessageDetail(
+                    anchor: anchor, time: x.requestTime ?? x.responseTime ?? start,
+                    title: "HTTP \(x.method ?? "") \(target) → \(x.status.map(String.init) ?? "no response")",
+                    text: httpText(x, showSecrets: showSecrets),
+                    frames: FramePlace(
+                        ordinal: x.captureOrdinal, first: requestFrames.first ?? responseFrames.first,
+                        last: responseFrames.last ?? requestFrames.last, analysisID: x.analysisID)))
         }
         for p in mqtt {
             let device = deviceFlows.contains(p.flowID)
-            let cloud = cloudFlows.contains(p.flowID) && p.time >= start - 1 && p.time <= end + 1
+            let cloud =
+                cloudFlows.contains(p.flowID) && p.time >= start - 1 && p.time <= end + 1
                 && (p.topic.map { t in serials.contains { t.contains("/\($0)/") } } ?? false)
             guard device || cloud else { continue }
             let anchor = "mqtt-\(p.id)"
@@ -174,16 +184,19 @@ public enum ReportLoader {
                 }
             }
             if !merged {
-                var a = Arrow(time: p.time, lastTime: p.time, from: from, to: to, label: label, count: 1, kind: "mqtt", messageID: p.id,
-                              phase: phaseOf[anchor], ok: ok, findings: findingsOf[anchor] ?? [])
+                var a = Arrow(
+                    time: p.time, lastTime: p.time, from: from, to: to, label: label, count: 1, kind: "mqtt", messageID: p.id,
+                    phase: phaseOf[anchor], ok: ok, findings: findingsOf[anchor] ?? [])
                 a.telemetry = telemetry
                 a.frames = FramePlace(ordinal: p.captureOrdinal, first: p.firstFrame, last: p.lastFrame, analysisID: p.analysisID)
                 arrows.append(a)
             }
             if !merged {
-                details.append(MessageDetail(anchor: anchor, time: p.time, title: "MQTT \(p.direction == "to-server" ? "→" : "←") \(p.summary)",
-                                             text: mqttText(p, showSecrets: showSecrets),
-                                             frames: FramePlace(ordinal: p.captureOrdinal, first: p.firstFrame, last: p.lastFrame, analysisID: p.analysisID)))
+                details.append(
+                    MessageDetail(
+                        anchor: anchor, time: p.time, title: "MQTT \(p.direction == "to-server" ? "→" : "←") \(p.summary)",
+                        text: mqttText(p, showSecrets: showSecrets),
+                        frames: FramePlace(ordinal: p.captureOrdinal, first: p.firstFrame, last: p.lastFrame, analysisID: p.analysisID)))
             }
         }
         arrows.sort { ($0.time, $0.kind == "http" && $0.from == .cloud ? 1 : 0) < ($1.time, $1.kind == "http" && $1.from == .cloud ? 1 : 0) }

@@ -15,7 +15,8 @@ public enum MarkdownReport {
                 let n = s.deviations.filter { $0.severity == sev }.count
                 return n == 0 ? nil : "\(n) \(sev)"
             }.joined(separator: ", ")
-            out += "| #\(s.row.id) | \(md(s.row.gatewaySN ?? "unknown")) | \(s.row.state) | \(md(ReportText.verdict(s))) | \(counts.isEmpty ? "none" : counts) |\n"
+            out +=
+                "| #\(s.row.id) | \(md(s.row.gatewaySN ?? "unknown")) | \(s.row.state) | \(md(ReportText.verdict(s))) | \(counts.isEmpty ? "none" : counts) |\n"
         }
         for s in doc.sessions {
             let r = s.row
@@ -38,14 +39,16 @@ public enum MarkdownReport {
             out += "\n### Timeline\n\nFrames are Wireshark's `frame.number` (display filter `frame.number == N`).\n\n"
             out += "| time | phase | step | ok | latency | frames |\n|---|---|---|---|---|---|\n"
             for e in s.events {
-                out += "| \(ReportText.stamp(e.time, dated: ReportText.dated(s))) | \(e.phase) | \(e.step) | \(e.ok ? "ok" : "**FAILED**") | \(e.latency.map { String(format: "%.1f ms", $0 * 1000) } ?? "") | \(md(FramePlace(e).text(s.captures))) |\n"
+                out +=
+                    "| \(ReportText.stamp(e.time, dated: ReportText.dated(s))) | \(e.phase) | \(e.step) | \(e.ok ? "ok" : "**FAILED**") | \(e.latency.map { String(format: "%.1f ms", $0 * 1000) } ?? "") | \(md(FramePlace(e).text(s.captures))) |\n"
             }
             out += "\n### Findings\n\n"
             if s.deviations.isEmpty { out += "None.\n" }
             for sev in ReportText.severities {
                 for d in s.deviations where d.severity == sev {
                     let frames = md(FramePlace(d).text(s.captures))
-                    out += "- **\(sev.uppercased())** `\(d.ruleID)` at \(d.time.map { ReportText.stamp($0, dated: ReportText.dated(s)) } ?? "?")\(frames.isEmpty ? "" : " (\(frames))"): \(md(d.title))"
+                    out +=
+                        "- **\(sev.uppercased())** `\(d.ruleID)` at \(d.time.map { ReportText.stamp($0, dated: ReportText.dated(s)) } ?? "?")\(frames.isEmpty ? "" : " (\(frames))"): \(md(d.title))"
                     if let rule = ReportText.rule(d.ruleID) { out += "  \n  \(rule.explanation) _Basis: \(rule.basis)_" }
                     out += "\n"
                 }
@@ -97,33 +100,47 @@ public enum JSONReport {
             let r = s.row
             var extra: [String: Any] = [:]
             if let a = s.analysis, a.isUnfinished || sites.count > 1 { extra["analysis"] = ReportText.analysisJSON(a) }
-            return with(extra, [
-                "id": r.id, "gateway_sn": r.gatewaySN as Any? ?? NSNull(), "state": r.state, "client": r.client as Any? ?? NSNull(),
-                "gateway_model": r.gatewayModel as Any? ?? NSNull(), "gateway_model_name": r.gatewayModelName as Any? ?? NSNull(),
-                "mqtt_client_id": r.mqttClientID as Any? ?? NSNull(), "mqtt_username": r.mqttUsername as Any? ?? NSNull(),
-                "aircraft_sns": r.aircraftSNs, "verdict": ReportText.verdict(s), "replay_of": r.replayOf as Any? ?? NSNull(),
-                "replay_steps": s.replaySteps.map { step -> [String: Any] in
-                    ["ordinal": step.ordinal, "kind": step.kind, "name": step.name, "outcome": step.outcome, "regression": step.regression,
-                     "recorded_latency": step.recordedLatency as Any? ?? NSNull(), "replayed_latency": step.replayedLatency as Any? ?? NSNull(),
-                     "differences": (try? JSONSerialization.jsonObject(with: Data(step.differencesJSON.utf8))) ?? []]
-                },
-                "events": s.events.map { e -> [String: Any] in
-                    with(["phase": e.phase, "step": e.step, "ok": e.ok, "latency": e.latency as Any? ?? NSNull(),
-                          "detail": TimeText.presentingTimes((try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) ?? [:])],
-                         TimeText.json("time", e.time), FramePlace(e).json(s.captures))
-                },
-                "deviations": s.deviations.map { d -> [String: Any] in
-                    with(["id": d.id ?? 0, "session": d.sessionID as Any? ?? NSNull(), "rule": d.ruleID, "severity": d.severity,
-                          "message": d.title, "evidence": TimeText.presentingTimes((try? JSONSerialization.jsonObject(with: Data(d.evidenceJSON.utf8))) ?? [:])],
-                         TimeText.json("time", d.time), FramePlace(d).json(s.captures))
-                },
-                "messages": s.arrows.map { a -> [String: Any] in
-                    with(["from": ["pilot", "broker", "cloud"][a.from.rawValue], "to": ["pilot", "broker", "cloud"][a.to.rawValue],
-                          "label": a.label, "count": a.count, "ok": a.ok, "kind": a.kind, "message_id": a.messageID,
-                          "phase": a.phase as Any? ?? NSNull(), "findings": a.findings.map(\.ruleID)],
-                         TimeText.json("time", a.time), a.frames.json(s.captures))
-                },
-            ], TimeText.json("start", r.startTime), TimeText.json("end", r.endTime))
+            return with(
+                extra,
+                [
+                    "id": r.id, "gateway_sn": r.gatewaySN as Any? ?? NSNull(), "state": r.state, "client": r.client as Any? ?? NSNull(),
+                    "gateway_model": r.gatewayModel as Any? ?? NSNull(), "gateway_model_name": r.gatewayModelName as Any? ?? NSNull(),
+                    "mqtt_client_id": r.mqttClientID as Any? ?? NSNull(), "mqtt_username": r.mqttUsername as Any? ?? NSNull(),
+                    "aircraft_sns": r.aircraftSNs, "verdict": ReportText.verdict(s), "replay_of": r.replayOf as Any? ?? NSNull(),
+                    "replay_steps": s.replaySteps.map { step -> [String: Any] in
+                        [
+                            "ordinal": step.ordinal, "kind": step.kind, "name": step.name, "outcome": step.outcome, "regression": step.regression,
+                            "recorded_latency": step.recordedLatency as Any? ?? NSNull(), "replayed_latency": step.replayedLatency as Any? ?? NSNull(),
+                            "differences": (try? JSONSerialization.jsonObject(with: Data(step.differencesJSON.utf8))) ?? [],
+                        ]
+                    },
+                    "events": s.events.map { e -> [String: Any] in
+                        with(
+                            [
+                                "phase": e.phase, "step": e.step, "ok": e.ok, "latency": e.latency as Any? ?? NSNull(),
+                                "detail": TimeText.presentingTimes((try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) ?? [:]),
+                            ],
+                            TimeText.json("time", e.time), FramePlace(e).json(s.captures))
+                    },
+                    "deviations": s.deviations.map { d -> [String: Any] in
+                        with(
+                            [
+                                "id": d.id ?? 0, "session": d.sessionID as Any? ?? NSNull(), "rule": d.ruleID, "severity": d.severity,
+                                "message": d.title,
+                                "evidence": TimeText.presentingTimes((try? JSONSerialization.jsonObject(with: Data(d.evidenceJSON.utf8))) ?? [:]),
+                            ],
+                            TimeText.json("time", d.time), FramePlace(d).json(s.captures))
+                    },
+                    "messages": s.arrows.map { a -> [String: Any] in
+                        with(
+                            [
+                                "from": ["pilot", "broker", "cloud"][a.from.rawValue], "to": ["pilot", "broker", "cloud"][a.to.rawValue],
+                                "label": a.label, "count": a.count, "ok": a.ok, "kind": a.kind, "message_id": a.messageID,
+                                "phase": a.phase as Any? ?? NSNull(), "findings": a.findings.map(\.ruleID),
+                            ],
+                            TimeText.json("time", a.time), a.frames.json(s.captures))
+                    },
+                ], TimeText.json("start", r.startTime), TimeText.json("end", r.endTime))
         }
         let data = try JSONSerialization.data(withJSONObject: ["sessions": sessions], options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         return String(decoding: data, as: UTF8.self) + "\n"

@@ -25,8 +25,9 @@ public protocol AnalysisRecorder: AnyObject, Sendable {
     /// The id a session stored under `key` has; nil when none (not written yet, or nothing is stored).
     func sessionID(key: Int) -> Int64?
     func flush() throws
-    func finish(frames: Int, frameBytes: Int, firstTime: Double?, lastTime: Double?, countersJSON: String?,
-                stop: AnalysisWriter.Stop) throws
+    func finish(
+        frames: Int, frameBytes: Int, firstTime: Double?, lastTime: Double?, countersJSON: String?,
+        stop: AnalysisWriter.Stop) throws
     /// Joins sessions with other capture points' (``PilotTraceDatabase/stitchSessions(analysisID:)``); the joins made.
     func stitch() throws -> Int
 }
@@ -67,7 +68,9 @@ public final class DiscardingRecorder: AnalysisRecorder, @unchecked Sendable {
     public func keepSessions(keys: Set<Int>) throws {}
     public func sessionID(key: Int) -> Int64? { nil }
     public func flush() throws {}
-    public func finish(frames: Int, frameBytes: Int, firstTime: Double?, lastTime: Double?, countersJSON: String?,
-                       stop: AnalysisWriter.Stop) throws {}
+    public func finish(
+        frames: Int, frameBytes: Int, firstTime: Double?, lastTime: Double?, countersJSON: String?,
+        stop: AnalysisWriter.Stop
+    ) throws {}
     public func stitch() throws -> Int { 0 }
 }

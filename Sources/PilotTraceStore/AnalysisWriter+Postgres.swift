@@ -18,8 +18,9 @@ extension AnalysisWriter.Batch {
         // Sessions: new ones in one INSERT … RETURNING id (ids in row order), stored ones updated in place.
         func id(_ key: Int) -> Int64? { outcome.assigned[key] ?? known[key] }
         let fresh = sessions.filter { id($0.key) == nil }
-        let ids = try link.insert(table: "sessions", columns: RowInserts.sessionColumns, rows: fresh.map { RowInserts.sessionArguments($0.row) },
-                                  returning: "id")
+        let ids = try link.insert(
+            table: "sessions", columns: RowInserts.sessionColumns, rows: fresh.map { RowInserts.sessionArguments($0.row) },
+            returning: "id")
         for (entry, sessionID) in zip(fresh, ids) { outcome.assigned[entry.key] = sessionID }
         let inserted = Set(fresh.map(\.key))
         var events: [TimelineEventRow] = [], findings: [DeviationRow] = []
@@ -49,11 +50,13 @@ extension AnalysisWriter.Batch {
         }
         if let replacement = self.findings {
             try tx.execute("DELETE FROM deviations WHERE analysis_id = ?", [.integer(analysisID)])
-            try Self.copy(link, table: "deviations", replacement.map { key, row in
-                var row = row
-                row.sessionID = key.flatMap(id)
-                return row
-            }, generatedID: true)
+            try Self.copy(
+                link, table: "deviations",
+                replacement.map { key, row in
+                    var row = row
+                    row.sessionID = key.flatMap(id)
+                    return row
+                }, generatedID: true)
         }
         return outcome
     }
@@ -91,7 +94,8 @@ extension AnalysisWriter.Batch {
         var start = 0
         while start < values.count {
             let chunk = values[start..<min(values.count, start + perStatement)]
-            let sql = "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES "
+            let sql =
+                "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES "
                 + Array(repeating: tuple, count: chunk.count).joined(separator: ", ")
                 + " ON CONFLICT (id) DO UPDATE SET \(updates)"
             try link.execute(sql, Array(chunk.joined()))

@@ -143,8 +143,9 @@ public final class AnalysisWriter: @unchecked Sendable {
         try add {
             var session = row.stamped($0.analysisID)
             session.id = 0
-            let entry = Batch.SessionEntry(key: key, row: session, timeline: timeline.map { $0.stamped(self.analysisID) },
-                                           findings: findings?.map { $0.stamped(self.analysisID) })
+            let entry = Batch.SessionEntry(
+                key: key, row: session, timeline: timeline.map { $0.stamped(self.analysisID) },
+                findings: findings?.map { $0.stamped(self.analysisID) })
             if let i = $0.batch.sessionIndex[key] {
                 $0.batch.sessions[i] = entry
             } else {
@@ -209,15 +210,18 @@ public final class AnalysisWriter: @unchecked Sendable {
     ///   - lastTime: The last one.
     ///   - countersJSON: Run counters, a JSON object as text.
     ///   - stop: How the analysis ended.
-    public func finish(frames: Int, frameBytes: Int, firstTime: Double?, lastTime: Double?, countersJSON: String?,
-                       stop: Stop = .complete) throws {
+    public func finish(
+        frames: Int, frameBytes: Int, firstTime: Double?, lastTime: Double?, countersJSON: String?,
+        stop: Stop = .complete
+    ) throws {
         try lock.withLock {
             try checkOpenLocked()
             try flushLocked()
-            let (state, reason): (String, String?) = switch stop {
-            case .complete: ("complete", nil)
-            case .interrupted(let why): ("interrupted", why)
-            }
+            let (state, reason): (String, String?) =
+                switch stop {
+                case .complete: ("complete", nil)
+                case .interrupted(let why): ("interrupted", why)
+                }
             do {
                 try database.write { tx in
                     try tx.execute(
@@ -225,8 +229,10 @@ public final class AnalysisWriter: @unchecked Sendable {
                         UPDATE analyses SET frames = ?, frame_bytes = ?, first_time = ?, last_time = ?, counters_json = ?,
                         state = ?, stop_reason = ?, finished_at = ? WHERE id = ?
                         """,
-                        [SQLValue(frames), SQLValue(frameBytes), SQLValue(firstTime), SQLValue(lastTime), SQLValue(countersJSON),
-                         .text(state), SQLValue(reason), .text(PilotTraceDatabase.timestamp(Date())), .integer(analysisID)])
+                        [
+                            SQLValue(frames), SQLValue(frameBytes), SQLValue(firstTime), SQLValue(lastTime), SQLValue(countersJSON),
+                            .text(state), SQLValue(reason), .text(PilotTraceDatabase.timestamp(Date())), .integer(analysisID),
+                        ])
                 }
             } catch {
                 throw PilotTraceStoreError(
@@ -348,9 +354,10 @@ public final class AnalysisWriter: @unchecked Sendable {
                     return .success(try link.transaction { try batch.write(link, analysisID: analysisID, known: known) })
                 }
             } catch {
-                return .failure(PilotTraceStoreError(
-                    kind: .writeFailed, path: database.path,
-                    message: "cannot write \(batch.count) rows of analysis \(analysisID): \(PilotTraceDatabase.reason(error))"))
+                return .failure(
+                    PilotTraceStoreError(
+                        kind: .writeFailed, path: database.path,
+                        message: "cannot write \(batch.count) rows of analysis \(analysisID): \(PilotTraceDatabase.reason(error))"))
             }
         }
         if wait || !background {

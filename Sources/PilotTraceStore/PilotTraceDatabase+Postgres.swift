@@ -40,9 +40,10 @@ extension PilotTraceDatabase {
                 kind: .notAPilotTraceDatabase, path: location.redacted,
                 message: "is a PostgreSQL database that pilottrace did not create (it has tables but no pilottrace schema); give another --db")
         }
-        let applied = Set(try link.query("SELECT name FROM pilottrace_migrations").compactMap { row -> String? in
-            if case .text(let name) = row["name"] { name } else { nil }
-        })
+        let applied = Set(
+            try link.query("SELECT name FROM pilottrace_migrations").compactMap { row -> String? in
+                if case .text(let name) = row["name"] { name } else { nil }
+            })
         let known = Set(PostgresSchema.migrationNames)
         if !applied.isSubset(of: known) {
             throw PilotTraceStoreError(

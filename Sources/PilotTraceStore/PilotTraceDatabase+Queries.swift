@@ -55,8 +55,10 @@ extension PilotTraceDatabase {
 
     /// Rows per table for one analysis, in one query.
     public func counts(analysisID: Int64) throws -> AnalysisCounts {
-        let tables = ["captures", "flows", "http_exchanges", "websocket_messages", "mqtt_packets", "sessions",
-                      "timeline_events", "deviations"]
+        let tables = [
+            "captures", "flows", "http_exchanges", "websocket_messages", "mqtt_packets", "sessions",
+            "timeline_events", "deviations",
+        ]
         let sql = "SELECT " + tables.map { "(SELECT count(*) FROM \($0) WHERE analysis_id = ?) AS \($0)" }.joined(separator: ", ")
         guard let row = try read({ try $0.rows(sql, Array(repeating: .integer(analysisID), count: tables.count)) }).first else {
             return AnalysisCounts()
@@ -76,22 +78,25 @@ extension PilotTraceDatabase {
 
     /// An analysis's HTTP exchanges, by connection then sequence.
     public func httpExchanges(analysisID: Int64) throws -> [HTTPExchangeRow] {
-        try fetch(HTTPExchangeRow.self, "SELECT * FROM http_exchanges WHERE analysis_id = ? ORDER BY flow_id, sequence, id",
-                  [.integer(analysisID)])
+        try fetch(
+            HTTPExchangeRow.self, "SELECT * FROM http_exchanges WHERE analysis_id = ? ORDER BY flow_id, sequence, id",
+            [.integer(analysisID)])
     }
 
     /// An analysis's WebSocket messages, by time.
     public func webSocketMessages(analysisID: Int64) throws -> [WebSocketMessageRow] {
-        try fetch(WebSocketMessageRow.self, "SELECT * FROM websocket_messages WHERE analysis_id = ? ORDER BY time, id",
-                  [.integer(analysisID)])
+        try fetch(
+            WebSocketMessageRow.self, "SELECT * FROM websocket_messages WHERE analysis_id = ? ORDER BY time, id",
+            [.integer(analysisID)])
     }
 
     /// An analysis's MQTT packets, by time; only those on `topic` when given. Passwords are as captured: mask them
     /// (``MQTTPacketRow/maskedPassword``) before showing.
     public func mqttPackets(analysisID: Int64, topic: String? = nil) throws -> [MQTTPacketRow] {
         if let topic {
-            return try fetch(MQTTPacketRow.self, "SELECT * FROM mqtt_packets WHERE topic = ? AND analysis_id = ? ORDER BY time, id",
-                             [.text(topic), .integer(analysisID)])
+            return try fetch(
+                MQTTPacketRow.self, "SELECT * FROM mqtt_packets WHERE topic = ? AND analysis_id = ? ORDER BY time, id",
+                [.text(topic), .integer(analysisID)])
         }
         return try fetch(MQTTPacketRow.self, "SELECT * FROM mqtt_packets WHERE analysis_id = ? ORDER BY time, id", [.integer(analysisID)])
     }
@@ -101,12 +106,14 @@ extension PilotTraceDatabase {
     /// Sessions by start time (then id), of one analysis or of all. A session recorded at several capture points is
     /// listed once: its parts (``SessionRow/partOf``) are not listed on their own, and its start and end span them.
     public func sessions(analysisID: Int64? = nil) throws -> [SessionRow] {
-        let rows = if let analysisID {
-            try fetch(SessionRow.self, "SELECT * FROM sessions WHERE analysis_id = ? AND part_of IS NULL ORDER BY start_time, id",
-                      [.integer(analysisID)])
-        } else {
-            try fetch(SessionRow.self, "SELECT * FROM sessions WHERE part_of IS NULL ORDER BY start_time, id")
-        }
+        let rows =
+            if let analysisID {
+                try fetch(
+                    SessionRow.self, "SELECT * FROM sessions WHERE analysis_id = ? AND part_of IS NULL ORDER BY start_time, id",
+                    [.integer(analysisID)])
+            } else {
+                try fetch(SessionRow.self, "SELECT * FROM sessions WHERE part_of IS NULL ORDER BY start_time, id")
+            }
         return try spanningParts(rows)
     }
 
@@ -153,7 +160,9 @@ extension PilotTraceDatabase {
         for id in sessionIDs { result[id] = [] }
         guard !sessionIDs.isEmpty else { return result }
         let owner = try owners(sessionIDs)
-        let events = try fetch(TimelineEventRow.self, """
+        let events = try fetch(
+            TimelineEventRow.self,
+            """
             SELECT * FROM timeline_events WHERE session_id IN (\(Self.idList(Array(owner.keys))))
             ORDER BY session_id, ordinal, id
             """)

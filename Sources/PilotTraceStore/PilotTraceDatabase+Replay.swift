@@ -22,8 +22,10 @@ public struct ReplayStepRow: Codable, Sendable, Hashable {
     /// JSON array of `{what, path, recorded, replayed, regression}`.
     public var differencesJSON: String
 
-    public init(ordinal: Int, kind: String, name: String, outcome: String, regression: Bool, recordedLatency: Double?,
-                replayedLatency: Double?, differencesJSON: String) {
+    public init(
+        ordinal: Int, kind: String, name: String, outcome: String, regression: Bool, recordedLatency: Double?,
+        replayedLatency: Double?, differencesJSON: String
+    ) {
         analysisID = 0
         self.ordinal = ordinal
         self.kind = kind
@@ -71,9 +73,14 @@ extension PilotTraceDatabase {
             let timeline = try tx.fetch(
                 TimelineEventRow.self, "SELECT * FROM timeline_events WHERE session_id = ? ORDER BY ordinal, id", [.integer(sessionID)])
             let flows = Self.idList(Array(Set(timeline.compactMap(\.flowID))).sorted())
-            let exchanges = flows.isEmpty ? [] : try tx.fetch(HTTPExchangeRow.self, """
-                SELECT * FROM http_exchanges WHERE flow_id IN (\(flows)) ORDER BY coalesce(request_time, response_time), id
-                """)
+            let exchanges =
+                flows.isEmpty
+                ? []
+                : try tx.fetch(
+                    HTTPExchangeRow.self,
+                    """
+                    SELECT * FROM http_exchanges WHERE flow_id IN (\(flows)) ORDER BY coalesce(request_time, response_time), id
+                    """)
             let mqtt = flows.isEmpty ? [] : try tx.fetch(MQTTPacketRow.self, "SELECT * FROM mqtt_packets WHERE flow_id IN (\(flows)) ORDER BY time, id")
             let findings = try tx.rows("SELECT rule_id FROM deviations WHERE session_id = ? ORDER BY time NULLS FIRST, id", [.integer(sessionID)])
                 .compactMap { row -> String? in if case .text(let rule) = row["rule_id"] { rule } else { nil } }
@@ -83,7 +90,9 @@ extension PilotTraceDatabase {
 
     /// The sessions a `replay --all` re-drives: every session not itself a replay, by start time.
     public func replayableSessions() throws -> [SessionRow] {
-        try fetch(SessionRow.self, """
+        try fetch(
+            SessionRow.self,
+            """
             SELECT s.* FROM sessions s JOIN analyses a ON a.id = s.analysis_id
             WHERE a.source <> 'replay' ORDER BY s.start_time, s.id
             """)
@@ -97,13 +106,17 @@ extension PilotTraceDatabase {
                     try tx.execute("UPDATE sessions SET replay_of = ? WHERE id = ?", [.integer(originalSessionID), .integer(sessionID)])
                 }
                 for row in steps {
-                    try tx.execute("""
+                    try tx.execute(
+                        """
                         INSERT INTO replay_steps (analysis_id, session_id, original_session_id, ordinal, kind, name, outcome, regression,
                           recorded_latency, replayed_latency, differences_json)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, [.integer(analysisID), SQLValue(sessionID), .integer(originalSessionID), SQLValue(row.ordinal), .text(row.kind),
-                              .text(row.name), .text(row.outcome), SQLValue(row.regression), SQLValue(row.recordedLatency),
-                              SQLValue(row.replayedLatency), .text(row.differencesJSON)])
+                        """,
+                        [
+                            .integer(analysisID), SQLValue(sessionID), .integer(originalSessionID), SQLValue(row.ordinal), .text(row.kind),
+                            .text(row.name), .text(row.outcome), SQLValue(row.regression), SQLValue(row.recordedLatency),
+                            SQLValue(row.replayedLatency), .text(row.differencesJSON),
+                        ])
                 }
             }
         } catch let error as PilotTraceStoreError {

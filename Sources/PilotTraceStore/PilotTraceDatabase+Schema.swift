@@ -97,8 +97,9 @@ extension PilotTraceDatabase {
         try db.execute(sql: "PRAGMA writable_schema = ON")
         defer { try? db.execute(sql: "PRAGMA writable_schema = OFF") }
         for rewrite in schemaV5Rewrites {
-            try db.execute(sql: "UPDATE sqlite_schema SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = ? AND instr(sql, ?) > 0",
-                           arguments: [rewrite.check, comparisons(rewrite.check), rewrite.table, rewrite.check])
+            try db.execute(
+                sql: "UPDATE sqlite_schema SET sql = replace(sql, ?, ?) WHERE type = 'table' AND name = ? AND instr(sql, ?) > 0",
+                arguments: [rewrite.check, comparisons(rewrite.check), rewrite.table, rewrite.check])
             guard db.changesCount == 1 else {
                 throw DatabaseError(resultCode: .SQLITE_ERROR, message: "table \(rewrite.table) has no CHECK (\(rewrite.check))")
             }
@@ -166,16 +167,19 @@ extension PilotTraceDatabase {
             for old in negative {
                 try db.execute(sql: "UPDATE sessions SET id = ? WHERE id = ?", arguments: [next, old])
                 try db.execute(sql: "UPDATE sessions SET replay_of = ? WHERE replay_of = ?", arguments: [next, old])
-                for (table, column) in [("timeline_events", "session_id"), ("deviations", "session_id"), ("replay_steps", "session_id"),
-                                        ("replay_steps", "original_session_id")] {
+                for (table, column) in [
+                    ("timeline_events", "session_id"), ("deviations", "session_id"), ("replay_steps", "session_id"),
+                    ("replay_steps", "original_session_id"),
+                ] {
                     try db.execute(sql: "UPDATE \(table) SET \(column) = ? WHERE \(column) = ?", arguments: [next, old])
                 }
                 next += 1
             }
         }
         for table in ["flows", "http_exchanges", "websocket_messages", "mqtt_packets"] {
-            try db.execute(sql: "INSERT INTO id_sequences (name, next_id) SELECT ?, coalesce(max(id), 0) + 1 FROM \(table) WHERE id > 0",
-                           arguments: [table])
+            try db.execute(
+                sql: "INSERT INTO id_sequences (name, next_id) SELECT ?, coalesce(max(id), 0) + 1 FROM \(table) WHERE id > 0",
+                arguments: [table])
         }
     }
 

@@ -42,10 +42,16 @@ extension PilotTraceDatabase {
                     guard case .integer(let part) = row["part"], case .integer(let main) = row["main"] else { return nil }
                     func text(_ key: String) -> String? { if case .text(let t) = row[key] { t } else { nil } }
                     let partHost = text("part_client").map(Self.host), mainHost = text("main_client").map(Self.host)
-                    let gap: Double = switch row["gap"] { case .real(let v): v; case .integer(let v): Double(v); default: 0 }
+                    let gap: Double =
+                        switch row["gap"] {
+                        case .real(let v): v;
+                        case .integer(let v): Double(v);
+                        default: 0
+                        }
                     let credentials = if case .integer(let v) = row["credentials"] { v != 0 } else { false }
-                    return StitchCandidate(part: part, main: main, credentials: credentials,
-                                           sameAddress: partHost != nil && partHost == mainHost, gap: gap)
+                    return StitchCandidate(
+                        part: part, main: main, credentials: credentials,
+                        sameAddress: partHost != nil && partHost == mainHost, gap: gap)
                 }
                 let joins = Self.choose(candidates)
                 for (part, main) in joins {
@@ -54,8 +60,9 @@ extension PilotTraceDatabase {
                 return joins
             }
         } catch {
-            throw PilotTraceStoreError(kind: .writeFailed, path: path,
-                                       message: "cannot join the sessions of analysis \(analysisID) with other capture points': \(Self.reason(error))")
+            throw PilotTraceStoreError(
+                kind: .writeFailed, path: path,
+                message: "cannot join the sessions of analysis \(analysisID) with other capture points': \(Self.reason(error))")
         }
     }
 

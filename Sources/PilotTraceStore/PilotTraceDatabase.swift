@@ -269,8 +269,10 @@ public struct PilotTraceDatabase: Sendable {
         do {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             (applicationID, objects) = try queue.read { db in
-                (try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
-                 try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0)
+                (
+                    try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master") ?? 0
+                )
             }
             try queue.close()
         } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY {
@@ -332,11 +334,12 @@ public struct PilotTraceDatabase: Sendable {
         do {
             let analysisID = try write { tx -> Int64 in
                 try tx.execute("DELETE FROM analyses WHERE key = ?", [.text(key)])
-                guard let analysisID = try tx.integer(
-                    """
-                    INSERT INTO analyses (key, created_at, tool_version, source, state, site) VALUES (?, ?, ?, ?, 'running', ?)
-                    RETURNING id
-                    """, [.text(key), .text(Self.timestamp(createdAt)), .text(toolVersion), .text(source), .text(site)])
+                guard
+                    let analysisID = try tx.integer(
+                        """
+                        INSERT INTO analyses (key, created_at, tool_version, source, state, site) VALUES (?, ?, ?, ?, 'running', ?)
+                        RETURNING id
+                        """, [.text(key), .text(Self.timestamp(createdAt)), .text(toolVersion), .text(source), .text(site)])
                 else { throw PilotTraceStoreError(kind: .writeFailed, path: path, message: "no id for the new analysis") }
                 for var capture in captures {
                     capture.analysisID = analysisID
@@ -367,8 +370,9 @@ public struct PilotTraceDatabase: Sendable {
                 return try PostgresSchema.reserveIDs(link, table: table, count: count)
             case .sqlite:
                 let first = try write { tx in
-                    try tx.integer("UPDATE id_sequences SET next_id = next_id + ? WHERE name = ? RETURNING next_id - ?",
-                                   [.integer(Int64(count)), .text(table), .integer(Int64(count))])
+                    try tx.integer(
+                        "UPDATE id_sequences SET next_id = next_id + ? WHERE name = ? RETURNING next_id - ?",
+                        [.integer(Int64(count)), .text(table), .integer(Int64(count))])
                 }
                 guard let first else {
                     throw PilotTraceStoreError(kind: .writeFailed, path: path, message: "no id sequence for table \(table)")

@@ -19,19 +19,21 @@ struct RowInserts {
 
     init(_ db: Database) throws {
         self.db = db
-        mqtt = try db.cachedStatement(sql: """
-            INSERT INTO mqtt_packets (id, analysis_id, flow_id, direction, time, over_websocket, version, version_assumed, type,
-              packet_id, qos, retain, dup, topic, payload, payload_length, payload_json, client_id, username, password,
-              keep_alive, return_code, summary, capture_ordinal, first_frame, last_frame)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        http = try db.cachedStatement(sql: """
-            INSERT INTO http_exchanges (id, analysis_id, flow_id, sequence, method, target, path, query, request_headers_json,
-              request_body, request_body_length, request_json, request_time, status, reason, response_headers_json,
-              response_body, response_body_length, response_json, response_time, incomplete, capture_ordinal, request_first_frame,
-              request_last_frame, response_first_frame, response_last_frame)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        mqtt = try db.cachedStatement(
+            sql: """
+                INSERT INTO mqtt_packets (id, analysis_id, flow_id, direction, time, over_websocket, version, version_assumed, type,
+                  packet_id, qos, retain, dup, topic, payload, payload_length, payload_json, client_id, username, password,
+                  keep_alive, return_code, summary, capture_ordinal, first_frame, last_frame)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        http = try db.cachedStatement(
+            sql: """
+                INSERT INTO http_exchanges (id, analysis_id, flow_id, sequence, method, target, path, query, request_headers_json,
+                  request_body, request_body_length, request_json, request_time, status, reason, response_headers_json,
+                  response_body, response_body_length, response_json, response_time, incomplete, capture_ordinal, request_first_frame,
+                  request_last_frame, response_first_frame, response_last_frame)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
         let flowColumns = [
             "analysis_id", "connection_number", "client", "server", "role_evidence", "protocol", "classification_evidence",
             "classification_note", "tls_server_name", "mqtt_role", "first_time", "last_time", "close_reason",
@@ -40,21 +42,24 @@ struct RowInserts {
             "down_retransmissions", "community_id",
         ]
         // An upsert that updates in place (never a delete, which would cascade to the flow's messages).
-        flow = try db.cachedStatement(sql: """
-            INSERT INTO flows (id, \(flowColumns.joined(separator: ", ")))
-            VALUES (?\(String(repeating: ", ?", count: flowColumns.count)))
-            ON CONFLICT(id) DO UPDATE SET \(flowColumns.map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
-            """)
-        timeline = try db.cachedStatement(sql: """
-            INSERT INTO timeline_events (analysis_id, session_id, ordinal, time, phase, step, ok, latency, flow_id, message_kind,
-              message_id, detail_json, capture_ordinal, first_frame, last_frame, credential_digest)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        deviation = try db.cachedStatement(sql: """
-            INSERT INTO deviations (analysis_id, session_id, rule_id, severity, title, time, flow_id, message_kind, message_id,
-              evidence_json, capture_ordinal, first_frame, last_frame)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        flow = try db.cachedStatement(
+            sql: """
+                INSERT INTO flows (id, \(flowColumns.joined(separator: ", ")))
+                VALUES (?\(String(repeating: ", ?", count: flowColumns.count)))
+                ON CONFLICT(id) DO UPDATE SET \(flowColumns.map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
+                """)
+        timeline = try db.cachedStatement(
+            sql: """
+                INSERT INTO timeline_events (analysis_id, session_id, ordinal, time, phase, step, ok, latency, flow_id, message_kind,
+                  message_id, detail_json, capture_ordinal, first_frame, last_frame, credential_digest)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+        deviation = try db.cachedStatement(
+            sql: """
+                INSERT INTO deviations (analysis_id, session_id, rule_id, severity, title, time, flow_id, message_kind, message_id,
+                  evidence_json, capture_ordinal, first_frame, last_frame)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
     }
 
     func insert(_ r: MQTTPacketRow) throws {
@@ -85,8 +90,10 @@ struct RowInserts {
         b.text(r.roleEvidence); b.text(r.protocol); b.text(r.classificationEvidence); b.text(r.classificationNote)
         b.text(r.tlsServerName); b.text(r.mqttRole); b.double(r.firstTime); b.double(r.lastTime); b.text(r.closeReason)
         b.bool(r.handshakeComplete)
-        for n in [r.upPackets, r.upBytes, r.upPayloadBytes, r.upGaps, r.upGapBytes, r.upRetransmissions, r.downPackets,
-                  r.downBytes, r.downPayloadBytes, r.downGaps, r.downGapBytes, r.downRetransmissions] { b.int(n) }
+        for n in [
+            r.upPackets, r.upBytes, r.upPayloadBytes, r.upGaps, r.upGapBytes, r.upRetransmissions, r.downPackets,
+            r.downBytes, r.downPayloadBytes, r.downGaps, r.downGapBytes, r.downRetransmissions,
+        ] { b.int(n) }
         b.text(r.communityID)
         try step(flow)
     }
@@ -122,8 +129,10 @@ struct RowInserts {
         """
 
     static func captureArguments(_ r: CaptureRow) -> [SQLValue] {
-        [.integer(r.analysisID), SQLValue(r.ordinal), .text(r.path), .text(r.sha256), .text(r.format), SQLValue(r.compressed),
-         .text(r.linkTypes), SQLValue(r.records), SQLValue(r.firstTime), SQLValue(r.lastTime), .text(jsonText(r.warnings))]
+        [
+            .integer(r.analysisID), SQLValue(r.ordinal), .text(r.path), .text(r.sha256), .text(r.format), SQLValue(r.compressed),
+            .text(r.linkTypes), SQLValue(r.records), SQLValue(r.firstTime), SQLValue(r.lastTime), .text(jsonText(r.warnings)),
+        ]
     }
 
     static let sessionColumns = [
@@ -132,9 +141,11 @@ struct RowInserts {
     ]
 
     static func sessionArguments(_ r: SessionRow) -> [SQLValue] {
-        [.integer(r.analysisID), SQLValue(r.gatewaySN), SQLValue(r.gatewayModel), SQLValue(r.gatewayModelName), .text(r.state),
-         .real(r.startTime), SQLValue(r.endTime), SQLValue(r.client), SQLValue(r.mqttClientID), SQLValue(r.mqttUsername),
-         .text(jsonText(r.aircraftSNs)), SQLValue(r.summaryJSON), SQLValue(r.replayOf)]
+        [
+            .integer(r.analysisID), SQLValue(r.gatewaySN), SQLValue(r.gatewayModel), SQLValue(r.gatewayModelName), .text(r.state),
+            .real(r.startTime), SQLValue(r.endTime), SQLValue(r.client), SQLValue(r.mqttClientID), SQLValue(r.mqttUsername),
+            .text(jsonText(r.aircraftSNs)), SQLValue(r.summaryJSON), SQLValue(r.replayOf),
+        ]
     }
 
     /// Inserts a session; the database assigns its id (returned).
@@ -151,8 +162,9 @@ struct RowInserts {
 
     /// Updates a stored session in place (its timeline events, findings and `part_of` stay).
     static func updateSession(_ r: SessionRow, id: Int64, _ tx: any StoreStatements) throws {
-        try tx.execute("UPDATE sessions SET \(sessionColumns.map { "\($0) = ?" }.joined(separator: ", ")) WHERE id = ?",
-                       sessionArguments(r) + [.integer(id)])
+        try tx.execute(
+            "UPDATE sessions SET \(sessionColumns.map { "\($0) = ?" }.joined(separator: ", ")) WHERE id = ?",
+            sessionArguments(r) + [.integer(id)])
     }
 
     /// A value as the JSON text its `*_json` column holds.
@@ -165,8 +177,9 @@ struct RowInserts {
         let code = sqlite3_step(s)
         sqlite3_reset(s)
         guard code == SQLITE_DONE else {
-            throw DatabaseError(resultCode: ResultCode(rawValue: code),
-                                message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: statement.sql)
+            throw DatabaseError(
+                resultCode: ResultCode(rawValue: code),
+                message: String(cString: sqlite3_errmsg(db.sqliteConnection)), sql: statement.sql)
         }
     }
 
@@ -242,7 +255,8 @@ private struct Binder {
         // Native strings are contiguous UTF-8 already (`withUTF8` copies only bridged ones).
         v.withUTF8 { bytes in
             // A non-NULL pointer even for "": NULL would bind SQL NULL.
-            _ = bytes.baseAddress.map { sqlite3_bind_text(statement, i, $0, CInt(bytes.count), Self.transient) }
+            _ =
+                bytes.baseAddress.map { sqlite3_bind_text(statement, i, $0, CInt(bytes.count), Self.transient) }
                 ?? sqlite3_bind_text(statement, i, "", 0, Self.transient)
         }
     }

@@ -71,7 +71,9 @@ extension IPAddress: CustomStringConvertible {
                     while j < 8 && g[j] == 0 { j += 1 }
                     if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
                     i = j
-                } else { i += 1 }
+                } else {
+                    i += 1
+                }
             }
             func hex(_ r: Range<Int>) -> String { r.map { String(g[$0], radix: 16) }.joined(separator: ":") }
             if bestStart < 0 { return hex(0..<8) }

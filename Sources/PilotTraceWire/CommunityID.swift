@@ -21,8 +21,10 @@ public enum CommunityID {
 
     /// The Community ID v1 of a flow between two addresses, with ports (nil for protocols without them: only the
     /// addresses and the protocol are hashed then).
-    public static func v1(_ sourceAddress: IPAddress, _ sourcePort: UInt16?, _ destinationAddress: IPAddress, _ destinationPort: UInt16?,
-                          proto: UInt8, seed: UInt16 = 0, base64: Bool = true) -> String {
+    public static func v1(
+        _ sourceAddress: IPAddress, _ sourcePort: UInt16?, _ destinationAddress: IPAddress, _ destinationPort: UInt16?,
+        proto: UInt8, seed: UInt16 = 0, base64: Bool = true
+    ) -> String {
         var (sa, sp, da, dp) = (sourceAddress, sourcePort, destinationAddress, destinationPort)
         let sb = bytes(sa), db = bytes(da)
         if !lexicographicallyLess(sb, db) && (sb != db || (sp ?? 0) > (dp ?? 0)) {

@@ -89,7 +89,8 @@ public struct IPFragmentReassembler {
 
     mutating func evictOldest() {
         while table.count > limits.maxDatagrams || heldBytes > limits.maxBytes,
-              let oldest = table.min(by: { $0.value.firstSeen < $1.value.firstSeen })?.key {
+            let oldest = table.min(by: { $0.value.firstSeen < $1.value.firstSeen })?.key
+        {
             drop(oldest)
         }
     }

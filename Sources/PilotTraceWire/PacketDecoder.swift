@@ -172,7 +172,9 @@ public struct PacketDecoder {
     }
 
     /// RFC 9293 §3.1.
-    func transport<R>(_ proto: UInt8, src: IPAddress, dst: IPAddress, _ t: UnsafeRawBufferPointer, wireLength: Int, offset: Int, _ body: (DecodeOutcome) -> R) -> R {
+    func transport<R>(
+        _ proto: UInt8, src: IPAddress, dst: IPAddress, _ t: UnsafeRawBufferPointer, wireLength: Int, offset: Int, _ body: (DecodeOutcome) -> R
+    ) -> R {
         guard proto == 6 else { return body(.otherIP(protocolNumber: proto)) }
         guard t.count >= 20 else { return body(.malformed(.init(reason: .truncatedTCPHeader, offset: offset + t.count))) }
         let dataOffset = Int(t[12] >> 4) * 4

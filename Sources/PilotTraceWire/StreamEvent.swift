@@ -100,8 +100,10 @@ public struct ConnectionSummary: Hashable, Sendable {
     public var toClient: DirectionStats
     public var closeReason: CloseReason
 
-    public init(info: ConnectionInfo, lastSeen: Timestamp, synSeen: Bool, synAckSeen: Bool, handshakeAckSeen: Bool,
-                toServer: DirectionStats, toClient: DirectionStats, closeReason: CloseReason) {
+    public init(
+        info: ConnectionInfo, lastSeen: Timestamp, synSeen: Bool, synAckSeen: Bool, handshakeAckSeen: Bool,
+        toServer: DirectionStats, toClient: DirectionStats, closeReason: CloseReason
+    ) {
         self.info = info
         self.lastSeen = lastSeen
         self.synSeen = synSeen
@@ -172,8 +174,10 @@ public struct FrameSpan: Hashable, Sendable {
     public var inOneFile: (file: Int, first: Int?, last: Int?)? {
         let anchor = first.isKnown ? first : last
         guard anchor.isKnown else { return nil }
-        return (Int(anchor.file), first.isKnown ? Int(first.number) : nil,
-                last.isKnown && last.file == anchor.file ? Int(last.number) : nil)
+        return (
+            Int(anchor.file), first.isKnown ? Int(first.number) : nil,
+            last.isKnown && last.file == anchor.file ? Int(last.number) : nil
+        )
     }
 
     /// From the first frame of `self` to the last of `later` (a request and its response), each side falling back

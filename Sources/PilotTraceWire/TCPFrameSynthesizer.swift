@@ -78,8 +78,10 @@ public struct TCPFrameSynthesizer: Sendable {
     ///   - maximumSegmentSize: payload bytes per segment; by default 1460 over IPv4, 1440 over IPv6 (a 1500-byte
     ///     path).
     ///   - format: the link header and which header fields are filled in.
-    public init(client: Endpoint, server: Endpoint, initialSequence: (client: UInt32, server: UInt32), maximumSegmentSize: Int? = nil,
-                format: Format = .recorded) {
+    public init(
+        client: Endpoint, server: Endpoint, initialSequence: (client: UInt32, server: UInt32), maximumSegmentSize: Int? = nil,
+        format: Format = .recorded
+    ) {
         self.client = client
         self.server = server
         self.format = format
@@ -111,8 +113,10 @@ public struct TCPFrameSynthesizer: Sendable {
         while offset < bytes.count {
             let end = min(offset + maximumSegmentSize, bytes.count)
             let (seq, ack) = numbers(direction)
-            out.append(frame(from: direction, seq: seq, ack: ack, flags: end == bytes.count ? [.ack, .psh] : [.ack], options: [],
-                             payload: bytes[offset..<end]))
+            out.append(
+                frame(
+                    from: direction, seq: seq, ack: ack, flags: end == bytes.count ? [.ack, .psh] : [.ack], options: [],
+                    payload: bytes[offset..<end]))
             advance(direction, by: UInt32(end - offset))
             offset = end
         }

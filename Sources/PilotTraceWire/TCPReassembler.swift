@@ -56,8 +56,10 @@ public struct TCPReassembler {
     ///     out of order).
     ///   - frameLength: the frame's length on the wire, for the byte counters.
     ///   - events: receives what the segment caused, in order.
-    public mutating func process(_ segment: TCPSegment, at timestamp: Timestamp, frame: CaptureFrame = .unknown, frameLength: Int,
-                                 into events: inout [StreamEvent]) {
+    public mutating func process(
+        _ segment: TCPSegment, at timestamp: Timestamp, frame: CaptureFrame = .unknown, frameLength: Int,
+        into events: inout [StreamEvent]
+    ) {
         advance(to: timestamp, into: &events)
         let key = FlowKey(segment.source, segment.destination)
         let flags = segment.flags
@@ -80,7 +82,8 @@ public struct TCPReassembler {
             connections[key] = c
             // Roles guessed from a bare ACK (a keep-alive, a delayed ACK) may be wrong: they are decided again at
             // the first segment that says more, before anyone is told the connection exists.
-            c.tentative = (info.roleEvidence == .portHeuristic || info.roleEvidence == .firstPacket) && segment.payload.isEmpty
+            c.tentative =
+                (info.roleEvidence == .portHeuristic || info.roleEvidence == .firstPacket) && segment.payload.isEmpty
                 && flags.isDisjoint(with: [.syn, .fin, .rst])
             if !c.tentative { events.append(.opened(c.info)) }
         }
@@ -268,13 +271,16 @@ final class Connection {
     }
 
     func summary(reason: CloseReason) -> ConnectionSummary {
-        ConnectionSummary(info: info, lastSeen: lastSeen, synSeen: synSeen, synAckSeen: synAckSeen,
-                          handshakeAckSeen: handshakeAckSeen, toServer: halves.0.stats, toClient: halves.1.stats,
-                          closeReason: reason)
+        ConnectionSummary(
+            info: info, lastSeen: lastSeen, synSeen: synSeen, synAckSeen: synAckSeen,
+            handshakeAckSeen: handshakeAckSeen, toServer: halves.0.stats, toClient: halves.1.stats,
+            closeReason: reason)
     }
 
-    func process(_ s: TCPSegment, at ts: Timestamp, frame: CaptureFrame, frameLength: Int, configuration: TCPReassembler.Configuration,
-                 budget: Budget, into events: inout [StreamEvent]) {
+    func process(
+        _ s: TCPSegment, at ts: Timestamp, frame: CaptureFrame, frameLength: Int, configuration: TCPReassembler.Configuration,
+        budget: Budget, into events: inout [StreamEvent]
+    ) {
         let dir: Direction = s.source == info.client ? .toServer : .toClient
         let half = stream(dir), other = stream(dir.reversed)
         half.stats.packets += 1
@@ -305,7 +311,8 @@ final class Connection {
             }
             dataSeq = s.sequence &+ 1
         } else if f.contains(.ack), dir == .toServer, synAckSeen, !handshakeAckSeen, let serverISN = other.isn,
-                  s.acknowledgment == serverISN &+ 1 {
+            s.acknowledgment == serverISN &+ 1
+        {
             handshakeAckSeen = true
         }
 
@@ -318,8 +325,9 @@ final class Connection {
         if half.started {
             let start = half.offset(of: dataSeq)
             if length > 0 {
-                accept(half, dir, start: start, payload: s.payload, length: length, at: ts, frame: frame, budget: budget,
-                       limit: configuration.maxBufferedPerDirection, into: &events)
+                accept(
+                    half, dir, start: start, payload: s.payload, length: length, at: ts, frame: frame, budget: budget,
+                    limit: configuration.maxBufferedPerDirection, into: &events)
             }
             if fin {
                 half.stats.finSeen = true
@@ -338,8 +346,10 @@ final class Connection {
         }
     }
 
-    func accept(_ h: HalfStream, _ dir: Direction, start: Int, payload: UnsafeRawBufferPointer, length: Int, at ts: Timestamp,
-                frame: CaptureFrame, budget: Budget, limit: Int, into events: inout [StreamEvent]) {
+    func accept(
+        _ h: HalfStream, _ dir: Direction, start: Int, payload: UnsafeRawBufferPointer, length: Int, at ts: Timestamp,
+        frame: CaptureFrame, budget: Budget, limit: Int, into events: inout [StreamEvent]
+    ) {
         let end = start + length
         if end <= h.delivered {
             if length == 1 && start == h.delivered - 1 && payload.count <= 1 { return }  // keep-alive probe
@@ -371,8 +381,10 @@ final class Connection {
     }
 
     /// Places one piece: trims what was delivered, delivers what is next, buffers what is ahead.
-    func place(_ h: HalfStream, _ dir: Direction, offset: Int, length: Int, bytes: UnsafeRawBufferPointer?, at ts: Timestamp,
-               frame: CaptureFrame, budget: Budget, into events: inout [StreamEvent]) {
+    func place(
+        _ h: HalfStream, _ dir: Direction, offset: Int, length: Int, bytes: UnsafeRawBufferPointer?, at ts: Timestamp,
+        frame: CaptureFrame, budget: Budget, into events: inout [StreamEvent]
+    ) {
         var offset = offset, length = length, bytes = bytes
         if offset + length <= h.delivered {
             if let b = bytes { checkConflict(h, dir, start: offset, b, at: ts, into: &events) }
@@ -396,8 +408,10 @@ final class Connection {
     }
 
     /// Buffers an out-of-order piece, keeping only what no earlier buffered piece covers.
-    func buffer(_ h: HalfStream, _ dir: Direction, offset: Int, length: Int, bytes: UnsafeRawBufferPointer?, at ts: Timestamp,
-                frame: CaptureFrame, budget: Budget, into events: inout [StreamEvent]) {
+    func buffer(
+        _ h: HalfStream, _ dir: Direction, offset: Int, length: Int, bytes: UnsafeRawBufferPointer?, at ts: Timestamp,
+        frame: CaptureFrame, budget: Budget, into events: inout [StreamEvent]
+    ) {
         let end = offset + length
         var lo = 0, hi = h.pending.count  // first piece ending after `offset`
         while lo < hi {
@@ -439,8 +453,10 @@ final class Connection {
         }
     }
 
-    func deliver(_ h: HalfStream, _ dir: Direction, length: Int, bytes: [UInt8]?, at ts: Timestamp, frame: CaptureFrame = .unknown,
-                 into events: inout [StreamEvent]) {
+    func deliver(
+        _ h: HalfStream, _ dir: Direction, length: Int, bytes: [UInt8]?, at ts: Timestamp, frame: CaptureFrame = .unknown,
+        into events: inout [StreamEvent]
+    ) {
         guard length > 0 else { return }
         if let bytes {
             events.append(.data(info.id, dir, bytes, ts, frame: frame))
@@ -489,8 +505,10 @@ final class Connection {
     }
 
     /// Compares re-sent bytes with the delivered bytes still retained.
-    func checkConflict(_ h: HalfStream, _ dir: Direction, start: Int, _ b: UnsafeRawBufferPointer, at ts: Timestamp,
-                       into events: inout [StreamEvent]) {
+    func checkConflict(
+        _ h: HalfStream, _ dir: Direction, start: Int, _ b: UnsafeRawBufferPointer, at ts: Timestamp,
+        into events: inout [StreamEvent]
+    ) {
         let windowStart = h.delivered - h.recent.count
         let a = max(start, windowStart), e = min(start + b.count, h.delivered)
         guard a < e else { return }

@@ -1,4 +1,3 @@
-import Synchronization
 import ArgumentParser
 import Dispatch
 import Foundation
@@ -8,13 +7,16 @@ import PilotTraceFlow
 import PilotTraceProtocols
 import PilotTraceStore
 import PilotTraceWire
+import Synchronization
 import Yams
 
 struct Analyze: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analyze",
         abstract: "Analyze captures and store flows, messages, sessions and timelines in SQLite.",
-        discussion: Examples.discussion("analyze", """
+        discussion: Examples.discussion(
+            "analyze",
+            """
             Reads the captures as one trace (in time order: by each file's first packet; files that overlap in time, and \
             time going backwards inside a file, are warned about), decodes HTTP, WebSocket and MQTT, reconstructs each Pilot 2 device's \
             session (license, token, cloud-module, connect, status, offline) and stores everything. Analyzing the same \
@@ -64,8 +66,9 @@ struct Analyze: ParsableCommand {
             let db = try database.open()
             let run: AnalysisRun
             do {
-                run = try AnalysisRun(paths: captures, database: db, options: options, toolVersion: PilotTraceVersion.string,
-                                      site: site.resolved)
+                run = try AnalysisRun(
+                    paths: captures, database: db, options: options, toolVersion: PilotTraceVersion.string,
+                    site: site.resolved)
             } catch {
                 try? db.close()
                 if !existed { database.discard(db, analysis: -1, created: true) }
@@ -152,9 +155,13 @@ struct Analyze: ParsableCommand {
             out += "All sessions: pilottrace sessions\(database.map { " --db \($0)" } ?? "") (or analyze --verbose)\n"
         }
         let bySeverity = Dictionary(grouping: r.deviations, by: \.rule.severity)
-        out += "\nFindings: " + (r.deviations.isEmpty ? "none" : Severity.allCases.reversed().compactMap { sev in
-            bySeverity[sev].map { count($0.count, sev.rawValue) }
-        }.joined(separator: ", ")) + "\n"
+        out +=
+            "\nFindings: "
+            + (r.deviations.isEmpty
+                ? "none"
+                : Severity.allCases.reversed().compactMap { sev in
+                    bySeverity[sev].map { count($0.count, sev.rawValue) }
+                }.joined(separator: ", ")) + "\n"
         // One line per rule, most severe first: how often, and in how many sessions.
         let byRule = Dictionary(grouping: r.deviations, by: \.rule.id)
         let rules = byRule.values.map { $0[0].rule }.sorted { ($0.severity, $1.id) > ($1.severity, $0.id) }
@@ -162,7 +169,8 @@ struct Analyze: ParsableCommand {
         for rule in rules {
             let found = byRule[rule.id] ?? []
             let sessions = Set(found.compactMap(\.session)).count
-            var text = "  \(rule.severity.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(rule.id.padding(toLength: width, withPad: " ", startingAt: 0))  \(count(found.count, "time"))"
+            var text =
+                "  \(rule.severity.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(rule.id.padding(toLength: width, withPad: " ", startingAt: 0))  \(count(found.count, "time"))"
             if sessions > 0 { text += " in \(count(sessions, "session"))" }
             if rule.severity == .error, let first = found.first { text += ": \(first.text)\(found.count > 1 ? ", …" : "")" }
             out += text + "\n"

@@ -9,7 +9,9 @@ struct Capture: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "capture",
         abstract: "Capture live from an interface, analyze as packets arrive, and store the result as it happens.",
-        discussion: Examples.discussion("capture", """
+        discussion: Examples.discussion(
+            "capture",
+            """
             Frames go through the same pipeline as `analyze`. Every second the sessions, timelines and findings so \
             far are written to the database, so `pilottrace timeline` in another terminal shows a session while it is \
             live; a status line on stderr (when it is a terminal) counts frames, connections, sessions and findings. \
@@ -45,7 +47,10 @@ struct Capture: ParsableCommand {
     @Option(help: ArgumentHelp("The kernel capture buffer.", valueName: "MB"))
     var bufferSize: Int32 = 64
 
-    @Flag(help: "Hand each frame over as it arrives (libpcap immediate mode: one MTU-sized buffer slot per frame, so bursts drop sooner; give it a larger --buffer-size). By default frames come in blocks, at most 100 ms late.")
+    @Flag(
+        help:
+            "Hand each frame over as it arrives (libpcap immediate mode: one MTU-sized buffer slot per frame, so bursts drop sooner; give it a larger --buffer-size). By default frames come in blocks, at most 100 ms late."
+    )
     var immediate = false
 
     @OptionGroup var database: DatabaseOptions
@@ -69,9 +74,10 @@ struct Capture: ParsableCommand {
         do {
             live = try LiveCapture(interface: interface, filter: filter, snaplen: snaplen, bufferSize: bufferSize << 20, immediate: immediate)
             if let write {
-                writer = try RotatingCaptureWriter(path: write, linkType: live.linkType, snaplen: UInt32(snaplen), interfaceName: interface,
-                                                   application: "pilottrace \(PilotTraceVersion.string)",
-                                                   rotateBytes: rotateSize.map { $0 << 20 }, maxFiles: rotateFiles)
+                writer = try RotatingCaptureWriter(
+                    path: write, linkType: live.linkType, snaplen: UInt32(snaplen), interfaceName: interface,
+                    application: "pilottrace \(PilotTraceVersion.string)",
+                    rotateBytes: rotateSize.map { $0 << 20 }, maxFiles: rotateFiles)
             }
         } catch {
             throw Failure(ErrorText.describe(error))
@@ -82,8 +88,9 @@ struct Capture: ParsableCommand {
         let key = "live:\(interface):\(ISO8601DateFormatter().string(from: started))"
         let run: AnalysisRun
         do {
-            run = try AnalysisRun(liveKey: key, capturePath: writer?.files.first, database: db, toolVersion: PilotTraceVersion.string,
-                                  site: site.resolved)
+            run = try AnalysisRun(
+                liveKey: key, capturePath: writer?.files.first, database: db, toolVersion: PilotTraceVersion.string,
+                site: site.resolved)
         } catch {
             if !existed { database.discard(db, analysis: -1, created: true) }
             throw Failure(database.shown, error)
@@ -92,11 +99,15 @@ struct Capture: ParsableCommand {
         let signals = StopSignals { loop.requestStop() }
         defer { signals.cancel() }
         let interactive = isatty(STDERR_FILENO) == 1
-        warn("capturing on \(interface)\(filter.map { " (filter: \($0))" } ?? "")\(duration.map { " for \($0) s" } ?? "")\(write.map { ", writing \($0)" } ?? ""); Ctrl-C stops")
+        warn(
+            "capturing on \(interface)\(filter.map { " (filter: \($0))" } ?? "")\(duration.map { " for \($0) s" } ?? "")\(write.map { ", writing \($0)" } ?? ""); Ctrl-C stops"
+        )
         let failure = loop.run(live, record: { try writer?.write($0) }, flush: { try writer?.flush() }) { status in
             guard interactive else { return }
             let dropped = live.statistics.dropped
-            writeStandardError("\r\(status.frames) frames, \(status.connections) connections, \(status.sessions) sessions, \(status.deviations) findings\(dropped > 0 ? ", \(dropped) dropped" : "")\u{1B}[K")
+            writeStandardError(
+                "\r\(status.frames) frames, \(status.connections) connections, \(status.sessions) sessions, \(status.deviations) findings\(dropped > 0 ? ", \(dropped) dropped" : "")\u{1B}[K"
+            )
         }
         if let error = failure {
             // Keep what was captured: analyze and store it, then report the failure.
@@ -117,7 +128,9 @@ struct Capture: ParsableCommand {
         try writer?.close(end: end, received: UInt64(stats.received), dropped: UInt64(stats.dropped))
         let files = Self.reports(writer, linkType: live.linkType)
         let report = try loop.finish(files: files, end: end)
-        print("Captured \(live.frames) frames (\(live.bytes) bytes) on \(interface) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; kernel: \(stats.received) received, \(stats.dropped) dropped, \(stats.interfaceDropped) dropped by the interface.")
+        print(
+            "Captured \(live.frames) frames (\(live.bytes) bytes) on \(interface) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; kernel: \(stats.received) received, \(stats.dropped) dropped, \(stats.interfaceDropped) dropped by the interface."
+        )
         if let writer { print("Wrote \(writer.records) frames to \(writer.files.joined(separator: ", ")).") }
         printText(Analyze.summary(report, database: database.shown, verbose: summary.verbose), terminator: "")
         // The WAL goes into the file: what the command stored is one file to copy or share.
@@ -131,15 +144,17 @@ extension Capture {
     static func reports(_ writer: RotatingCaptureWriter?, linkType: LinkType) -> [CaptureFileReport] {
         guard let writer else { return [] }
         return writer.written.map {
-            CaptureFileReport(path: $0.path, format: writer.format.rawValue, compressed: false, linkTypes: [linkType], records: $0.records,
-                              warnings: [], firstTime: $0.firstTime, lastTime: $0.lastTime, endTime: $0.endTime)
+            CaptureFileReport(
+                path: $0.path, format: writer.format.rawValue, compressed: false, linkTypes: [linkType], records: $0.records,
+                warnings: [], firstTime: $0.firstTime, lastTime: $0.lastTime, endTime: $0.endTime)
         }
     }
 }
 
 struct Interfaces: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "interfaces", abstract: "List the interfaces live capture can use.",
-                                                    discussion: Examples.discussion("interfaces"))
+    static let configuration = CommandConfiguration(
+        commandName: "interfaces", abstract: "List the interfaces live capture can use.",
+        discussion: Examples.discussion("interfaces"))
 
     func run() throws {
         for i in try LiveCapture.interfaces() {

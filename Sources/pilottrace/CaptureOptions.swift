@@ -5,15 +5,19 @@ import PilotTraceWire
 
 /// Capture files and reassembly settings, shared by the commands that read captures.
 struct CaptureOptions: ParsableArguments {
-    @Argument(help: ArgumentHelp("Capture files (pcap, pcapng, optionally gzip-compressed), read as one trace in time order (by each file's first packet).",
-                                 valueName: "capture"))
+    @Argument(
+        help: ArgumentHelp(
+            "Capture files (pcap, pcapng, optionally gzip-compressed), read as one trace in time order (by each file's first packet).",
+            valueName: "capture"))
     var captures: [String]
 
     @Option(help: ArgumentHelp("Capture seconds without packets after which an open TCP connection is closed.", valueName: "seconds"))
     var idleTimeout: Double = 600
 
-    @Option(help: ArgumentHelp("Out-of-order bytes buffered per TCP direction before the hole before them is declared a gap.",
-                               valueName: "bytes"))
+    @Option(
+        help: ArgumentHelp(
+            "Out-of-order bytes buffered per TCP direction before the hole before them is declared a gap.",
+            valueName: "bytes"))
     var maxBuffered: Int = 4 << 20
 
     func validate() throws {

@@ -4,9 +4,11 @@ import PilotTraceStore
 
 /// `--db`, shared by the commands that use the store.
 struct DatabaseOptions: ParsableArguments {
-    @Option(name: .customLong("db"), help: ArgumentHelp(
-        "The database: an SQLite file, or postgresql://user[:password]@host[:port]/dbname (default: $PILOTTRACE_DB, else ./pilottrace.sqlite).",
-        valueName: "path|url"))
+    @Option(
+        name: .customLong("db"),
+        help: ArgumentHelp(
+            "The database: an SQLite file, or postgresql://user[:password]@host[:port]/dbname (default: $PILOTTRACE_DB, else ./pilottrace.sqlite).",
+            valueName: "path|url"))
     var path: String?
 
     /// The database as given: a file path or a PostgreSQL URL (which may hold a password: never print it).
@@ -60,8 +62,9 @@ struct DatabaseOptions: ParsableArguments {
 
 /// `--site`, for the commands that record traffic.
 struct SiteOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "The capture point's name, stored with the analysis (default: this host's name).", valueName: "name"))
+    @Option(
+        help: ArgumentHelp(
+            "The capture point's name, stored with the analysis (default: this host's name).", valueName: "name"))
     var site: String?
 
     var resolved: String { site.flatMap { $0.isEmpty ? nil : $0 } ?? PilotTraceDatabase.defaultSite }

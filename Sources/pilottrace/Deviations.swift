@@ -10,7 +10,8 @@ struct Deviations: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deviations",
         abstract: "List the protocol deviations found, each with the documented rule it breaks.",
-        discussion: Examples.discussion("deviations", "Severities: error (breaks the flow), warning (risky or non-conforming), info (worth knowing). See `pilottrace rules`.")
+        discussion: Examples.discussion(
+            "deviations", "Severities: error (breaks the flow), warning (risky or non-conforming), info (worth knowing). See `pilottrace rules`.")
     )
 
     @OptionGroup var database: DatabaseOptions
@@ -21,7 +22,9 @@ struct Deviations: ParsableCommand {
     @Option(help: ArgumentHelp("Only findings at or above this severity: info, warning or error.", valueName: "severity"))
     var minSeverity: Severity = .info
 
-    @Flag(help: "Print one JSON object: {deviations: [{id, session, rule, severity, time, time_epoch, message, evidence, capture_file, first_frame, last_frame}]}.")
+    @Flag(
+        help:
+            "Print one JSON object: {deviations: [{id, session, rule, severity, time, time_epoch, message, evidence, capture_file, first_frame, last_frame}]}.")
     var json = false
 
     func run() throws {
@@ -36,16 +39,18 @@ struct Deviations: ParsableCommand {
         rows = rows.filter { (Severity(rawValue: $0.severity) ?? .info) >= minSeverity }
         var captures = CaptureCache(db)
         if json {
-            try printJSON(["deviations": rows.map { r -> [String: Any] in
-                var o: [String: Any] = [
-                    "id": r.id ?? 0, "session": r.sessionID as Any? ?? NSNull(), "rule": r.ruleID, "severity": r.severity,
-                    "message": r.title,
-                    "evidence": TimeText.presentingTimes((try? JSONSerialization.jsonObject(with: Data(r.evidenceJSON.utf8))) ?? [:]),
-                ]
-                o.merge(TimeText.json("time", r.time)) { $1 }
-                o.merge(FramePlace(r).json(try captures[r.analysisID])) { $1 }
-                return o
-            }])
+            try printJSON([
+                "deviations": rows.map { r -> [String: Any] in
+                    var o: [String: Any] = [
+                        "id": r.id ?? 0, "session": r.sessionID as Any? ?? NSNull(), "rule": r.ruleID, "severity": r.severity,
+                        "message": r.title,
+                        "evidence": TimeText.presentingTimes((try? JSONSerialization.jsonObject(with: Data(r.evidenceJSON.utf8))) ?? [:]),
+                    ]
+                    o.merge(TimeText.json("time", r.time)) { $1 }
+                    o.merge(FramePlace(r).json(try captures[r.analysisID])) { $1 }
+                    return o
+                }
+            ])
             return
         }
         guard !rows.isEmpty else {
@@ -82,13 +87,21 @@ struct RulesCommand: ParsableCommand {
 
     func run() throws {
         if json {
-            try printJSON(["rules": Rules.all.map { ["id": $0.id, "severity": $0.severity.rawValue, "title": $0.title,
-                                                   "explanation": $0.explanation, "basis": $0.basis] }])
+            try printJSON([
+                "rules": Rules.all.map {
+                    [
+                        "id": $0.id, "severity": $0.severity.rawValue, "title": $0.title,
+                        "explanation": $0.explanation, "basis": $0.basis,
+                    ]
+                }
+            ])
         } else if markdown {
             print(RulesMarkdown.render(), terminator: "")
         } else {
             for r in Rules.all {
-                print("\(r.severity.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(r.id)\n    \(r.title). \(r.explanation)\n    Basis: \(r.basis)\n")
+                print(
+                    "\(r.severity.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0)) \(r.id)\n    \(r.title). \(r.explanation)\n    Basis: \(r.basis)\n"
+                )
             }
         }
     }

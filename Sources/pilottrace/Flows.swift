@@ -7,7 +7,9 @@ struct Flows: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flows",
         abstract: "List the TCP conversations in captures.",
-        discussion: Examples.discussion("flows", """
+        discussion: Examples.discussion(
+            "flows",
+            """
             One line per TCP connection, in the order they started: client and server, first packet time, \
             duration, frames and bytes each way (frame bytes, as tshark counts them), whether the handshake was \
             captured, how the connection ended, and reassembly problems (gaps, retransmissions, conflicting overlaps).
@@ -38,8 +40,9 @@ struct Flows: ParsableCommand {
         rows.sort { $0.0 < $1.0 }
         let warnings = files.flatMap(\.warnings)
         if json {
-            let doc = FlowsDocument(files: files.map(FileJSON.init), counters: pipeline.counters, flows: flows.map(FlowJSON.init),
-                                    warnings: warnings, error: error?.description)
+            let doc = FlowsDocument(
+                files: files.map(FileJSON.init), counters: pipeline.counters, flows: flows.map(FlowJSON.init),
+                warnings: warnings, error: error?.description)
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             encoder.keyEncodingStrategy = .convertToSnakeCase
@@ -118,8 +121,10 @@ struct FlowJSON: Encodable {
 }
 
 enum FlowTable {
-    static let header = ["#", "client", "server", "first seen (UTC)", "dur s", "→pkts", "→bytes", "←pkts", "←bytes", "handshake", "close",
-                         "notes"]
+    static let header = [
+        "#", "client", "server", "first seen (UTC)", "dur s", "→pkts", "→bytes", "←pkts", "←bytes", "handshake", "close",
+        "notes",
+    ]
     static let numeric: Set<Int> = [0, 4, 5, 6, 7, 8]
 
     static func row(_ f: ConnectionSummary) -> [String] {

@@ -11,7 +11,9 @@ struct Lab: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "A reference cloud and a Pilot 2 simulator on a real broker, and synthetic captures for benchmarks.",
-        discussion: Examples.discussion("lab", """
+        discussion: Examples.discussion(
+            "lab",
+            """
             `lab cloud` and `lab pilot` make real traffic on loopback (mosquitto, HTTP, libmosquitto) to capture, \
             proxy and replay; `lab generate` writes a synthetic capture without any network.
             """),
@@ -44,7 +46,9 @@ struct Lab: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "generate",
             abstract: "Write a synthetic but protocol-correct capture of N remote controllers and unrelated traffic.",
-            discussion: Examples.discussion("lab generate", """
+            discussion: Examples.discussion(
+                "lab generate",
+                """
                 Each device logs in over HTTP, connects to MQTT, publishes update_topo (answered), osd for the RC and its \
                 aircraft every 2 s, goes offline (empty sub_devices) and disconnects; every tenth device (index 3, 13, …) \
                 loses its link half-way and reconnects within the grace. Deterministic from --seed. Analysis must find \
@@ -56,8 +60,10 @@ struct Lab: ParsableCommand {
         @Option(help: ArgumentHelp("Seconds each device stays online.", valueName: "seconds")) var online: Double = 60
         @Option(name: .customLong("duration"), help: .hidden) var durationAlias: Double?
         @Option(help: ArgumentHelp("Unrelated connections started per second.", valueName: "rate")) var noise: Double = 1
-        @Option(help: ArgumentHelp("Seconds between consecutive devices' starts (above online ÷ devices, devices come and go).",
-                                   valueName: "seconds")) var stagger: Double = 0.05
+        @Option(
+            help: ArgumentHelp(
+                "Seconds between consecutive devices' starts (above online ÷ devices, devices come and go).",
+                valueName: "seconds")) var stagger: Double = 0.05
         @Option(help: ArgumentHelp("Random seed (the same seed writes the same file).", valueName: "n")) var seed: UInt64 = 1
         @Option(help: ArgumentHelp("The pcap file to write.", valueName: "file.pcap")) var out: String
 
@@ -80,8 +86,10 @@ struct Lab: ParsableCommand {
             try generator.run { t, frame in try writer.write(frame, at: t) }
             try writer.close()
             let e = generator.expectation
-            print(String(format: "%@: %d frames, %.1f MB in %.1f s; expect %d sessions (%d with a reconnect)", out, writer.records,
-                         Double(writer.bytes) / 1e6, Date().timeIntervalSince(started), e.sessions, e.reconnects))
+            print(
+                String(
+                    format: "%@: %d frames, %.1f MB in %.1f s; expect %d sessions (%d with a reconnect)", out, writer.records,
+                    Double(writer.bytes) / 1e6, Date().timeIntervalSince(started), e.sessions, e.reconnects))
         }
     }
 }
@@ -91,7 +99,9 @@ extension Lab {
         static let configuration = CommandConfiguration(
             commandName: "cloud",
             abstract: "Run a reference cloud: the demo's HTTP routes, HS256 tokens, mosquitto, and a backend answering status_reply.",
-            discussion: Examples.discussion("lab cloud", """
+            discussion: Examples.discussion(
+                "lab cloud",
+                """
                 Routes (protocol reference §2.2–2.3): GET /pilot-login, POST /manage/api/v1/login, POST \
                 /manage/api/v1/token/refresh, GET /manage/api/v1/workspaces/current, GET /manage/api/v1/users/current, \
                 GET /manage/api/v1/workspaces/{id}/devices/topologies, GET /manage/api/v1/devices/{id}/devices/{sn}. \
@@ -108,19 +118,26 @@ extension Lab {
         @Option(help: ArgumentHelp("The mosquitto broker to start: HOST:PORT, or PORT for 127.0.0.1 (0: any free port).", valueName: "host:port"))
         var mqttListen = "1883"
         @Option(name: .customLong("mqtt-port"), help: .hidden) var mqttPortAlias: String?
-        @Option(help: ArgumentHelp("Use this broker instead of starting one (the backend logs in with --backend-user/--backend-password).",
-                                   valueName: "host:port")) var broker: String?
+        @Option(
+            help: ArgumentHelp(
+                "Use this broker instead of starting one (the backend logs in with --backend-user/--backend-password).",
+                valueName: "host:port")) var broker: String?
         @Option(help: ArgumentHelp("The backend's MQTT username on an existing broker.", valueName: "user")) var backendUser = "cloud-backend"
         @Option(help: ArgumentHelp("The backend's MQTT password on an existing broker.", valueName: "password")) var backendPassword: String?
-        @Option(name: .customLong("fault"), help: ArgumentHelp(
-            "Break the cloud (repeatable): \(LabCloud.Fault.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "fault"))
+        @Option(
+            name: .customLong("fault"),
+            help: ArgumentHelp(
+                "Break the cloud (repeatable): \(LabCloud.Fault.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "fault"))
         var faults: [String] = []
         @Option(help: ArgumentHelp("Seconds before each status_reply (slow replies).", valueName: "seconds")) var replyDelay: Double = 0
         @Option(help: ArgumentHelp("Token lifetime.", valueName: "seconds")) var tokenAge: Double = 86_400
         @Option(help: ArgumentHelp("Stop after this many seconds.", valueName: "seconds")) var duration: Double?
         @Option(help: ArgumentHelp("Write the HTTP base URL and the broker address to this file once ready (for scripts).", valueName: "file"))
         var readyFile: String?
-        @Option(help: ArgumentHelp("Append a JSON line per HTTP request to this file: method, path, status and the SHA-256 fingerprints of the token it carried and of the token it issued (never the tokens).", valueName: "file"))
+        @Option(
+            help: ArgumentHelp(
+                "Append a JSON line per HTTP request to this file: method, path, status and the SHA-256 fingerprints of the token it carried and of the token it issued (never the tokens).",
+                valueName: "file"))
         var requestLog: String?
 
         func validate() throws {
@@ -174,7 +191,9 @@ extension Lab {
         static let configuration = CommandConfiguration(
             commandName: "pilot",
             abstract: "Act as Pilot 2 (and its H5 page) logging in to a cloud, coming online, and going offline.",
-            discussion: Examples.discussion("lab pilot", """
+            discussion: Examples.discussion(
+                "lab pilot",
+                """
                 Per device: GET /pilot-login, log in (or try a stored token), workspaces/current, users/current (MQTT \
                 credentials), MQTT CONNECT as the RC serial (libmosquitto), SUBSCRIBE to the six downlink topics, \
                 update_topo with an aircraft (re-sent every --status-retry seconds while unanswered), the topology \
@@ -187,8 +206,10 @@ extension Lab {
                 """)
         )
 
-        @Option(help: ArgumentHelp("The cloud's base URL (what Pilot 2 is given as the access link, without /pilot-login).",
-                                   valueName: "url")) var cloud = "http://127.0.0.1:6789"
+        @Option(
+            help: ArgumentHelp(
+                "The cloud's base URL (what Pilot 2 is given as the access link, without /pilot-login).",
+                valueName: "url")) var cloud = "http://127.0.0.1:6789"
         @Option(help: ArgumentHelp("The H5 login username.", valueName: "user")) var username = "pilot"
         @Option(help: ArgumentHelp("The H5 login password.", valueName: "password")) var password = "pilot123"
         @Option(help: ArgumentHelp("Remote controllers to simulate at once.", valueName: "n")) var devices = 1
@@ -198,31 +219,37 @@ extension Lab {
         @Option(help: ArgumentHelp("Seconds to wait for status_reply before re-sending status.", valueName: "seconds")) var statusRetry: Double = 2
         @Option(help: ArgumentHelp("How many times status is sent before giving up.", valueName: "n")) var statusTries = 3
         @Option(help: ArgumentHelp("How the device goes offline: active, exit or passive.", valueName: "mode")) var offline = "active"
-        @Option(name: .customLong("fault"), help: ArgumentHelp(
-            "Deviate from the documented sequence (repeatable): \(LabPilot.Fault.allCases.map(\.rawValue).joined(separator: ", ")). "
-                + "shared-client-id (with --devices 2 or more): every device connects with the first device's client id "
-                + "(\(LabPilot.serials(0).rc)) but keeps its own serials in topics and payloads; the broker closes the older "
-                + "connection at each CONNECT (session takeover) and a device closed while online reconnects 1 s later "
-                + "(subscribe, update_topo again), so the connections alternate for the whole --online period.",
-            valueName: "fault"))
+        @Option(
+            name: .customLong("fault"),
+            help: ArgumentHelp(
+                "Deviate from the documented sequence (repeatable): \(LabPilot.Fault.allCases.map(\.rawValue).joined(separator: ", ")). "
+                    + "shared-client-id (with --devices 2 or more): every device connects with the first device's client id "
+                    + "(\(LabPilot.serials(0).rc)) but keeps its own serials in topics and payloads; the broker closes the older "
+                    + "connection at each CONNECT (session takeover) and a device closed while online reconnects 1 s later "
+                    + "(subscribe, update_topo again), so the connections alternate for the whole --online period.",
+                valueName: "fault"))
         var faults: [String] = []
         @Flag(help: "Fly without an aircraft (sub_devices stays empty).") var noAircraft = false
         @Option(help: ArgumentHelp("MQTT keep-alive.", valueName: "seconds")) var keepAlive = 60
         @Option(help: ArgumentHelp("Spread the devices' starts over this many seconds.", valueName: "seconds")) var rampUp: Double = 0
-        @Option(help: ArgumentHelp("""
-            Run each device's whole script this many more times after it ended with a clean DISCONNECT (--offline \
-            active or exit), as a user re-opening the app: after --restart-delay, GET /pilot-login on a new HTTP \
-            connection, log in again, workspace, users/current, a new MQTT connection with the same client id (the \
-            RC serial), subscribe, update_topo, osd, offline. The device succeeds only when every run completed.
-            """, valueName: "n")) var restarts = 0
+        @Option(
+            help: ArgumentHelp(
+                """
+                Run each device's whole script this many more times after it ended with a clean DISCONNECT (--offline \
+                active or exit), as a user re-opening the app: after --restart-delay, GET /pilot-login on a new HTTP \
+                connection, log in again, workspace, users/current, a new MQTT connection with the same client id (the \
+                RC serial), subscribe, update_topo, osd, offline. The device succeeds only when every run completed.
+                """, valueName: "n")) var restarts = 0
         @Option(help: ArgumentHelp("Seconds between a run's DISCONNECT and the next run (--restarts).", valueName: "seconds"))
         var restartDelay: Double = 2
-        @Option(help: ArgumentHelp("""
-            When the broker refuses the CONNECT (CONNACK ≠ 0, e.g. --fault wrong-password), try this many more \
-            times, each on a new TCP connection with the same client id and credentials, every --retry-interval \
-            seconds, as MQTT client libraries do; each refusal is logged, and the device fails if the last try is \
-            refused too.
-            """, valueName: "n")) var connectRetries = 0
+        @Option(
+            help: ArgumentHelp(
+                """
+                When the broker refuses the CONNECT (CONNACK ≠ 0, e.g. --fault wrong-password), try this many more \
+                times, each on a new TCP connection with the same client id and credentials, every --retry-interval \
+                seconds, as MQTT client libraries do; each refusal is logged, and the device fails if the last try is \
+                refused too.
+                """, valueName: "n")) var connectRetries = 0
         @Option(help: ArgumentHelp("Seconds between a refused CONNECT and the next try (--connect-retries).", valueName: "seconds"))
         var retryInterval: Double = 1
         @Flag(help: "Log only failures and the summary.") var quiet = false
@@ -281,10 +308,13 @@ extension Lab {
             if refusals > 0 { extra += "; \(refusals) CONNECT(s) refused" }
             let takeovers = outcomes.map(\.takeovers).reduce(0, +)
             if takeovers > 0 || c.faults.contains(.sharedClientID) {
-                extra += "; \(takeovers) takeover(s) of client id \(LabPilot.serials(0).rc) ("
+                extra +=
+                    "; \(takeovers) takeover(s) of client id \(LabPilot.serials(0).rc) ("
                     + outcomes.map { "\($0.gateway) closed \($0.takeovers)×" }.joined(separator: ", ") + ")"
             }
-            print("\(outcomes.count) device(s): \(outcomes.count - failed.count) completed, \(failed.count) failed; \(published) messages published in \(String(format: "%.1f", Date().timeIntervalSince(started))) s\(extra)")
+            print(
+                "\(outcomes.count) device(s): \(outcomes.count - failed.count) completed, \(failed.count) failed; \(published) messages published in \(String(format: "%.1f", Date().timeIntervalSince(started))) s\(extra)"
+            )
             // Each failure was logged once already ("[serial] failed: …").
             if !failed.isEmpty { throw ExitCode(ExitStatus.findings) }
         }

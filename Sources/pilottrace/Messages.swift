@@ -9,7 +9,9 @@ struct Messages: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "messages",
         abstract: "Print the decoded HTTP, WebSocket and MQTT messages in captures, one line each.",
-        discussion: Examples.discussion("messages", """
+        discussion: Examples.discussion(
+            "messages",
+            """
             Each connection's protocol is recognised from its bytes (ports are only a hint): an HTTP request line, \
             an MQTT CONNECT, a TLS ClientHello (encrypted: the line says so and names the server), or, for \
             connections picked up mid-stream, consecutive well-formed MQTT packets or a request/status line. \
@@ -27,7 +29,9 @@ struct Messages: ParsableCommand {
     @Flag(help: "Write JSON Lines (one object per message) instead of text.")
     var json = false
 
-    @Option(name: .customLong("protocol"), help: ArgumentHelp("Only this protocol's messages: http, mqtt or ws (WebSocket, MQTT over WebSocket included).", valueName: "protocol"))
+    @Option(
+        name: .customLong("protocol"),
+        help: ArgumentHelp("Only this protocol's messages: http, mqtt or ws (WebSocket, MQTT over WebSocket included).", valueName: "protocol"))
     var only: ProtocolFilter?
 
     @Flag(help: "Show passwords, tokens and secrets as captured instead of masking them.")
@@ -92,18 +96,21 @@ struct MessagePrinter {
             connections[info.id] = info
             // Worth a line only when nothing will be decoded or the decision rests on less than the first bytes.
             if c.appProtocol == .tls || c.appProtocol == .unknown || c.evidence != .firstBytes {
-                emit(info.id, nil, info.firstSeen, c.appProtocol == .tls ? "TLS" : "TCP", "connection",
-                     "\(c.appProtocol.rawValue) (\(c.evidence.rawValue)): \(c.note)", filter: nil)
+                emit(
+                    info.id, nil, info.firstSeen, c.appProtocol == .tls ? "TLS" : "TCP", "connection",
+                    "\(c.appProtocol.rawValue) (\(c.evidence.rawValue)): \(c.note)", filter: nil)
             }
         case .http(let id, let e):
             http(id, e)
         case let .mqtt(id, dir, record, ts, overWebSocket):
-            emit(id, dir, ts, overWebSocket ? "MQTT/WS" : "MQTT", String(describing: record.packet.type),
-                 MessageSummary.mqtt(record, showSecrets: showSecrets), filter: overWebSocket ? .ws : .mqtt, fields: Self.fields(record.packet),
-                 frames: record.frames)
+            emit(
+                id, dir, ts, overWebSocket ? "MQTT/WS" : "MQTT", String(describing: record.packet.type),
+                MessageSummary.mqtt(record, showSecrets: showSecrets), filter: overWebSocket ? .ws : .mqtt, fields: Self.fields(record.packet),
+                frames: record.frames)
         case let .mqttError(id, dir, error, ts, overWebSocket):
-            emit(id, dir, ts, overWebSocket ? "MQTT/WS" : "MQTT", "error",
-                 "malformed: \(error); this direction is no longer decoded", filter: overWebSocket ? .ws : .mqtt)
+            emit(
+                id, dir, ts, overWebSocket ? "MQTT/WS" : "MQTT", "error",
+                "malformed: \(error); this direction is no longer decoded", filter: overWebSocket ? .ws : .mqtt)
         case .closed(let summary, _):
             connections[summary.info.id] = nil
             requests.close(summary.info.id)
@@ -114,8 +121,9 @@ struct MessagePrinter {
         switch e {
         case .request(let r):
             requests.request(r, on: id, ())
-            emit(id, .toServer, r.span.lastByteAt, "HTTP", "request", MessageSummary.request(r, showSecrets: showSecrets), filter: .http,
-                 fields: Self.fields(r), frames: r.span.frames)
+            emit(
+                id, .toServer, r.span.lastByteAt, "HTTP", "request", MessageSummary.request(r, showSecrets: showSecrets), filter: .http,
+                fields: Self.fields(r), frames: r.span.frames)
         case .response(let r):
             let request = requests.response(r, on: id)?.request
             var line = MessageSummary.response(r, request: request, showSecrets: showSecrets)
@@ -128,15 +136,17 @@ struct MessagePrinter {
         case .upgrade(let u):
             emit(id, nil, nil, "HTTP", "upgrade", u.display(showSecrets: showSecrets), filter: .http)
         case .webSocket(let m):
-            emit(id, m.direction, m.lastByteAt, "WS", "websocket", MessageSummary.webSocket(m, showSecrets: showSecrets), filter: .ws,
-                 frames: m.frames)
+            emit(
+                id, m.direction, m.lastByteAt, "WS", "websocket", MessageSummary.webSocket(m, showSecrets: showSecrets), filter: .ws,
+                frames: m.frames)
         case .webSocketError(let error):
             emit(id, nil, nil, "WS", "error", "\(error)", filter: .ws)
         case .error(let error):
             emit(id, error.direction, nil, "HTTP", "error", "\(error)", filter: .http)
         case .resynchronised(let r) where r.skippedBytes > 0:
-            emit(id, r.direction, r.at, "HTTP", "resync", "resynchronised at stream byte \(r.offset) after skipping \(r.skippedBytes) B",
-                 filter: .http)
+            emit(
+                id, r.direction, r.at, "HTTP", "resync", "resynchronised at stream byte \(r.offset) after skipping \(r.skippedBytes) B",
+                filter: .http)
         case .resynchronised:
             break  // a mid-stream start that found its first message at once: nothing was skipped
         }
@@ -175,13 +185,15 @@ struct MessagePrinter {
     }
 
     static func fields(_ r: HTTPRequest) -> Fields {
-        Fields(method: r.method, path: r.head.path, contentType: r.headers["content-type"], bodyLength: r.body.length,
-               incomplete: r.incomplete?.reason.rawValue)
+        Fields(
+            method: r.method, path: r.head.path, contentType: r.headers["content-type"], bodyLength: r.body.length,
+            incomplete: r.incomplete?.reason.rawValue)
     }
 
     static func fields(_ r: HTTPResponse) -> Fields {
-        Fields(method: r.requestMethod, status: r.status, contentType: r.headers["content-type"], bodyLength: r.body.length,
-               incomplete: r.incomplete?.reason.rawValue)
+        Fields(
+            method: r.requestMethod, status: r.status, contentType: r.headers["content-type"], bodyLength: r.body.length,
+            incomplete: r.incomplete?.reason.rawValue)
     }
 
     static func fields(_ p: MQTTPacket) -> Fields {
@@ -197,20 +209,23 @@ struct MessagePrinter {
         return f
     }
 
-    mutating func emit(_ id: ConnectionID, _ dir: Direction?, _ ts: Timestamp?, _ proto: String, _ kind: String, _ summary: String,
-                       filter: Messages.ProtocolFilter?, fields: Fields? = nil, frames: FrameSpan? = nil) {
+    mutating func emit(
+        _ id: ConnectionID, _ dir: Direction?, _ ts: Timestamp?, _ proto: String, _ kind: String, _ summary: String,
+        filter: Messages.ProtocolFilter?, fields: Fields? = nil, frames: FrameSpan? = nil
+    ) {
         if let only, filter != only { return }
         counts[proto, default: 0] += 1
         let info = connections[id]
         let text: String
         if json {
             let place = frames?.inOneFile
-            let line = Line(time: ts?.iso8601, timeEpoch: ts?.epochSeconds,
-                            captureFile: place.flatMap { $0.file < captures.count ? captures[$0.file] : nil },
-                            firstFrame: place?.first, lastFrame: place?.last,
-                            connection: id.rawValue, client: info?.client.description, server: info?.server.description,
-                            direction: dir.map { $0 == .toServer ? "to-server" : "to-client" }, protocol: proto, kind: kind, summary: summary,
-                            fields: fields)
+            let line = Line(
+                time: ts?.iso8601, timeEpoch: ts?.epochSeconds,
+                captureFile: place.flatMap { $0.file < captures.count ? captures[$0.file] : nil },
+                firstFrame: place?.first, lastFrame: place?.last,
+                connection: id.rawValue, client: info?.client.description, server: info?.server.description,
+                direction: dir.map { $0 == .toServer ? "to-server" : "to-client" }, protocol: proto, kind: kind, summary: summary,
+                fields: fields)
             text = String(decoding: (try? encoder.encode(line)) ?? Data(), as: UTF8.self)
         } else {
             let time = ts?.iso8601 ?? String(repeating: " ", count: 27)

@@ -19,7 +19,10 @@ struct PilotTrace: ParsableCommand {
             \(ExitStatus.table)
             """,
         version: "pilottrace \(PilotTraceVersion.string)",
-        subcommands: [Analyze.self, Capture.self, Proxy.self, Replay.self, Interfaces.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self, Lab.self, Flows.self, Messages.self, Versions.self]
+        subcommands: [
+            Analyze.self, Capture.self, Proxy.self, Replay.self, Interfaces.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self,
+            Lab.self, Flows.self, Messages.self, Versions.self,
+        ]
     )
 
     /// A closed pipe (`pilottrace … | head`) ends what the command writes, not the command: it still stores what it
@@ -40,7 +43,7 @@ struct PilotTrace: ParsableCommand {
             exit(withError: e)
         } catch let e as ValidationError {
             exit(withError: e)
-        } catch where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+        } catch  where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
             exit(withError: error)  // `--help` and `help` run a command that throws the help request
         } catch {
             // Whatever the library that failed, one line in words and exit status 2.

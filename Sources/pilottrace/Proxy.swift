@@ -11,7 +11,9 @@ struct Proxy: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy",
         abstract: "Record Pilot 2 ↔ cloud through an HTTP + MQTT proxy (TLS both ways, JSBridge visibility).",
-        discussion: Examples.discussion("proxy", """
+        discussion: Examples.discussion(
+            "proxy",
+            """
             Point Pilot 2's access link at the HTTP listener (e.g. http://PROXY-IP:8080/pilot-login). Requests go to \
             --http-upstream; mqtt_addr in JSON responses is rewritten to the MQTT listener (unless --no-rewrite), whose \
             connections are relayed byte for byte to --mqtt-upstream (default: the address the cloud handed out). HTML \
@@ -119,15 +121,18 @@ struct Proxy: ParsableCommand {
         let key = "proxy:\(config.httpListen):\(iso.string(from: started)):\(getpid())"
         let run: AnalysisRun
         do {
-            run = try AnalysisRun(liveKey: key, capturePath: write, database: db, toolVersion: PilotTraceVersion.string, source: "proxy",
-                                  site: site.resolved)
+            run = try AnalysisRun(
+                liveKey: key, capturePath: write, database: db, toolVersion: PilotTraceVersion.string, source: "proxy",
+                site: site.resolved)
         } catch {
             if !existed { database.discard(db, analysis: -1, created: true) }
             throw Failure(database.shown, error)
         }
         let pcapng: PcapngWriter?
         do {
-            pcapng = try write.map { try PcapngWriter(path: $0, linkType: .raw, interfaceName: "pilottrace-proxy", application: "pilottrace \(PilotTraceVersion.string) proxy") }
+            pcapng = try write.map {
+                try PcapngWriter(path: $0, linkType: .raw, interfaceName: "pilottrace-proxy", application: "pilottrace \(PilotTraceVersion.string) proxy")
+            }
         } catch {
             database.discard(db, analysis: run.analysisID, created: !existed)
             throw Failure(write ?? "--write", error)
@@ -165,9 +170,11 @@ struct Proxy: ParsableCommand {
         let loop = LiveAnalysis(run, duration: duration)
         let signals = StopSignals { loop.requestStop() }
         defer { signals.cancel() }
-        let failure = loop.run(frames, record: { frame in
-            try pcapng?.write(frame.data, originalLength: frame.originalLength, at: frame.timestamp)
-        }, flush: { try pcapng?.flush() })
+        let failure = loop.run(
+            frames,
+            record: { frame in
+                try pcapng?.write(frame.data, originalLength: frame.originalLength, at: frame.timestamp)
+            }, flush: { try pcapng?.flush() })
         if let error = failure {
             frames.stopProducers()
             warn("error: recording stopped: \(ErrorText.describe(error))")
@@ -175,8 +182,14 @@ struct Proxy: ParsableCommand {
         let end = Timestamp(Date())
         try pcapng?.close(end: end)
         let first = loop.first, last = loop.last
-        let files = write.map { [CaptureFileReport(path: $0, format: "pcapng", compressed: false, linkTypes: [.raw], records: pcapng?.records ?? 0,
-                                                   warnings: [], firstTime: first, lastTime: last, endTime: end)] } ?? []
+        let files =
+            write.map {
+                [
+                    CaptureFileReport(
+                        path: $0, format: "pcapng", compressed: false, linkTypes: [.raw], records: pcapng?.records ?? 0,
+                        warnings: [], firstTime: first, lastTime: last, endTime: end)
+                ]
+            } ?? []
         let report = try loop.finish(files: files, end: end, interrupted: failure.map { "recording error: \(ErrorText.describe($0))" })
         if let original = server.originalBroker { print("The cloud handed out MQTT address \(original) (rewritten to the proxy's listener).") }
         print("Proxied \(recorder.connectionCount) connection\(recorder.connectionCount == 1 ? "" : "s") (\(recorder.frameCount) synthesised frames).")

@@ -8,7 +8,9 @@ struct Replay: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
         abstract: "Re-drive stored Pilot 2 sessions against a target cloud, as Pilot 2, and report what regressed.",
-        discussion: Examples.discussion("replay", """
+        discussion: Examples.discussion(
+            "replay",
+            """
             For each session: its HTTP requests in order (method, path, query, headers, bodies) on keep-alive \
             connections grouped as recorded; MQTT through libmosquitto as the device: CONNECT with the recorded \
             identity, the recorded subscriptions, the uplink publishes in order with fresh tid, bid and timestamp \
@@ -32,13 +34,21 @@ struct Replay: ParsableCommand {
     @Option(help: ArgumentHelp("The target broker (default: the mqtt_addr the target's login issues).", valueName: "host:port"))
     var targetMqtt: String?
     @OptionGroup var database: DatabaseOptions
-    @Option(help: ArgumentHelp("original (recorded timing), N× (N times faster, e.g. 2x) or max (no waits but for replies).",
-                               valueName: "pace")) var pace = "original"
+    @Option(
+        help: ArgumentHelp(
+            "original (recorded timing), N× (N times faster, e.g. 2x) or max (no waits but for replies).",
+            valueName: "pace")) var pace = "original"
     @Option(help: ArgumentHelp("Sessions replayed at once, each as its own device.", valueName: "n")) var concurrency = 1
-    @Option(name: .customLong("set"), help: ArgumentHelp("Set a variable or request field (repeatable), e.g. password=secret.",
-                                                           valueName: "name=value")) var sets: [String] = []
-    @Option(name: .customLong("ignore"), help: ArgumentHelp("Leave a JSON path out of the comparison (repeatable), e.g. $.data.workspace_name.",
-                                                              valueName: "jsonpath")) var ignores: [String] = []
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp(
+            "Set a variable or request field (repeatable), e.g. password=secret.",
+            valueName: "name=value")) var sets: [String] = []
+    @Option(
+        name: .customLong("ignore"),
+        help: ArgumentHelp(
+            "Leave a JSON path out of the comparison (repeatable), e.g. $.data.workspace_name.",
+            valueName: "jsonpath")) var ignores: [String] = []
     @Flag(help: "Keep the recorded tid, bid and timestamps.") var verbatim = false
     @Option(help: ArgumentHelp("Seconds to wait for each reply (and CONNACK) the recording had.", valueName: "seconds"))
     var replyTimeout: Double = 5
@@ -93,8 +103,9 @@ struct Replay: ParsableCommand {
             let eq = s.firstIndex(of: "=")!
             options.overrides[String(s[..<eq])] = String(s[s.index(after: eq)...])
         }
-        let runner = ReplayRunner(database: db, target: ReplayTarget(httpHost: host, httpPort: port, mqtt: targetMqtt.flatMap(Lab.hostPort)),
-                                  options: options, concurrency: concurrency, toolVersion: PilotTraceVersion.string, record: !noStore)
+        let runner = ReplayRunner(
+            database: db, target: ReplayTarget(httpHost: host, httpPort: port, mqtt: targetMqtt.flatMap(Lab.hostPort)),
+            options: options, concurrency: concurrency, toolVersion: PilotTraceVersion.string, record: !noStore)
         let report: ReplayReport
         do {
             let ids = all ? try db.replayableSessions().map(\.id) : sessions
@@ -131,15 +142,18 @@ struct Replay: ParsableCommand {
                 var step_latency_p50: Double?
                 var step_latency_p99: Double?
             }
-            let doc = Document(target_http: targetHttp, target_mqtt: targetMqtt, pace: Pacing(pace)!.description, concurrency: concurrency,
-                               sessions: verdicts, regressions: report.regressions, replay_seconds: report.replaySeconds,
-                               sessions_per_second: report.sessionsPerSecond, step_latency_p50: p50, step_latency_p99: p99)
+            let doc = Document(
+                target_http: targetHttp, target_mqtt: targetMqtt, pace: Pacing(pace)!.description, concurrency: concurrency,
+                sessions: verdicts, regressions: report.regressions, replay_seconds: report.replaySeconds,
+                sessions_per_second: report.sessionsPerSecond, step_latency_p50: p50, step_latency_p99: p99)
             print(String(decoding: try encoder.encode(doc), as: UTF8.self))
         } else {
             printText(ReplayOutput.text(verdicts, showSecrets: showSecrets), terminator: "")
             let rate = String(format: "%.1f", report.sessionsPerSecond)
             let latency = p50.map { String(format: "step latency p50 %.1f ms, p99 %.1f ms", $0 * 1000, (p99 ?? $0) * 1000) } ?? "no step latencies"
-            print("\(verdicts.count) session(s) replayed against \(targetHttp) in \(String(format: "%.1f", report.replaySeconds)) s (\(rate) sessions/s, \(latency)): \(report.regressions == 0 ? "no regression" : "\(report.regressions) regressed")")
+            print(
+                "\(verdicts.count) session(s) replayed against \(targetHttp) in \(String(format: "%.1f", report.replaySeconds)) s (\(rate) sessions/s, \(latency)): \(report.regressions == 0 ? "no regression" : "\(report.regressions) regressed")"
+            )
         }
         // The WAL goes into the file: what the command stored is one file to copy or share.
         do { try db.close() } catch { warn("warning: \(ErrorText.describe(error))") }

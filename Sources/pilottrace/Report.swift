@@ -6,7 +6,9 @@ struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
         abstract: "Write a report of stored sessions: HTML with sequence diagrams, Markdown, JSON or Mermaid.",
-        discussion: Examples.discussion("report", """
+        discussion: Examples.discussion(
+            "report",
+            """
             By default an HTML report of all sessions goes to Reports/pilottrace-report.html (self-contained: it opens \
             from disk, no network). The path written is printed. Secrets are masked unless --show-secrets.
             """)

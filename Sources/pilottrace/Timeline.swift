@@ -7,7 +7,9 @@ struct Timeline: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "timeline",
         abstract: "Show the timeline of every stored session, or of one.",
-        discussion: Examples.discussion("timeline", """
+        discussion: Examples.discussion(
+            "timeline",
+            """
             Each line is a step of the documented sequence, in time order: clock (UTC; with the date when the \
             session crosses midnight), offset from the session's start, phase, step, ok or FAILED, the frames of its \
             message as Wireshark numbers them (frame.number; the file's name first when the analysis read several), \
@@ -73,10 +75,13 @@ struct Sessions: ParsableCommand {
         let sites = Set(views.compactMap { $0.analysis?.site })
         var rows = [["id", "state", "gateway", "model", "start (UTC)", "dur s", "client", "mqtt client id", "aircraft"] + (sites.count > 1 ? ["site"] : [])]
         for v in views {
-            rows.append([String(v.id), v.state, v.gatewaySN ?? "unknown", v.gatewayModelName ?? v.gatewayModel ?? "",
-                         TimelineText.date(v.start), v.end.map { String(format: "%.3f", $0 - v.start) } ?? "",
-                         v.client ?? "", v.mqttClientID ?? "", v.aircraft.joined(separator: ",")]
-                        + (sites.count > 1 ? [v.analysis?.site ?? ""] : []))
+            rows.append(
+                [
+                    String(v.id), v.state, v.gatewaySN ?? "unknown", v.gatewayModelName ?? v.gatewayModel ?? "",
+                    TimelineText.date(v.start), v.end.map { String(format: "%.3f", $0 - v.start) } ?? "",
+                    v.client ?? "", v.mqttClientID ?? "", v.aircraft.joined(separator: ","),
+                ]
+                    + (sites.count > 1 ? [v.analysis?.site ?? ""] : []))
         }
         printText(TextTable.render(rows, numeric: [0, 5]), terminator: "")
         // Analyses that did not finish: their sessions in progress are incomplete, and the reason is worth knowing.
@@ -84,11 +89,13 @@ struct Sessions: ParsableCommand {
         for v in views { if let a = v.analysis, a.isUnfinished, let id = a.id { unfinished[id] = a } }
         for a in unfinished.values.sorted(by: { ($0.id ?? 0) < ($1.id ?? 0) }) {
             let count = views.filter { $0.analysis?.id == a.id }.count
-            let what = a.state == "interrupted"
+            let what =
+                a.state == "interrupted"
                 ? "was interrupted (\(a.stopReason ?? "no reason recorded")): sessions still in progress then are incomplete"
                 : "has not finished (still running, or its process was killed)"
-            printText("note: analysis \(a.id ?? 0)\(a.site.isEmpty ? "" : " at \(a.site)") \(what); \(count) session\(count == 1 ? "" : "s") above are from it\n",
-                      terminator: "")
+            printText(
+                "note: analysis \(a.id ?? 0)\(a.site.isEmpty ? "" : " at \(a.site)") \(what); \(count) session\(count == 1 ? "" : "s") above are from it\n",
+                terminator: "")
         }
     }
 }
@@ -108,16 +115,20 @@ enum SessionViews {
             let mine = parts[r.id] ?? []
             var files = events ? try captures[r.analysisID] : []
             if events { for a in Set(mine.map(\.analysisID)) where a != r.analysisID { files += try captures[a] } }
-            return SessionView(id: r.id, gatewaySN: r.gatewaySN, gatewayModel: r.gatewayModel, gatewayModelName: r.gatewayModelName, state: r.state,
-                        start: r.startTime, end: r.endTime, client: r.client, mqttClientID: r.mqttClientID, mqttUsername: r.mqttUsername,
-                        aircraft: r.aircraftSNs, events: (timelines[r.id] ?? []).map { e in
-                            SessionView.Event(time: e.time, phase: e.phase, step: e.step, ok: e.ok, latency: e.latency,
-                                              connection: nil, detail: (try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) as? [String: Any] ?? [:],
-                                              frames: FramePlace(e))
-                        }, deviations: (findings[r.id] ?? []).map {
-                            SessionView.Finding(severity: $0.severity, rule: $0.ruleID, time: $0.time, message: $0.title, frames: FramePlace($0))
-                        }, captures: files, analysis: analyses[r.analysisID],
-                        parts: mine.map { (id: $0.id, analysis: analyses[$0.analysisID]) })
+            return SessionView(
+                id: r.id, gatewaySN: r.gatewaySN, gatewayModel: r.gatewayModel, gatewayModelName: r.gatewayModelName, state: r.state,
+                start: r.startTime, end: r.endTime, client: r.client, mqttClientID: r.mqttClientID, mqttUsername: r.mqttUsername,
+                aircraft: r.aircraftSNs,
+                events: (timelines[r.id] ?? []).map { e in
+                    SessionView.Event(
+                        time: e.time, phase: e.phase, step: e.step, ok: e.ok, latency: e.latency,
+                        connection: nil, detail: (try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) as? [String: Any] ?? [:],
+                        frames: FramePlace(e))
+                },
+                deviations: (findings[r.id] ?? []).map {
+                    SessionView.Finding(severity: $0.severity, rule: $0.ruleID, time: $0.time, message: $0.title, frames: FramePlace($0))
+                }, captures: files, analysis: analyses[r.analysisID],
+                parts: mine.map { (id: $0.id, analysis: analyses[$0.analysisID]) })
         }
     }
 }

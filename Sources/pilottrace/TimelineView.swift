@@ -64,8 +64,10 @@ struct SessionView {
         o.merge(TimeText.json("end", end)) { $1 }
         if withEvents {
             o["events"] = events.map { e -> [String: Any] in
-                var event: [String: Any] = ["phase": e.phase, "step": e.step, "ok": e.ok, "latency": e.latency as Any? ?? NSNull(),
-                                            "detail": TimeText.presentingTimes(e.detail)]
+                var event: [String: Any] = [
+                    "phase": e.phase, "step": e.step, "ok": e.ok, "latency": e.latency as Any? ?? NSNull(),
+                    "detail": TimeText.presentingTimes(e.detail),
+                ]
                 event.merge(TimeText.json("time", e.time)) { $1 }
                 event.merge(e.frames.json(captures)) { $1 }
                 return event
@@ -98,7 +100,8 @@ enum TimelineText {
             let sites = ([s.analysis] + s.parts.map(\.analysis)).compactMap { $0?.site }.filter { !$0.isEmpty }
             var seen = Set<String>()
             let points = sites.filter { seen.insert($0).inserted }
-            line += " — recorded at \(points.isEmpty ? "several capture points" : points.joined(separator: " and ")) (with session\(s.parts.count == 1 ? "" : "s") \(s.parts.map { "\($0.id)" }.joined(separator: ", ")))"
+            line +=
+                " — recorded at \(points.isEmpty ? "several capture points" : points.joined(separator: " and ")) (with session\(s.parts.count == 1 ? "" : "s") \(s.parts.map { "\($0.id)" }.joined(separator: ", ")))"
         }
         return line
     }
@@ -188,7 +191,11 @@ enum TimelineText {
         case "update-topo":
             if let m = str("gateway_model_name") ?? str("gateway_model") { parts.append(m) }
             if let subs = d["sub_devices"] as? [[String: Any]] {
-                parts.append(subs.isEmpty ? "no aircraft" : "aircraft " + subs.map { "\($0["sn"] as? String ?? "?")\(($0["model_name"] as? String).map { " (\($0))" } ?? "")" }.joined(separator: ", "))
+                parts.append(
+                    subs.isEmpty
+                        ? "no aircraft"
+                        : "aircraft "
+                            + subs.map { "\($0["sn"] as? String ?? "?")\(($0["model_name"] as? String).map { " (\($0))" } ?? "")" }.joined(separator: ", "))
             }
             if let missing = d["missing"] as? [String], !missing.isEmpty { parts.append("missing \(missing.joined(separator: ", "))") }
             if let p = str("problem") { parts.append(p) }

@@ -33,10 +33,11 @@ import Testing
         #expect((s["start_epoch"] as? Double ?? 0) > 1.7e9)
         #expect((s["start"] as? String)?.wholeMatch(of: /2026-11-27T\d\d:\d\d:\d\d\.\d{6}Z/) != nil)
         let events = s["events"] as! [[String: Any]]
-        #expect(events.map { $0["step"] as! String } == [
-            "h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-credentials", "mqtt-connect", "mqtt-connack",
-            "mqtt-subscribe", "update-topo", "status-reply", "update-topo", "device-offline", "status-reply", "mqtt-disconnect",
-        ])
+        #expect(
+            events.map { $0["step"] as! String } == [
+                "h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-credentials", "mqtt-connect", "mqtt-connack",
+                "mqtt-subscribe", "update-topo", "status-reply", "update-topo", "device-offline", "status-reply", "mqtt-disconnect",
+            ])
         #expect(events.map { $0["phase"] as! String }.first == "license")
         let times = events.map { $0["time_epoch"] as! Double }
         #expect(times == times.sorted())

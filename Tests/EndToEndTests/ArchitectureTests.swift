@@ -79,9 +79,10 @@ import Testing
             for entry in entries.sorted() {
                 let folder = "\(top)/\(entry)"
                 let url = Self.root.appendingPathComponent(folder)
-                let holdsCode = FileManager.default.enumerator(atPath: url.path)?.contains {
-                    ($0 as? String).map { $0.hasSuffix(".swift") || $0.hasSuffix("module.modulemap") } ?? false
-                } ?? false
+                let holdsCode =
+                    FileManager.default.enumerator(atPath: url.path)?.contains {
+                        ($0 as? String).map { $0.hasSuffix(".swift") || $0.hasSuffix("module.modulemap") } ?? false
+                    } ?? false
                 if holdsCode { #expect(folders.contains(folder), "\(folder) holds code but is no target of Package.swift") }
             }
         }
@@ -138,8 +139,9 @@ import Testing
                 continue
             }
             let declared = Set(target.dependencies.map(\.name))
-            #expect(imports == declared,
-                    "docs/architecture.md: \(target.name) may import \(imports.sorted()), Package.swift declares \(declared.sorted())")
+            #expect(
+                imports == declared,
+                "docs/architecture.md: \(target.name) may import \(imports.sorted()), Package.swift declares \(declared.sorted())")
         }
         for name in Set(documented.keys).subtracting(manifest.targets.map(\.name)).sorted() {
             Issue.record("docs/architecture.md names \(name), which is no target")
@@ -153,8 +155,9 @@ import Testing
         #expect(!graph.isEmpty, "docs/architecture.md has no mermaid graph")
         for target in manifest.targets where target.kind != .test && target.name != Self.testSupport {
             let edges = Set(target.dependencies.map(\.name).filter(names.contains))
-            #expect(graph[target.name, default: []] == edges,
-                    "the graph gives \(target.name) → \(graph[target.name, default: []].sorted()), Package.swift \(edges.sorted())")
+            #expect(
+                graph[target.name, default: []] == edges,
+                "the graph gives \(target.name) → \(graph[target.name, default: []].sorted()), Package.swift \(edges.sorted())")
         }
         for name in Set(graph.keys).subtracting(names) { Issue.record("the graph has an edge from \(name), which is no target") }
     }
@@ -169,37 +172,40 @@ import Testing
     // MARK: The parsers themselves
 
     @Test func theManifestParserReadsEachForm() throws {
-        let m = try Manifest(parsing: """
-            let package = Package(name: "X", // a comment with .target(name: "Nope")
-                products: [.executable(name: "x", targets: ["x"]), .library(name: "A", targets: ["A"])],
-                dependencies: [.package(url: "https://example.invalid/n", from: "1.0.0")],
-                targets: [
-                    .systemLibrary(name: "CLib", providers: [.apt(["lib-dev"])]),
-                    /* .target(name: "Hidden"), */
-                    .target(name: "A", dependencies: ["CLib", .product(name: "NIOCore", package: "n"), .target(name: "B"),
-                                                      .byName(name: "C")]),
-                    .target(name: "B"),
-                    .target(name: "S", path: "Tests/S"),
-                    .executableTarget(name: "x", dependencies: [
-                        // the shell
-                        "A", .product(name: "P", package: "p", condition: .when(platforms: [.linux])),
-                    ]),
-                    .testTarget(name: "ATests", dependencies: ["A", "S"], exclude: ["a (1).html"]),
-                ]
-            )
-            """)
+        let m = try Manifest(
+            parsing: """
+                let package = Package(name: "X", // a comment with .target(name: "Nope")
+                    products: [.executable(name: "x", targets: ["x"]), .library(name: "A", targets: ["A"])],
+                    dependencies: [.package(url: "https://example.invalid/n", from: "1.0.0")],
+                    targets: [
+                        .systemLibrary(name: "CLib", providers: [.apt(["lib-dev"])]),
+                        /* .target(name: "Hidden"), */
+                        .target(name: "A", dependencies: ["CLib", .product(name: "NIOCore", package: "n"), .target(name: "B"),
+                                                          .byName(name: "C")]),
+                        .target(name: "B"),
+                        .target(name: "S", path: "Tests/S"),
+                        .executableTarget(name: "x", dependencies: [
+                            // the shell
+                            "A", .product(name: "P", package: "p", condition: .when(platforms: [.linux])),
+                        ]),
+                        .testTarget(name: "ATests", dependencies: ["A", "S"], exclude: ["a (1).html"]),
+                    ]
+                )
+                """)
         #expect(m.targets.map(\.name) == ["CLib", "A", "B", "S", "x", "ATests"])
         #expect(m.targets.map(\.kind) == [.systemLibrary, .regular, .regular, .regular, .executable, .test])
         #expect(m.targets.map(\.folder) == ["Sources/CLib", "Sources/A", "Sources/B", "Tests/S", "Sources/x", "Tests/ATests"])
-        #expect(m.targets[1].dependencies
-            == [.init(name: "CLib"), .init(name: "NIOCore", package: "n"), .init(name: "B"), .init(name: "C")])
+        #expect(
+            m.targets[1].dependencies
+                == [.init(name: "CLib"), .init(name: "NIOCore", package: "n"), .init(name: "B"), .init(name: "C")])
         #expect(m.targets[4].dependencies == [.init(name: "A"), .init(name: "P", package: "p")])
         #expect(m.products.map(\.name) == ["x", "A"])
         #expect(m.closure(of: "x") == ["A", "CLib", "B", "C"])
     }
 
     @Test func theImportScannerSeesEachForm() {
-        let source = "import Foundation\n@testable import A\n@preconcurrency import B\nimport struct C.Thing\npublic import D\n"
+        let source =
+            "import Foundation\n@testable import A\n@preconcurrency import B\nimport struct C.Thing\npublic import D\n"
             + "internal import E.Sub\n  import F\n// import G\n/// import H\nlet s = \"import I\"\n#if canImport(J)\nimport J\n#endif\n"
         #expect(SourceImports.modules(in: source) == ["Foundation", "A", "B", "C", "D", "E", "F", "J"])
     }
@@ -220,14 +226,16 @@ import Testing
         try write("import Foundation\n@preconcurrency import NIOCore\nimport PilotTraceStore\n", to: wire)
         try write("import PilotTraceWire\n", to: protocols)
         // then each is a problem, and nothing else is.
-        #expect(try Self.dependencyProblems(of: wire, packageRoot: scratch).sorted() == [
-            "PilotTraceWire declares Crypto but none of its files imports it",
-            "PilotTraceWire does not declare NIOCore, imported by \(wire.folder)/File.swift",
-            "PilotTraceWire does not declare PilotTraceStore, imported by \(wire.folder)/File.swift",
-        ])
-        #expect(try Self.dependencyProblems(of: protocols, packageRoot: scratch) == [
-            "PilotTraceProtocols declares CZlib but none of its files imports it",
-        ])
+        #expect(
+            try Self.dependencyProblems(of: wire, packageRoot: scratch).sorted() == [
+                "PilotTraceWire declares Crypto but none of its files imports it",
+                "PilotTraceWire does not declare NIOCore, imported by \(wire.folder)/File.swift",
+                "PilotTraceWire does not declare PilotTraceStore, imported by \(wire.folder)/File.swift",
+            ])
+        #expect(
+            try Self.dependencyProblems(of: protocols, packageRoot: scratch) == [
+                "PilotTraceProtocols declares CZlib but none of its files imports it"
+            ])
     }
 }
 
@@ -271,14 +279,17 @@ extension ArchitectureTests {
                 if chars[i] == "\\" && inString { i += 2; continue }
                 if chars[i] == "\"" { inString.toggle() }
                 guard !inString, chars[i] == ".",
-                      let (opener, kind) = kinds.first(where: { Self.starts(chars, at: i, with: $0.0) }) else { i += 1; continue }
+                    let (opener, kind) = kinds.first(where: { Self.starts(chars, at: i, with: $0.0) })
+                else { i += 1; continue }
                 let open = i + opener.count - 1
                 let close = try Self.partner(chars, of: open)
                 let fields = Self.fields(String(chars[(open + 1)..<close]))
                 guard let name = fields["name"].flatMap(Self.stringLiteral) else { throw ParseError("no name: \(String(chars[i...close]))") }
                 if let kind {
-                    targets.append(Target(name: name, kind: kind, path: fields["path"].flatMap(Self.stringLiteral),
-                                          dependencies: try fields["dependencies"].map(Self.dependencies) ?? []))
+                    targets.append(
+                        Target(
+                            name: name, kind: kind, path: fields["path"].flatMap(Self.stringLiteral),
+                            dependencies: try fields["dependencies"].map(Self.dependencies) ?? []))
                 } else {
                     products.append(Product(name: name, targets: fields["targets"].map(Self.items)?.compactMap(Self.stringLiteral) ?? []))
                 }

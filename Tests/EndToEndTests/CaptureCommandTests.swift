@@ -8,7 +8,8 @@ import Testing
         getuid() == 0 && TestPaths.which("mosquitto") != nil && TestPaths.which("mosquitto_pub") != nil
     }
 
-    @Test(.enabled(if: CaptureCommandTests.canCapture, "live capture needs root and mosquitto/mosquitto_pub (scripts/bootstrap installs them)")) func aLiveDeviceIsCapturedAnalyzedStoredAndWritten() throws {
+    @Test(.enabled(if: CaptureCommandTests.canCapture, "live capture needs root and mosquitto/mosquitto_pub (scripts/bootstrap installs them)"))
+    func aLiveDeviceIsCapturedAnalyzedStoredAndWritten() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-live-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
@@ -32,16 +33,23 @@ import Testing
         let db = dir.appendingPathComponent("live.sqlite").path, pcap = dir.appendingPathComponent("live.pcap").path
         let capture = Process()
         capture.executableURL = TestPaths.binary
-        capture.arguments = ["capture", "--interface", "lo", "--filter", "tcp port \(port)", "--duration", "4", "--write", pcap, "--db", db,
-                             "--fail-on", "info"]
+        capture.arguments = [
+            "capture", "--interface", "lo", "--filter", "tcp port \(port)", "--duration", "4", "--write", pcap, "--db", db,
+            "--fail-on", "info",
+        ]
         let out = Pipe()
         capture.standardOutput = out
         capture.standardError = FileHandle.nullDevice
         try capture.run()
         usleep(1_200_000)
-        let topo = #"{"tid":"a","bid":"b","timestamp":1,"method":"update_topo","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1","sub_devices":[]}}"#
-        let pub = try runProcess(TestPaths.which("mosquitto_pub")!, ["-p", String(port), "-i", "5YSZL260021E9A", "-u", "pilot", "-P", "pilot123",
-                                                                     "-q", "1", "-t", "sys/product/5YSZL260021E9A/status", "-m", topo])
+        let topo =
+            #"{"tid":"a","bid":"b","timestamp":1,"method":"update_topo","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1","sub_devices":[]}}"#
+        let pub = try runProcess(
+            TestPaths.which("mosquitto_pub")!,
+            [
+                "-p", String(port), "-i", "5YSZL260021E9A", "-u", "pilot", "-P", "pilot123",
+                "-q", "1", "-t", "sys/product/5YSZL260021E9A/status", "-m", topo,
+            ])
         #expect(pub.status == 0)
         let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         capture.waitUntilExit()
@@ -60,8 +68,9 @@ import Testing
         #expect(timeline.stdout.contains("\"step\" : \"update-topo\""))
     }
 
-    @Test("A rotating capture with --db records each file it wrote, in order",
-          .enabled(if: CaptureCommandTests.canCapture, "live capture needs root and mosquitto/mosquitto_pub (scripts/bootstrap installs them)"))
+    @Test(
+        "A rotating capture with --db records each file it wrote, in order",
+        .enabled(if: CaptureCommandTests.canCapture, "live capture needs root and mosquitto/mosquitto_pub (scripts/bootstrap installs them)"))
     func rotatedFilesAreRecorded() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-rotate-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -86,8 +95,10 @@ import Testing
         let db = dir.appendingPathComponent("rotated.sqlite").path, pcap = dir.appendingPathComponent("rotated.pcap").path
         let capture = Process()
         capture.executableURL = TestPaths.binary
-        capture.arguments = ["capture", "--interface", "lo", "--filter", "tcp port \(port)", "--duration", "4", "--write", pcap,
-                             "--rotate-size", "1", "--db", db]
+        capture.arguments = [
+            "capture", "--interface", "lo", "--filter", "tcp port \(port)", "--duration", "4", "--write", pcap,
+            "--rotate-size", "1", "--db", db,
+        ]
         let err = Pipe()
         capture.standardOutput = FileHandle.nullDevice
         capture.standardError = err

@@ -185,8 +185,10 @@ import Testing
 
     // MARK: - 64: usage
 
-    @Test(arguments: ["analyze", "capture", "proxy", "replay", "sessions", "timeline", "deviations", "rules", "report", "flows",
-                      "messages", "versions", "interfaces", "lab cloud", "lab pilot", "lab generate"])
+    @Test(arguments: [
+        "analyze", "capture", "proxy", "replay", "sessions", "timeline", "deviations", "rules", "report", "flows",
+        "messages", "versions", "interfaces", "lab cloud", "lab pilot", "lab generate",
+    ])
     func anUnknownOptionIsUsage(command: String) throws {
         let r = try pilottrace(command.split(separator: " ").map(String.init) + ["--no-such-option"])
         #expect(r.status == 64, "\(command): \(r.stderr)")
@@ -207,7 +209,8 @@ import Testing
         while i + original.count <= bytes.count {
             // Only the CONNECT's client id: preceded by its 2-byte length 0x00 0x0E and followed by the username's length.
             if bytes[i..<(i + original.count)].elementsEqual(original), i >= 2, bytes[i - 2] == 0, bytes[i - 1] == 14,
-               i + original.count + 1 < bytes.count, bytes[i + original.count] == 0 {
+                i + original.count + 1 < bytes.count, bytes[i + original.count] == 0
+            {
                 bytes.replaceSubrange(i..<(i + original.count), with: evil)
                 replaced += 1
             }
@@ -275,8 +278,10 @@ import Testing
 
     // MARK: - README equals --help
 
-    static let commands = ["analyze", "capture", "proxy", "replay", "interfaces", "sessions", "timeline", "deviations", "rules", "report",
-                           "flows", "messages", "versions", "lab", "lab cloud", "lab pilot", "lab generate", "lab read-floor"]
+    static let commands = [
+        "analyze", "capture", "proxy", "replay", "interfaces", "sessions", "timeline", "deviations", "rules", "report",
+        "flows", "messages", "versions", "lab", "lab cloud", "lab pilot", "lab generate", "lab read-floor",
+    ]
 
     static func readme() throws -> String {
         try String(contentsOf: TestPaths.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
@@ -286,7 +291,8 @@ import Testing
 
     @Test func readmeShowsTheExitStatusTableOfHelp() throws {
         let help = Self.words(try pilottrace("--help").stdout)
-        guard let start = help.range(of: "Exit status:"), let end = help.range(of: "the analysis marked interrupted).", range: start.upperBound..<help.endIndex) else {
+        guard let start = help.range(of: "Exit status:"), let end = help.range(of: "the analysis marked interrupted).", range: start.upperBound..<help.endIndex)
+        else {
             Issue.record("no exit status in --help")
             return
         }

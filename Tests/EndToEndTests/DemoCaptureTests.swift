@@ -21,15 +21,16 @@ import Testing
         let r = try pilottrace("flows", pcap)
         #expect(r.status == 0)
         #expect(r.stderr.isEmpty)
-        #expect(r.stdout == """
-            #  client           server           first seen (UTC)             dur s  →pkts  →bytes  ←pkts  ←bytes  handshake  close  notes
-            1  127.0.0.1:45564  127.0.0.1:11883  2026-11-27T08:44:48.898611Z  1.013     13    1316     11    1578  complete   fin
-            2  127.0.0.1:51658  127.0.0.1:16789  2026-11-27T08:44:48.899647Z  0.130     17    2040     12    2407  complete   fin
-            3  127.0.0.1:45568  127.0.0.1:11883  2026-11-27T08:44:49.029582Z  0.445     15    2571     13    1250  complete   fin
+        #expect(
+            r.stdout == """
+                #  client           server           first seen (UTC)             dur s  →pkts  →bytes  ←pkts  ←bytes  handshake  close  notes
+                1  127.0.0.1:45564  127.0.0.1:11883  2026-11-27T08:44:48.898611Z  1.013     13    1316     11    1578  complete   fin
+                2  127.0.0.1:51658  127.0.0.1:16789  2026-11-27T08:44:48.899647Z  0.130     17    2040     12    2407  complete   fin
+                3  127.0.0.1:45568  127.0.0.1:11883  2026-11-27T08:44:49.029582Z  0.445     15    2571     13    1250  complete   fin
 
-            3 TCP connections in 81 frames (81 TCP, 0 other IP, 0 not IP)
+                3 TCP connections in 81 frames (81 TCP, 0 other IP, 0 not IP)
 
-            """)
+                """)
     }
 
     @Test func jsonCarriesTheSameFactsForTheCookedV2Pcapng() throws {

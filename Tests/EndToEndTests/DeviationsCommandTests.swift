@@ -37,8 +37,11 @@ import Testing
         let found = try deviations(db)
         #expect(found.map { $0["rule"] as! String } == ["cleartext-credentials", "status-reply-missing", "status-retransmitted", "status-retransmitted"])
         for d in found {
-            #expect(Set(d.keys) == ["id", "session", "rule", "severity", "time", "time_epoch", "message", "evidence", "capture_file", "first_frame",
-                                    "last_frame"])
+            #expect(
+                Set(d.keys) == [
+                    "id", "session", "rule", "severity", "time", "time_epoch", "message", "evidence", "capture_file", "first_frame",
+                    "last_frame",
+                ])
             #expect(d["session"] as? Int == 1)
         }
         #expect(found[1]["severity"] as? String == "error")

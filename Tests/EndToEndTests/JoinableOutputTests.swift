@@ -33,10 +33,12 @@ import Testing
 
     /// The HTTP messages and MQTT packets of `capture`, one entry per MQTT packet (a frame can hold several).
     func dissect(_ capture: String, mqttPort: Int) throws -> [Dissected] {
-        let rows = try tshark(["-r", capture, "-d", "tcp.port==\(mqttPort),mqtt", "-Y", "http || mqtt",
-                               "-e", "frame.number", "-e", "tcp.stream", "-e", "tcp.segment", "-e", "http.request.method",
-                               "-e", "http.request.uri", "-e", "http.request_in", "-e", "mqtt.msgtype", "-e", "mqtt.topic",
-                               "-e", "mqtt.clientid"])
+        let rows = try tshark([
+            "-r", capture, "-d", "tcp.port==\(mqttPort),mqtt", "-Y", "http || mqtt",
+            "-e", "frame.number", "-e", "tcp.stream", "-e", "tcp.segment", "-e", "http.request.method",
+            "-e", "http.request.uri", "-e", "http.request_in", "-e", "mqtt.msgtype", "-e", "mqtt.topic",
+            "-e", "mqtt.clientid",
+        ])
         var out: [Dissected] = []
         for f in rows where f.count == 9 {
             let frame = Int(f[0])!, stream = Int(f[1])!
@@ -49,8 +51,10 @@ import Testing
             for (i, t) in types.enumerated() where !t.isEmpty {
                 // Topics are listed for the packets that have one (PUBLISH, SUBSCRIBE), in order.
                 let topicIndex = types[..<i].filter { $0 == "3" || $0 == "8" }.count
-                out.append(Dissected(frame: frame, firstFrame: first, stream: stream, mqttType: Int(t),
-                                     topic: (t == "3" || t == "8") && topicIndex < topics.count ? topics[topicIndex] : "", clientID: f[8]))
+                out.append(
+                    Dissected(
+                        frame: frame, firstFrame: first, stream: stream, mqttType: Int(t),
+                        topic: (t == "3" || t == "8") && topicIndex < topics.count ? topics[topicIndex] : "", clientID: f[8]))
             }
         }
         return out
@@ -115,7 +119,9 @@ import Testing
                 }
                 expected = (packet.firstFrame, packet.frame)
             }
-            #expect(first == expected.first && last == expected.last, "\(step): frames \(String(describing: first))–\(String(describing: last)), tshark \(expected)")
+            #expect(
+                first == expected.first && last == expected.last, "\(step): frames \(String(describing: first))–\(String(describing: last)), tshark \(expected)"
+            )
             compared += 1
         }
         #expect(compared == 15)

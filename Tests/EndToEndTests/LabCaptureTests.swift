@@ -13,42 +13,57 @@ struct LabCaptureTests {
         var testDescription: String { file }
     }
 
-    static let login = ["h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-connect", "mqtt-connack", "mqtt-subscribe",
-                        "update-topo", "status-reply", "topology-fetch"]
+    static let login = [
+        "h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-connect", "mqtt-connack", "mqtt-subscribe",
+        "update-topo", "status-reply", "topology-fetch",
+    ]
 
     static let expected: [Expected] = [
-        Expected(file: "lab-clean-login.pcapng", sessions: [("offline", login + ["update-topo", "device-offline", "status-reply", "mqtt-disconnect"])],
-                 findings: ["cleartext-credentials"]),
-        Expected(file: "lab-expired-token.pcapng",
-                 sessions: [("offline", ["h5-page", "token-rejected", "login"] + login.dropFirst(2) + ["device-offline", "mqtt-disconnect"])],
-                 findings: ["cleartext-credentials"]),
-        Expected(file: "lab-no-status-reply.pcapng",
-                 sessions: [("failed", Array(login.prefix(8)) + ["update-topo", "update-topo", "mqtt-disconnect"])],
-                 findings: ["cleartext-credentials", "status-reply-missing", "status-reply-missing", "status-retransmitted", "status-retransmitted"]),
-        Expected(file: "lab-anonymous.pcapng", sessions: [("offline", login + ["device-offline", "mqtt-disconnect"])],
-                 findings: ["cleartext-credentials", "mqtt-anonymous-login"]),
-        Expected(file: "lab-passive-offline.pcapng", sessions: [("offline", login + ["link-lost", "offline-confirmed"])],
-                 findings: ["cleartext-credentials"]),
-        Expected(file: "lab-two-devices.pcapng",
-                 sessions: [("offline", login + ["device-offline", "mqtt-disconnect"]), ("offline", login + ["device-offline", "mqtt-disconnect"])],
-                 findings: ["cleartext-credentials", "cleartext-credentials"]),
+        Expected(
+            file: "lab-clean-login.pcapng", sessions: [("offline", login + ["update-topo", "device-offline", "status-reply", "mqtt-disconnect"])],
+            findings: ["cleartext-credentials"]),
+        Expected(
+            file: "lab-expired-token.pcapng",
+            sessions: [("offline", ["h5-page", "token-rejected", "login"] + login.dropFirst(2) + ["device-offline", "mqtt-disconnect"])],
+            findings: ["cleartext-credentials"]),
+        Expected(
+            file: "lab-no-status-reply.pcapng",
+            sessions: [("failed", Array(login.prefix(8)) + ["update-topo", "update-topo", "mqtt-disconnect"])],
+            findings: ["cleartext-credentials", "status-reply-missing", "status-reply-missing", "status-retransmitted", "status-retransmitted"]),
+        Expected(
+            file: "lab-anonymous.pcapng", sessions: [("offline", login + ["device-offline", "mqtt-disconnect"])],
+            findings: ["cleartext-credentials", "mqtt-anonymous-login"]),
+        Expected(
+            file: "lab-passive-offline.pcapng", sessions: [("offline", login + ["link-lost", "offline-confirmed"])],
+            findings: ["cleartext-credentials"]),
+        Expected(
+            file: "lab-two-devices.pcapng",
+            sessions: [("offline", login + ["device-offline", "mqtt-disconnect"]), ("offline", login + ["device-offline", "mqtt-disconnect"])],
+            findings: ["cleartext-credentials", "cleartext-credentials"]),
         // Session boundaries as real captures have them (issue 15).
-        Expected(file: "lab-midstream.pcapng",
-                 sessions: [("offline", ["already-connected", "update-topo", "status-reply", "mqtt-disconnect"])],
-                 findings: ["capture-incomplete"]),
-        Expected(file: "lab-midstream-silent-backend.pcapng",
-                 sessions: [("failed", ["already-connected", "update-topo", "update-topo", "mqtt-disconnect"])],
-                 findings: ["capture-incomplete", "status-reply-missing", "status-retransmitted"]),
-        Expected(file: "lab-restart.pcapng",
-                 sessions: [("offline", login + ["device-offline", "mqtt-disconnect"]), ("offline", login + ["device-offline", "mqtt-disconnect"])],
-                 findings: ["cleartext-credentials", "cleartext-credentials"]),
-        Expected(file: "lab-wrong-password-retries.pcapng",
-                 sessions: [("failed", ["h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-credentials", "mqtt-connect", "mqtt-connack"])],
-                 findings: ["cleartext-credentials", "mqtt-connect-refused", "mqtt-credentials-mismatch"]),
-        Expected(file: "lab-shared-client-id.pcapng",
-                 sessions: [("offline", login + ["link-lost", "reconnect", "mqtt-connect", "mqtt-disconnect"]),
-                            ("offline", login + ["link-lost", "reconnect", "mqtt-connect", "mqtt-disconnect"])],
-                 findings: ["cleartext-credentials", "cleartext-credentials", "mqtt-client-id-takeover", "status-retransmitted"]),
+        Expected(
+            file: "lab-midstream.pcapng",
+            sessions: [("offline", ["already-connected", "update-topo", "status-reply", "mqtt-disconnect"])],
+            findings: ["capture-incomplete"]),
+        Expected(
+            file: "lab-midstream-silent-backend.pcapng",
+            sessions: [("failed", ["already-connected", "update-topo", "update-topo", "mqtt-disconnect"])],
+            findings: ["capture-incomplete", "status-reply-missing", "status-retransmitted"]),
+        Expected(
+            file: "lab-restart.pcapng",
+            sessions: [("offline", login + ["device-offline", "mqtt-disconnect"]), ("offline", login + ["device-offline", "mqtt-disconnect"])],
+            findings: ["cleartext-credentials", "cleartext-credentials"]),
+        Expected(
+            file: "lab-wrong-password-retries.pcapng",
+            sessions: [("failed", ["h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-credentials", "mqtt-connect", "mqtt-connack"])],
+            findings: ["cleartext-credentials", "mqtt-connect-refused", "mqtt-credentials-mismatch"]),
+        Expected(
+            file: "lab-shared-client-id.pcapng",
+            sessions: [
+                ("offline", login + ["link-lost", "reconnect", "mqtt-connect", "mqtt-disconnect"]),
+                ("offline", login + ["link-lost", "reconnect", "mqtt-connect", "mqtt-disconnect"]),
+            ],
+            findings: ["cleartext-credentials", "cleartext-credentials", "mqtt-client-id-takeover", "status-retransmitted"]),
     ]
 
     static func analyzed(_ file: String) throws -> String {

@@ -17,27 +17,34 @@ struct LabRun {
 
     /// Runs the scenario; `tail` is how long the capture goes on after the pilot exits.
     /// `meanwhile`, if given, runs `after` seconds into the pilot's run with the live database's path.
-    static func run(cloud: [String] = [], pilot: [String], tail: Double = 0.5, after: Double = 0,
-                    meanwhile: ((String) -> Void)? = nil) throws -> LabRun {
+    static func run(
+        cloud: [String] = [], pilot: [String], tail: Double = 0.5, after: Double = 0,
+        meanwhile: ((String) -> Void)? = nil
+    ) throws -> LabRun {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-lab-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let ready = dir.appendingPathComponent("ready").path
         let cloudLog = dir.appendingPathComponent("cloud.log")
         FileManager.default.createFile(atPath: cloudLog.path, contents: nil)
-        let cloudProcess = try start(["lab", "cloud", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "0", "--ready-file", ready] + cloud,
-                                     stderr: try FileHandle(forWritingTo: cloudLog))
+        let cloudProcess = try start(
+            ["lab", "cloud", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "0", "--ready-file", ready] + cloud,
+            stderr: try FileHandle(forWritingTo: cloudLog))
         defer { stop(cloudProcess) }
         guard let lines = waitForFile(ready)?.split(separator: "\n"), lines.count == 2,
-              let httpPort = lines[0].split(separator: ":").last, let mqttPort = lines[1].split(separator: ":").last else {
+            let httpPort = lines[0].split(separator: ":").last, let mqttPort = lines[1].split(separator: ":").last
+        else {
             throw Failure(description: "lab cloud did not start: \((try? String(contentsOf: cloudLog, encoding: .utf8)) ?? "")")
         }
         let captureErr = dir.appendingPathComponent("capture.err")
         FileManager.default.createFile(atPath: captureErr.path, contents: nil)
         let out = Pipe()
-        let captureProcess = try start(["capture", "--interface", "lo", "--filter", "tcp port \(httpPort) or tcp port \(mqttPort)",
-                                        "--write", dir.appendingPathComponent("live.pcapng").path,
-                                        "--db", dir.appendingPathComponent("live.sqlite").path],
-                                       stdout: out, stderr: try FileHandle(forWritingTo: captureErr))
+        let captureProcess = try start(
+            [
+                "capture", "--interface", "lo", "--filter", "tcp port \(httpPort) or tcp port \(mqttPort)",
+                "--write", dir.appendingPathComponent("live.pcapng").path,
+                "--db", dir.appendingPathComponent("live.sqlite").path,
+            ],
+            stdout: out, stderr: try FileHandle(forWritingTo: captureErr))
         defer { stop(captureProcess) }
         for _ in 0..<100 where !((try? String(contentsOf: captureErr, encoding: .utf8)) ?? "").contains("capturing on") { usleep(50_000) }
         usleep(300_000)
@@ -71,8 +78,9 @@ struct LabRun {
         // The cloud stopped everything it started: nothing listens on its ports any more.
         #expect(!listening(Int(httpPort)!), "lab cloud's HTTP port still open")
         #expect(!listening(Int(mqttPort)!), "lab cloud's mosquitto still running")
-        return LabRun(dir: dir, pilot: pilotResult, capture: captured,
-                      cloudLog: (try? String(contentsOf: cloudLog, encoding: .utf8)) ?? "")
+        return LabRun(
+            dir: dir, pilot: pilotResult, capture: captured,
+            cloudLog: (try? String(contentsOf: cloudLog, encoding: .utf8)) ?? "")
     }
 
     static func start(_ arguments: [String], stdout: Any? = nil, stderr: FileHandle) throws -> Process {
@@ -148,11 +156,13 @@ struct LabRun {
         getuid() == 0 && TestPaths.which("mosquitto") != nil && TestPaths.which("mosquitto_passwd") != nil
     }
 
+    static let documentedSteps = [
+        "h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-connect", "mqtt-connack",
+        "mqtt-subscribe", "update-topo", "status-reply", "topology-fetch", "device-offline", "mqtt-disconnect",
+    ]
 
-    static let documentedSteps = ["h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-connect", "mqtt-connack",
-                                  "mqtt-subscribe", "update-topo", "status-reply", "topology-fetch", "device-offline", "mqtt-disconnect"]
-
-    @Test(.enabled(if: LabScenarioTests.canRun, "lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)")) func aCleanLoginIsStoredWhileLiveAndTheFileAgrees() throws {
+    @Test(.enabled(if: LabScenarioTests.canRun, "lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)"))
+    func aCleanLoginIsStoredWhileLiveAndTheFileAgrees() throws {
         // The pilot stays online 6 s: half-way through, another process reads the session from the live database.
         var during = ""
         let run = try LabRun.run(pilot: ["--online", "6"], after: 4) { db in during = (try? pilottrace("timeline", "--db", db))?.stdout ?? "" }
@@ -183,30 +193,45 @@ struct LabRun {
     }
 
     static let scenarios: [Scenario] = [
-        Scenario(name: "expired stored token: 401, then a new login", pilot: ["--online", "1", "--fault", "expired-token"],
-                 state: "offline", findings: ["cleartext-credentials"], steps: ["token-rejected", "login"]),
-        Scenario(name: "the cloud accepts an expired token", cloud: ["--fault", "accept-expired-tokens"],
-                 pilot: ["--online", "1", "--fault", "expired-token"], state: "offline",
-                 findings: ["cleartext-credentials", "expired-token-accepted", "expired-token-accepted", "expired-token-accepted",
-                            "expired-token-accepted"]),
-        Scenario(name: "no status_reply", cloud: ["--fault", "no-status-reply"], pilot: ["--online", "1"], tail: 4, pilotSucceeds: false,
-                 state: "failed", findings: ["cleartext-credentials", "status-reply-missing", "status-reply-missing", "status-reply-missing",
-                                              "status-retransmitted", "status-retransmitted"]),
-        Scenario(name: "status_reply with the wrong tid", cloud: ["--fault", "wrong-tid"], pilot: ["--online", "1", "--status-tries", "1"],
-                 pilotSucceeds: false, state: "failed", findings: ["cleartext-credentials", "status-reply-mismatch"]),
-        Scenario(name: "anonymous login", cloud: ["--fault", "allow-anonymous"], pilot: ["--online", "1", "--fault", "anonymous"],
-                 state: "offline", findings: ["cleartext-credentials", "mqtt-anonymous-login"]),
-        Scenario(name: "wrong MQTT password", pilot: ["--fault", "wrong-password"], pilotSucceeds: false, state: "failed",
-                 findings: ["cleartext-credentials", "mqtt-connect-refused", "mqtt-credentials-mismatch"], steps: ["mqtt-connack"]),
-        Scenario(name: "update_topo on the wrong topic", pilot: ["--online", "1", "--fault", "wrong-status-topic", "--status-tries", "1"],
-                 pilotSucceeds: false, state: "failed", findings: ["cleartext-credentials", "status-topic-wrong"]),
-        Scenario(name: "topology request without a token", pilot: ["--online", "1", "--fault", "missing-token"], state: "offline",
-                 findings: ["cleartext-credentials", "token-missing"]),
-        Scenario(name: "MQTT 5, exit without taking the aircraft offline", pilot: ["--online", "1", "--mqtt-version", "5", "--offline", "exit"],
-                 state: "offline", findings: ["cleartext-credentials"], steps: ["update-topo", "status-reply", "mqtt-disconnect"]),
+        Scenario(
+            name: "expired stored token: 401, then a new login", pilot: ["--online", "1", "--fault", "expired-token"],
+            state: "offline", findings: ["cleartext-credentials"], steps: ["token-rejected", "login"]),
+        Scenario(
+            name: "the cloud accepts an expired token", cloud: ["--fault", "accept-expired-tokens"],
+            pilot: ["--online", "1", "--fault", "expired-token"], state: "offline",
+            findings: [
+                "cleartext-credentials", "expired-token-accepted", "expired-token-accepted", "expired-token-accepted",
+                "expired-token-accepted",
+            ]),
+        Scenario(
+            name: "no status_reply", cloud: ["--fault", "no-status-reply"], pilot: ["--online", "1"], tail: 4, pilotSucceeds: false,
+            state: "failed",
+            findings: [
+                "cleartext-credentials", "status-reply-missing", "status-reply-missing", "status-reply-missing",
+                "status-retransmitted", "status-retransmitted",
+            ]),
+        Scenario(
+            name: "status_reply with the wrong tid", cloud: ["--fault", "wrong-tid"], pilot: ["--online", "1", "--status-tries", "1"],
+            pilotSucceeds: false, state: "failed", findings: ["cleartext-credentials", "status-reply-mismatch"]),
+        Scenario(
+            name: "anonymous login", cloud: ["--fault", "allow-anonymous"], pilot: ["--online", "1", "--fault", "anonymous"],
+            state: "offline", findings: ["cleartext-credentials", "mqtt-anonymous-login"]),
+        Scenario(
+            name: "wrong MQTT password", pilot: ["--fault", "wrong-password"], pilotSucceeds: false, state: "failed",
+            findings: ["cleartext-credentials", "mqtt-connect-refused", "mqtt-credentials-mismatch"], steps: ["mqtt-connack"]),
+        Scenario(
+            name: "update_topo on the wrong topic", pilot: ["--online", "1", "--fault", "wrong-status-topic", "--status-tries", "1"],
+            pilotSucceeds: false, state: "failed", findings: ["cleartext-credentials", "status-topic-wrong"]),
+        Scenario(
+            name: "topology request without a token", pilot: ["--online", "1", "--fault", "missing-token"], state: "offline",
+            findings: ["cleartext-credentials", "token-missing"]),
+        Scenario(
+            name: "MQTT 5, exit without taking the aircraft offline", pilot: ["--online", "1", "--mqtt-version", "5", "--offline", "exit"],
+            state: "offline", findings: ["cleartext-credentials"], steps: ["update-topo", "status-reply", "mqtt-disconnect"]),
     ]
 
-    @Test(.enabled(if: LabScenarioTests.canRun, "lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)"), arguments: scenarios) func scenario(_ s: Scenario) throws {
+    @Test(.enabled(if: LabScenarioTests.canRun, "lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)"), arguments: scenarios)
+    func scenario(_ s: Scenario) throws {
         let run = try LabRun.run(cloud: s.cloud, pilot: s.pilot, tail: s.tail)
         #expect((run.pilot.status == 0) == s.pilotSucceeds, "pilot: \(run.pilot.stdout) \(run.pilot.stderr)")
         let sessions = try LabRun.sessions(run.liveDB)
@@ -219,7 +244,8 @@ struct LabRun {
         try run.checkFileAgreesWithLive()
     }
 
-    @Test(.enabled(if: LabScenarioTests.canRun, "lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)")) func passiveOfflineIsConfirmedAfterTheThirtySecondGrace() throws {
+    @Test(.enabled(if: LabScenarioTests.canRun, "lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)"))
+    func passiveOfflineIsConfirmedAfterTheThirtySecondGrace() throws {
         let run = try LabRun.run(pilot: ["--online", "1", "--offline", "passive"], tail: 31.5)
         #expect(run.pilot.status == 0)
         let sessions = try LabRun.sessions(run.liveDB)
@@ -233,12 +259,14 @@ struct LabRun {
     }
 
     /// A lab cloud killed with SIGKILL cannot stop its mosquitto; the next lab cloud stops it.
-    @Test(.enabled(if: TestPaths.which("mosquitto") != nil && TestPaths.which("mosquitto_passwd") != nil, "needs mosquitto (scripts/bootstrap installs it)")) func aKilledCloudsBrokerIsReapedByTheNextCloud() throws {
+    @Test(.enabled(if: TestPaths.which("mosquitto") != nil && TestPaths.which("mosquitto_passwd") != nil, "needs mosquitto (scripts/bootstrap installs it)"))
+    func aKilledCloudsBrokerIsReapedByTheNextCloud() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-reap-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let ready = dir.appendingPathComponent("ready").path
-        let first = try LabRun.start(["lab", "cloud", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "0", "--ready-file", ready],
-                                     stderr: FileHandle.nullDevice)
+        let first = try LabRun.start(
+            ["lab", "cloud", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "0", "--ready-file", ready],
+            stderr: FileHandle.nullDevice)
         guard let port = LabRun.waitForFile(ready)?.split(separator: "\n").last?.split(separator: ":").last.flatMap({ Int($0) }) else {
             LabRun.stop(first)
             Issue.record("lab cloud did not start")
@@ -255,7 +283,8 @@ struct LabRun {
     }
 
     /// Issue 6's load test: 50 remote controllers at once through a live capture.
-    @Test(.enabled(if: LabScenarioTests.canRun, "lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)")) func fiftyDevicesEachGetTheirOwnCompleteSessionWithNothingDropped() throws {
+    @Test(.enabled(if: LabScenarioTests.canRun, "lab scenarios need root (live capture) and mosquitto (scripts/bootstrap installs it)"))
+    func fiftyDevicesEachGetTheirOwnCompleteSessionWithNothingDropped() throws {
         let run = try LabRun.run(pilot: ["--devices", "50", "--online", "4", "--quiet"], tail: 1)
         #expect(run.pilot.status == 0, "\(run.pilot.stdout)")
         #expect(run.capture.contains("50 Pilot 2 sessions (50 offline)"), "\(run.capture)")

@@ -83,8 +83,9 @@ struct PostgresCommandTests {
         #expect(try sessionIDs(url).allSatisfy { $0 > 0 })
     }
 
-    @Test("A capture point pair written at once by two processes into PostgreSQL yields the whole capture's sessions",
-          .enabled(if: TestPaths.which("tcpdump") != nil, "splits the capture with tcpdump (scripts/bootstrap installs it)"))
+    @Test(
+        "A capture point pair written at once by two processes into PostgreSQL yields the whole capture's sessions",
+        .enabled(if: TestPaths.which("tcpdump") != nil, "splits the capture with tcpdump (scripts/bootstrap installs it)"))
     func capturePointPair() throws {
         let url = try PostgresServer.shared().createDatabase()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-pgpair-\(UUID().uuidString)")
@@ -144,16 +145,18 @@ struct PostgresCommandTests {
             #expect(r.status == 2, "\(command): \(r.stderr)")
             #expect(r.stderr.contains("did not create"), "\(r.stderr)")
         }
-        #expect(try server.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", database: otherName)
-            .trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+        #expect(
+            try server.psql("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'", database: otherName)
+                .trimmingCharacters(in: .whitespacesAndNewlines) == "1")
         // An empty database is not created by a query.
         let empty = try server.createDatabase()
         #expect(try pilottrace("sessions", "--db", empty).status == 2)
         #expect(try pilottrace("sessions", "--db", empty).stderr.contains("no pilottrace data yet"))
     }
 
-    @Test("replay reads its sessions from PostgreSQL and stores the replay there",
-          .enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)"))
+    @Test(
+        "replay reads its sessions from PostgreSQL and stores the replay there",
+        .enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)"))
     func replayOnPostgres() throws {
         let url = try PostgresServer.shared().createDatabase()
         #expect(try pilottrace("analyze", "--db", url, Self.captures[0]).status == 0)
@@ -169,8 +172,9 @@ struct PostgresCommandTests {
         #expect(try pilottrace("report", String(replayed), "--db", url, "--format", "json", "--out", "-").stdout.contains("\"replay_steps\""))
     }
 
-    @Test("A live capture stores its picture into PostgreSQL every second and its sessions at the end",
-          .enabled(if: CaptureCommandTests.canCapture, "live capture needs root and mosquitto/mosquitto_pub (scripts/bootstrap installs them)"))
+    @Test(
+        "A live capture stores its picture into PostgreSQL every second and its sessions at the end",
+        .enabled(if: CaptureCommandTests.canCapture, "live capture needs root and mosquitto/mosquitto_pub (scripts/bootstrap installs them)"))
     func liveCaptureOnPostgres() throws {
         let url = try PostgresServer.shared().createDatabase()
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-pglive-\(UUID().uuidString)")
@@ -201,9 +205,14 @@ struct PostgresCommandTests {
         try capture.run()
         // The capture has begun its analysis once the database holds it.
         #expect(try waitUntil(timeout: 10, poll: 0.1) { try pilottrace("sessions", "--db", url).status == 0 })
-        let topo = #"{"tid":"a","bid":"b","timestamp":1,"method":"update_topo","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1","sub_devices":[]}}"#
-        let pub = try runProcess(TestPaths.which("mosquitto_pub")!, ["-p", String(port), "-i", "5YSZL260021E9A", "-u", "pilot", "-P", "pilot123",
-                                                                     "-q", "1", "-t", "sys/product/5YSZL260021E9A/status", "-m", topo])
+        let topo =
+            #"{"tid":"a","bid":"b","timestamp":1,"method":"update_topo","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1","sub_devices":[]}}"#
+        let pub = try runProcess(
+            TestPaths.which("mosquitto_pub")!,
+            [
+                "-p", String(port), "-i", "5YSZL260021E9A", "-u", "pilot", "-P", "pilot123",
+                "-q", "1", "-t", "sys/product/5YSZL260021E9A/status", "-m", topo,
+            ])
         #expect(pub.status == 0)
         // While the capture runs, the session is already in the database.
         #expect(try waitUntil(timeout: 3, poll: 0.2) { try pilottrace("sessions", "--db", url).stdout.contains("5YSZL260021E9A") })

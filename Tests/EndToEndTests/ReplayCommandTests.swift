@@ -19,8 +19,11 @@ final class ReplayTargetCloud {
         requestLog = dir.appendingPathComponent("requests.jsonl").path
         let log = dir.appendingPathComponent("cloud.log")
         FileManager.default.createFile(atPath: log.path, contents: nil)
-        process = try LabRun.start(["lab", "cloud", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "0", "--ready-file", ready,
-                                    "--request-log", requestLog] + arguments, stderr: try FileHandle(forWritingTo: log))
+        process = try LabRun.start(
+            [
+                "lab", "cloud", "--http-listen", "127.0.0.1:0", "--mqtt-listen", "0", "--ready-file", ready,
+                "--request-log", requestLog,
+            ] + arguments, stderr: try FileHandle(forWritingTo: log))
         guard let lines = LabRun.waitForFile(ready)?.split(separator: "\n"), lines.count == 2 else {
             LabRun.stop(process)
             throw LabRun.Failure(description: "lab cloud did not start: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
@@ -68,7 +71,8 @@ final class ReplayTargetCloud {
         return h.finalize().prefix(8).map { String(format: "%02x", $0) }.joined()
     }
 
-    @Test(.enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)")) func theRecordedLabSessionsReplayAgainstAFreshLabCloudWithoutRegression() throws {
+    @Test(.enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)"))
+    func theRecordedLabSessionsReplayAgainstAFreshLabCloudWithoutRegression() throws {
         let db = try Self.database("lab-clean-login.pcapng", "lab-expired-token.pcapng", "lab-two-devices.pcapng")
         let cloud = try ReplayTargetCloud()
         let (r, json) = try Self.replay(db, cloud, ["--all", "--pace", "4x"])
@@ -97,7 +101,8 @@ final class ReplayTargetCloud {
         #expect(!r.stdout.contains("eyJ"))
     }
 
-    @Test(.enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)")) func theReplaysLaterRequestsCarryTheTokenTheTargetIssued() throws {
+    @Test(.enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)"))
+    func theReplaysLaterRequestsCarryTheTokenTheTargetIssued() throws {
         let db = try Self.database("lab-clean-login.pcapng")
         let cloud = try ReplayTargetCloud()
         let (r, json) = try Self.replay(db, cloud, ["1", "--pace", "max", "--show-secrets"])
@@ -113,13 +118,17 @@ final class ReplayTargetCloud {
         #expect(issued == Self.fingerprint(replayed))
         #expect(issued != Self.fingerprint(recorded))
         let later = requests.filter { $0["token"] != nil }
-        #expect(later.map { $0["path"] as? String ?? "" } == ["/manage/api/v1/workspaces/current", "/manage/api/v1/users/current",
-                                                               "/manage/api/v1/workspaces/e3dea0f5-37f2-4d79-ae58-490af3228069/devices/topologies"])
+        #expect(
+            later.map { $0["path"] as? String ?? "" } == [
+                "/manage/api/v1/workspaces/current", "/manage/api/v1/users/current",
+                "/manage/api/v1/workspaces/e3dea0f5-37f2-4d79-ae58-490af3228069/devices/topologies",
+            ])
         #expect(later.allSatisfy { $0["token"] as? String == issued }, "\(requests)")
         #expect(later.allSatisfy { $0["status"] as? Int == 200 })
     }
 
-    @Test(.enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)")) func aCloudThatStopsAnsweringStatusIsARegressionNamed() throws {
+    @Test(.enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)"))
+    func aCloudThatStopsAnsweringStatusIsARegressionNamed() throws {
         let db = try Self.database("lab-clean-login.pcapng")
         let cloud = try ReplayTargetCloud(["--fault", "no-status-reply"])
         let junit = FileManager.default.temporaryDirectory.appendingPathComponent("replay-\(UUID().uuidString).xml").path
@@ -136,8 +145,9 @@ final class ReplayTargetCloud {
         #expect(xml.contains("<testcase classname=\"replay.session1\" name=\"07 PUBLISH sys/product/5YSZL260021E9A/status (update_topo)\""))
         #expect(xml.contains("new findings: status-reply-missing"))
         // The readable summary names the regression too.
-        let text = try pilottrace("replay", "1", "--db", db, "--target-http", cloud.http, "--target-mqtt", cloud.mqtt, "--pace", "max",
-                                  "--reply-timeout", "1", "--no-store")
+        let text = try pilottrace(
+            "replay", "1", "--db", db, "--target-http", cloud.http, "--target-mqtt", cloud.mqtt, "--pace", "max",
+            "--reply-timeout", "1", "--no-store")
         #expect(text.status == 1)
         #expect(text.stdout.contains("REGRESSED"))
         #expect(text.stdout.contains("MISSING # 7 PUBLISH sys/product/5YSZL260021E9A/status (update_topo)"), "\(text.stdout)")
@@ -168,15 +178,20 @@ final class ReplayTargetCloud {
 
     /// 50 different stored sessions (a generated capture: each device its own serial and credentials) replayed at
     /// once; `--set` gives them the lab cloud's login.
-    @Test(.enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)")) func fiftySessionsAtOnceAllReplayWithoutRegression() throws {
+    @Test(.enabled(if: ReplayCommandTests.canRun, "replay tests need mosquitto (scripts/bootstrap installs it)"))
+    func fiftySessionsAtOnceAllReplayWithoutRegression() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-replay-50-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let capture = dir.appendingPathComponent("fifty.pcap").path, db = dir.appendingPathComponent("db.sqlite").path
         #expect(try pilottrace("lab", "generate", "--devices", "50", "--duration", "4", "--noise", "0", "--out", capture).status == 0)
         #expect(try pilottrace("analyze", "--db", db, capture).status == 0)
         let cloud = try ReplayTargetCloud()
-        let (r, json) = try Self.replay(db, cloud, ["--all", "--concurrency", "50", "--pace", "max", "--set", "username=pilot",
-                                                   "--set", "password=pilot123"])
+        let (r, json) = try Self.replay(
+            db, cloud,
+            [
+                "--all", "--concurrency", "50", "--pace", "max", "--set", "username=pilot",
+                "--set", "password=pilot123",
+            ])
         #expect(r.status == 0, "\(r.stderr)")
         let sessions = json["sessions"] as? [[String: Any]] ?? []
         #expect(sessions.count == 50)
@@ -184,8 +199,10 @@ final class ReplayTargetCloud {
         #expect(sessions.allSatisfy { $0["regressed"] as? Bool == false && ($0["replay_session"] as? Int) != nil })
         let steps = sessions.flatMap { $0["steps"] as? [[String: Any]] ?? [] }
         #expect(steps.allSatisfy { $0["outcome"] as? String != "missing" })
-        print(String(format: "replay load: 50 sessions, %.1f sessions/s, step latency p50 %.1f ms, p99 %.1f ms (%d steps)",
-                     json["sessions_per_second"] as? Double ?? 0, (json["step_latency_p50"] as? Double ?? 0) * 1000,
-                     (json["step_latency_p99"] as? Double ?? 0) * 1000, steps.count))
+        print(
+            String(
+                format: "replay load: 50 sessions, %.1f sessions/s, step latency p50 %.1f ms, p99 %.1f ms (%d steps)",
+                json["sessions_per_second"] as? Double ?? 0, (json["step_latency_p50"] as? Double ?? 0) * 1000,
+                (json["step_latency_p99"] as? Double ?? 0) * 1000, steps.count))
     }
 }

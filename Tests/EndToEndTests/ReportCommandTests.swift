@@ -26,8 +26,9 @@ import Testing
         for format in ["html", "markdown", "json", "mermaid"] {
             let r = try runProcess(TestPaths.binary.path, ["report", "--db", db, "--format", format, "--out", "-"], in: TestPaths.packageRoot)
             #expect(r.status == 0)
-            #expect(r.stdout == (try golden(format)),
-                    "report.\(format) changed; regenerate with: pilottrace report --db gold.sqlite --format \(format) --out Tests/Golden/report.\(format)")
+            #expect(
+                r.stdout == (try golden(format)),
+                "report.\(format) changed; regenerate with: pilottrace report --db gold.sqlite --format \(format) --out Tests/Golden/report.\(format)")
         }
     }
 

@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import PilotTraceTestSupport
+import Synchronization
 import Testing
 
 /// The record many writers share (issue 16), through the binary and real SQLite files: analyses at once, Ctrl-C and
@@ -71,7 +71,9 @@ import Testing
         #expect(table.stdout.split(separator: "\n").first?.hasSuffix("site") == true)
     }
 
-    @Test("Ctrl-C in the middle of an analysis keeps the sessions finished and in progress, with their findings; the analysis is marked interrupted; the next one gets ordinary ids")
+    @Test(
+        "Ctrl-C in the middle of an analysis keeps the sessions finished and in progress, with their findings; the analysis is marked interrupted; the next one gets ordinary ids"
+    )
     func interruptedAnalysis() throws {
         let dir = try folder()
         let capture = try longCapture(in: dir)
@@ -147,8 +149,9 @@ import Testing
 
     static let canSwitchUser = getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/runuser")
 
-    @Test("A database the user may only read can be queried by every query command, and is not changed",
-          .enabled(if: canSwitchUser, "needs root to run the queries as user nobody (runuser)"))
+    @Test(
+        "A database the user may only read can be queried by every query command, and is not changed",
+        .enabled(if: canSwitchUser, "needs root to run the queries as user nobody (runuser)"))
     func readOnlyDatabase() throws {
         let dir = try folder()
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
@@ -165,8 +168,12 @@ import Testing
         #expect(try pilottrace("sessions", "--db", db).stdout.contains("5YSZL260021E9A"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: db)) == before)
         // Writing is refused in words, not by SQLite's code.
-        let write = try runProcess("/usr/sbin/runuser", ["-u", "nobody", "--", TestPaths.binary.path, "analyze", "--db", db,
-                                                          TestPaths.captures.appendingPathComponent("pilot2-login.pcap").path])
+        let write = try runProcess(
+            "/usr/sbin/runuser",
+            [
+                "-u", "nobody", "--", TestPaths.binary.path, "analyze", "--db", db,
+                TestPaths.captures.appendingPathComponent("pilot2-login.pcap").path,
+            ])
         #expect(write.status == 2)
         #expect(write.stderr.hasPrefix("error: \(db)"), "\(write.stderr)")
     }
@@ -223,8 +230,9 @@ import Testing
         }
     }
 
-    @Test("An HTTP-side capture and an MQTT-side capture of the same 40 devices, analyzed at once, give the whole capture's sessions",
-          .enabled(if: TestPaths.which("tcpdump") != nil, "splits the capture with tcpdump (scripts/bootstrap installs it)"))
+    @Test(
+        "An HTTP-side capture and an MQTT-side capture of the same 40 devices, analyzed at once, give the whole capture's sessions",
+        .enabled(if: TestPaths.which("tcpdump") != nil, "splits the capture with tcpdump (scripts/bootstrap installs it)"))
     func twoCapturePointsMakeOneRecord() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-points-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

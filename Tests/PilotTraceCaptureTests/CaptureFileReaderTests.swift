@@ -1,6 +1,7 @@
 import Foundation
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceCapture
 @testable import PilotTraceWire
 
@@ -16,8 +17,10 @@ func readAll(_ path: String) throws -> (records: [ReadRecord], reader: CaptureFi
     let reader = try CaptureFileReader(path: path)
     var out: [ReadRecord] = []
     try reader.forEach { r in
-        out.append(ReadRecord(nanoseconds: r.timestamp.nanoseconds, link: r.linkType.rawValue, data: Array(r.data),
-                              originalLength: r.originalLength, interface: r.interface))
+        out.append(
+            ReadRecord(
+                nanoseconds: r.timestamp.nanoseconds, link: r.linkType.rawValue, data: Array(r.data),
+                originalLength: r.originalLength, interface: r.interface))
     }
     return (out, reader)
 }
@@ -33,10 +36,11 @@ func readAll(_ path: String) throws -> (records: [ReadRecord], reader: CaptureFi
         c.pcapRecord(seconds: 1_700_000_001, fraction: 999_999, data: frameB, originalLength: 1500)
         let (records, reader) = try readAll(try c.write())
         let scale: Int64 = nanosecond ? 1 : 1000
-        #expect(records == [
-            ReadRecord(nanoseconds: 1_700_000_000_000_000_000 + 123_456 * scale, link: 113, data: frameA, originalLength: 60, interface: 0),
-            ReadRecord(nanoseconds: 1_700_000_001_000_000_000 + 999_999 * scale, link: 113, data: frameB, originalLength: 1500, interface: 0),
-        ])
+        #expect(
+            records == [
+                ReadRecord(nanoseconds: 1_700_000_000_000_000_000 + 123_456 * scale, link: 113, data: frameA, originalLength: 60, interface: 0),
+                ReadRecord(nanoseconds: 1_700_000_001_000_000_000 + 999_999 * scale, link: 113, data: frameB, originalLength: 1500, interface: 0),
+            ])
         #expect(reader.format == (nanosecond ? .pcapNanosecond : .pcap))
         #expect(reader.warnings.isEmpty)
     }
@@ -98,8 +102,10 @@ func readAll(_ path: String) throws -> (records: [ReadRecord], reader: CaptureFi
         #expect(reader2.warnings.first?.contains("record header") == true)
     }
 
-    func expectError(_ bytes: [UInt8], _ kind: CaptureFileError.Kind, offset: UInt64?, recordsBefore: Int = 0,
-                     sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectError(
+        _ bytes: [UInt8], _ kind: CaptureFileError.Kind, offset: UInt64?, recordsBefore: Int = 0,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let path = try CaptureBytes(bytes: bytes).write()
         var seen = 0
         do {
@@ -141,7 +147,9 @@ func readAll(_ path: String) throws -> (records: [ReadRecord], reader: CaptureFi
         try expectError(mismatch.bytes, .corruptHeader, offset: 28)
         var option = CaptureBytes()
         option.sectionHeader()
-        option.block(type: 1) { c in c.u16(1); c.u16(0); c.u32(0); c.u16(2); c.u16(200) }
+        option.block(type: 1) { c in
+            c.u16(1); c.u16(0); c.u32(0); c.u16(2); c.u16(200)
+        }
         try expectError(option.bytes, .corruptHeader, offset: 28 + 16)
     }
 
@@ -156,10 +164,13 @@ func readAll(_ path: String) throws -> (records: [ReadRecord], reader: CaptureFi
     }
 
     /// Where pilottrace's reader and libpcap 1.10 part ways on the public captures, and why.
-    static let mixedInterfaces = "libpcap 1.10 refuses pcapng files whose interfaces differ in link type or snapshot length; pilottrace reads them (each record carries its interface's link type)"
+    static let mixedInterfaces =
+        "libpcap 1.10 refuses pcapng files whose interfaces differ in link type or snapshot length; pilottrace reads them (each record carries its interface's link type)"
     static let libpcapDisagreements: [String: String] = [
-        "libpcap/linktype-reserved-field-not-zero.pcap": "libpcap 1.10.3 ignores the reserved bits 16-25 of the link-type field; pcap-linktype(7) says they must be zero, and Wireshark rejects the file too",
-        "ndpi/corrupt-fuzz-2021-10-13-nsec.pcap": "its only record claims 524,501 captured bytes, over the 262,144-byte limit: pilottrace stops with 'absurd length' before reading it; libpcap hands out a partial record and then reports a truncated file",
+        "libpcap/linktype-reserved-field-not-zero.pcap":
+            "libpcap 1.10.3 ignores the reserved bits 16-25 of the link-type field; pcap-linktype(7) says they must be zero, and Wireshark rejects the file too",
+        "ndpi/corrupt-fuzz-2021-10-13-nsec.pcap":
+            "its only record claims 524,501 captured bytes, over the 262,144-byte limit: pilottrace stops with 'absurd length' before reading it; libpcap hands out a partial record and then reports a truncated file",
         "pcapng-test-generator/be_test202.pcapng": mixedInterfaces,
         "pcapng-test-generator/le_test004.pcapng": mixedInterfaces,
         "pcapng-test-generator/le_test005.pcapng": mixedInterfaces,
@@ -172,8 +183,10 @@ func readAll(_ path: String) throws -> (records: [ReadRecord], reader: CaptureFi
         "pcapng-test-generator/le_test200.pcapng": mixedInterfaces,
         "pcapng-test-generator/le_test201.pcapng": mixedInterfaces,
         "pcapng-test-generator/le_test202.pcapng": mixedInterfaces,
-        "tcpdump/timestamp_invalid_nano.pcap": "the record's fraction field is 0x80000000 (more than a second of nanoseconds); pcap defines it as unsigned and pilottrace carries it into the seconds, libpcap 1.10 stores it in a signed field and goes 2.1 s backwards",
-        "zeek/trunc_trunc-hdr.pcap": "the file's snapshot length is 1 but the record holds 8 bytes: libpcap cuts the record to the snapshot length, pilottrace keeps the 8 bytes the file has",
+        "tcpdump/timestamp_invalid_nano.pcap":
+            "the record's fraction field is 0x80000000 (more than a second of nanoseconds); pcap defines it as unsigned and pilottrace carries it into the seconds, libpcap 1.10 stores it in a signed field and goes 2.1 s backwards",
+        "zeek/trunc_trunc-hdr.pcap":
+            "the file's snapshot length is 1 but the record holds 8 bytes: libpcap cuts the record to the snapshot length, pilottrace keeps the 8 bytes the file has",
     ]
 
     /// Every public capture libpcap can read gives the same records through both readers.
@@ -187,8 +200,10 @@ func readAll(_ path: String) throws -> (records: [ReadRecord], reader: CaptureFi
             var libpcapError: Error?
             do {
                 try pcap.forEach { r in
-                    theirs.append(ReadRecord(nanoseconds: r.timestamp.nanoseconds, link: r.linkType.rawValue, data: Array(r.data),
-                                             originalLength: r.originalLength, interface: 0))
+                    theirs.append(
+                        ReadRecord(
+                            nanoseconds: r.timestamp.nanoseconds, link: r.linkType.rawValue, data: Array(r.data),
+                            originalLength: r.originalLength, interface: 0))
                 }
             } catch { libpcapError = error }
             var mine: [ReadRecord] = []
@@ -196,15 +211,19 @@ func readAll(_ path: String) throws -> (records: [ReadRecord], reader: CaptureFi
             do {
                 let reader = try CaptureFileReader(path: url.path)
                 try reader.forEach { r in
-                    mine.append(ReadRecord(nanoseconds: r.timestamp.nanoseconds, link: r.linkType.rawValue, data: Array(r.data),
-                                           originalLength: r.originalLength, interface: 0))
+                    mine.append(
+                        ReadRecord(
+                            nanoseconds: r.timestamp.nanoseconds, link: r.linkType.rawValue, data: Array(r.data),
+                            originalLength: r.originalLength, interface: 0))
                 }
             } catch { myError = error }
             let name = url.deletingLastPathComponent().lastPathComponent + "/" + url.lastPathComponent
             var problems: [String] = []
             if mine.count != theirs.count { problems.append("\(mine.count) records vs libpcap's \(theirs.count)") }
             if let (i, (a, b)) = zip(mine, theirs).enumerated().first(where: { $0.element.0 != $0.element.1 }) {
-                problems.append("record \(i + 1) differs: \(a.nanoseconds) ns, \(a.data.count) of \(a.originalLength) bytes vs libpcap's \(b.nanoseconds) ns, \(b.data.count) of \(b.originalLength) bytes")
+                problems.append(
+                    "record \(i + 1) differs: \(a.nanoseconds) ns, \(a.data.count) of \(a.originalLength) bytes vs libpcap's \(b.nanoseconds) ns, \(b.data.count) of \(b.originalLength) bytes"
+                )
             }
             if (myError == nil) != (libpcapError == nil) {
                 problems.append("error: \(myError.map { "\($0)" } ?? "none") vs libpcap: \(libpcapError.map { "\($0)" } ?? "none")")

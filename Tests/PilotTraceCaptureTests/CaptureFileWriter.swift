@@ -39,8 +39,7 @@ struct CaptureBytes {
             if let tsoffset {
                 c.u16(14); c.u16(8)
                 let v = UInt64(bitPattern: tsoffset)
-                if c.bigEndian { c.u32(UInt32(v >> 32)); c.u32(UInt32(v & 0xffff_ffff)) }
-                else { c.u32(UInt32(v & 0xffff_ffff)); c.u32(UInt32(v >> 32)) }
+                if c.bigEndian { c.u32(UInt32(v >> 32)); c.u32(UInt32(v & 0xffff_ffff)) } else { c.u32(UInt32(v & 0xffff_ffff)); c.u32(UInt32(v >> 32)) }
             }
             c.u16(0); c.u16(0)
         }

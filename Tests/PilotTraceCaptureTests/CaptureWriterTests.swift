@@ -60,7 +60,9 @@ struct CaptureWriterTests {
         let w = try RotatingCaptureWriter(path: path, linkType: .ethernet, snaplen: 65_535, interfaceName: nil, application: "test")
         #expect(w.format == .pcap)
         let f = Self.frame(1)
-        try f.withUnsafeBytes { try w.write(CaptureRecord(timestamp: Timestamp(seconds: 5, nanoseconds: 7), linkType: .ethernet, data: $0, originalLength: 300)) }
+        try f.withUnsafeBytes {
+            try w.write(CaptureRecord(timestamp: Timestamp(seconds: 5, nanoseconds: 7), linkType: .ethernet, data: $0, originalLength: 300))
+        }
         try w.close(end: Timestamp(seconds: 60, nanoseconds: 0))
         let r = try Self.records(path)
         #expect(r.frames == [f])
@@ -72,13 +74,16 @@ struct CaptureWriterTests {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let base = dir.appendingPathComponent("ring.pcapng").path
-        let w = try RotatingCaptureWriter(path: base, linkType: .ethernet, snaplen: 65_535, interfaceName: "lo", application: "test",
-                                          rotateBytes: 4_096, maxFiles: 3)
+        let w = try RotatingCaptureWriter(
+            path: base, linkType: .ethernet, snaplen: 65_535, interfaceName: "lo", application: "test",
+            rotateBytes: 4_096, maxFiles: 3)
         for i in 0..<100 {
             let f = Self.frame(i)
             try f.withUnsafeBytes {
-                try w.write(CaptureRecord(timestamp: Timestamp(seconds: 1_000 + Int64(i), nanoseconds: 0), linkType: .ethernet, data: $0,
-                                          originalLength: f.count))
+                try w.write(
+                    CaptureRecord(
+                        timestamp: Timestamp(seconds: 1_000 + Int64(i), nanoseconds: 0), linkType: .ethernet, data: $0,
+                        originalLength: f.count))
             }
         }
         try w.close(end: Timestamp(seconds: 2_000, nanoseconds: 0))

@@ -1,6 +1,7 @@
 import Foundation
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceCapture
 @testable import PilotTraceWire
 
@@ -27,9 +28,12 @@ struct Conversation: Equatable, CustomStringConvertible {
 
     /// Where pilottrace and tshark 4.0 count differently, and why. Keys are folder/file.
     static let explained: [String: String] = [
-        "arkime/tcp-reassembly-synthetic.pcap": "on port 40009 the only SYN comes last, after both FINs (a retransmission): Wireshark leaves the SYN bit unset; pilottrace sets it",
-        "tcpdump/tcp_rst_data.pcap": "a lone RST: Wireshark records no completeness flag for a conversation's first frame unless it is a SYN; pilottrace records the RST",
-        "zeek/ipv6-http-atomic-frag.pcap": "the file is out of timestamp order, the SYN-ACK before the SYN: Wireshark then leaves the SYN bit unset; pilottrace sets it",
+        "arkime/tcp-reassembly-synthetic.pcap":
+            "on port 40009 the only SYN comes last, after both FINs (a retransmission): Wireshark leaves the SYN bit unset; pilottrace sets it",
+        "tcpdump/tcp_rst_data.pcap":
+            "a lone RST: Wireshark records no completeness flag for a conversation's first frame unless it is a SYN; pilottrace records the RST",
+        "zeek/ipv6-http-atomic-frag.pcap":
+            "the file is out of timestamp order, the SYN-ACK before the SYN: Wireshark then leaves the SYN bit unset; pilottrace sets it",
         "zeek/tcp_handshake-reorder.pcap": "the SYN-ACK is recorded before the SYN: Wireshark then leaves the SYN bit unset; pilottrace sets it",
         "zeek/tcp_syn-then-stuff-then-rst.pcap": "a FIN without ACK (crafted): Wireshark does not count it in tcp.completeness; pilottrace does",
     ]
@@ -40,10 +44,14 @@ struct Conversation: Equatable, CustomStringConvertible {
     static let comparedCompleteness = 0x01 | 0x02 | 0x10 | 0x20
 
     static func theirs(_ url: URL) throws -> [Conversation]? {
-        let r = try runProcess(tshark!, ["-2", "-n", "-r", url.path, "-Y", "tcp && !icmp && !icmpv6", "-T", "fields",
-                                          "-E", "occurrence=l", "-e", "tcp.stream", "-e", "ip.src", "-e", "ipv6.src",
-                                          "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport",
-                                          "-e", "frame.len", "-e", "tcp.completeness"])
+        let r = try runProcess(
+            tshark!,
+            [
+                "-2", "-n", "-r", url.path, "-Y", "tcp && !icmp && !icmpv6", "-T", "fields",
+                "-E", "occurrence=l", "-e", "tcp.stream", "-e", "ip.src", "-e", "ipv6.src",
+                "-e", "tcp.srcport", "-e", "ip.dst", "-e", "ipv6.dst", "-e", "tcp.dstport",
+                "-e", "frame.len", "-e", "tcp.completeness",
+            ])
         guard r.status == 0 else { return nil }
         var byStream: [Int: Conversation] = [:]
         var order: [Int] = []

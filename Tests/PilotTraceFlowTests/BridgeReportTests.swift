@@ -40,14 +40,16 @@ struct BridgeReportTests {
 
     @Test func callsBecomeStepsInTheirOrderWithMaskedFactsOnly() throws {
         var t = self
-        let (session, findings) = t.run([Self.report([
-            ("platformVerifyLicense", #"["app-1","<masked 3 chars>","<masked 7 chars>"]"#, Self.ok("true")),
-            ("platformSetInformation", #"["Cloud Api Platform","Test Group One",""]"#, Self.ok()),
-            ("platformLoadComponent", #"["api","{\"host\":\"http://cloud/\",\"token\":\"<masked 3 chars>\"}"]"#, Self.ok(#""api""#)),
-            ("apiGetToken", "[]", Self.ok(#""<masked 5 chars>""#)),
-            ("platformGetAircraftSN", "[]", Self.ok()),  // not a timeline step
-            ("platformSetWorkspaceId", #"["\#(Self.uuid)"]"#, Self.ok()),
-        ])])
+        let (session, findings) = t.run([
+            Self.report([
+                ("platformVerifyLicense", #"["app-1","<masked 3 chars>","<masked 7 chars>"]"#, Self.ok("true")),
+                ("platformSetInformation", #"["Cloud Api Platform","Test Group One",""]"#, Self.ok()),
+                ("platformLoadComponent", #"["api","{\"host\":\"http://cloud/\",\"token\":\"<masked 3 chars>\"}"]"#, Self.ok(#""api""#)),
+                ("apiGetToken", "[]", Self.ok(#""<masked 5 chars>""#)),
+                ("platformGetAircraftSN", "[]", Self.ok()),  // not a timeline step
+                ("platformSetWorkspaceId", #"["\#(Self.uuid)"]"#, Self.ok()),
+            ])
+        ])
         let s = try #require(session)
         #expect(s.steps == ["h5-page", "license-verified", "platform-info-set", "module-load", "token-read", "workspace-set"])
         #expect(s.events.allSatisfy { $0.ok })
@@ -64,7 +66,9 @@ struct BridgeReportTests {
 
     @Test func aFailedCallIsAFailedStep() throws {
         var t = self
-        let (session, _) = t.run([Self.report([("platformVerifyLicense", #"["a","b","c"]"#, #"{\"code\":615000,\"message\":\"license invalid\",\"data\":false}"#)])])
+        let (session, _) = t.run([
+            Self.report([("platformVerifyLicense", #"["a","b","c"]"#, #"{\"code\":615000,\"message\":\"license invalid\",\"data\":false}"#)])
+        ])
         let e = try #require(session?.first(.licenseVerified))
         #expect(!e.ok)
         #expect(e.detail["message"]?.stringValue == "license invalid")
@@ -72,26 +76,44 @@ struct BridgeReportTests {
 
     @Test func bridgeLicenseNotVerified() {
         var t = self
-        let (_, early) = t.run([Self.report([("platformLoadComponent", #"["api","{}"]"#, Self.ok()),
-                                              ("platformVerifyLicense", #"["a","b","c"]"#, Self.ok("true"))])])
+        let (_, early) = t.run([
+            Self.report([
+                ("platformLoadComponent", #"["api","{}"]"#, Self.ok()),
+                ("platformVerifyLicense", #"["a","b","c"]"#, Self.ok("true")),
+            ])
+        ])
         #expect(early.map(\.rule.id) == ["bridge-license-not-verified"])
         #expect(early.first?.text == "platformLoadComponent called before platformVerifyLicense succeeded")
         #expect(early.first?.session == 1)
-        let (_, inOrder) = t.run([Self.report([("platformVerifyLicense", #"["a","b","c"]"#, Self.ok("true"))]),
-                                  Self.report([("platformLoadComponent", #"["api","{}"]"#, Self.ok())])])
+        let (_, inOrder) = t.run([
+            Self.report([("platformVerifyLicense", #"["a","b","c"]"#, Self.ok("true"))]),
+            Self.report([("platformLoadComponent", #"["api","{}"]"#, Self.ok())]),
+        ])
         #expect(inOrder.isEmpty)
-        let (_, failed) = t.run([Self.report([("platformVerifyLicense", #"["a","b","c"]"#, #"{\"code\":615000,\"message\":\"x\",\"data\":false}"#),
-                                              ("apiSetToken", #"["<masked 3 chars>"]"#, Self.ok())])])
+        let (_, failed) = t.run([
+            Self.report([
+                ("platformVerifyLicense", #"["a","b","c"]"#, #"{\"code\":615000,\"message\":\"x\",\"data\":false}"#),
+                ("apiSetToken", #"["<masked 3 chars>"]"#, Self.ok()),
+            ])
+        ])
         #expect(failed.map(\.rule.id) == ["bridge-license-not-verified"])
     }
 
     @Test func thingHostMismatch() throws {
         var t = self
-        let thing = { (host: String) in Self.report([("platformVerifyLicense", #"["a","b","c"]"#, Self.ok("true")),
-                                                     ("platformLoadComponent", #"["thing","{\"host\":\"\#(host)\",\"username\":\"pilot\",\"password\":\"<masked 8 chars>\",\"connectCallback\":\"cb\"}"]"#, Self.ok())]) }
+        let thing = { (host: String) in
+            Self.report([
+                ("platformVerifyLicense", #"["a","b","c"]"#, Self.ok("true")),
+                (
+                    "platformLoadComponent",
+                    #"["thing","{\"host\":\"\#(host)\",\"username\":\"pilot\",\"password\":\"<masked 8 chars>\",\"connectCallback\":\"cb\"}"]"#, Self.ok()
+                ),
+            ])
+        }
         let (session, wrong) = t.run([thing("tcp://10.9.9.9:1883")], login: true, device: true)
         #expect(wrong.filter { $0.rule.severity >= .warning }.map(\.rule.id) == ["thing-host-mismatch"])
-        #expect(wrong.first { $0.rule.id == "thing-host-mismatch" }?.text == "thing loaded with host tcp://10.9.9.9:1883, but the cloud issued tcp://10.1.1.1:1883")
+        #expect(
+            wrong.first { $0.rule.id == "thing-host-mismatch" }?.text == "thing loaded with host tcp://10.9.9.9:1883, but the cloud issued tcp://10.1.1.1:1883")
         // The bridge events joined the device's session (same client, the H5 context of the login).
         #expect(session?.gatewaySN == Scenario.rc)
         #expect(session?.steps.contains("module-load") == true)
@@ -101,8 +123,12 @@ struct BridgeReportTests {
 
     @Test func workspaceIDNotUUID() {
         var t = self
-        let set = { (id: String) in Self.report([("platformVerifyLicense", #"["a","b","c"]"#, Self.ok("true")),
-                                                 ("platformSetWorkspaceId", #"["\#(id)"]"#, Self.ok())]) }
+        let set = { (id: String) in
+            Self.report([
+                ("platformVerifyLicense", #"["a","b","c"]"#, Self.ok("true")),
+                ("platformSetWorkspaceId", #"["\#(id)"]"#, Self.ok()),
+            ])
+        }
         #expect(t.run([set("workspace-1")]).1.map(\.rule.id) == ["workspace-id-not-uuid"])
         #expect(t.run([set(Self.uuid)]).1.isEmpty)
         #expect(t.run([set(Self.uuid.uppercased())]).1.isEmpty)

@@ -1,6 +1,7 @@
 import Foundation
 import PilotTraceProtocols
 import Testing
+
 @testable import PilotTraceFlow
 
 @Suite struct DJIMessagesTests {
@@ -21,12 +22,14 @@ import Testing
         #expect(t.kind == kind)
     }
 
-    @Test("Telemetry is thing/product/…/osd and …/state, nothing else", arguments: [
-        ("thing/product/1581F5FHD23000000000/osd", true), ("thing/product/5YSZL260000000/state", true),
-        ("thing/product//osd", true), ("thing/product/SN/events", false), ("sys/product/SN/status", false),
-        ("thing/product/SN/osd/extra", false), ("thing/product/SN/xosd", false), ("thing/product/", false),
-        ("thing/osd", false), ("", false), ("/osd", false),
-    ])
+    @Test(
+        "Telemetry is thing/product/…/osd and …/state, nothing else",
+        arguments: [
+            ("thing/product/1581F5FHD23000000000/osd", true), ("thing/product/5YSZL260000000/state", true),
+            ("thing/product//osd", true), ("thing/product/SN/events", false), ("sys/product/SN/status", false),
+            ("thing/product/SN/osd/extra", false), ("thing/product/SN/xosd", false), ("thing/product/", false),
+            ("thing/osd", false), ("", false), ("/osd", false),
+        ])
     func telemetryTopics(topic: String, telemetry: Bool) {
         #expect(DJITopic.isTelemetry(topic) == telemetry)
     }
@@ -52,14 +55,20 @@ import Testing
 
     @Test func updateTopoInBothDialects() throws {
         // Current docs: domain as a string, thing_version, index "A".
-        let current = DJIEnvelope(payload: Array(#"{"tid":"t","bid":"b","timestamp":1,"method":"update_topo","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1.1.2","sub_devices":[{"sn":"AC","domain":"0","type":89,"sub_type":0,"index":"A","device_secret":"s","nonce":"n","thing_version":"1"}]}}"#.utf8))
+        let current = DJIEnvelope(
+            payload: Array(
+                #"{"tid":"t","bid":"b","timestamp":1,"method":"update_topo","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1.1.2","sub_devices":[{"sn":"AC","domain":"0","type":89,"sub_type":0,"index":"A","device_secret":"s","nonce":"n","thing_version":"1"}]}}"#
+                    .utf8))
         let a = try #require(UpdateTopo(current))
         #expect(a.gateway?.key == "2-119-0")
         #expect(a.versionField == "thing_version")
         #expect(a.subDevices.first?.model?.name == "Matrice 350 RTK")
         #expect(a.missing.isEmpty)
         // v1.0 docs: no domain, `version` as an int, index as an int.
-        let old = DJIEnvelope(payload: Array(#"{"tid":"t","bid":"b","timestamp":1,"method":"update_topo","data":{"type":144,"sub_type":0,"device_secret":"s","nonce":"n","version":1,"sub_devices":[{"sn":"AC","type":77,"sub_type":1,"index":1,"device_secret":"s","nonce":"n"}]}}"#.utf8))
+        let old = DJIEnvelope(
+            payload: Array(
+                #"{"tid":"t","bid":"b","timestamp":1,"method":"update_topo","data":{"type":144,"sub_type":0,"device_secret":"s","nonce":"n","version":1,"sub_devices":[{"sn":"AC","type":77,"sub_type":1,"index":1,"device_secret":"s","nonce":"n"}]}}"#
+                    .utf8))
         let b = try #require(UpdateTopo(old))
         #expect(b.gateway?.domain == nil)
         #expect(b.gateway?.name == "DJI RC Pro Enterprise")

@@ -3,6 +3,7 @@ import PilotTraceProtocols
 import PilotTraceTestSupport
 import PilotTraceWire
 import Testing
+
 @testable import PilotTraceFlow
 
 /// One minimal positive and one minimal negative sequence per rule.
@@ -42,51 +43,107 @@ import Testing
 
     @Test func statusNotSent() {
         #expect(ids(device { _, _ in }).contains("status-not-sent"))
-        #expect(!ids(device { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "a") }).contains("status-not-sent"))
+        #expect(
+            !ids(
+                device { s, m in
+                    status(&s, m, tid: "a"); reply(&s, m, tid: "a")
+                }
+            ).contains("status-not-sent"))
     }
 
     @Test func statusReplyMissing() {
         let missing = device { s, m in status(&s, m, tid: "a") }
         #expect(ids(missing).contains("status-reply-missing"))
-        let late = device { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "a", after: 6) }
+        let late = device { s, m in
+            status(&s, m, tid: "a"); reply(&s, m, tid: "a", after: 6)
+        }
         #expect(late.first { $0.rule.id == "status-reply-missing" }?.text.contains("came after") == true)
-        #expect(!ids(device { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "a") }).contains("status-reply-missing"))
+        #expect(
+            !ids(
+                device { s, m in
+                    status(&s, m, tid: "a"); reply(&s, m, tid: "a")
+                }
+            ).contains("status-reply-missing"))
     }
 
     @Test func statusReplyMismatch() {
-        #expect(ids(device { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "zzz") }).contains("status-reply-mismatch"))
-        #expect(ids(device { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "a", result: 1) }).contains("status-reply-mismatch"))
-        #expect(!ids(device { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "a") }).contains("status-reply-mismatch"))
+        #expect(
+            ids(
+                device { s, m in
+                    status(&s, m, tid: "a"); reply(&s, m, tid: "zzz")
+                }
+            ).contains("status-reply-mismatch"))
+        #expect(
+            ids(
+                device { s, m in
+                    status(&s, m, tid: "a"); reply(&s, m, tid: "a", result: 1)
+                }
+            ).contains("status-reply-mismatch"))
+        #expect(
+            !ids(
+                device { s, m in
+                    status(&s, m, tid: "a"); reply(&s, m, tid: "a")
+                }
+            ).contains("status-reply-mismatch"))
     }
 
     @Test func statusRetransmitted() {
-        let found = device { s, m in status(&s, m, tid: "a"); s.wait(3); status(&s, m, tid: "b"); reply(&s, m, tid: "b") }
+        let found = device { s, m in
+            status(&s, m, tid: "a"); s.wait(3); status(&s, m, tid: "b"); reply(&s, m, tid: "b")
+        }
         #expect(ids(found).contains("status-retransmitted"))
-        let fine = device { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "a"); status(&s, m, tid: "b"); reply(&s, m, tid: "b") }
+        let fine = device { s, m in
+            status(&s, m, tid: "a"); reply(&s, m, tid: "a"); status(&s, m, tid: "b"); reply(&s, m, tid: "b")
+        }
         #expect(!ids(fine).contains("status-retransmitted"))
     }
 
     @Test func statusTopicWrong() {
         let found = device { s, m in status(&s, m, tid: "a", topic: "thing/product/\(Scenario.rc)/status") }
         #expect(ids(found).contains("status-topic-wrong"))
-        #expect(!ids(device { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "a") }).contains("status-topic-wrong"))
+        #expect(
+            !ids(
+                device { s, m in
+                    status(&s, m, tid: "a"); reply(&s, m, tid: "a")
+                }
+            ).contains("status-topic-wrong"))
     }
 
     @Test func updateTopoInvalid() {
         let broken = device { s, m in status(&s, m, tid: "a", payload: Array(#"{"tid":"a","bid":"b","method":"update_topo","data":{"type":119}}"#.utf8)) }
         let d = broken.first { $0.rule.id == "update-topo-invalid" }
         #expect(d?.text.contains("data.sub_type") == true)
-        #expect(!ids(device { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "a") }).contains("update-topo-invalid"))
+        #expect(
+            !ids(
+                device { s, m in
+                    status(&s, m, tid: "a"); reply(&s, m, tid: "a")
+                }
+            ).contains("update-topo-invalid"))
     }
 
     @Test func mqttAnonymousLogin() {
-        #expect(ids(device(username: nil) { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "a") }).contains("mqtt-anonymous-login"))
-        #expect(!ids(device { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "a") }).contains("mqtt-anonymous-login"))
+        #expect(
+            ids(
+                device(username: nil) { s, m in
+                    status(&s, m, tid: "a"); reply(&s, m, tid: "a")
+                }
+            ).contains("mqtt-anonymous-login"))
+        #expect(
+            !ids(
+                device { s, m in
+                    status(&s, m, tid: "a"); reply(&s, m, tid: "a")
+                }
+            ).contains("mqtt-anonymous-login"))
     }
 
     @Test func mqttConnectRefused() {
         #expect(ids(device(connackCode: 5) { _, _ in }).contains("mqtt-connect-refused"))
-        #expect(!ids(device { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "a") }).contains("mqtt-connect-refused"))
+        #expect(
+            !ids(
+                device { s, m in
+                    status(&s, m, tid: "a"); reply(&s, m, tid: "a")
+                }
+            ).contains("mqtt-connect-refused"))
     }
 
     @Test func mqttCredentialsMismatch() {
@@ -116,7 +173,8 @@ import Testing
 
     static func jwt(exp: Double) -> String {
         func b64(_ s: String) -> String {
-            Data(s.utf8).base64EncodedString().replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            Data(s.utf8).base64EncodedString().replacingOccurrences(of: "=", with: "").replacingOccurrences(of: "+", with: "-").replacingOccurrences(
+                of: "/", with: "_")
         }
         return b64(#"{"alg":"HS256"}"#) + "." + b64(#"{"username":"pilot","exp":\#(Int(exp))}"#) + ".c2ln"
     }
@@ -146,7 +204,12 @@ import Testing
         s.close(m)
         let d = s.findings().first { $0.rule.id == "capture-incomplete" }
         #expect(d?.text.contains("starts after the session began") == true)
-        #expect(!ids(device { s, m in status(&s, m, tid: "a"); reply(&s, m, tid: "a") }).contains("capture-incomplete"))
+        #expect(
+            !ids(
+                device { s, m in
+                    status(&s, m, tid: "a"); reply(&s, m, tid: "a")
+                }
+            ).contains("capture-incomplete"))
     }
 
     @Test func mqttConformance() {
@@ -191,7 +254,9 @@ import Testing
         #expect(!ids(http("GET", "/manage/api/v1/users/current", token: "t")).contains("http-envelope-missing"))
         #expect(ids(http("GET", "/manage/api/v1/token/refresh", token: "t")).contains("token-refresh-not-post"))
         #expect(!ids(http("POST", "/manage/api/v1/token/refresh", token: "t")).contains("token-refresh-not-post"))
-        #expect(ids(http("POST", "/manage/api/v1/login", token: nil, json: #"{"code":401,"message":"invalid password","data":""}"#)).contains("login-error-with-200"))
+        #expect(
+            ids(http("POST", "/manage/api/v1/login", token: nil, json: #"{"code":401,"message":"invalid password","data":""}"#)).contains(
+                "login-error-with-200"))
     }
 
     @Test func theCatalogueHasTheRequiredIdsAndSeverities() {
@@ -215,8 +280,12 @@ import Testing
         var s = Scenario()
         let cloud = s.cloudBackend()
         let m = s.deviceOnline(from: "10.0.0.5")
-        s.send(cloud, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/services", Array(#"{"tid":"s1","bid":"b1","method":"live_start_push","data":{}}"#.utf8)))
-        s.send(m, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/events", Array(#"{"tid":"e1","bid":"b2","method":"x","need_reply":1,"data":{}}"#.utf8)))
+        s.send(
+            cloud, .toServer,
+            MQTTWire.publish("thing/product/\(Scenario.rc)/services", Array(#"{"tid":"s1","bid":"b1","method":"live_start_push","data":{}}"#.utf8)))
+        s.send(
+            m, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/events", Array(#"{"tid":"e1","bid":"b2","method":"x","need_reply":1,"data":{}}"#.utf8))
+        )
         let found = ids(s.findings(after: 10))
         #expect(found.contains("services-reply-missing"))
         #expect(found.contains("events-reply-missing"))
@@ -224,16 +293,24 @@ import Testing
         var ok = Scenario()
         let c2 = ok.cloudBackend()
         let m2 = ok.deviceOnline(from: "10.0.0.5")
-        ok.send(c2, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/services", Array(#"{"tid":"s1","bid":"b1","method":"live_start_push","data":{}}"#.utf8)))
-        ok.send(m2, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/services_reply", Array(#"{"tid":"s1","bid":"b1","data":{"result":0}}"#.utf8)), after: 0.2)
-        ok.send(m2, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/events", Array(#"{"tid":"e1","bid":"b2","method":"x","need_reply":0,"data":{}}"#.utf8)))
+        ok.send(
+            c2, .toServer,
+            MQTTWire.publish("thing/product/\(Scenario.rc)/services", Array(#"{"tid":"s1","bid":"b1","method":"live_start_push","data":{}}"#.utf8)))
+        ok.send(
+            m2, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/services_reply", Array(#"{"tid":"s1","bid":"b1","data":{"result":0}}"#.utf8)),
+            after: 0.2)
+        ok.send(
+            m2, .toServer,
+            MQTTWire.publish("thing/product/\(Scenario.rc)/events", Array(#"{"tid":"e1","bid":"b2","method":"x","need_reply":0,"data":{}}"#.utf8)))
         let none = ids(ok.findings(after: 10))
         #expect(!none.contains("services-reply-missing") && !none.contains("events-reply-missing"))
     }
 
     func topo(gateway: (Int, Int), aircraft: (Int, Int)?, timestamp: String = "1700000000000") -> [UInt8] {
         let sub = aircraft.map { #"{"sn":"AC","domain":"0","type":\#($0.0),"sub_type":\#($0.1),"index":"A","device_secret":"s","nonce":"n"}"# } ?? ""
-        return Array(#"{"tid":"t","bid":"b","method":"update_topo","timestamp":\#(timestamp),"data":{"domain":"2","type":\#(gateway.0),"sub_type":\#(gateway.1),"device_secret":"s","nonce":"n","thing_version":"1","sub_devices":[\#(sub)]}}"#.utf8)
+        return Array(
+            #"{"tid":"t","bid":"b","method":"update_topo","timestamp":\#(timestamp),"data":{"domain":"2","type":\#(gateway.0),"sub_type":\#(gateway.1),"device_secret":"s","nonce":"n","thing_version":"1","sub_devices":[\#(sub)]}}"#
+                .utf8)
     }
 
     func run(_ payload: [UInt8], osd: [String] = []) -> [String] {

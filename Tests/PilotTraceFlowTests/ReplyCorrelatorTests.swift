@@ -2,6 +2,7 @@ import PilotTraceProtocols
 import PilotTraceTestSupport
 import PilotTraceWire
 import Testing
+
 @testable import PilotTraceFlow
 
 @Suite struct ReplyCorrelatorTests {

@@ -1,6 +1,7 @@
 import PilotTraceProtocols
 import PilotTraceTestSupport
 import PilotTraceWire
+
 @testable import PilotTraceFlow
 
 /// Builds a capture's worth of stream events by hand (connections, bytes, closes) and runs them through the
@@ -24,9 +25,10 @@ struct Scenario {
     mutating func open(_ client: String, port: UInt16 = 40_000, server: UInt16, midstream: Bool = false) -> ConnectionID {
         let id = ConnectionID(rawValue: next)
         next += 1
-        let info = ConnectionInfo(id: id, client: Endpoint(address: IPAddress(client)!, port: port),
-                                  server: Endpoint(address: IPAddress("10.1.1.1")!, port: server),
-                                  roleEvidence: midstream ? .portHeuristic : .syn, firstSeen: now)
+        let info = ConnectionInfo(
+            id: id, client: Endpoint(address: IPAddress(client)!, port: port),
+            server: Endpoint(address: IPAddress("10.1.1.1")!, port: server),
+            roleEvidence: midstream ? .portHeuristic : .syn, firstSeen: now)
         infos[id] = info
         feed(.opened(info))
         return id
@@ -42,8 +44,11 @@ struct Scenario {
         let info = infos[id]!
         feed(.end(id, .toServer, now))
         feed(.end(id, .toClient, now))
-        feed(.closed(ConnectionSummary(info: info, lastSeen: now, synSeen: true, synAckSeen: true, handshakeAckSeen: true,
-                                       toServer: DirectionStats(), toClient: DirectionStats(), closeReason: reason)))
+        feed(
+            .closed(
+                ConnectionSummary(
+                    info: info, lastSeen: now, synSeen: true, synAckSeen: true, handshakeAckSeen: true,
+                    toServer: DirectionStats(), toClient: DirectionStats(), closeReason: reason)))
     }
 
     mutating func wait(_ seconds: Double) {
@@ -103,21 +108,29 @@ struct Scenario {
     }
 
     /// The H5 login on one keep-alive connection: page, login, workspace, user.
-    mutating func h5Login(from client: String, mqttUser: String = "pilot", mqttPassword: String = "pilot123", token: String = Scenario.token,
-                          loginPath: String = "/manage/api/v1/login") {
+    mutating func h5Login(
+        from client: String, mqttUser: String = "pilot", mqttPassword: String = "pilot123", token: String = Scenario.token,
+        loginPath: String = "/manage/api/v1/login"
+    ) {
         let h = open(client, server: 6789)
         send(h, .toServer, Self.request("GET", "/pilot-login"))
         send(h, .toClient, Self.response(200, html: "<html></html>"))
         send(h, .toServer, Self.request("POST", loginPath, json: #"{"username":"pilot","password":"pilot123","flag":2}"#))
         send(h, .toClient, Self.response(200, json: Self.loginResponse(mqttUser: mqttUser, mqttPassword: mqttPassword, token: token)))
         send(h, .toServer, Self.request("GET", "/manage/api/v1/workspaces/current", token: token))
-        send(h, .toClient, Self.response(200, json: #"{"code":0,"message":"success","data":{"workspace_id":"w1","workspace_name":"Test Group One","platform_name":"Cloud Api Platform"}}"#))
+        send(
+            h, .toClient,
+            Self.response(
+                200,
+                json: #"{"code":0,"message":"success","data":{"workspace_id":"w1","workspace_name":"Test Group One","platform_name":"Cloud Api Platform"}}"#))
         close(h)
     }
 
     static func updateTopo(tid: String, aircraft: [String]) -> [UInt8] {
         let subs = aircraft.map { #"{"sn":"\#($0)","domain":"0","type":89,"sub_type":0,"index":"A","device_secret":"s","nonce":"n","thing_version":"1.1.2"}"# }
-        return Array(#"{"tid":"\#(tid)","bid":"b-\#(tid)","method":"update_topo","timestamp":1700000000000,"data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1.1.2","sub_devices":[\#(subs.joined(separator: ","))]}}"#.utf8)
+        return Array(
+            #"{"tid":"\#(tid)","bid":"b-\#(tid)","method":"update_topo","timestamp":1700000000000,"data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1.1.2","sub_devices":[\#(subs.joined(separator: ","))]}}"#
+                .utf8)
     }
 
     static func statusReply(tid: String, result: Int = 0) -> [UInt8] {
@@ -125,8 +138,10 @@ struct Scenario {
     }
 
     /// Pilot 2's MQTT connection up to the first status exchange; returns the connection.
-    mutating func deviceOnline(from client: String, sn: String = Scenario.rc, username: String? = "pilot", password: String? = "pilot123",
-                               keepAlive: UInt16 = 60, aircraft: [String] = [Scenario.aircraft], replyDelay: Double = 0.05) -> ConnectionID {
+    mutating func deviceOnline(
+        from client: String, sn: String = Scenario.rc, username: String? = "pilot", password: String? = "pilot123",
+        keepAlive: UInt16 = 60, aircraft: [String] = [Scenario.aircraft], replyDelay: Double = 0.05
+    ) -> ConnectionID {
         let m = open(client, port: 41_000, server: 1883)
         send(m, .toServer, MQTTWire.connect(clientID: sn, username: username, password: password, keepAlive: keepAlive))
         send(m, .toClient, MQTTWire.connAck())

@@ -2,6 +2,7 @@ import PilotTraceProtocols
 import PilotTraceTestSupport
 import PilotTraceWire
 import Testing
+
 @testable import PilotTraceFlow
 
 /// Where sessions begin and end as real captures have them: mid-session starts, restarts, retries, shared client ids.

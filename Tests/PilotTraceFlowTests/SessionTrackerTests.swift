@@ -2,6 +2,7 @@ import PilotTraceProtocols
 import PilotTraceTestSupport
 import PilotTraceWire
 import Testing
+
 @testable import PilotTraceFlow
 
 @Suite struct SessionTrackerTests {
@@ -17,8 +18,11 @@ import Testing
         let sessions = s.finish()
         #expect(sessions.count == 1)
         let session = sessions[0]
-        #expect(session.steps == ["h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-connect", "mqtt-connack",
-                                  "mqtt-subscribe", "update-topo", "status-reply", "mqtt-disconnect"])
+        #expect(
+            session.steps == [
+                "h5-page", "login", "mqtt-credentials", "workspace-info", "mqtt-connect", "mqtt-connack",
+                "mqtt-subscribe", "update-topo", "status-reply", "mqtt-disconnect",
+            ])
         #expect(session.state == .offline)
         #expect(session.gatewaySN == Scenario.rc)
         #expect(session.gatewayModel?.key == "2-119-0")
@@ -31,8 +35,11 @@ import Testing
         #expect(reply.ok)
         #expect(abs(reply.latency! - 0.05) < 1e-6)
         #expect(session.first(.mqttConnack)!.latency != nil)
-        #expect(session.events.map(\.phase.rawValue) == ["license", "token", "cloud-module", "cloud-module", "connect", "connect",
-                                                          "connect", "status", "status", "offline"])
+        #expect(
+            session.events.map(\.phase.rawValue) == [
+                "license", "token", "cloud-module", "cloud-module", "connect", "connect",
+                "connect", "status", "status", "offline",
+            ])
         #expect(s.tracker.roles[cloud] == .cloud)
         #expect(s.tracker.roles[m] == .device)
     }
@@ -42,9 +49,15 @@ import Testing
         let cloud = s.cloudBackend()
         let m = s.deviceOnline(from: "10.0.0.5")
         // The cloud asks a service; the device answers, once late.
-        s.send(cloud, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/services", Array(#"{"tid":"s1","bid":"sb1","method":"live_start_push","data":{}}"#.utf8)))
-        s.send(m, .toClient, MQTTWire.publish("thing/product/\(Scenario.rc)/services", Array(#"{"tid":"s1","bid":"sb1","method":"live_start_push","data":{}}"#.utf8)))
-        s.send(m, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/services_reply", Array(#"{"tid":"s1","bid":"sb1","data":{"result":613006}}"#.utf8)), after: 0.5)
+        s.send(
+            cloud, .toServer,
+            MQTTWire.publish("thing/product/\(Scenario.rc)/services", Array(#"{"tid":"s1","bid":"sb1","method":"live_start_push","data":{}}"#.utf8)))
+        s.send(
+            m, .toClient,
+            MQTTWire.publish("thing/product/\(Scenario.rc)/services", Array(#"{"tid":"s1","bid":"sb1","method":"live_start_push","data":{}}"#.utf8)))
+        s.send(
+            m, .toServer, MQTTWire.publish("thing/product/\(Scenario.rc)/services_reply", Array(#"{"tid":"s1","bid":"sb1","data":{"result":613006}}"#.utf8)),
+            after: 0.5)
         let session = s.finish()[0]
         #expect(session.exchanges.map(\.kind) == [.status, .services])
         #expect(session.exchanges[1].result == 613_006)

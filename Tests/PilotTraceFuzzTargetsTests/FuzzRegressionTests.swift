@@ -1,13 +1,14 @@
 import Foundation
+import PilotTraceFuzzTargets
+import PilotTraceTestSupport
+import PilotTraceWire
+import Testing
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import PilotTraceFuzzTargets
-import PilotTraceTestSupport
-import PilotTraceWire
-import Testing
 
 /// Replays every input under `Fuzz/regressions/<target>/` through the function its libFuzzer target runs on one input
 /// (`Fuzz/Targets/*FuzzTarget.swift`): inputs `scripts/fuzz` saved when a fuzzer crashed, hung or ran out of memory,
@@ -87,12 +88,14 @@ struct FuzzTargetReachTests {
     @Test func aSequenceOfFramesReachesTheSessionTracker() throws {
         // A frame-sequence input (PipelineFuzzTarget's own format) holding one MQTT session, synthesised as the proxy
         // records (raw IPv4): the pipeline target's second way in, without a capture file.
-        var tcp = TCPFrameSynthesizer(client: Endpoint(address: IPAddress("10.0.0.1")!, port: 50_000),
-                                      server: Endpoint(address: IPAddress("10.0.0.2")!, port: 1883), initialSequence: (client: 999, server: 4999))
+        var tcp = TCPFrameSynthesizer(
+            client: Endpoint(address: IPAddress("10.0.0.1")!, port: 50_000),
+            server: Endpoint(address: IPAddress("10.0.0.2")!, port: 1883), initialSequence: (client: 999, server: 4999))
         let connect = MQTTWire.connect(clientID: "pilot", username: "pilot", password: "pilot123")
         // The gateway's status (an uplink topic) shows the client is a device: a session.
         let status = MQTTWire.publish("sys/product/5YSZL260021E9A/status", Array(#"{"tid":"t","bid":"b","method":"update_topo","data":{}}"#.utf8))
-        let packets = tcp.handshake() + tcp.data(connect, from: .toServer) + tcp.data(MQTTWire.connAck(), from: .toClient)
+        let packets =
+            tcp.handshake() + tcp.data(connect, from: .toServer) + tcp.data(MQTTWire.connAck(), from: .toClient)
             + tcp.data(status, from: .toServer)
         let link = try #require(PipelineFuzzTarget.links.firstIndex(of: TCPFrameSynthesizer.Format.recorded.link.linkType))
         var frames: [UInt8] = []

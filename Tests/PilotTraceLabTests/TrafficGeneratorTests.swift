@@ -2,6 +2,7 @@ import PilotTraceFlow
 import PilotTraceProtocols
 import PilotTraceWire
 import Testing
+
 @testable import PilotTraceLab
 
 @Suite struct TrafficGeneratorTests {
@@ -62,7 +63,9 @@ import Testing
 
     /// The pure pipeline with or without retiring finished sessions: every session (retired ones numbered as the
     /// tracker's finish says), every finding, and the most sessions, H5 contexts and connections the tracker held.
-    func analyzeRetiring(_ p: TrafficGenerator.Parameters, retire: Bool)
+    func analyzeRetiring(
+        _ p: TrafficGenerator.Parameters, retire: Bool
+    )
         -> (sessions: [Session], findings: [Deviation], retired: Int, peak: (sessions: Int, contexts: Int, connections: Int))
     {
         var configuration = SessionTracker.Configuration()
@@ -89,8 +92,10 @@ import Testing
                 engine.retire(s, at: t)
                 retired.append(s)
             }
-            peak = (max(peak.sessions, tracker.retainedSessions), max(peak.contexts, tracker.retainedContexts),
-                    max(peak.connections, tracker.retainedConnections))
+            peak = (
+                max(peak.sessions, tracker.retainedSessions), max(peak.contexts, tracker.retainedContexts),
+                max(peak.connections, tracker.retainedConnections)
+            )
         }
         pipeline.finish(into: &events)
         analyzer.consume(events, into: &decoded)

@@ -1,4 +1,5 @@
 import Testing
+
 @testable import PilotTraceProtocols
 
 @Suite struct ByteCursorTests {

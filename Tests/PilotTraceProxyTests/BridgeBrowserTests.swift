@@ -10,8 +10,12 @@ import Testing
     static let page = TestPaths.packageRoot.appendingPathComponent("Tests/PilotTraceProxyTests/bridge-page.html")
 
     func render(_ url: String) throws -> String {
-        let r = try runProcess(TestPaths.which("chromium")!, ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000",
-                                                              "--dump-dom", url], timeout: 60)
+        let r = try runProcess(
+            TestPaths.which("chromium")!,
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000",
+                "--dump-dom", url,
+            ], timeout: 60)
         guard let start = r.stdout.range(of: #"<pre id="out">"#), let end = r.stdout.range(of: "</pre>", range: start.upperBound..<r.stdout.endIndex) else {
             Issue.record("no results in the page: \(r.stdout.prefix(500)) \(r.stderr.suffix(500))")
             return ""
@@ -19,7 +23,11 @@ import Testing
         return String(r.stdout[start.upperBound..<end.lowerBound])
     }
 
-    @Test(.enabled(if: TestPaths.which("chromium") != nil && FileManager.default.fileExists(atPath: TestPaths.binary.path), "needs chromium (apt-get install chromium) and the built binary")) func bridgeCallsArriveAndAppearInTheTimelineWhileThePageBehavesAsBefore() throws {
+    @Test(
+        .enabled(
+            if: TestPaths.which("chromium") != nil && FileManager.default.fileExists(atPath: TestPaths.binary.path),
+            "needs chromium (apt-get install chromium) and the built binary")) func bridgeCallsArriveAndAppearInTheTimelineWhileThePageBehavesAsBefore() throws
+    {
         let html = try String(contentsOf: Self.page, encoding: .utf8)
         let seen = NIOLockedValueBox<[String]>([])
         let upstream = try Upstream { head, _ in
@@ -43,9 +51,15 @@ import Testing
         let store = try StoredDB(db)
         #expect(try store.int("SELECT count(*) FROM http_exchanges WHERE path = '/__pilottrace/bridge' AND status = 204") >= 1)
         let steps = try store.strings("SELECT step FROM timeline_events ORDER BY ordinal")
-        #expect(steps == ["h5-page", "license-verified", "license-verified", "platform-info-set", "module-load", "token-set", "token-read",
-                          "workspace-set", "module-load", "connect-state", "connect-callback"])
-        #expect(try store.strings("SELECT json_extract(detail_json, '$.module') || ' ' || ifnull(json_extract(detail_json, '$.host'), '-') FROM timeline_events WHERE step = 'module-load' ORDER BY ordinal")
+        #expect(
+            steps == [
+                "h5-page", "license-verified", "license-verified", "platform-info-set", "module-load", "token-set", "token-read",
+                "workspace-set", "module-load", "connect-state", "connect-callback",
+            ])
+        #expect(
+            try store.strings(
+                "SELECT json_extract(detail_json, '$.module') || ' ' || ifnull(json_extract(detail_json, '$.host'), '-') FROM timeline_events WHERE step = 'module-load' ORDER BY ordinal"
+            )
                 == ["api http://cloud/", "thing tcp://127.0.0.1:1883"])
         #expect(try store.strings("SELECT json_extract(detail_json, '$.value') FROM timeline_events WHERE step = 'connect-callback'") == ["1"])
         // Secrets were masked in the page before they were sent.

@@ -11,7 +11,8 @@ struct MQTTAddressRewriterTests {
     }
 
     @Test func theLoginResponsesAddressIsRewrittenAndEverythingElseKept() {
-        let body = #"{"code":0,"message":"success","data":{"user_id":"u1","mqtt_username":"pilot","mqtt_password":"pilot123",  "mqtt_addr" : "tcp://cloud.example:1883","access_token":"t"}}"#
+        let body =
+            #"{"code":0,"message":"success","data":{"user_id":"u1","mqtt_username":"pilot","mqtt_password":"pilot123",  "mqtt_addr" : "tcp://cloud.example:1883","access_token":"t"}}"#
         let (out, r) = rewrite(body)
         #expect(out == body.replacingOccurrences(of: "\"tcp://cloud.example:1883\"", with: "\"tcp://127.0.0.1:18830\""))
         #expect(r == [.init(key: "data.mqtt_addr", original: "tcp://cloud.example:1883", rewritten: "tcp://127.0.0.1:18830")])

@@ -121,7 +121,9 @@ final class RawClient {
         a.sin_family = sa_family_t(AF_INET)
         a.sin_addr.s_addr = inet_addr("127.0.0.1")
         a.sin_port = UInt16(port).bigEndian
-        let r = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let r = withUnsafePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
         guard r == 0 else {
             Glibc.close(fd)
             throw FixtureError("connect to \(port): errno \(errno)")
@@ -274,7 +276,11 @@ final class UpstreamRoutes: ChannelInboundHandler, @unchecked Sendable {
             }
             let r = route(head, body)
             var headers = HTTPHeaders([("content-type", r.contentType)])
-            if r.chunked { headers.add(name: "transfer-encoding", value: "chunked") } else { headers.add(name: "content-length", value: String(r.body.utf8.count)) }
+            if r.chunked {
+                headers.add(name: "transfer-encoding", value: "chunked")
+            } else {
+                headers.add(name: "content-length", value: String(r.body.utf8.count))
+            }
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: r.status, headers: headers))), promise: nil)
             if r.chunked {
                 // Three chunks, flushed one by one.
@@ -341,8 +347,12 @@ enum SHA1 {
             for i in 16..<80 { let x = w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16]; w.append(x << 1 | x >> 31) }
             var (a, b, c, d, e) = (h[0], h[1], h[2], h[3], h[4])
             for i in 0..<80 {
-                let (f, k): (UInt32, UInt32) = i < 20 ? ((b & c) | (~b & d), 0x5A82_7999) : i < 40 ? (b ^ c ^ d, 0x6ED9_EBA1)
-                    : i < 60 ? ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC) : (b ^ c ^ d, 0xCA62_C1D6)
+                let (f, k): (UInt32, UInt32) =
+                    i < 20
+                    ? ((b & c) | (~b & d), 0x5A82_7999)
+                    : i < 40
+                        ? (b ^ c ^ d, 0x6ED9_EBA1)
+                        : i < 60 ? ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC) : (b ^ c ^ d, 0xCA62_C1D6)
                 let t = (a << 5 | a >> 27) &+ f &+ e &+ k &+ w[i]
                 (e, d, c, b, a) = (d, c, b << 30 | b >> 2, a, t)
             }
@@ -398,8 +408,10 @@ final class ProxyProcess {
         while process.isRunning && Date() < deadline { usleep(50_000) }
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
-        return (process.terminationStatus, (try? String(contentsOfFile: stdout, encoding: .utf8)) ?? "",
-                (try? String(contentsOfFile: stderr, encoding: .utf8)) ?? "")
+        return (
+            process.terminationStatus, (try? String(contentsOfFile: stdout, encoding: .utf8)) ?? "",
+            (try? String(contentsOfFile: stderr, encoding: .utf8)) ?? ""
+        )
     }
 
     deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
@@ -420,8 +432,12 @@ struct StoredDB {
 /// A self-signed certificate for 127.0.0.1 / localhost, made by openssl.
 func makeCertificate(in dir: TempDir) throws -> (cert: String, key: String) {
     let cert = dir.path("cert.pem"), key = dir.path("key.pem")
-    let r = try runProcess(TestPaths.which("openssl")!, ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
-                                                         "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+    let r = try runProcess(
+        TestPaths.which("openssl")!,
+        [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+            "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
     guard r.status == 0 else { throw FixtureError("openssl: \(r.stderr)") }
     for p in [cert, key] { try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: p) }
     return (cert, key)
@@ -443,4 +459,5 @@ func mqttSession(port: Int, clientID: String, messages: [(String, String)], whil
     c.close()
 }
 
-let updateTopo = #"{"tid":"t1","bid":"b1","timestamp":1795768089030,"method":"update_topo","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1.1.2","sub_devices":[]}}"#
+let updateTopo =
+    #"{"tid":"t1","bid":"b1","timestamp":1795768089030,"method":"update_topo","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1.1.2","sub_devices":[]}}"#

@@ -31,7 +31,8 @@ import Glibc
                 usleep(50_000)
             }
             guard lines.count >= 2, let h = lines[0].split(separator: ":").last.flatMap({ Int($0) }),
-                  let b = lines[1].split(separator: ":").last.flatMap({ Int($0) }) else { throw FixtureError("lab cloud did not start") }
+                let b = lines[1].split(separator: ":").last.flatMap({ Int($0) })
+            else { throw FixtureError("lab cloud did not start") }
             url = String(lines[0])
             httpPort = h
             brokerPort = b
@@ -52,8 +53,12 @@ import Glibc
         let dir = try TempDir("proxy-lab50")
         let cloud = try LabCloud(dir: dir)
         let db = dir.path("p.sqlite")
-        let proxy = try ProxyProcess(dir: dir, ["--http-listen", "127.0.0.1:0", "--http-upstream", cloud.url, "--mqtt-listen", "127.0.0.1:0",
-                                                "--db", db, "--quiet"])
+        let proxy = try ProxyProcess(
+            dir: dir,
+            [
+                "--http-listen", "127.0.0.1:0", "--http-upstream", cloud.url, "--mqtt-listen", "127.0.0.1:0",
+                "--db", db, "--quiet",
+            ])
         let run = try pilot("http://127.0.0.1:\(proxy.httpPort)", ["--devices", "50", "--online", "4", "--ramp-up", "1"])
         #expect(run.status == 0, "\(run.stdout) \(run.stderr)")
         let summary = try #require(run.stdout.split(separator: "\n").first { $0.contains("messages published") })
@@ -74,7 +79,8 @@ import Glibc
 
     /// The device session's steps, as `phase/step/ok`.
     func steps(_ db: String) throws -> [String] {
-        try StoredDB(db).strings("""
+        try StoredDB(db).strings(
+            """
             SELECT t.phase || '/' || t.step || '/' || t.ok FROM timeline_events t JOIN sessions s ON s.id = t.session_id
             WHERE s.gateway_sn IS NOT NULL ORDER BY t.ordinal
             """)
@@ -82,12 +88,17 @@ import Glibc
 
     /// One run, two recordings: `capture` on lo sees the app side of the proxy (plain HTTP and MQTT) while the proxy
     /// records the same connections by synthesising their frames. Both must tell the same story.
-    @Test(.enabled(if: ProxyLabTests.ready && getuid() == 0, "needs root (capture on lo), mosquitto and the built binary")) func theProxiedTimelineIsTheOneCapturedPassively() throws {
+    @Test(.enabled(if: ProxyLabTests.ready && getuid() == 0, "needs root (capture on lo), mosquitto and the built binary"))
+    func theProxiedTimelineIsTheOneCapturedPassively() throws {
         let dir = try TempDir("proxy-lab-same")
         let cloud = try LabCloud(dir: dir)
         let proxyDB = dir.path("proxy.sqlite"), passiveDB = dir.path("passive.sqlite")
-        let proxy = try ProxyProcess(dir: dir, ["--http-listen", "127.0.0.1:0", "--http-upstream", cloud.url, "--mqtt-listen", "127.0.0.1:0",
-                                                "--db", proxyDB, "--quiet"])
+        let proxy = try ProxyProcess(
+            dir: dir,
+            [
+                "--http-listen", "127.0.0.1:0", "--http-upstream", cloud.url, "--mqtt-listen", "127.0.0.1:0",
+                "--db", proxyDB, "--quiet",
+            ])
         let mqtt = try #require(proxy.mqttPort)
         let capture = Process()
         capture.executableURL = TestPaths.binary
@@ -123,15 +134,24 @@ import Glibc
     /// certificate) → proxy B (terminates TLS with it; plain to the cloud) → lab cloud. B rewrites the cloud's
     /// `tcp://` broker to its own `ssl://` listener, A remembers that and relays MQTT over TLS to it. The timeline B
     /// records from decrypted TLS is the one A records from plain traffic.
-    @Test(.enabled(if: ProxyLabTests.ready && TestPaths.which("openssl") != nil, "needs mosquitto, openssl and the built binary")) func aTLSHopIsDecryptedIntoTheSameTimeline() throws {
+    @Test(.enabled(if: ProxyLabTests.ready && TestPaths.which("openssl") != nil, "needs mosquitto, openssl and the built binary"))
+    func aTLSHopIsDecryptedIntoTheSameTimeline() throws {
         let dir = try TempDir("proxy-lab-tls")
         let (cert, key) = try makeCertificate(in: dir)
         let cloud = try LabCloud(dir: dir)
         let dbA = dir.path("a.sqlite"), dbB = dir.path("b.sqlite")
-        let b = try ProxyProcess(dir: dir, ["--http-listen", "127.0.0.1:0", "--http-upstream", cloud.url, "--mqtt-listen", "127.0.0.1:0",
-                                            "--tls-cert", cert, "--tls-key", key, "--db", dbB, "--quiet"], name: "b")
-        let a = try ProxyProcess(dir: dir, ["--http-listen", "127.0.0.1:0", "--http-upstream", "https://127.0.0.1:\(b.httpPort)",
-                                            "--mqtt-listen", "127.0.0.1:0", "--upstream-ca", cert, "--db", dbA, "--quiet"], name: "a")
+        let b = try ProxyProcess(
+            dir: dir,
+            [
+                "--http-listen", "127.0.0.1:0", "--http-upstream", cloud.url, "--mqtt-listen", "127.0.0.1:0",
+                "--tls-cert", cert, "--tls-key", key, "--db", dbB, "--quiet",
+            ], name: "b")
+        let a = try ProxyProcess(
+            dir: dir,
+            [
+                "--http-listen", "127.0.0.1:0", "--http-upstream", "https://127.0.0.1:\(b.httpPort)",
+                "--mqtt-listen", "127.0.0.1:0", "--upstream-ca", cert, "--db", dbA, "--quiet",
+            ], name: "a")
         let run = try pilot("http://127.0.0.1:\(a.httpPort)", ["--online", "2", "--osd-interval", "1"])
         #expect(run.status == 0, "\(run.stdout)")
         usleep(500_000)

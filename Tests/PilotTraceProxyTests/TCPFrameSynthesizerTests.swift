@@ -12,11 +12,14 @@ struct TCPFrameSynthesizerTests {
     let server = Endpoint(address: IPAddress("10.0.0.1")!, port: 8080)
 
     /// A conversation: handshake, a request in three segments, a response, FIN from the client, FIN back.
-    func conversation(client: Endpoint, server: Endpoint, isn: (UInt32, UInt32), format: TCPFrameSynthesizer.Format = .recorded)
+    func conversation(
+        client: Endpoint, server: Endpoint, isn: (UInt32, UInt32), format: TCPFrameSynthesizer.Format = .recorded
+    )
         -> (frames: [[UInt8]], up: [UInt8], down: [UInt8])
     {
-        var s = TCPFrameSynthesizer(client: client, server: server, initialSequence: (client: isn.0, server: isn.1), maximumSegmentSize: 100,
-                                    format: format)
+        var s = TCPFrameSynthesizer(
+            client: client, server: server, initialSequence: (client: isn.0, server: isn.1), maximumSegmentSize: 100,
+            format: format)
         var rng = SplitMix64(seed: 7)
         let up = (0..<250).map { _ in rng.byte() }, down = (0..<99).map { _ in rng.byte() }
         var frames = s.handshake()
@@ -129,9 +132,13 @@ struct TCPFrameSynthesizerTests {
 
         let tshark = try #require(TestPaths.which("tshark"), "make test installs tshark (scripts/bootstrap)")
         // tshark: every checksum good, no TCP analysis flags (retransmission, lost segment, ACKed unseen…).
-        let fields = try runProcess(tshark, ["-r", path, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-T", "fields",
-                                             "-e", "tcp.seq", "-e", "tcp.checksum.status", "-e", "ip.checksum.status", "-e", "tcp.analysis.flags",
-                                             "-e", "tcp.len"])
+        let fields = try runProcess(
+            tshark,
+            [
+                "-r", path, "-o", "tcp.check_checksum:TRUE", "-o", "ip.check_checksum:TRUE", "-T", "fields",
+                "-e", "tcp.seq", "-e", "tcp.checksum.status", "-e", "ip.checksum.status", "-e", "tcp.analysis.flags",
+                "-e", "tcp.len",
+            ])
         #expect(fields.status == 0)
         let rows = fields.stdout.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
         #expect(rows.count == frames.count)

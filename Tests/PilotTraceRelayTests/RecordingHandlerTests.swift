@@ -42,10 +42,11 @@ struct RecordingHandlerTests {
         try channel.writeOutbound(ByteBuffer(string: "down"))
         channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         try channel.close().wait()
-        #expect(reports.lines == [
-            "open 10.0.0.2:50123 → 10.0.0.1:8080", "data up toServer", "data down toClient", "fin toServer", "fin toClient",
-            "close serverFirst=false",
-        ])
+        #expect(
+            reports.lines == [
+                "open 10.0.0.2:50123 → 10.0.0.1:8080", "data up toServer", "data down toClient", "fin toServer", "fin toClient",
+                "close serverFirst=false",
+            ])
     }
 
     /// Gone with both halves open: accepted, the server (this end) closes first; initiated, the client (this end).
@@ -65,9 +66,10 @@ struct RecordingHandlerTests {
         channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         #expect(channel.isActive)  // closeOnInputClosed is off
         channel.pipeline.fireChannelInactive()
-        #expect(reports.lines == [
-            "open 10.0.0.1:8080 → 10.0.0.2:50123", "data up toServer", "data down toClient", "fin toClient", "close serverFirst=true",
-        ])
+        #expect(
+            reports.lines == [
+                "open 10.0.0.1:8080 → 10.0.0.2:50123", "data up toServer", "data down toClient", "fin toClient", "close serverFirst=true",
+            ])
         _ = try? channel.finish()
     }
 

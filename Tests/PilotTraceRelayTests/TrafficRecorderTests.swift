@@ -31,7 +31,8 @@ struct TrafficRecorderTests {
         recorder.flush()
 
         var s = TCPFrameSynthesizer(client: client, server: server, initialSequence: (client: 100, server: 900))
-        let expected = s.handshake() + s.data(Array("GET / HTTP/1.1\r\n\r\n".utf8), from: .toServer)
+        let expected =
+            s.handshake() + s.data(Array("GET / HTTP/1.1\r\n\r\n".utf8), from: .toServer)
             + s.data(Array("HTTP/1.1 204 No Content\r\n\r\n".utf8), from: .toClient) + s.fin(from: .toClient) + s.close(serverFirst: true)
         #expect(received.frames.map(\.bytes) == expected)
         // Each event's time, then 1 ns apart within it: the handshake's three frames at the open, and so on.

@@ -1,13 +1,16 @@
 import Foundation
 import PilotTraceStore
 import Testing
+
 @testable import PilotTraceReport
 
 /// How frames and times read in the listings, the reports and the JSON outputs.
 @Suite struct FramePlaceTests {
     let one = [CaptureRow(ordinal: 0, path: "/captures/a.pcapng", sha256: "a", format: "pcapng", compressed: false)]
-    let two = [CaptureRow(ordinal: 0, path: "/captures/a.pcapng", sha256: "a", format: "pcapng", compressed: false),
-               CaptureRow(ordinal: 1, path: "/captures/b.pcapng", sha256: "b", format: "pcapng", compressed: false)]
+    let two = [
+        CaptureRow(ordinal: 0, path: "/captures/a.pcapng", sha256: "a", format: "pcapng", compressed: false),
+        CaptureRow(ordinal: 1, path: "/captures/b.pcapng", sha256: "b", format: "pcapng", compressed: false),
+    ]
 
     @Test func framesReadAsWiresharkNumbersThem() {
         #expect(FramePlace(ordinal: 0, first: 23, last: 23).text(one) == "frame 23")

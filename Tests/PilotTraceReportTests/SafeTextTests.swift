@@ -19,8 +19,9 @@ import Testing
     }
 
     @Test func markdownShowsMarkupAsText() {
-        #expect(SafeText.markdown("<b>x</b> & [link](http://a) | *em* _u_ `c` ~s~ \\") ==
-            "&lt;b&gt;x&lt;/b&gt; &amp; \\[link\\](http://a) \\| \\*em\\* \\_u\\_ \\`c\\` \\~s\\~ \\\\")
+        #expect(
+            SafeText.markdown("<b>x</b> & [link](http://a) | *em* _u_ `c` ~s~ \\")
+                == "&lt;b&gt;x&lt;/b&gt; &amp; \\[link\\](http://a) \\| \\*em\\* \\_u\\_ \\`c\\` \\~s\\~ \\\\")
         #expect(SafeText.markdown("ESC\u{1B}") == "ESC\\\\u{1B}")  // the escape's backslash is escaped for Markdown too
     }
 

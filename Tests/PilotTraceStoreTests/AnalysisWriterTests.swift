@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Testing
+
 @testable import PilotTraceStore
 
 @Suite("Analysis writer and queries")
@@ -14,16 +15,21 @@ struct AnalysisWriterTests {
 
             // Then every row reads back exactly as given (with the analysis id stamped)
             let analysis = try #require(try database.latestAnalysis())
-            #expect(analysis == AnalysisRow(
-                id: a, key: "aaaa,bbbb", createdAt: "1970-01-01T00:00:00Z", frames: 127, frameBytes: 99_000,
-                firstTime: 1_700_000_000.25, lastTime: 1_700_000_012.75, toolVersion: "0.1.0-test",
-                countersJSON: #"{"dropped":0}"#, state: "complete", finishedAt: analysis.finishedAt, site: PilotTraceDatabase.defaultSite))
+            #expect(
+                analysis
+                    == AnalysisRow(
+                        id: a, key: "aaaa,bbbb", createdAt: "1970-01-01T00:00:00Z", frames: 127, frameBytes: 99_000,
+                        firstTime: 1_700_000_000.25, lastTime: 1_700_000_012.75, toolVersion: "0.1.0-test",
+                        countersJSON: #"{"dropped":0}"#, state: "complete", finishedAt: analysis.finishedAt, site: PilotTraceDatabase.defaultSite))
             #expect(analysis.finishedAt?.hasSuffix("Z") == true)
             #expect(try database.analyses() == [analysis])
 
             let captures = try database.captures(analysisID: a)
             #expect(captures.map(\.ordinal) == [0, 1])
-            #expect(captures.map { row -> CaptureRow in var r = row; r.id = nil; return r } == written.captures)
+            #expect(
+                captures.map { row -> CaptureRow in
+                    var r = row; r.id = nil; return r
+                } == written.captures)
             #expect(captures[1].warnings == ["truncated last record", "snaplen 96 < frame 1514"])
 
             let flows = try database.flows(analysisID: a)
@@ -45,8 +51,9 @@ struct AnalysisWriterTests {
             #expect(mqtt[0].password == Data([0x70, 0x00, 0x77]))
             #expect(mqtt[0].maskedPassword == "<3 bytes hidden>")
             #expect(mqtt[3].packetID == nil && mqtt[1].payload == nil && mqtt[1].topic == nil)
-            #expect(try database.mqttPackets(analysisID: a, topic: "sys/product/GW1/status").map(\.id)
-                == [written.mqtt[2].id])
+            #expect(
+                try database.mqttPackets(analysisID: a, topic: "sys/product/GW1/status").map(\.id)
+                    == [written.mqtt[2].id])
 
             let sessions = try database.sessions(analysisID: a)
             #expect(sessions == [written.session])
@@ -56,7 +63,10 @@ struct AnalysisWriterTests {
 
             let timeline = try database.timeline(sessionID: written.session.id)
             #expect(timeline.allSatisfy { $0.id != nil })
-            #expect(timeline.map { row -> TimelineEventRow in var r = row; r.id = nil; return r } == written.timeline)
+            #expect(
+                timeline.map { row -> TimelineEventRow in
+                    var r = row; r.id = nil; return r
+                } == written.timeline)
 
             let deviations = try database.deviations(sessionID: written.session.id)
             #expect(deviations.count == 1)
@@ -66,8 +76,10 @@ struct AnalysisWriterTests {
             #expect(deviation == written.deviation)
             #expect(try database.deviations(analysisID: a).count == 1)
 
-            #expect(try database.counts(analysisID: a) == AnalysisCounts(
-                captures: 2, flows: 3, http: 3, websocket: 3, mqtt: 4, sessions: 1, timeline: 3, deviations: 1))
+            #expect(
+                try database.counts(analysisID: a)
+                    == AnalysisCounts(
+                        captures: 2, flows: 3, http: 3, websocket: 3, mqtt: 4, sessions: 1, timeline: 3, deviations: 1))
         }
     }
 
@@ -76,21 +88,28 @@ struct AnalysisWriterTests {
         try withDatabase { database, _ in
             let written = try writeSmallAnalysis(database)
             let firstHTTP = written.http[0].id
-            #expect(try database.scalar("SELECT typeof(response_body) FROM http_exchanges WHERE id = ?", [firstHTTP])
-                == "blob")
-            #expect(try database.scalar("SELECT request_headers_json FROM http_exchanges WHERE id = ?", [firstHTTP])
-                == #"[["Host","10.0.0.5"],["Content-Type","application/json"]]"#)
-            #expect(try database.scalar("SELECT typeof(request_body) FROM http_exchanges WHERE id = ?",
-                                        [written.http[2].id]) == "null")
-            #expect(try database.scalar("SELECT json_extract(request_json, '$.user') FROM http_exchanges WHERE id = ?",
-                                        [firstHTTP]) == "pilot")
+            #expect(
+                try database.scalar("SELECT typeof(response_body) FROM http_exchanges WHERE id = ?", [firstHTTP])
+                    == "blob")
+            #expect(
+                try database.scalar("SELECT request_headers_json FROM http_exchanges WHERE id = ?", [firstHTTP])
+                    == #"[["Host","10.0.0.5"],["Content-Type","application/json"]]"#)
+            #expect(
+                try database.scalar(
+                    "SELECT typeof(request_body) FROM http_exchanges WHERE id = ?",
+                    [written.http[2].id]) == "null")
+            #expect(
+                try database.scalar(
+                    "SELECT json_extract(request_json, '$.user') FROM http_exchanges WHERE id = ?",
+                    [firstHTTP]) == "pilot")
             #expect(try database.scalar("SELECT aircraft_sns_json FROM sessions") == #"["AC1","AC2"]"#)
             #expect(try database.scalar("SELECT warnings_json FROM captures WHERE ordinal = 0") == "[]")
             #expect(try database.scalar("SELECT typeof(password) FROM mqtt_packets WHERE type = 'CONNECT'") == "blob")
             #expect(try database.scalar("SELECT over_websocket FROM mqtt_packets WHERE type = 'CONNECT'") == 1)
             #expect(try database.scalar("SELECT typeof(first_time) FROM flows LIMIT 1") == "real")
-            #expect(try database.scalar(
-                "SELECT count(*) FROM timeline_events WHERE latency IS NULL AND flow_id IS NULL") == 1)
+            #expect(
+                try database.scalar(
+                    "SELECT count(*) FROM timeline_events WHERE latency IS NULL AND flow_id IS NULL") == 1)
         }
     }
 
@@ -140,10 +159,11 @@ struct AnalysisWriterTests {
                 for _ in 0..<n {
                     let id = try writer.nextMQTTID()
                     ids.append(id)
-                    try writer.insertMQTTPacket(MQTTPacketRow(
-                        id: id, flowID: flow.id, direction: "to-server", time: Double(ids.count), version: "3.1.1",
-                        type: "PUBLISH", qos: 0, topic: "t/\(ids.count % 10)", payload: Data([UInt8(ids.count % 256)]),
-                        payloadLength: 1, summary: "PUBLISH"))
+                    try writer.insertMQTTPacket(
+                        MQTTPacketRow(
+                            id: id, flowID: flow.id, direction: "to-server", time: Double(ids.count), version: "3.1.1",
+                            type: "PUBLISH", qos: 0, topic: "t/\(ids.count % 10)", payload: Data([UInt8(ids.count % 256)]),
+                            payloadLength: 1, summary: "PUBLISH"))
                     #expect(writer.pendingRowCount < 2_000)
                 }
             }
@@ -175,8 +195,9 @@ struct AnalysisWriterTests {
     @Test("In the background: batches are written while rows keep coming, in order; flush and finish wait")
     func backgroundBatches() throws {
         try withDatabase { database, _ in
-            let writer = try database.beginAnalysis(key: "bg", captures: [], toolVersion: "t", batchSize: 100,
-                                                    background: true)
+            let writer = try database.beginAnalysis(
+                key: "bg", captures: [], toolVersion: "t", batchSize: 100,
+                background: true)
             let flow = FlowRow(
                 id: try writer.nextFlowID(), connectionNumber: 1, client: "1.2.3.4:5", server: "5.6.7.8:1883",
                 roleEvidence: "syn", protocol: "mqtt", classificationEvidence: "first-bytes", firstTime: 0,
@@ -186,10 +207,11 @@ struct AnalysisWriterTests {
             for i in 0..<1_050 {
                 let id = try writer.nextMQTTID()
                 ids.append(id)
-                try writer.insertMQTTPacket(MQTTPacketRow(
-                    id: id, flowID: flow.id, direction: "to-client", time: Double(i), version: "3.1.1", type: "PUBLISH",
-                    topic: "t", payload: Data(#"{"n":\#(i)}"#.utf8), payloadLength: 8, payloadJSON: #"{"n":\#(i)}"#,
-                    summary: "PUBLISH"))
+                try writer.insertMQTTPacket(
+                    MQTTPacketRow(
+                        id: id, flowID: flow.id, direction: "to-client", time: Double(i), version: "3.1.1", type: "PUBLISH",
+                        topic: "t", payload: Data(#"{"n":\#(i)}"#.utf8), payloadLength: 8, payloadJSON: #"{"n":\#(i)}"#,
+                        summary: "PUBLISH"))
                 #expect(writer.pendingRowCount < 100)
             }
             // The flow's final version, given after its messages: still written last, in place.
@@ -209,15 +231,17 @@ struct AnalysisWriterTests {
     @Test("In the background, a batch that fails is reported by the next call; the batches before it stay")
     func backgroundFailure() throws {
         try withDatabase { database, _ in
-            let writer = try database.beginAnalysis(key: "bf", captures: [], toolVersion: "t", batchSize: 10,
-                                                    background: true)
+            let writer = try database.beginAnalysis(
+                key: "bf", captures: [], toolVersion: "t", batchSize: 10,
+                background: true)
             try writer.storeSession(key: 1, SessionRow(id: 0, state: "online", startTime: 1), timeline: [])
             try writer.flush()
             // A full batch of packets of a flow that does not exist: handed to the background, refused there.
             for i in 0..<10 {
-                try writer.insertMQTTPacket(MQTTPacketRow(
-                    id: try writer.nextMQTTID(), flowID: 999, direction: "to-server", time: Double(i), version: "3.1.1",
-                    type: "PINGREQ", summary: "PINGREQ"))
+                try writer.insertMQTTPacket(
+                    MQTTPacketRow(
+                        id: try writer.nextMQTTID(), flowID: 999, direction: "to-server", time: Double(i), version: "3.1.1",
+                        type: "PINGREQ", summary: "PINGREQ"))
             }
             let error = #expect(throws: PilotTraceStoreError.self) { try writer.flush() }
             #expect(error?.kind == .writeFailed)
@@ -288,8 +312,9 @@ struct AnalysisWriterTests {
             func events(_ steps: [(Int, String)]) -> [TimelineEventRow] {
                 steps.map { TimelineEventRow(sessionID: 0, ordinal: $0.0, time: Double($0.0), phase: "p", step: $0.1, ok: true) }
             }
-            try writer.storeSession(key: 1, SessionRow(id: 0, state: "online", startTime: 5),
-                                    timeline: events([(2, "s2"), (0, "s0"), (1, "s1")]))
+            try writer.storeSession(
+                key: 1, SessionRow(id: 0, state: "online", startTime: 5),
+                timeline: events([(2, "s2"), (0, "s0"), (1, "s1")]))
             try writer.storeSession(key: 2, SessionRow(id: 0, state: "online", startTime: 1), timeline: events([(0, "only")]))
             try writer.storeSession(key: 3, SessionRow(id: 0, state: "online", startTime: 3), timeline: [])
             try writer.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
@@ -340,8 +365,12 @@ struct AnalysisWriterTests {
     func interruptedAndFinished() throws {
         try withDatabase { database, _ in
             let writer = try database.beginAnalysis(
-                key: "i", captures: [CaptureRow(ordinal: 0, path: "/c.pcap", sha256: "c", format: "pcap",
-                                                compressed: false)], toolVersion: "t", site: "broker-1")
+                key: "i",
+                captures: [
+                    CaptureRow(
+                        ordinal: 0, path: "/c.pcap", sha256: "c", format: "pcap",
+                        compressed: false)
+                ], toolVersion: "t", site: "broker-1")
             try writer.storeSession(key: 1, SessionRow(id: 0, state: "incomplete", startTime: 1), timeline: [])
             try writer.flush()
             try writer.storeSession(key: 2, SessionRow(id: 0, state: "incomplete", startTime: 2), timeline: [])

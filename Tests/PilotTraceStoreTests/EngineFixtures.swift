@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceStore
 
 /// A database the existing SQLite code wrote, with a row in every table: ``writeSmallAnalysis(_:key:t0:)`` plus a
@@ -14,13 +15,17 @@ func writeEveryTable(_ database: PilotTraceDatabase) throws -> SmallAnalysis {
     try writer.storeSession(key: 1, replayed, timeline: [])
     try writer.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
     replayed.id = try #require(writer.sessionID(key: 1))
-    try database.recordReplay(analysisID: writer.analysisID, sessionID: replayed.id, originalSessionID: small.session.id, steps: [
-        ReplayStepRow(ordinal: 0, kind: "http", name: "POST /api/v1/login", outcome: "matched", regression: false,
-                      recordedLatency: 0.25, replayedLatency: 0.125, differencesJSON: "[]"),
-        ReplayStepRow(ordinal: 1, kind: "mqtt", name: "PUBLISH sys/product/GW1/status", outcome: "missing", regression: true,
-                      recordedLatency: 0.2, replayedLatency: nil,
-                      differencesJSON: #"[{"path":"/tid","recorded":"t1","regression":true,"replayed":null,"what":"missing"}]"#),
-    ])
+    try database.recordReplay(
+        analysisID: writer.analysisID, sessionID: replayed.id, originalSessionID: small.session.id,
+        steps: [
+            ReplayStepRow(
+                ordinal: 0, kind: "http", name: "POST /api/v1/login", outcome: "matched", regression: false,
+                recordedLatency: 0.25, replayedLatency: 0.125, differencesJSON: "[]"),
+            ReplayStepRow(
+                ordinal: 1, kind: "mqtt", name: "PUBLISH sys/product/GW1/status", outcome: "missing", regression: true,
+                recordedLatency: 0.2, replayedLatency: nil,
+                differencesJSON: #"[{"path":"/tid","recorded":"t1","regression":true,"replayed":null,"what":"missing"}]"#),
+        ])
     return small
 }
 

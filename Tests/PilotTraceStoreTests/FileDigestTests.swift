@@ -1,16 +1,21 @@
 import Foundation
-import Testing
-@testable import PilotTraceStore
 import PilotTraceWire
+import Testing
+
+@testable import PilotTraceStore
 
 @Suite("SHA-256 (FIPS 180-4)")
 struct FileDigestTests {
-    @Test("Known vectors in memory", arguments: [
-        ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
-        ("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"),
-    ])
+    @Test(
+        "Known vectors in memory",
+        arguments: [
+            ("", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
+            ("abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+            (
+                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+            ),
+        ])
     func vectors(input: String, expected: String) {
         #expect(FileDigest.sha256(bytes: Array(input.utf8)) == expected)
     }
@@ -25,8 +30,9 @@ struct FileDigestTests {
             65: "9537c5fdf120482f7d58d25e9ed583f52c02b4e304ea814db1633ad565aed7e9",
         ]
         for (count, digest) in expected {
-            #expect(FileDigest.sha256(bytes: [UInt8](repeating: UInt8(ascii: "x"), count: count)) == digest,
-                    "\(count) bytes")
+            #expect(
+                FileDigest.sha256(bytes: [UInt8](repeating: UInt8(ascii: "x"), count: count)) == digest,
+                "\(count) bytes")
         }
     }
 
@@ -51,23 +57,27 @@ struct FileDigestTests {
         defer { folder.remove() }
         let millionA = folder.path("a.bin")
         try Data(repeating: UInt8(ascii: "a"), count: 1_000_000).write(to: URL(fileURLWithPath: millionA))
-        #expect(try FileDigest.sha256(path: millionA)
-            == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(
+            try FileDigest.sha256(path: millionA)
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
 
         let large = folder.path("large.bin")
         let count = 3 * FileDigest.chunkSize + 7
         try Data((0..<count).map { UInt8($0 % 251) }).write(to: URL(fileURLWithPath: large))
-        #expect(try FileDigest.sha256(path: large)
-            == "f578a61853ca2f4272dba551bd868420e22302fbb6d6dfc0cc80da1d2c7b779f")
+        #expect(
+            try FileDigest.sha256(path: large)
+                == "f578a61853ca2f4272dba551bd868420e22302fbb6d6dfc0cc80da1d2c7b779f")
 
         let empty = folder.path("empty.bin")
         try Data().write(to: URL(fileURLWithPath: empty))
-        #expect(try FileDigest.sha256(path: empty)
-            == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(
+            try FileDigest.sha256(path: empty)
+                == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     }
 
-    @Test("Files (read in 1 MiB chunks) and bytes in memory agree, across chunk and block boundaries",
-          arguments: [0, 1, 55, 64, 1_000, 1 << 20, (1 << 20) + 63, 2 * (1 << 20) + 1])
+    @Test(
+        "Files (read in 1 MiB chunks) and bytes in memory agree, across chunk and block boundaries",
+        arguments: [0, 1, 55, 64, 1_000, 1 << 20, (1 << 20) + 63, 2 * (1 << 20) + 1])
     func fileAndMemoryAgree(count: Int) throws {
         let folder = try TemporaryFolder()
         defer { folder.remove() }

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceStore
 
 /// A fresh database in the test process's private cluster (``PostgresServer/shared()``), and a link to it.
@@ -43,21 +44,26 @@ extension PostgresLink {
     }
 }
 
-@Suite("PostgreSQL link and schema, against a private cluster",
-       .enabled(if: PostgresServer.isAvailable,
-                "needs PostgreSQL's server (initdb, pg_ctl: Debian's postgresql, scripts/bootstrap) and, as root, the user postgres"))
+@Suite(
+    "PostgreSQL link and schema, against a private cluster",
+    .enabled(
+        if: PostgresServer.isAvailable,
+        "needs PostgreSQL's server (initdb, pg_ctl: Debian's postgresql, scripts/bootstrap) and, as root, the user postgres"))
 struct PostgresLinkTests {
     // MARK: Connecting and values
 
     @Test("Connects, maps PostgreSQL's types to SQL values, binds each kind of value")
     func values() throws {
         try withPostgres { link, _ in
-            let row = try #require(try link.query("""
-                SELECT 1::int2 AS a, 2::int4 AS b, 3::int8 AS c, 1.5::float4 AS d, 2.25::float8 AS e, 3.125::numeric AS f,
-                       'x'::text AS g, 'y'::varchar AS h, 'n'::name AS i, '{"k": [1]}'::json AS j, '{"k":[1]}'::jsonb AS k,
-                       '\\x00ff'::bytea AS l, true AS m, false AS n, NULL::text AS o, ''::bytea AS p, 'z'::char(2) AS q,
-                       '2026-01-02 03:04:05.5+00'::timestamptz AS r
-                """).first)
+            let row = try #require(
+                try link.query(
+                    """
+                    SELECT 1::int2 AS a, 2::int4 AS b, 3::int8 AS c, 1.5::float4 AS d, 2.25::float8 AS e, 3.125::numeric AS f,
+                           'x'::text AS g, 'y'::varchar AS h, 'n'::name AS i, '{"k": [1]}'::json AS j, '{"k":[1]}'::jsonb AS k,
+                           '\\x00ff'::bytea AS l, true AS m, false AS n, NULL::text AS o, ''::bytea AS p, 'z'::char(2) AS q,
+                           '2026-01-02 03:04:05.5+00'::timestamptz AS r
+                    """
+                ).first)
             #expect(row["a"] == .integer(1) && row["b"] == .integer(2) && row["c"] == .integer(3))
             #expect(row["d"] == .real(1.5) && row["e"] == .real(2.25) && row["f"] == .real(3.125))
             #expect(row["g"] == .text("x") && row["h"] == .text("y") && row["i"] == .text("n"))
@@ -126,8 +132,9 @@ struct PostgresLinkTests {
         }
     }
 
-    @Test("TLS: sslmode=require encrypts, verify-full checks the certificate against sslrootcert",
-          .enabled(if: TestPaths.which("openssl") != nil, "needs openssl to make the cluster's certificate (scripts/bootstrap)"))
+    @Test(
+        "TLS: sslmode=require encrypts, verify-full checks the certificate against sslrootcert",
+        .enabled(if: TestPaths.which("openssl") != nil, "needs openssl to make the cluster's certificate (scripts/bootstrap)"))
     func tls() throws {
         let server = try PostgresServer.shared()
         let certificate = try #require(server.certificatePath, "the cluster has no certificate")
@@ -228,9 +235,11 @@ struct PostgresLinkTests {
             let tables = try link.query("SELECT tablename::text AS t FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
                 .map { $0["t"] }
             #expect(tables == (PostgresSchema.tableNames + PostgresSchema.bookkeepingTableNames).sorted().map { .text($0) })
-            let indexes = try link.query("""
+            let indexes = try link.query(
+                """
                 SELECT indexname::text AS i FROM pg_indexes WHERE schemaname = 'public' AND indexname NOT LIKE '%_pkey' ORDER BY 1
-                """).map { $0["i"] }
+                """
+            ).map { $0["i"] }
             #expect(indexes == PostgresSchema.indexNames.sorted().map { .text($0) })
             #expect(try link.query("SELECT name FROM pilottrace_migrations").map { $0["name"] } == [.text("v7")])
             #expect(try link.scalar("SELECT value FROM pilottrace_meta WHERE key = 'application'") == .text("pilottrace"))
@@ -243,24 +252,29 @@ struct PostgresLinkTests {
             try withDatabase { sqlite, _ in
                 for table in PostgresSchema.tableNames {
                     let sqliteColumns = try sqlite.strings("SELECT name FROM pragma_table_info('\(table)') ORDER BY cid")
-                    let pgColumns = try link.query("""
+                    let pgColumns = try link.query(
+                        """
                         SELECT column_name::text AS c FROM information_schema.columns
                         WHERE table_schema = 'public' AND table_name = ? ORDER BY ordinal_position
-                        """, [.text(table)]).compactMap { if case .text(let c)? = $0["c"] { c } else { nil } }
+                        """, [.text(table)]
+                    ).compactMap { if case .text(let c)? = $0["c"] { c } else { nil } }
                     // SQLite's columns come first, in order; PostgreSQL may be ahead by v7's columns of analyses.
                     #expect(Array(pgColumns.prefix(sqliteColumns.count)) == sqliteColumns, "\(table)")
                     let extra = Array(pgColumns.dropFirst(sqliteColumns.count))
-                    #expect(extra.isEmpty || (table == "analyses" && extra == ["state", "stop_reason", "finished_at", "site"]),
-                            "\(table) has more columns: \(extra)")
+                    #expect(
+                        extra.isEmpty || (table == "analyses" && extra == ["state", "stop_reason", "finished_at", "site"]),
+                        "\(table) has more columns: \(extra)")
                 }
                 for index in PostgresSchema.indexNames {
                     let sqliteColumns = try sqlite.strings("SELECT name FROM pragma_index_info('\(index)') ORDER BY seqno")
-                    let pgColumns = try link.query("""
+                    let pgColumns = try link.query(
+                        """
                         SELECT a.attname::text AS c FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid
                         JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON true
                         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                         WHERE x.relname = ? ORDER BY k.n
-                        """, [.text(index)]).compactMap { if case .text(let c)? = $0["c"] { c } else { nil } }
+                        """, [.text(index)]
+                    ).compactMap { if case .text(let c)? = $0["c"] { c } else { nil } }
                     #expect(pgColumns == sqliteColumns, "\(index)")
                     let unique = try link.scalar("SELECT indisunique::int AS u FROM pg_index WHERE indexrelid = ?::regclass", [.text(index)])
                     let sqliteUnique: Int? = try sqlite.scalar(
@@ -396,12 +410,14 @@ struct PostgresLinkTests {
     @Test("Batch insert of 20,000 rows, with COPY and with INSERT … RETURNING, reads back the same")
     func batchInsert() throws {
         try withMigratedPostgres { link, _ in
-            let analysis = try link.insert(table: "analyses", columns: ["key", "created_at", "tool_version"],
-                                           rows: [[.text("k"), .text("2026-01-01T00:00:00Z"), .text("t")]], returning: "id")
+            let analysis = try link.insert(
+                table: "analyses", columns: ["key", "created_at", "tool_version"],
+                rows: [[.text("k"), .text("2026-01-01T00:00:00Z"), .text("t")]], returning: "id")
             let analysisID = try #require(analysis.first)
-            let flow = FlowRow(id: 1, analysisID: analysisID, connectionNumber: 1, client: "a:1", server: "b:2", roleEvidence: "syn",
-                               protocol: "mqtt", classificationEvidence: "port", firstTime: 0, lastTime: 1, closeReason: "fin",
-                               handshakeComplete: true)
+            let flow = FlowRow(
+                id: 1, analysisID: analysisID, connectionNumber: 1, client: "a:1", server: "b:2", roleEvidence: "syn",
+                protocol: "mqtt", classificationEvidence: "port", firstTime: 0, lastTime: 1, closeReason: "fin",
+                handshakeComplete: true)
             try link.insert([flow], into: "flows")
 
             func packet(_ i: Int) -> MQTTPacketRow {
@@ -455,8 +471,9 @@ struct PostgresLinkTests {
             for copy in [true, false] {
                 link.copyEnabled = copy
                 let error = #expect(throws: PilotTraceStoreError.self) {
-                    try link.insert(table: "analyses", columns: ["key", "created_at", "tool_version", "source"], rows: rows,
-                                    returning: copy ? nil : "id")
+                    try link.insert(
+                        table: "analyses", columns: ["key", "created_at", "tool_version", "source"], rows: rows,
+                        returning: copy ? nil : "id")
                 }
                 #expect(error?.kind == .writeFailed)
                 #expect(error?.message.contains("SQLSTATE 23") == true, "\(error?.message ?? "")")
@@ -493,15 +510,23 @@ struct PostgresLinkTests {
             #expect(Set(reserved.all).count == 10_000)
             #expect(try PostgresSchema.reserveIDs(link, table: "flows", count: 0) == [])
 
-            let analysis = try link.insert(table: "analyses", columns: ["key", "created_at", "tool_version"],
-                                           rows: [[.text("k"), .text("c"), .text("t")]], returning: "id")
-            let next = try link.insert(table: "flows", columns: [
-                "analysis_id", "connection_number", "client", "server", "role_evidence", "protocol", "classification_evidence",
-                "classification_note", "first_time", "last_time", "close_reason", "handshake_complete", "up_packets", "up_bytes",
-                "up_payload_bytes", "up_gaps", "up_gap_bytes", "up_retransmissions", "down_packets", "down_bytes",
-                "down_payload_bytes", "down_gaps", "down_gap_bytes", "down_retransmissions",
-            ], rows: [[.integer(analysis[0]), .integer(1), .text("c"), .text("s"), .text("syn"), .text("unknown"),
-                       .text("e"), .text(""), .real(0), .real(1), .text("fin"), .integer(1)] + Array(repeating: .integer(0), count: 12)],
+            let analysis = try link.insert(
+                table: "analyses", columns: ["key", "created_at", "tool_version"],
+                rows: [[.text("k"), .text("c"), .text("t")]], returning: "id")
+            let next = try link.insert(
+                table: "flows",
+                columns: [
+                    "analysis_id", "connection_number", "client", "server", "role_evidence", "protocol", "classification_evidence",
+                    "classification_note", "first_time", "last_time", "close_reason", "handshake_complete", "up_packets", "up_bytes",
+                    "up_payload_bytes", "up_gaps", "up_gap_bytes", "up_retransmissions", "down_packets", "down_bytes",
+                    "down_payload_bytes", "down_gaps", "down_gap_bytes", "down_retransmissions",
+                ],
+                rows: [
+                    [
+                        .integer(analysis[0]), .integer(1), .text("c"), .text("s"), .text("syn"), .text("unknown"),
+                        .text("e"), .text(""), .real(0), .real(1), .text("fin"), .integer(1),
+                    ] + Array(repeating: .integer(0), count: 12)
+                ],
                 returning: "id")
             #expect(next.count == 1 && !Set(reserved.all).contains(next[0]))
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+
 @testable import PilotTraceStore
 
 @Suite("PostgreSQL URLs and placeholders")
@@ -7,8 +8,11 @@ struct PostgresLocationTests {
     @Test("Both schemes, every part, percent-decoded")
     func parses() throws {
         let full = try PostgresLocation(url: "postgresql://pilot:s%40cr%3At%2F@db.example.com:6543/trace%20db?sslmode=require")
-        #expect(full == PostgresLocation(user: "pilot", password: "s@cr:t/", host: "db.example.com", port: 6543,
-                                         database: "trace db", tls: .require))
+        #expect(
+            full
+                == PostgresLocation(
+                    user: "pilot", password: "s@cr:t/", host: "db.example.com", port: 6543,
+                    database: "trace db", tls: .require))
 
         let short = try PostgresLocation(url: "postgres://pilot@localhost/trace")
         #expect(short.user == "pilot" && short.password == nil && short.host == "localhost")
@@ -56,24 +60,25 @@ struct PostgresLocationTests {
         #expect(PostgresLocation(user: "u", host: "h", database: "d").redacted == "postgresql://u@h:5432/d")
     }
 
-    @Test("Bad URLs are refused with cannotOpen, saying why, and never show the password",
-          arguments: [
-              ("mysql://u:secret@h/d", "does not start with"),
-              ("postgresql://h/d", "no user"),
-              ("postgresql://:secret@h/d", "no user"),
-              ("postgresql://u:secret@/d", "no host"),
-              ("postgresql://u:secret@h", "no database"),
-              ("postgresql://u:secret@h/", "no database"),
-              ("postgresql://u:secret@h:/d", "port"),
-              ("postgresql://u:secret@h:99999/d", "port"),
-              ("postgresql://u:secret@h:54x/d", "port"),
-              ("postgresql://u:secret@h1,h2/d", "several hosts"),
-              ("postgresql://u:secret@[::1/d", "closing ]"),
-              ("postgresql://u:secret@h/d?sslmode=allow", "sslmode=allow is not supported"),
-              ("postgresql://u:secret@h/d?connect_timeout=5", "connect_timeout"),
-              ("postgresql://u:secret@h/d?sslmode", "has no value"),
-              ("postgresql://u%zz:secret@h/d", "%-escape"),
-          ])
+    @Test(
+        "Bad URLs are refused with cannotOpen, saying why, and never show the password",
+        arguments: [
+            ("mysql://u:secret@h/d", "does not start with"),
+            ("postgresql://h/d", "no user"),
+            ("postgresql://:secret@h/d", "no user"),
+            ("postgresql://u:secret@/d", "no host"),
+            ("postgresql://u:secret@h", "no database"),
+            ("postgresql://u:secret@h/", "no database"),
+            ("postgresql://u:secret@h:/d", "port"),
+            ("postgresql://u:secret@h:99999/d", "port"),
+            ("postgresql://u:secret@h:54x/d", "port"),
+            ("postgresql://u:secret@h1,h2/d", "several hosts"),
+            ("postgresql://u:secret@[::1/d", "closing ]"),
+            ("postgresql://u:secret@h/d?sslmode=allow", "sslmode=allow is not supported"),
+            ("postgresql://u:secret@h/d?connect_timeout=5", "connect_timeout"),
+            ("postgresql://u:secret@h/d?sslmode", "has no value"),
+            ("postgresql://u%zz:secret@h/d", "%-escape"),
+        ])
     func bad(_ url: String, _ why: String) {
         let error = #expect(throws: PilotTraceStoreError.self) { try PostgresLocation(url: url) }
         #expect(error?.kind == .cannotOpen)

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceStore
 
 @Suite("Schema and opening")
@@ -23,12 +24,16 @@ struct SchemaTests {
                 "SELECT name FROM pragma_index_info('timeline_events_by_session') ORDER BY seqno")
             #expect(timelineIndex == ["session_id", "ordinal"])
             #expect(try database.strings("SELECT name FROM pragma_index_info('mqtt_packets_by_topic')").isEmpty)  // v3 dropped it
-            #expect(try database.strings("SELECT name FROM pragma_index_info('deviations_by_session') ORDER BY seqno")
-                == ["session_id", "severity"])
-            #expect(try database.strings("SELECT name FROM pragma_index_info('deviations_by_analysis') ORDER BY seqno")
-                == ["analysis_id", "time"])
-            #expect(try database.scalar("SELECT \"unique\" FROM pragma_index_list('analyses') "
-                + "WHERE name = 'analyses_by_key'") == 1)
+            #expect(
+                try database.strings("SELECT name FROM pragma_index_info('deviations_by_session') ORDER BY seqno")
+                    == ["session_id", "severity"])
+            #expect(
+                try database.strings("SELECT name FROM pragma_index_info('deviations_by_analysis') ORDER BY seqno")
+                    == ["analysis_id", "time"])
+            #expect(
+                try database.scalar(
+                    "SELECT \"unique\" FROM pragma_index_list('analyses') "
+                        + "WHERE name = 'analyses_by_key'") == 1)
 
             // Every connection, writer and readers, enforces foreign keys; the file is in WAL mode.
             #expect(try database.sqlite!.write { try Int.fetchOne($0, sql: "PRAGMA foreign_keys") } == 1)
@@ -62,9 +67,10 @@ struct SchemaTests {
             _ = try writeSmallAnalysis(database)
             for sql in blocks {
                 try database.sqlite!.writeWithoutTransaction { db in
-                    for statement in sql.components(separatedBy: ";\n") where !statement.trimmingCharacters(
-                        in: .whitespacesAndNewlines).isEmpty
-                    {
+                    for statement in sql.components(separatedBy: ";\n")
+                    where !statement.trimmingCharacters(
+                        in: .whitespacesAndNewlines
+                    ).isEmpty {
                         _ = try Row.fetchAll(db, sql: statement)
                     }
                 }
@@ -86,11 +92,12 @@ struct SchemaTests {
         let queue = try DatabaseQueue(path: path)
         try PilotTraceDatabase.migrator.migrate(queue, upTo: "v1")
         try queue.write { db in
-            try db.execute(sql: """
-                INSERT INTO analyses (id, key, created_at, tool_version) VALUES (1, 'k', 'now', 't');
-                INSERT INTO deviations (analysis_id, rule_id, severity, title, time, evidence_json)
-                VALUES (1, 'r', 'info', 'later', 2, '{}'), (1, 'r', 'info', 'earlier', 1, '{}');
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO analyses (id, key, created_at, tool_version) VALUES (1, 'k', 'now', 't');
+                    INSERT INTO deviations (analysis_id, rule_id, severity, title, time, evidence_json)
+                    VALUES (1, 'r', 'info', 'later', 2, '{}'), (1, 'r', 'info', 'earlier', 1, '{}');
+                    """)
         }
         try queue.close()
 
@@ -99,8 +106,9 @@ struct SchemaTests {
 
         // Then the rows are there, read in time order through the new index
         #expect(try database.deviations(analysisID: 1).map(\.title) == ["earlier", "later"])
-        #expect(try database.strings("SELECT name FROM pragma_index_info('deviations_by_analysis') ORDER BY seqno")
-            == ["analysis_id", "time"])
+        #expect(
+            try database.strings("SELECT name FROM pragma_index_info('deviations_by_analysis') ORDER BY seqno")
+                == ["analysis_id", "time"])
         #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5", "v6", "v7"])
     }
 
@@ -113,11 +121,12 @@ struct SchemaTests {
         let queue = try DatabaseQueue(path: path)
         try PilotTraceDatabase.migrator.migrate(queue, upTo: "v3")
         try queue.write { db in
-            try db.execute(sql: """
-                INSERT INTO analyses (id, key, created_at, tool_version) VALUES (1, 'abc', 'now', 't'),
-                    (2, 'live:lo:2026', 'now', 't'), (3, 'proxy:127.0.0.1:8080:2026:1', 'now', 't');
-                INSERT INTO sessions (id, analysis_id, state, start_time, aircraft_sns_json) VALUES (1, 1, 'offline', 1, '[]');
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO analyses (id, key, created_at, tool_version) VALUES (1, 'abc', 'now', 't'),
+                        (2, 'live:lo:2026', 'now', 't'), (3, 'proxy:127.0.0.1:8080:2026:1', 'now', 't');
+                    INSERT INTO sessions (id, analysis_id, state, start_time, aircraft_sns_json) VALUES (1, 1, 'offline', 1, '[]');
+                    """)
         }
         try queue.close()
 
@@ -131,10 +140,13 @@ struct SchemaTests {
         try writer.storeSession(key: 1, SessionRow(id: 0, state: "offline", startTime: 2), timeline: [])
         try writer.finish(frames: 0, frameBytes: 0, firstTime: nil, lastTime: nil, countersJSON: nil)
         #expect(writer.sessionID(key: 1) == 2)
-        try database.recordReplay(analysisID: writer.analysisID, sessionID: 2, originalSessionID: 1, steps: [
-            ReplayStepRow(ordinal: 0, kind: "http", name: "GET /", outcome: "matched", regression: false, recordedLatency: 0.1,
-                          replayedLatency: 0.2, differencesJSON: "[]"),
-        ])
+        try database.recordReplay(
+            analysisID: writer.analysisID, sessionID: 2, originalSessionID: 1,
+            steps: [
+                ReplayStepRow(
+                    ordinal: 0, kind: "http", name: "GET /", outcome: "matched", regression: false, recordedLatency: 0.1,
+                    replayedLatency: 0.2, differencesJSON: "[]")
+            ])
         #expect(try database.session(id: 2)?.replayOf == 1)
         #expect(try database.replaySteps(sessionID: 2).map(\.outcome) == ["matched"])
         #expect(try database.replayableSessions().map(\.id) == [1])
@@ -161,16 +173,17 @@ struct SchemaTests {
         let queue = try DatabaseQueue(path: path)
         try PilotTraceDatabase.migrator.migrate(queue, upTo: "v4")
         try queue.write { db in
-            try db.execute(sql: """
-                INSERT INTO analyses (id, key, created_at, tool_version) VALUES (1, 'k', 'now', 't');
-                INSERT INTO flows VALUES (1, 1, 1, '10.0.0.2:50000', '10.0.0.1:1883', 'syn', 'mqtt', 'content', '', NULL, 'device',
-                    1, 2, 'fin', 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0);
-                INSERT INTO mqtt_packets (analysis_id, flow_id, direction, time, over_websocket, version, version_assumed, type,
-                    qos, summary) VALUES (1, 1, 'to-server', 1, 0, '3.1.1', 0, 'PUBLISH', 1, 'PUBLISH');
-                INSERT INTO sessions (id, analysis_id, state, start_time, aircraft_sns_json) VALUES (1, 1, 'offline', 1, '[]');
-                INSERT INTO deviations (analysis_id, session_id, rule_id, severity, title, time, evidence_json)
-                    VALUES (1, 1, 'r', 'warning', 't', 1, '{}');
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO analyses (id, key, created_at, tool_version) VALUES (1, 'k', 'now', 't');
+                    INSERT INTO flows VALUES (1, 1, 1, '10.0.0.2:50000', '10.0.0.1:1883', 'syn', 'mqtt', 'content', '', NULL, 'device',
+                        1, 2, 'fin', 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0);
+                    INSERT INTO mqtt_packets (analysis_id, flow_id, direction, time, over_websocket, version, version_assumed, type,
+                        qos, summary) VALUES (1, 1, 'to-server', 1, 0, '3.1.1', 0, 'PUBLISH', 1, 'PUBLISH');
+                    INSERT INTO sessions (id, analysis_id, state, start_time, aircraft_sns_json) VALUES (1, 1, 'offline', 1, '[]');
+                    INSERT INTO deviations (analysis_id, session_id, rule_id, severity, title, time, evidence_json)
+                        VALUES (1, 1, 'r', 'warning', 't', 1, '{}');
+                    """)
         }
         let before = try queue.read { try Int.fetchOne($0, sql: "PRAGMA schema_version") ?? 0 }
         try queue.close()
@@ -214,18 +227,19 @@ struct SchemaTests {
         let queue = try DatabaseQueue(path: path)
         try PilotTraceDatabase.migrator.migrate(queue, upTo: "v5")
         try queue.write { db in
-            try db.execute(sql: """
-                INSERT INTO analyses (id, key, created_at, tool_version) VALUES (1, 'k', 'now', 't');
-                INSERT INTO flows VALUES (1, 1, 1, '10.0.0.2:50000', '10.0.0.1:1883', 'syn', 'mqtt', 'content', '', NULL, 'device',
-                    1, 2, 'fin', 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0);
-                INSERT INTO mqtt_packets (id, analysis_id, flow_id, direction, time, over_websocket, version, version_assumed, type,
-                    qos, summary) VALUES (1, 1, 1, 'to-server', 1, 0, '3.1.1', 0, 'PUBLISH', 1, 'PUBLISH');
-                INSERT INTO sessions (id, analysis_id, state, start_time, aircraft_sns_json) VALUES (1, 1, 'offline', 1, '[]');
-                INSERT INTO timeline_events (analysis_id, session_id, ordinal, time, phase, step, ok, message_kind, message_id, detail_json)
-                    VALUES (1, 1, 0, 1, 'status', 'update-topo', 1, 'mqtt', 1, '{}');
-                INSERT INTO deviations (analysis_id, session_id, rule_id, severity, title, time, evidence_json)
-                    VALUES (1, 1, 'r', 'warning', 't', 1, '{}');
-                """)
+            try db.execute(
+                sql: """
+                    INSERT INTO analyses (id, key, created_at, tool_version) VALUES (1, 'k', 'now', 't');
+                    INSERT INTO flows VALUES (1, 1, 1, '10.0.0.2:50000', '10.0.0.1:1883', 'syn', 'mqtt', 'content', '', NULL, 'device',
+                        1, 2, 'fin', 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0);
+                    INSERT INTO mqtt_packets (id, analysis_id, flow_id, direction, time, over_websocket, version, version_assumed, type,
+                        qos, summary) VALUES (1, 1, 1, 'to-server', 1, 0, '3.1.1', 0, 'PUBLISH', 1, 'PUBLISH');
+                    INSERT INTO sessions (id, analysis_id, state, start_time, aircraft_sns_json) VALUES (1, 1, 'offline', 1, '[]');
+                    INSERT INTO timeline_events (analysis_id, session_id, ordinal, time, phase, step, ok, message_kind, message_id, detail_json)
+                        VALUES (1, 1, 0, 1, 'status', 'update-topo', 1, 'mqtt', 1, '{}');
+                    INSERT INTO deviations (analysis_id, session_id, rule_id, severity, title, time, evidence_json)
+                        VALUES (1, 1, 'r', 'warning', 't', 1, '{}');
+                    """)
         }
         try queue.close()
 
@@ -253,9 +267,10 @@ struct SchemaTests {
     func foreignKeysEnforced() throws {
         try withDatabase { database, _ in
             let writer = try database.beginAnalysis(key: "k", captures: [], toolVersion: "t")
-            try writer.insertMQTTPacket(MQTTPacketRow(
-                id: try writer.nextMQTTID(), flowID: 999, direction: "to-server", time: 1, version: "3.1.1",
-                type: "PINGREQ", summary: "PINGREQ"))
+            try writer.insertMQTTPacket(
+                MQTTPacketRow(
+                    id: try writer.nextMQTTID(), flowID: 999, direction: "to-server", time: 1, version: "3.1.1",
+                    type: "PINGREQ", summary: "PINGREQ"))
             let error = #expect(throws: PilotTraceStoreError.self) { try writer.flush() }
             #expect(error?.kind == .writeFailed)
             #expect(error?.message.contains("FOREIGN KEY") == true)
@@ -328,8 +343,9 @@ struct SchemaTests {
         #expect(error?.description.contains(path) == true)
         let queue = try DatabaseQueue(path: path)
         #expect(try queue.read { try String.fetchOne($0, sql: "PRAGMA journal_mode") } == "delete")
-        #expect(try queue.read { try Bool.fetchOne($0, sql: "SELECT count(*) FROM sqlite_master WHERE name = 'flows'") }
-            == false)
+        #expect(
+            try queue.read { try Bool.fetchOne($0, sql: "SELECT count(*) FROM sqlite_master WHERE name = 'flows'") }
+                == false)
     }
 
     @Test("A path that cannot be created is an error naming it")
@@ -371,8 +387,9 @@ struct SchemaTests {
         #expect(PilotTraceDatabase.resolvePath(option: nil, environment: environment) == "/data/env.sqlite")
         #expect(PilotTraceDatabase.resolvePath(option: "", environment: environment) == "/data/env.sqlite")
         #expect(PilotTraceDatabase.resolvePath(option: nil, environment: [:]) == "./pilottrace.sqlite")
-        #expect(PilotTraceDatabase.resolvePath(option: nil, environment: ["PILOTTRACE_DB": ""])
-            == "./pilottrace.sqlite")
+        #expect(
+            PilotTraceDatabase.resolvePath(option: nil, environment: ["PILOTTRACE_DB": ""])
+                == "./pilottrace.sqlite")
     }
 
     private var schemaDoc: String { TestPaths.packageRoot.appendingPathComponent("docs/schema.md").path }

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Testing
+
 @testable import PilotTraceStore
 
 /// A fresh folder under the system temporary folder, removed by `remove()`.

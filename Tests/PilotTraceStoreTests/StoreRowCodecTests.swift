@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceStore
 
 @Suite("Rows as SQL values (StoreRowEncoder, StoreRowDecoder)")
@@ -26,8 +27,9 @@ struct StoreRowCodecTests {
         }
     }
 
-    @Test("Every row type: decoding SQLite's row gives GRDB's record, encoding gives SQLite's values, and back",
-          arguments: StoreTable.allCases)
+    @Test(
+        "Every row type: decoding SQLite's row gives GRDB's record, encoding gives SQLite's values, and back",
+        arguments: StoreTable.allCases)
     func everyTable(_ table: StoreTable) throws {
         try withDatabase { database, _ in
             _ = try writeEveryTable(database)
@@ -37,18 +39,23 @@ struct StoreRowCodecTests {
 
     @Test("Column order is the type's, NULLs are present, nested values are compact JSON")
     func encoding() throws {
-        let capture = CaptureRow(ordinal: 2, path: "/a/b.pcap", sha256: "ff", format: "pcap", compressed: true,
-                                 warnings: ["one \"quoted\"", "a/b"])
+        let capture = CaptureRow(
+            ordinal: 2, path: "/a/b.pcap", sha256: "ff", format: "pcap", compressed: true,
+            warnings: ["one \"quoted\"", "a/b"])
         let columns = try StoreRowEncoder().encode(capture)
-        #expect(columns.map(\.column) == ["id", "analysis_id", "ordinal", "path", "sha256", "format", "compressed",
-                                           "link_types", "records", "first_time", "last_time", "warnings_json"])
+        #expect(
+            columns.map(\.column) == [
+                "id", "analysis_id", "ordinal", "path", "sha256", "format", "compressed",
+                "link_types", "records", "first_time", "last_time", "warnings_json",
+            ])
         #expect(columns[0].value == .null)
         #expect(columns[6].value == .integer(1))
         #expect(columns[9].value == .null)
         #expect(columns[11].value == .text(#"["one \"quoted\"","a/b"]"#))
 
-        let exchange = HTTPExchangeRow(id: 1, flowID: 2, sequence: 0, method: "GET",
-                                       requestHeaders: [HTTPHeaderField("Host", "x/y")], requestBody: Data())
+        let exchange = HTTPExchangeRow(
+            id: 1, flowID: 2, sequence: 0, method: "GET",
+            requestHeaders: [HTTPHeaderField("Host", "x/y")], requestBody: Data())
         let values = Dictionary(uniqueKeysWithValues: try StoreRowEncoder().encode(exchange).map { ($0.column, $0.value) })
         #expect(values["request_headers_json"] == .text(#"[["Host","x/y"]]"#))
         #expect(values["response_headers_json"] == .null)

@@ -53,11 +53,15 @@ public final class PostgresServer: @unchecked Sendable {
         let versions = ((try? fm.contentsOfDirectory(atPath: root)) ?? []).compactMap(Int.init).sorted(by: >)
         var candidates = versions.map { URL(fileURLWithPath: "\(root)/\($0)/bin") }
         if let initdb = TestPaths.which("initdb") { candidates.append(URL(fileURLWithPath: initdb).deletingLastPathComponent()) }
-        guard let bin = candidates.first(where: { dir in
-            ["initdb", "pg_ctl", "postgres"].allSatisfy { fm.isExecutableFile(atPath: dir.appendingPathComponent($0).path) }
-        }) else {
-            return .failure(SetupError("no PostgreSQL server binaries (initdb, pg_ctl, postgres) under \(root)/*/bin or on PATH; "
-                + "install Debian's postgresql package (scripts/bootstrap)"))
+        guard
+            let bin = candidates.first(where: { dir in
+                ["initdb", "pg_ctl", "postgres"].allSatisfy { fm.isExecutableFile(atPath: dir.appendingPathComponent($0).path) }
+            })
+        else {
+            return .failure(
+                SetupError(
+                    "no PostgreSQL server binaries (initdb, pg_ctl, postgres) under \(root)/*/bin or on PATH; "
+                        + "install Debian's postgresql package (scripts/bootstrap)"))
         }
         let psqlInBin = bin.appendingPathComponent("psql").path
         guard let psql = fm.isExecutableFile(atPath: psqlInBin) ? psqlInBin : TestPaths.which("psql") else {
@@ -75,8 +79,10 @@ public final class PostgresServer: @unchecked Sendable {
             asServerUser = [runuser, "-u", "postgres", "--"]
             serverUser = (pw.pointee.pw_uid, pw.pointee.pw_gid)
         }
-        return .success(Tools(bin: bin, psql: psql, asServerUser: asServerUser, serverUser: serverUser,
-                              openssl: TestPaths.which("openssl")))
+        return .success(
+            Tools(
+                bin: bin, psql: psql, asServerUser: asServerUser, serverUser: serverUser,
+                openssl: TestPaths.which("openssl")))
     }
 
     private static let tools = findTools()
@@ -138,9 +144,11 @@ public final class PostgresServer: @unchecked Sendable {
 
         let data = directory.appendingPathComponent("data").path
         let (initdb, initdbPrefix) = tools.command("initdb")
-        let made = try runProcess(initdb, initdbPrefix + [
-            "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C",
-        ], timeout: 120)
+        let made = try runProcess(
+            initdb,
+            initdbPrefix + [
+                "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C",
+            ], timeout: 120)
         guard made.status == 0 else { throw SetupError("initdb failed (\(made.status)): \(made.stderr)") }
 
         // The superuser is trusted; other roles must give their password.
@@ -156,16 +164,20 @@ public final class PostgresServer: @unchecked Sendable {
         try hba.write(to: hbaURL, atomically: false, encoding: .utf8)
         try Self.giveToServerUser(hbaURL, tools)
 
-        var options = ["-c listen_addresses=127.0.0.1", "-k \(directory.path)", "-c fsync=off", "-c synchronous_commit=off",
-                       "-c full_page_writes=off", "-c max_connections=200"]
+        var options = [
+            "-c listen_addresses=127.0.0.1", "-k \(directory.path)", "-c fsync=off", "-c synchronous_commit=off",
+            "-c full_page_writes=off", "-c max_connections=200",
+        ]
         var certificate: String?
         if let openssl = tools.openssl {
             let crt = directory.appendingPathComponent("server.crt"), key = directory.appendingPathComponent("server.key")
-            let made = try runProcess(openssl, [
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                "-keyout", key.path, "-out", crt.path,
-            ], timeout: 60)
+            let made = try runProcess(
+                openssl,
+                [
+                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", key.path, "-out", crt.path,
+                ], timeout: 60)
             if made.status == 0 {
                 chmod(key.path, 0o600)
                 try Self.giveToServerUser(crt, tools)
@@ -184,10 +196,11 @@ public final class PostgresServer: @unchecked Sendable {
             let (pgctl, prefix) = tools.command("pg_ctl")
             // Not runProcess: Foundation's Process learns that a child ended when a socket it gave the child closes,
             // and the server pg_ctl leaves running would hold it (and runProcess wait) until the server stops.
-            let status = try Self.run([pgctl] + prefix + [
-                "-D", data, "-l", directory.appendingPathComponent("postgres.log").path, "-w", "-t", "60",
-                "-o", (options + ["-p \(port)"]).joined(separator: " "), "start",
-            ], output: output, timeout: 90)
+            let status = try Self.run(
+                [pgctl] + prefix + [
+                    "-D", data, "-l", directory.appendingPathComponent("postgres.log").path, "-w", "-t", "60",
+                    "-o", (options + ["-p \(port)"]).joined(separator: " "), "start",
+                ], output: output, timeout: 90)
             if status == 0 {
                 chosen = port
                 break
@@ -201,9 +214,11 @@ public final class PostgresServer: @unchecked Sendable {
         started = true
 
         let isready = tools.bin.appendingPathComponent("pg_isready").path
-        let ready = fm.isExecutableFile(atPath: isready) ? try waitUntil(timeout: 30, poll: 0.1) {
-            try runProcess(isready, ["-q", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres"], timeout: 10).status == 0
-        } : true
+        let ready =
+            fm.isExecutableFile(atPath: isready)
+            ? try waitUntil(timeout: 30, poll: 0.1) {
+                try runProcess(isready, ["-q", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres"], timeout: 10).status == 0
+            } : true
         guard ready else {
             stop()
             throw SetupError("the server on port \(port) did not accept connections within 30 s")
@@ -217,7 +232,8 @@ public final class PostgresServer: @unchecked Sendable {
         let (pgctl, prefix) = tools.command("pg_ctl")
         let stopCommand = ([pgctl] + prefix + ["-D", directory.appendingPathComponent("data").path, "stop", "-m", "immediate"])
             .map { "'\($0)'" }.joined(separator: " ")
-        let script = "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; "
+        let script =
+            "while kill -0 \(getpid()) 2>/dev/null; do sleep 1; done; "
             + "[ -d '\(directory.path)' ] && { \(stopCommand); rm -rf '\(directory.path)'; }"
         _ = try? Self.spawn(["/bin/sh", "-c", script], output: "/dev/null")
     }
@@ -230,8 +246,9 @@ public final class PostgresServer: @unchecked Sendable {
         }
         guard shouldStop else { return }
         let (pgctl, prefix) = tools.command("pg_ctl")
-        _ = try? Self.run([pgctl] + prefix + ["-D", directory.appendingPathComponent("data").path, "stop", "-m", "immediate", "-w"],
-                          output: "/dev/null", timeout: 60)
+        _ = try? Self.run(
+            [pgctl] + prefix + ["-D", directory.appendingPathComponent("data").path, "stop", "-m", "immediate", "-w"],
+            output: "/dev/null", timeout: 60)
         try? FileManager.default.removeItem(at: directory)
     }
 
@@ -317,7 +334,8 @@ public final class PostgresServer: @unchecked Sendable {
     @discardableResult
     public func createDatabase(_ name: String) throws -> String {
         guard let first = name.first, first.isLowercase || first == "_",
-              name.allSatisfy({ ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "_" }) else {
+            name.allSatisfy({ ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "_" })
+        else {
             throw SetupError("\(name) is not a plain database name (a-z, 0-9, _)")
         }
         _ = try psql("CREATE DATABASE \(name)")
@@ -337,10 +355,12 @@ public final class PostgresServer: @unchecked Sendable {
     /// (unaligned, tuples only).
     @discardableResult
     public func psql(_ sql: String, database: String = "postgres") throws -> String {
-        let result = try runProcess(tools.psql, [
-            "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", String(port), "-U", "postgres",
-            "-d", database, "-c", sql,
-        ], timeout: 60)
+        let result = try runProcess(
+            tools.psql,
+            [
+                "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", String(port), "-U", "postgres",
+                "-d", database, "-c", sql,
+            ], timeout: 60)
         guard result.status == 0 else { throw SetupError("psql failed (\(result.status)) on \(sql): \(result.stderr)") }
         return result.stdout
     }

@@ -24,7 +24,8 @@ public enum TestPaths {
     /// Every capture file (pcap, pcapng, .gz) below the public captures folder, sorted; empty when absent.
     public static var publicCaptureFiles: [URL] {
         guard let root = publicCaptures,
-              let e = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil) else { return [] }
+            let e = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)
+        else { return [] }
         return e.compactMap { $0 as? URL }
             .filter { ["pcap", "pcapng", "gz", "cap"].contains($0.pathExtension) }
             .sorted { $0.path < $1.path }
@@ -140,4 +141,3 @@ public func waitUntil(timeout: TimeInterval, poll: TimeInterval = 0.02, _ condit
     }
     return try condition()
 }
-

@@ -1,5 +1,6 @@
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceWire
 
 /// Frame numbers travel with the bytes: each `.data` event names the frame that carried its bytes, out-of-order
@@ -54,8 +55,10 @@ import Testing
         var events: [StreamEvent] = []
         func feed(_ bytes: [UInt8], at t: Int64) {
             bytes.withUnsafeBytes { raw in
-                pipeline.process(CaptureRecord(timestamp: Timestamp(seconds: t, nanoseconds: 0), linkType: .raw, data: raw,
-                                               originalLength: bytes.count), into: &events)
+                pipeline.process(
+                    CaptureRecord(
+                        timestamp: Timestamp(seconds: t, nanoseconds: 0), linkType: .raw, data: raw,
+                        originalLength: bytes.count), into: &events)
             }
         }
         pipeline.beginFile(0)

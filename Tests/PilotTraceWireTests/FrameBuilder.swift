@@ -6,8 +6,10 @@ enum Frame {
     static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xff), UInt8((v >> 8) & 0xff), UInt8(v & 0xff)] }
 
     /// A TCP header (20 bytes plus `options`, padded) followed by `payload`.
-    static func tcp(src: UInt16, dst: UInt16, seq: UInt32, ack: UInt32 = 0, flags: TCPFlags, window: UInt16 = 65535,
-                    options: [UInt8] = [], payload: [UInt8] = []) -> [UInt8] {
+    static func tcp(
+        src: UInt16, dst: UInt16, seq: UInt32, ack: UInt32 = 0, flags: TCPFlags, window: UInt16 = 65535,
+        options: [UInt8] = [], payload: [UInt8] = []
+    ) -> [UInt8] {
         var opts = options
         while opts.count % 4 != 0 { opts.append(0) }
         let offset = UInt8((20 + opts.count) / 4) << 4
@@ -15,8 +17,10 @@ enum Frame {
     }
 
     /// An IPv4 header (with `options`) around `payload`; `fragment` is (offset in bytes, more fragments).
-    static func ipv4(src: UInt32 = 0x0A00_0001, dst: UInt32 = 0x0A00_0002, proto: UInt8 = 6, id: UInt16 = 1,
-                     fragment: (Int, Bool) = (0, false), options: [UInt8] = [], payload: [UInt8], totalLength: Int? = nil) -> [UInt8] {
+    static func ipv4(
+        src: UInt32 = 0x0A00_0001, dst: UInt32 = 0x0A00_0002, proto: UInt8 = 6, id: UInt16 = 1,
+        fragment: (Int, Bool) = (0, false), options: [UInt8] = [], payload: [UInt8], totalLength: Int? = nil
+    ) -> [UInt8] {
         var opts = options
         while opts.count % 4 != 0 { opts.append(0) }
         let ihl = 20 + opts.count
@@ -65,14 +69,16 @@ struct Decoded: Equatable {
 
 func decode(_ decoder: inout PacketDecoder, _ bytes: [UInt8], link: LinkType, originalLength: Int? = nil) -> Decoded {
     bytes.withUnsafeBytes { raw in
-        let record = CaptureRecord(timestamp: Timestamp(seconds: 1, nanoseconds: 0), linkType: link, data: raw,
-                                   originalLength: originalLength ?? bytes.count)
+        let record = CaptureRecord(
+            timestamp: Timestamp(seconds: 1, nanoseconds: 0), linkType: link, data: raw,
+            originalLength: originalLength ?? bytes.count)
         return decoder.decode(record) { outcome in
             switch outcome {
             case .tcp(let s):
-                return Decoded(kind: "tcp", src: s.source, dst: s.destination, seq: s.sequence, flags: s.flags,
-                               payload: Array(s.payload), wireLength: s.wireLength, mss: s.maximumSegmentSize,
-                               windowScale: s.windowScale)
+                return Decoded(
+                    kind: "tcp", src: s.source, dst: s.destination, seq: s.sequence, flags: s.flags,
+                    payload: Array(s.payload), wireLength: s.wireLength, mss: s.maximumSegmentSize,
+                    windowScale: s.windowScale)
             case .otherIP(let p): return Decoded(kind: "ip\(p)")
             case .fragmentHeld: return Decoded(kind: "fragment")
             case .notIP: return Decoded(kind: "notIP")

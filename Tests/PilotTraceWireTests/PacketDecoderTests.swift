@@ -1,5 +1,6 @@
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceWire
 
 @Suite struct PacketDecoderTests {

@@ -23,8 +23,9 @@ struct TCPFrameSynthesizerFormatTests {
     }
 
     @Test func generatedFramesAreEthernetWithMinimalHeaders() throws {
-        var s = TCPFrameSynthesizer(client: client, server: server, initialSequence: (client: 7, server: 9), maximumSegmentSize: 100,
-                                    format: .generated)
+        var s = TCPFrameSynthesizer(
+            client: client, server: server, initialSequence: (client: 7, server: 9), maximumSegmentSize: 100,
+            format: .generated)
         let frames = s.handshake() + s.data([UInt8](repeating: 0x30, count: 150), from: .toServer)
         #expect(frames.map(\.count) == [54, 54, 54, 154, 104])
         for f in frames {
@@ -44,8 +45,10 @@ struct TCPFrameSynthesizerFormatTests {
     }
 
     @Test(arguments: [false, true]) func completeHeadersCarryChecksumsAndOptions(ipv6: Bool) throws {
-        let (c, sv) = ipv6 ? (Endpoint(address: IPAddress("2001:db8::10")!, port: 50_000), Endpoint(address: IPAddress("2001:db8::1")!, port: 1883))
-                           : (client, server)
+        let (c, sv) =
+            ipv6
+            ? (Endpoint(address: IPAddress("2001:db8::10")!, port: 50_000), Endpoint(address: IPAddress("2001:db8::1")!, port: 1883))
+            : (client, server)
         for link in [TCPFrameSynthesizer.Format.Link.rawIP, .ethernet] {
             var s = TCPFrameSynthesizer(client: c, server: sv, initialSequence: (client: 1, server: 2), format: .init(link: link, headers: .complete))
             let frames = s.handshake() + s.data(Array("odd length".utf8) + [1], from: .toClient) + s.close(serverFirst: false)
@@ -90,8 +93,9 @@ struct TCPFrameSynthesizerFormatTests {
     }
 
     @Test func generatedConversationReassembles() throws {
-        var s = TCPFrameSynthesizer(client: client, server: server, initialSequence: (client: UInt32.max - 10, server: 5), maximumSegmentSize: 1448,
-                                    format: .generated)
+        var s = TCPFrameSynthesizer(
+            client: client, server: server, initialSequence: (client: UInt32.max - 10, server: 5), maximumSegmentSize: 1448,
+            format: .generated)
         var rng = SplitMix64(seed: 3)
         let up = (0..<4000).map { _ in rng.byte() }, down = (0..<700).map { _ in rng.byte() }
         var frames = s.handshake()

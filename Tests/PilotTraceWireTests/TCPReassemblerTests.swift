@@ -1,5 +1,6 @@
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceWire
 
 /// Drives a reassembler with hand-made segments and collects what it says.
@@ -14,14 +15,17 @@ struct ReassemblyHarness {
         reassembler = TCPReassembler(configuration: configuration)
     }
 
-    mutating func send(_ dir: Direction, seq: UInt32, ack: UInt32 = 0, flags: TCPFlags = .ack, _ payload: [UInt8] = [],
-                       wireLength: Int? = nil, from: Endpoint? = nil, to: Endpoint? = nil, at seconds: Double? = nil,
-                       frame: CaptureFrame = .unknown) {
+    mutating func send(
+        _ dir: Direction, seq: UInt32, ack: UInt32 = 0, flags: TCPFlags = .ack, _ payload: [UInt8] = [],
+        wireLength: Int? = nil, from: Endpoint? = nil, to: Endpoint? = nil, at seconds: Double? = nil,
+        frame: CaptureFrame = .unknown
+    ) {
         if let seconds { clock = Int64(seconds * 1e9) } else { clock += 1_000_000 }
         let (s, d) = dir == .toServer ? (client, server) : (server, client)
         payload.withUnsafeBytes { raw in
-            let seg = TCPSegment(source: from ?? s, destination: to ?? d, sequence: seq, acknowledgment: ack, flags: flags,
-                                 window: 1000, payload: raw, wireLength: wireLength ?? payload.count)
+            let seg = TCPSegment(
+                source: from ?? s, destination: to ?? d, sequence: seq, acknowledgment: ack, flags: flags,
+                window: 1000, payload: raw, wireLength: wireLength ?? payload.count)
             reassembler.process(seg, at: Timestamp(nanoseconds: clock), frame: frame, frameLength: 54 + payload.count, into: &events)
         }
     }
@@ -263,8 +267,9 @@ struct ReassemblyHarness {
         h.send(.toServer, seq: 100, flags: .syn, from: device, to: broker)
         h.send(.toClient, seq: 5000, ack: 101, flags: [.syn, .ack], from: broker, to: device)
         h.send(.toClient, seq: 9000, Array("publish".utf8), from: broker, to: backend)  // the backend's connection, mid-stream
-        h.send(.toClient, seq: 7000, Array("x".utf8), from: Endpoint(address: IPAddress("192.0.2.3")!, port: 60_001),
-               to: Endpoint(address: IPAddress("192.0.2.4")!, port: 33_001))  // nothing known: the lower port serves
+        h.send(
+            .toClient, seq: 7000, Array("x".utf8), from: Endpoint(address: IPAddress("192.0.2.3")!, port: 60_001),
+            to: Endpoint(address: IPAddress("192.0.2.4")!, port: 33_001))  // nothing known: the lower port serves
         h.finish()
         let midstream = h.summaries.first { $0.info.client == backend || $0.info.server == backend }
         #expect(midstream?.info.server == broker)
@@ -388,9 +393,10 @@ struct ReassemblyHarness {
             let n = Int.random(in: 0...1500, using: &rng)
             let payload = [UInt8](repeating: UInt8(truncatingIfNeeded: i), count: n)
             let base = UInt32.random(in: 0...3, using: &rng) * 0x4000_0000
-            h.send(.toServer, seq: base &+ UInt32.random(in: 0...200_000, using: &rng), ack: UInt32.random(in: 0...UInt32.max, using: &rng),
-                   flags: TCPFlags(rawValue: UInt8.random(in: 0...255, using: &rng)), payload,
-                   wireLength: n + Int.random(in: 0...3, using: &rng) * 100, from: from, to: to, at: Double(i) * 0.01)
+            h.send(
+                .toServer, seq: base &+ UInt32.random(in: 0...200_000, using: &rng), ack: UInt32.random(in: 0...UInt32.max, using: &rng),
+                flags: TCPFlags(rawValue: UInt8.random(in: 0...255, using: &rng)), payload,
+                wireLength: n + Int.random(in: 0...3, using: &rng) * 100, from: from, to: to, at: Double(i) * 0.01)
             #expect(h.reassembler.bufferedBytes <= config.maxBufferedTotal + 1500)
             h.events.removeAll(keepingCapacity: true)
         }

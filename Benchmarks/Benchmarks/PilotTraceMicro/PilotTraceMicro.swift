@@ -9,8 +9,9 @@ import PilotTraceWire
 let benchmarks: @Sendable () -> Void = {
     let metrics: [BenchmarkMetric] = [.wallClock, .instructions, .mallocCountTotal]
     // 1,000 packets per measured iteration; results are shown per packet.
-    let perPacket = Benchmark.Configuration(metrics: metrics, timeUnits: .nanoseconds, warmupIterations: 3, scalingFactor: .kilo,
-                                            maxDuration: .seconds(2), maxIterations: 200)
+    let perPacket = Benchmark.Configuration(
+        metrics: metrics, timeUnits: .nanoseconds, warmupIterations: 3, scalingFactor: .kilo,
+        maxDuration: .seconds(2), maxIterations: 200)
 
     // MARK: MQTT
 
@@ -73,8 +74,10 @@ let benchmarks: @Sendable () -> Void = {
     // iteration, in order, then with every pair of segments swapped (each second segment is buffered, then both
     // are delivered).
     for outOfOrder in [false, true] {
-        Benchmark("TCP reassembly (decode + reassemble): \(outOfOrder ? "out-of-order (pairs swapped)" : "in-order") segments",
-                  configuration: perPacket) { benchmark in
+        Benchmark(
+            "TCP reassembly (decode + reassemble): \(outOfOrder ? "out-of-order (pairs swapped)" : "in-order") segments",
+            configuration: perPacket
+        ) { benchmark in
             let frames = Frames.connection(segments: 20_000, size: 1000, swapPairs: outOfOrder)
             var replay = Replay(frames: frames)
             var events: [StreamEvent] = []
@@ -156,8 +159,9 @@ struct Replay {
         }
         t += 1000
         frames[i].withUnsafeBytes { bytes in
-            pipeline.process(CaptureRecord(timestamp: Timestamp(nanoseconds: t), linkType: .ethernet, data: bytes, originalLength: bytes.count),
-                             into: &events)
+            pipeline.process(
+                CaptureRecord(timestamp: Timestamp(nanoseconds: t), linkType: .ethernet, data: bytes, originalLength: bytes.count),
+                into: &events)
         }
         i += 1
     }
@@ -165,18 +169,21 @@ struct Replay {
 
 /// Wire bytes for the benchmarks.
 enum Frames {
-    static let osdJSON = #"{"tid":"o17","bid":"o","timestamp":1795000000000,"gateway":"5YSZL260000042","data":{"capacity_percent":87,"latitude":22.5,"longitude":113.9,"height":120.5}}"#
+    static let osdJSON =
+        #"{"tid":"o17","bid":"o","timestamp":1795000000000,"gateway":"5YSZL260000042","data":{"capacity_percent":87,"latitude":22.5,"longitude":113.9,"height":120.5}}"#
 
     /// A QoS 0 PUBLISH (the lab's MQTT builder, as the synthetic captures use).
     static func publish(_ topic: String, _ json: String) -> [UInt8] { MQTTWire.publish(topic, json) }
 
     static let loginRequest: [UInt8] = {
         let body = #"{"username":"pilot42","password":"pw42","flag":2}"#
-        return Array("POST /manage/api/v1/login HTTP/1.1\r\nHost: cloud\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
+        return Array(
+            "POST /manage/api/v1/login HTTP/1.1\r\nHost: cloud\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8)
     }()
 
     static func loginResponse(chunked: Bool) -> [UInt8] {
-        let body = #"{"code":0,"message":"success","data":{"username":"pilot42","workspace_id":"w1","mqtt_username":"rc42","mqtt_password":"mp42","mqtt_addr":"tcp://10.1.0.1:1883","access_token":"eyJhbGciOiJIUzI1NiJ9.eyJkZXZpY2UiOiJ42In0.c2lnbmF0dXJl"}}"#
+        let body =
+            #"{"code":0,"message":"success","data":{"username":"pilot42","workspace_id":"w1","mqtt_username":"rc42","mqtt_password":"mp42","mqtt_addr":"tcp://10.1.0.1:1883","access_token":"eyJhbGciOiJIUzI1NiJ9.eyJkZXZpY2UiOiJ42In0.c2lnbmF0dXJl"}}"#
         let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
         guard chunked else { return Array((head + "Content-Length: \(body.utf8.count)\r\n\r\n" + body).utf8) }
         let bytes = Array(body.utf8)
@@ -193,8 +200,9 @@ enum Frames {
     /// A handshake, then `segments` client data segments of `size` bytes (osd publishes back to back), synthesised in
     /// the lab generator's layout (Ethernet, minimal headers).
     static func connection(segments: Int, size: Int, swapPairs: Bool) -> [[UInt8]] {
-        var tcp = TCPFrameSynthesizer(client: Endpoint(address: .v4(0x0A00_000A), port: 50_000), server: Endpoint(address: .v4(0x0A01_0001), port: 1883),
-                                      initialSequence: (client: 1000, server: 5000), maximumSegmentSize: size, format: TrafficGenerator.format)
+        var tcp = TCPFrameSynthesizer(
+            client: Endpoint(address: .v4(0x0A00_000A), port: 50_000), server: Endpoint(address: .v4(0x0A01_0001), port: 1883),
+            initialSequence: (client: 1000, server: 5000), maximumSegmentSize: size, format: TrafficGenerator.format)
         var frames = tcp.handshake()
         var stream: [UInt8] = []
         let osd = publish("thing/product/5YSZL260000042/osd", osdJSON)

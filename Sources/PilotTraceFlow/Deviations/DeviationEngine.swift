@@ -70,10 +70,14 @@ public struct DeviationEngine {
         self.configuration = configuration
     }
 
-    mutating func report(_ rule: Rule, _ time: Timestamp?, _ connection: ConnectionID?, _ ref: MessageRef?, _ text: String,
-                         _ evidence: [(String, JSONValue?)] = []) {
-        findings.append(Deviation(rule: rule, time: time, session: nil, connection: connection, message: ref, text: text,
-                                  evidence: .members(evidence)))
+    mutating func report(
+        _ rule: Rule, _ time: Timestamp?, _ connection: ConnectionID?, _ ref: MessageRef?, _ text: String,
+        _ evidence: [(String, JSONValue?)] = []
+    ) {
+        findings.append(
+            Deviation(
+                rule: rule, time: time, session: nil, connection: connection, message: ref, text: text,
+                evidence: .members(evidence)))
     }
 
     // MARK: - Stream rules
@@ -87,8 +91,9 @@ public struct DeviationEngine {
             let state = mqttPacket(id, dir, record, ts, ref)
             // The first osd per topic is all the rule needs: a topic checked before is skipped without parsing it.
             if dir == .toServer, case .publish(let p) = record.packet,
-               state.topicsChecked.count >= 64 || state.topicsChecked.insert(p.topic).inserted,
-               p.topic.hasSuffix("/osd"), case .device(let sn, .osd) = DJITopic(p.topic), osd[id]?[sn] == nil {
+                state.topicsChecked.count >= 64 || state.topicsChecked.insert(p.topic).inserted,
+                p.topic.hasSuffix("/osd"), case .device(let sn, .osd) = DJITopic(p.topic), osd[id]?[sn] == nil
+            {
                 osd[id, default: [:]][sn] = ts
             }
         case .http(let id, .request(let r)):
@@ -118,7 +123,8 @@ public struct DeviationEngine {
         let p = record.packet
         if dir == .toClient {
             if s.connectSeen, !s.serverSpoke, p.type != .connAck {
-                report(Rules.mqttTrafficBeforeConnack, ts, id, ref, "the server's first packet is \(p.type), not CONNACK", [("type", .text(p.type.description))])
+                report(
+                    Rules.mqttTrafficBeforeConnack, ts, id, ref, "the server's first packet is \(p.type), not CONNACK", [("type", .text(p.type.description))])
             }
             s.serverSpoke = true
         }
@@ -133,8 +139,9 @@ public struct DeviationEngine {
         case .publish(let pub) where pub.qos.rawValue > 0:
             if let pid = pub.packetIdentifier {
                 if s.inFlight[dir.rawValue][pid] != nil, !pub.dup {
-                    report(Rules.mqttPacketIDReused, ts, id, ref, "PUBLISH reuses packet id \(pid) while it is still in flight",
-                           [("packet_id", .int(Int(pid))), ("topic", .text(pub.topic))])
+                    report(
+                        Rules.mqttPacketIDReused, ts, id, ref, "PUBLISH reuses packet id \(pid) while it is still in flight",
+                        [("packet_id", .int(Int(pid))), ("topic", .text(pub.topic))])
                 }
                 s.inFlight[dir.rawValue][pid] = ("PUBLISH \(pub.topic) qos \(pub.qos.rawValue)", ts)
             }
@@ -147,14 +154,16 @@ public struct DeviationEngine {
             s.inFlight[dir.rawValue][u.packetIdentifier] = ("UNSUBSCRIBE", ts)
         case .pubAck(let a), .pubRec(let a):
             if s.inFlight[other.rawValue].removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
-                report(Rules.mqttAckUnknownID, ts, id, ref, "\(p.type) for packet id \(a.packetIdentifier), which has no PUBLISH in flight",
-                       [("packet_id", .int(Int(a.packetIdentifier))), ("type", .text(p.type.description))])
+                report(
+                    Rules.mqttAckUnknownID, ts, id, ref, "\(p.type) for packet id \(a.packetIdentifier), which has no PUBLISH in flight",
+                    [("packet_id", .int(Int(a.packetIdentifier))), ("type", .text(p.type.description))])
             }
             if case .pubRec = p { s.releasing[other.rawValue].insert(a.packetIdentifier) }
         case .pubComp(let a):
             if s.releasing[other.rawValue].remove(a.packetIdentifier) == nil, s.connectSeen {
-                report(Rules.mqttAckUnknownID, ts, id, ref, "PUBCOMP for packet id \(a.packetIdentifier), which has no PUBREL in flight",
-                       [("packet_id", .int(Int(a.packetIdentifier)))])
+                report(
+                    Rules.mqttAckUnknownID, ts, id, ref, "PUBCOMP for packet id \(a.packetIdentifier), which has no PUBREL in flight",
+                    [("packet_id", .int(Int(a.packetIdentifier)))])
             }
         case .subAck(let a):
             if s.inFlight[other.rawValue].removeValue(forKey: a.packetIdentifier) == nil, s.connectSeen {
@@ -174,9 +183,10 @@ public struct DeviationEngine {
         for dir in Direction.allCases {
             let waiting = s.inFlight[dir.rawValue].filter { $0.value.kind.hasPrefix("PUBLISH") }
             guard let first = waiting.min(by: { $0.value.time < $1.value.time }) else { continue }
-            report(Rules.mqttPublishUnacknowledged, first.value.time, id, nil,
-                   "\(waiting.count) QoS>0 PUBLISH\(waiting.count == 1 ? "" : "es") from the \(dir == .toServer ? "client" : "server") never acknowledged (first: \(first.value.kind), id \(first.key))",
-                   [("packet_ids", .array(waiting.keys.sorted().map { .int(Int($0))! })), ("direction", .text(dir == .toServer ? "to-server" : "to-client"))])
+            report(
+                Rules.mqttPublishUnacknowledged, first.value.time, id, nil,
+                "\(waiting.count) QoS>0 PUBLISH\(waiting.count == 1 ? "" : "es") from the \(dir == .toServer ? "client" : "server") never acknowledged (first: \(first.value.kind), id \(first.key))",
+                [("packet_ids", .array(waiting.keys.sorted().map { .int(Int($0))! })), ("direction", .text(dir == .toServer ? "to-server" : "to-client"))])
         }
     }
 
@@ -216,24 +226,27 @@ public struct DeviationEngine {
             report(Rules.tokenRefreshNotPost, time, id, ref, "token refresh called with \(q.method)", base)
         }
         if let token, !isRefresh, (200..<300).contains(r.status), let exp = Self.jwtExpiry(token), exp < time.seconds {
-            report(Rules.expiredTokenAccepted, time, id, ref,
-                   String(format: "%@ %@ answered %d with a token that expired %.0f s earlier", q.method, path, r.status, time.seconds - exp),
-                   base + [("expired_at", .number(JSONNumber(exp)))])
+            report(
+                Rules.expiredTokenAccepted, time, id, ref,
+                String(format: "%@ %@ answered %d with a token that expired %.0f s earlier", q.method, path, r.status, time.seconds - exp),
+                base + [("expired_at", .number(JSONNumber(exp)))])
         }
         let env = HTTPStepRecognizer.envelope(r.body)
         if Self.isAPIPath(path) || isLogin, r.body.json != nil, (200..<300).contains(r.status) {
             if env == nil || env!.code == nil || r.body.json?["message"] == nil || r.body.json?["data"] == nil {
                 let keys: [String]
                 if case .object(let members)? = r.body.json { keys = members.map(\.0) } else { keys = [] }
-                report(Rules.httpEnvelopeMissing, time, id, ref, "\(q.method) \(path): the JSON response lacks the {code, message, data} envelope",
-                       base + [("keys", .strings(keys))])
+                report(
+                    Rules.httpEnvelopeMissing, time, id, ref, "\(q.method) \(path): the JSON response lacks the {code, message, data} envelope",
+                    base + [("keys", .strings(keys))])
             }
         }
         if isLogin, r.status == 200, let code = env?.code, code != 0 {
             report(Rules.loginErrorWith200, time, id, ref, "login failed with envelope code \(code) under HTTP 200", base + [("code", .int(Int(code)))])
         }
         if isLogin || HTTPStepRecognizer.recognize(q, r, profile: configuration.profile).issuedToken != nil,
-           q.body.json?["password"] != nil || r.body.json?["data"]?["access_token"] != nil {
+            q.body.json?["password"] != nil || r.body.json?["data"]?["access_token"] != nil
+        {
             report(Rules.cleartextCredentials, time, id, ref, "\(q.method) \(path): credentials and tokens travel in clear text (plain HTTP)", base)
         }
     }
@@ -249,8 +262,9 @@ public struct DeviationEngine {
             }
             guard !licenseVerified.contains(client), !licenseReported.contains(client) else { continue }
             licenseReported.insert(client)
-            report(Rules.bridgeLicenseNotVerified, q.span.firstByteAt.adding(seconds: -call.secondsBeforeSending), id, ref,
-                   "\(call.function!) called before platformVerifyLicense succeeded", [("bridge", .text(call.function))])
+            report(
+                Rules.bridgeLicenseNotVerified, q.span.firstByteAt.adding(seconds: -call.secondsBeforeSending), id, ref,
+                "\(call.function!) called before platformVerifyLicense succeeded", [("bridge", .text(call.function))])
         }
     }
 
@@ -278,8 +292,10 @@ public struct DeviationEngine {
         var eventConnections: [ConnectionID] = []
         var seen = Set<ConnectionID>()
         for e in s.events { if let c = e.connection, seen.insert(c).inserted { eventConnections.append(c) } }
-        retired.append(Retired(serial: s.serial, start: s.start, connections: s.connections, eventConnections: eventConnections,
-                               findings: findings, partial: partialReasons(s, encrypted: false)))
+        retired.append(
+            Retired(
+                serial: s.serial, start: s.start, connections: s.connections, eventConnections: eventConnections,
+                findings: findings, partial: partialReasons(s, encrypted: false)))
         for c in s.connections {
             osd[c] = nil
             gaps.remove(c)
@@ -343,7 +359,10 @@ public struct DeviationEngine {
         for i in out.indices {
             let f = out[i]
             if f.rule == Rules.cleartextCredentials,
-               !seenCleartext.insert(f.session.map { "s\($0)" } ?? "c\(f.connection?.rawValue ?? 0)").inserted { continue }
+                !seenCleartext.insert(f.session.map { "s\($0)" } ?? "c\(f.connection?.rawValue ?? 0)").inserted
+            {
+                continue
+            }
             if kept != i { out.swapAt(kept, i) }
             kept += 1
         }
@@ -376,8 +395,10 @@ public struct DeviationEngine {
             let others = Array(Set(list(out[k], "by_clients") + list(out[i], "by_clients"))).sorted()
             let count = Int(out[k].evidence["takeovers"]?.int64Value ?? 0) + Int(out[i].evidence["takeovers"]?.int64Value ?? 0)
             out[k].text = takeoverText(id, devices: devices, others: others, count: count)
-            out[k].evidence = .members([("client_id", .text(id)), ("devices", .strings(devices)), ("by_clients", .strings(others)),
-                                        ("takeovers", .int(count))])
+            out[k].evidence = .members([
+                ("client_id", .text(id)), ("devices", .strings(devices)), ("by_clients", .strings(others)),
+                ("takeovers", .int(count)),
+            ])
             drop.insert(i)
         }
         for i in drop.reversed() { out.remove(at: i) }
@@ -402,8 +423,10 @@ public struct DeviationEngine {
     func timelineRules(_ s: Session, captureEnd: Timestamp, withCaptureIncomplete: Bool = true) -> [Deviation] {
         var out: [Deviation] = []
         func add(_ rule: Rule, _ e: TimelineEvent?, _ text: String, _ evidence: [(String, JSONValue?)] = []) {
-            out.append(Deviation(rule: rule, time: e?.time, session: s.number, connection: e?.connection, message: e?.message,
-                                 text: text, evidence: .members(evidence)))
+            out.append(
+                Deviation(
+                    rule: rule, time: e?.time, session: s.number, connection: e?.connection, message: e?.message,
+                    text: text, evidence: .members(evidence)))
         }
         let deadline = configuration.replyDeadline
         let events = s.events
@@ -418,14 +441,18 @@ public struct DeviationEngine {
                 let closed = events[(i + 1)...].first { ($0.step == .linkLost || $0.step == .mqttDisconnect) && $0.connection == e.connection }
                 let horizon = min(closed?.time ?? captureEnd, captureEnd)
                 if (later.map { $0.time.seconds(since: e.time) > deadline } ?? true) && horizon.seconds(since: e.time) > deadline {
-                    add(Rules.statusNotSent, e, later == nil ? "no update_topo followed the accepted CONNECT"
-                        : String(format: "update_topo came %.1f s after the CONNACK", later!.time.seconds(since: e.time)))
+                    add(
+                        Rules.statusNotSent, e,
+                        later == nil
+                            ? "no update_topo followed the accepted CONNECT"
+                            : String(format: "update_topo came %.1f s after the CONNACK", later!.time.seconds(since: e.time)))
                 }
             case .mqttConnack:
                 var text = "CONNACK \(e.detail["return_code"]?.int64Value.map(String.init) ?? "?") (\(e.detail["reason"]?.stringValue ?? "refused"))"
                 if let attempts = e.detail["attempts"]?.int64Value, attempts > 1 {
-                    text += String(format: ", refused %d times in %.1f s (the client retried with the same client id)", attempts,
-                                   e.detail["over_seconds"]?.doubleValue ?? 0)
+                    text += String(
+                        format: ", refused %d times in %.1f s (the client retried with the same client id)", attempts,
+                        e.detail["over_seconds"]?.doubleValue ?? 0)
                 }
                 add(Rules.mqttConnectRefused, e, text, [("return_code", e.detail["return_code"]), ("attempts", e.detail["attempts"])])
             case .mqttConnect:
@@ -439,12 +466,16 @@ public struct DeviationEngine {
                     if !differs.isEmpty {
                         let what = differs.count == 2 ? "username and password differ" : "\(differs[0]) differs"
                         let used = e.detail["username"]?.stringValue.map { " (CONNECT as \($0))" } ?? ""
-                        add(Rules.mqttCredentialsMismatch, e, "the CONNECT's \(what) from the one\(differs.count == 2 ? "s" : "") issued by \(source)\(used)",
-                            [("differs", .strings(differs)), ("issued_by", .text(source)), ("issued_username", e.detail["issued_username"]),
-                             ("used_username", e.detail["username"])])
+                        add(
+                            Rules.mqttCredentialsMismatch, e, "the CONNECT's \(what) from the one\(differs.count == 2 ? "s" : "") issued by \(source)\(used)",
+                            [
+                                ("differs", .strings(differs)), ("issued_by", .text(source)), ("issued_username", e.detail["issued_username"]),
+                                ("used_username", e.detail["username"]),
+                            ])
                     }
                 } else if let issued = lastIssuedUser, let used = e.detail["username"]?.stringValue, used != issued {
-                    add(Rules.mqttCredentialsMismatch, e, "CONNECT as \(used), but the cloud handed out \(issued)",
+                    add(
+                        Rules.mqttCredentialsMismatch, e, "CONNECT as \(used), but the cloud handed out \(issued)",
                         [("differs", .strings(["username"])), ("issued_username", .text(issued)), ("used_username", .text(used))])
                 }
             case .mqttCredentials:
@@ -452,7 +483,8 @@ public struct DeviationEngine {
                 lastIssuedAddress = e.detail["mqtt_addr"]?.stringValue ?? lastIssuedAddress
             case .moduleLoad where e.detail["module"]?.stringValue == "thing":
                 if let host = e.detail["host"]?.stringValue, let issued = lastIssuedAddress, !Self.sameBroker(host, issued) {
-                    add(Rules.thingHostMismatch, e, "thing loaded with host \(host), but the cloud issued \(issued)",
+                    add(
+                        Rules.thingHostMismatch, e, "thing loaded with host \(host), but the cloud issued \(issued)",
                         [("host", .text(host)), ("mqtt_addr", .text(issued))])
                 }
             case .workspaceSet:
@@ -475,11 +507,16 @@ public struct DeviationEngine {
                 }
                 unansweredTopo = e
             case .statusReply:
-                if e.ok { unansweredTopo = nil }
-                else {
+                if e.ok {
+                    unansweredTopo = nil
+                } else {
                     let matched = e.detail["matched"]?.boolValue ?? false
-                    add(Rules.statusReplyMismatch, e, matched ? "status_reply result \(e.detail["result"]?.int64Value.map(String.init) ?? "missing")"
-                        : "status_reply tid/bid match no pending status", [("tid", e.detail["tid"]), ("bid", e.detail["bid"]), ("result", e.detail["result"])])
+                    add(
+                        Rules.statusReplyMismatch, e,
+                        matched
+                            ? "status_reply result \(e.detail["result"]?.int64Value.map(String.init) ?? "missing")"
+                            : "status_reply tid/bid match no pending status",
+                        [("tid", e.detail["tid"]), ("bid", e.detail["bid"]), ("result", e.detail["result"])])
                 }
             case .linkLost where e.detail["reason"]?.stringValue == "keep-alive":
                 add(Rules.mqttKeepAliveExceeded, e, "no packet from the device for 1.5 × its keep-alive")
@@ -493,7 +530,8 @@ public struct DeviationEngine {
             // One per session here; ``finish`` merges them into one per client id.
             let others = Array(Set(takeovers.compactMap { $0.detail["by_client"]?.stringValue })).sorted()
             let device = s.gatewaySN ?? s.client ?? "?"
-            add(Rules.mqttClientIDTakeover, first, Self.takeoverText(clientID, devices: [device], others: others, count: takeovers.count),
+            add(
+                Rules.mqttClientIDTakeover, first, Self.takeoverText(clientID, devices: [device], others: others, count: takeovers.count),
                 [("client_id", .text(clientID)), ("devices", .strings([device])), ("by_clients", .strings(others)), ("takeovers", .int(takeovers.count))])
         }
         for x in s.exchanges where x.kind == .status {
@@ -501,11 +539,14 @@ public struct DeviationEngine {
             let observable = captureEnd.seconds(since: x.requestTime) > deadline
             if (!x.answered && observable) || late {
                 let topo = events.first { $0.step == .updateTopo && $0.time == x.requestTime }
-                out.append(Deviation(rule: Rules.statusReplyMissing, time: x.requestTime, session: s.number, connection: x.requestConnection,
-                                     message: topo?.message,
-                                     text: late ? String(format: "status_reply came after %.1f s (deadline %.0f s)", x.latency!, deadline)
-                                        : "no status_reply within \(Int(deadline)) s",
-                                     evidence: .members([("tid", .text(x.tid)), ("bid", .text(x.bid)), ("gateway_sn", .text(x.gateway))])))
+                out.append(
+                    Deviation(
+                        rule: Rules.statusReplyMissing, time: x.requestTime, session: s.number, connection: x.requestConnection,
+                        message: topo?.message,
+                        text: late
+                            ? String(format: "status_reply came after %.1f s (deadline %.0f s)", x.latency!, deadline)
+                            : "no status_reply within \(Int(deadline)) s",
+                        evidence: .members([("tid", .text(x.tid)), ("bid", .text(x.bid)), ("gateway_sn", .text(x.gateway))])))
             }
         }
         for x in s.exchanges where x.kind == .services || x.kind == .events {
@@ -513,13 +554,17 @@ public struct DeviationEngine {
             let late = x.latency.map { $0 > limit } ?? false
             guard (!x.answered && captureEnd.seconds(since: x.requestTime) > limit) || late else { continue }
             let rule = x.kind == .services ? Rules.servicesReplyMissing : Rules.eventsReplyMissing
-            out.append(Deviation(rule: rule, time: x.requestTime, session: s.number, connection: x.requestConnection, message: nil,
-                                 text: "\(x.kind.rawValue) \(x.method ?? "")" + (late ? String(format: " answered after %.1f s", x.latency!) : " never answered"),
-                                 evidence: .members([("tid", .text(x.tid)), ("bid", .text(x.bid)), ("method", .text(x.method))])))
+            out.append(
+                Deviation(
+                    rule: rule, time: x.requestTime, session: s.number, connection: x.requestConnection, message: nil,
+                    text: "\(x.kind.rawValue) \(x.method ?? "")" + (late ? String(format: " answered after %.1f s", x.latency!) : " never answered"),
+                    evidence: .members([("tid", .text(x.tid)), ("bid", .text(x.bid)), ("method", .text(x.method))])))
         }
         // The documented gateway/aircraft pairs (§5).
-        let pairs: [String: [String]] = ["2-56-0": ["0-60-0"], "2-119-0": ["0-89-0", "0-60-0", "0-67-0", "0-67-1"],
-                                         "2-144-0": ["0-77-0", "0-77-1", "0-77-2", "0-77-3"], "2-174-0": ["0-99-0", "0-99-1", "0-103-0"]]
+        let pairs: [String: [String]] = [
+            "2-56-0": ["0-60-0"], "2-119-0": ["0-89-0", "0-60-0", "0-67-0", "0-67-1"],
+            "2-144-0": ["0-77-0", "0-77-1", "0-77-2", "0-77-3"], "2-174-0": ["0-99-0", "0-99-1", "0-103-0"],
+        ]
         var reportedModels = Set<String>()
         for e in events where e.step == .updateTopo {
             guard let gateway = e.detail["gateway_model"]?.stringValue, !gateway.hasPrefix("?") else { continue }
@@ -533,17 +578,22 @@ public struct DeviationEngine {
                 }
             }
             if let problem, reportedModels.insert(problem).inserted {
-                out.append(Deviation(rule: Rules.gatewayModelUnexpected, time: e.time, session: s.number, connection: e.connection,
-                                     message: e.message, text: problem, evidence: .members([("gateway_model", .text(gateway))])))
+                out.append(
+                    Deviation(
+                        rule: Rules.gatewayModelUnexpected, time: e.time, session: s.number, connection: e.connection,
+                        message: e.message, text: problem, evidence: .members([("gateway_model", .text(gateway))])))
             }
             if let ms = e.detail["timestamp"]?.doubleValue {
                 let digits = String(Int64(ms)).count
                 if digits != 13 || abs(ms / 1000 - e.time.seconds) > 300 {
-                    out.append(Deviation(rule: Rules.timestampSuspicious, time: e.time, session: s.number, connection: e.connection,
-                                         message: e.message,
-                                         text: digits != 13 ? "update_topo timestamp \(Int64(ms)) has \(digits) digits, not 13 (milliseconds)"
-                                            : String(format: "update_topo timestamp is %.0f s away from the capture time", ms / 1000 - e.time.seconds),
-                                         evidence: .members([("timestamp", .number(JSONNumber(ms)))])))
+                    out.append(
+                        Deviation(
+                            rule: Rules.timestampSuspicious, time: e.time, session: s.number, connection: e.connection,
+                            message: e.message,
+                            text: digits != 13
+                                ? "update_topo timestamp \(Int64(ms)) has \(digits) digits, not 13 (milliseconds)"
+                                : String(format: "update_topo timestamp is %.0f s away from the capture time", ms / 1000 - e.time.seconds),
+                            evidence: .members([("timestamp", .number(JSONNumber(ms)))])))
                 }
             }
         }
@@ -555,12 +605,16 @@ public struct DeviationEngine {
             for c in s.connections {
                 for (sn, t) in (osd[c] ?? [:]).sorted(by: { $0.value < $1.value }) where !known.contains(sn) {
                     if events.first?.step == .alreadyConnected, topologyKnownFrom.map({ t < $0 }) ?? true { continue }
-                    out.append(Deviation(rule: Rules.osdUnknownDevice, time: t, session: s.number, connection: c, message: nil,
-                                         text: "osd for \(sn), which is neither the gateway nor a listed aircraft", evidence: .members([("sn", .text(sn))])))
+                    out.append(
+                        Deviation(
+                            rule: Rules.osdUnknownDevice, time: t, session: s.number, connection: c, message: nil,
+                            text: "osd for \(sn), which is neither the gateway nor a listed aircraft", evidence: .members([("sn", .text(sn))])))
                 }
             }
         }
-        if events.contains(where: { $0.step == .mqttConnect }), let c = events.first(where: { $0.step == .mqttConnect }), c.detail["password_present"]?.boolValue == true {
+        if events.contains(where: { $0.step == .mqttConnect }), let c = events.first(where: { $0.step == .mqttConnect }),
+            c.detail["password_present"]?.boolValue == true
+        {
             add(Rules.cleartextCredentials, c, "the MQTT password travels in clear text (plain TCP)")
         }
         if withCaptureIncomplete, let incomplete = captureIncomplete(partialReasons(s, encrypted: false), session: s.number, start: s.start) {
@@ -576,7 +630,9 @@ public struct DeviationEngine {
             partial.append("the capture starts after the session began (first step: \(first.step.rawValue))")
         }
         let gapped = s.connections.filter(gaps.contains)
-        if !gapped.isEmpty { partial.append("TCP gaps on connection\(gapped.count == 1 ? "" : "s") \(gapped.map { "#\($0.rawValue)" }.joined(separator: ", "))") }
+        if !gapped.isEmpty {
+            partial.append("TCP gaps on connection\(gapped.count == 1 ? "" : "s") \(gapped.map { "#\($0.rawValue)" }.joined(separator: ", "))")
+        }
         return partial
     }
 
@@ -585,7 +641,8 @@ public struct DeviationEngine {
         var partial = reasons
         if !encrypted.isEmpty { partial.append("\(encrypted.count) encrypted (TLS) connection\(encrypted.count == 1 ? "" : "s") in the capture") }
         guard !partial.isEmpty else { return nil }
-        return Deviation(rule: Rules.captureIncomplete, time: start, session: session, connection: nil, message: nil,
-                         text: partial.joined(separator: "; "), evidence: .members([("reasons", .strings(partial))]))
+        return Deviation(
+            rule: Rules.captureIncomplete, time: start, session: session, connection: nil, message: nil,
+            text: partial.joined(separator: "; "), evidence: .members([("reasons", .strings(partial))]))
     }
 }

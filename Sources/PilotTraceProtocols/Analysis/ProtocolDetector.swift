@@ -143,7 +143,8 @@ public enum ProtocolDetector {
             return c
         }
         if MQTTStreamDecoder.plausibleStream(bytes, minimumPackets: 3) {
-            return Classification(.mqtt, .midstream, "picked up mid-stream: \(toServer ? "client" : "server") bytes parse as consecutive MQTT packets; the version is assumed")
+            return Classification(
+                .mqtt, .midstream, "picked up mid-stream: \(toServer ? "client" : "server") bytes parse as consecutive MQTT packets; the version is assumed")
         }
         if bytes.count >= 5, (20...23).contains(bytes[0]), bytes[1] == 3, bytes[2] <= 4 {
             return Classification(.tls, .midstream, "picked up mid-stream: TLS records; encrypted, record it with `pilottrace proxy` to see inside")
@@ -210,7 +211,10 @@ public enum ProtocolDetector {
             guard let up = exactMQTTPackets(s.client, version), let down = exactMQTTPackets(s.server, version) else { continue }
             let total = up + down
             guard total >= 3 || (total >= 2 && portSays) else { return nil }
-            var c = Classification(.mqtt, .midstream, "picked up mid-stream: all \(total) packets' bytes parse exactly as MQTT \(version)\(total < 3 ? " on an MQTT port" : ""); the version is assumed")
+            var c = Classification(
+                .mqtt, .midstream,
+                "picked up mid-stream: all \(total) packets' bytes parse exactly as MQTT \(version)\(total < 3 ? " on an MQTT port" : ""); the version is assumed"
+            )
             c.mqttVersion = version
             return c
         }

@@ -178,9 +178,11 @@ public struct StreamAnalyzer {
             if let reversed = endpointVerdict(c.info) {
                 decision.rolesReversed = reversed
                 let server = reversed ? c.info.client : c.info.server
-                decision.note += "; roles from the endpoints: \(server) is the server (it serves other connections, or was the server of a captured handshake or an mqtt_addr)"
+                decision.note +=
+                    "; roles from the endpoints: \(server) is the server (it serves other connections, or was the server of a captured handshake or an mqtt_addr)"
             } else if !force && !full, decision.appProtocol == .mqtt, !Self.servicePortDecides(c.info), let first = c.sample.map({ $0.info.firstSeen }),
-                      (c.lastSampleTime ?? first).seconds(since: first) < Self.roleEvidenceWait {
+                (c.lastSampleTime ?? first).seconds(since: first) < Self.roleEvidenceWait
+            {
                 return  // wait a little for another connection to the same broker
             }
         }
@@ -313,15 +315,19 @@ public struct StreamAnalyzer {
         }
     }
 
-    func drain(_ mqtt: inout MQTTConnectionDecoder, _ id: ConnectionID, _ dir: Direction, at ts: Timestamp, overWebSocket: Bool,
-               into out: inout [MessageEvent]) {
+    func drain(
+        _ mqtt: inout MQTTConnectionDecoder, _ id: ConnectionID, _ dir: Direction, at ts: Timestamp, overWebSocket: Bool,
+        into out: inout [MessageEvent]
+    ) {
         // A CONNECT from the client may set the version for the server's direction too: drain both.
         drainOne(&mqtt, id, dir, at: ts, overWebSocket: overWebSocket, into: &out)
         drainOne(&mqtt, id, dir.reversed, at: ts, overWebSocket: overWebSocket, into: &out)
     }
 
-    func drainOne(_ mqtt: inout MQTTConnectionDecoder, _ id: ConnectionID, _ d: Direction, at ts: Timestamp, overWebSocket: Bool,
-                  into out: inout [MessageEvent]) {
+    func drainOne(
+        _ mqtt: inout MQTTConnectionDecoder, _ id: ConnectionID, _ d: Direction, at ts: Timestamp, overWebSocket: Bool,
+        into out: inout [MessageEvent]
+    ) {
         guard mqtt.hasEvents(d) else { return }
         for e in mqtt.drain(direction: d) {
             switch e {

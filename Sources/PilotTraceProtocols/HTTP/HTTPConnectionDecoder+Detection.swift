@@ -37,7 +37,8 @@ extension HTTPConnectionDecoder {
         let targetStart = i
         if i < p.endIndex {
             let f = p[i]
-            let plausible = f == UInt8(ascii: "/") || f == UInt8(ascii: "*")
+            let plausible =
+                f == UInt8(ascii: "/") || f == UInt8(ascii: "*")
                 || (f >= UInt8(ascii: "a") && f <= UInt8(ascii: "z")) || (f >= UInt8(ascii: "A") && f <= UInt8(ascii: "Z"))
                 || (f >= UInt8(ascii: "0") && f <= UInt8(ascii: "9")) || f == UInt8(ascii: "[")
             guard plausible else { return false }

@@ -68,10 +68,11 @@ public enum HTTPSecrets {
     public static func maskedJSON(_ value: JSONValue) -> JSONValue {
         switch value {
         case .object(let members):
-            return .object(members.map { key, v in
-                if isSecretParameter(key), !v.isContainer { return (key, .string(mask)) }
-                return (key, maskedJSON(v))
-            })
+            return .object(
+                members.map { key, v in
+                    if isSecretParameter(key), !v.isContainer { return (key, .string(mask)) }
+                    return (key, maskedJSON(v))
+                })
         case .array(let elements):
             return .array(elements.map(maskedJSON))
         default:
@@ -200,7 +201,9 @@ enum HTTPDisplay {
             out += (showSecrets ? json : HTTPSecrets.maskedJSON(json)).pretty() + "\n"
         } else {
             let content = body.content
-            if let text = String(validating: content, as: UTF8.self), !text.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\r" && $0 != "\t" }) {
+            if let text = String(validating: content, as: UTF8.self),
+                !text.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\n" && $0 != "\r" && $0 != "\t" })
+            {
                 let form = HTTPStreamParser.mediaType(headers["Content-Type"]) == "application/x-www-form-urlencoded"
                 out += HTTPDisplay.clip(form && !showSecrets ? HTTPSecrets.maskedQuery(text) : text, limit) + "\n"
             } else {

@@ -576,7 +576,8 @@ struct HTTPStreamParser: Sendable {
             if head.headers.contains("Content-Length") { anomalies.append(.transferEncodingWithContentLength) }
             if head.version == .http10 { anomalies.append(.transferEncodingInHTTP10) }
             guard te.last == "chunked" else {
-                return .failure(.init(code: .unsupportedTransferEncoding, message: "request Transfer-Encoding '\(te.joined(separator: ", "))' does not end in chunked"))
+                return .failure(
+                    .init(code: .unsupportedTransferEncoding, message: "request Transfer-Encoding '\(te.joined(separator: ", "))' does not end in chunked"))
             }
             return .success(.chunked)
         }
@@ -588,7 +589,9 @@ struct HTTPStreamParser: Sendable {
     }
 
     /// RFC 9112 §6.3 for responses.
-    static func responseFraming(_ head: HTTPResponseHead, request: HTTPPendingRequest?, anomalies: inout [HTTPAnomaly]) -> Result<HTTPBodyFraming, HTTPHeadParser.Failure> {
+    static func responseFraming(
+        _ head: HTTPResponseHead, request: HTTPPendingRequest?, anomalies: inout [HTTPAnomaly]
+    ) -> Result<HTTPBodyFraming, HTTPHeadParser.Failure> {
         let status = head.status
         if status == 101 { return .success(.tunnel) }
         if let request, request.isConnect, (200...299).contains(status) { return .success(.tunnel) }
@@ -645,7 +648,9 @@ struct HTTPStreamParser: Sendable {
                 read += 1
             } else if byte(read) == HTTPHeadParser.cr {
                 guard read + 1 < end else { return false }
-                guard byte(read + 1) == HTTPHeadParser.lf else { return failBody(.missingChunkTerminator, "chunk data not followed by CRLF", context: &context) }
+                guard byte(read + 1) == HTTPHeadParser.lf else {
+                    return failBody(.missingChunkTerminator, "chunk data not followed by CRLF", context: &context)
+                }
                 read += 2
             } else {
                 return failBody(.missingChunkTerminator, "chunk data not followed by CRLF", context: &context)
@@ -722,7 +727,8 @@ struct HTTPStreamParser: Sendable {
         while true {
             if let c = candidate {
                 let prefix = bytes(c..<end)
-                let verdict = role == .requests
+                let verdict =
+                    role == .requests
                     ? HTTPConnectionDecoder.matchRequestLine(prefix, maxLineBytes: limit)
                     : HTTPConnectionDecoder.matchStatusLine(prefix, maxLineBytes: limit)
                 switch verdict {
@@ -781,8 +787,9 @@ struct HTTPStreamParser: Sendable {
         var anomalies: [HTTPAnomaly] = []
         let lines = HTTPHeadParser.lines(bytes(d.start..<end), anomalies: &anomalies)
         let lastByteAt = timeline.at(max(end - 1, d.start))
-        let span = HTTPMessageSpan(offset: d.start, length: end - d.start, firstByteAt: d.firstByteAt, lastByteAt: lastByteAt,
-                                   frames: FrameSpan(first: d.firstFrame, last: timeline.frame(max(end - 1, d.start))))
+        let span = HTTPMessageSpan(
+            offset: d.start, length: end - d.start, firstByteAt: d.firstByteAt, lastByteAt: lastByteAt,
+            frames: FrameSpan(first: d.firstFrame, last: timeline.frame(max(end - 1, d.start))))
         let incomplete = HTTPIncompleteness(reason: reason, lostBytes: 0)
         guard let first = lines.first else {
             statistics.skippedBytes += end - d.start
@@ -826,21 +833,27 @@ struct HTTPStreamParser: Sendable {
         read = end
     }
 
-    private mutating func emitIncomplete(_ reason: HTTPIncompleteness.Reason, missing: Int?, at: Timestamp, endOffset: Int? = nil, context: inout HTTPConnectionContext) {
+    private mutating func emitIncomplete(
+        _ reason: HTTPIncompleteness.Reason, missing: Int?, at: Timestamp, endOffset: Int? = nil, context: inout HTTPConnectionContext
+    ) {
         guard let d = draft else { return }
-        completeMessage(at: at, incomplete: HTTPIncompleteness(reason: reason, lostBytes: d.lostBytes, missingBodyBytes: missing), endOffset: endOffset, context: &context)
+        completeMessage(
+            at: at, incomplete: HTTPIncompleteness(reason: reason, lostBytes: d.lostBytes, missingBodyBytes: missing), endOffset: endOffset, context: &context)
     }
 
     /// Emits the draft and decides what follows it (the next message, a pause for an upgrade, WebSocket).
-    private mutating func completeMessage(at lastByteAt: Timestamp, incomplete: HTTPIncompleteness? = nil, endOffset: Int? = nil, context: inout HTTPConnectionContext) {
+    private mutating func completeMessage(
+        at lastByteAt: Timestamp, incomplete: HTTPIncompleteness? = nil, endOffset: Int? = nil, context: inout HTTPConnectionContext
+    ) {
         guard let d = draft else { return }
         draft = nil
         state = .idle
         var incomplete = incomplete
         if incomplete == nil, d.lostBytes > 0 { incomplete = HTTPIncompleteness(reason: .gap, lostBytes: d.lostBytes) }
         let messageEnd = endOffset ?? read
-        let span = HTTPMessageSpan(offset: d.start, length: max(0, messageEnd - d.start), firstByteAt: d.firstByteAt, lastByteAt: lastByteAt,
-                                   frames: FrameSpan(first: d.firstFrame, last: timeline.frame(max(messageEnd - 1, d.start))))
+        let span = HTTPMessageSpan(
+            offset: d.start, length: max(0, messageEnd - d.start), firstByteAt: d.firstByteAt, lastByteAt: lastByteAt,
+            frames: FrameSpan(first: d.firstFrame, last: timeline.frame(max(messageEnd - 1, d.start))))
         statistics.messages += 1
         if incomplete != nil { statistics.incompleteMessages += 1 }
         var anomalies = d.anomalies

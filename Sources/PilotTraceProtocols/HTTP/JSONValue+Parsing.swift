@@ -17,7 +17,9 @@ extension JSONValue {
     }
 
     /// Parses a JSON text given as a string.
-    public static func parse(_ text: String, maxDepth: Int = JSONValue.defaultMaxDepth) throws(JSONError)
+    public static func parse(
+        _ text: String, maxDepth: Int = JSONValue.defaultMaxDepth
+    ) throws(JSONError)
         -> JSONValue
     {
         try parse(Array(text.utf8), maxDepth: maxDepth)

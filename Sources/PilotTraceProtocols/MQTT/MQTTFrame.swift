@@ -134,8 +134,9 @@ public struct MQTTFrame: Sendable {
     public static func read(
         _ bytes: [UInt8], at index: Int = 0, streamOffset: Int = 0, maxRemainingLength: Int = 16 << 20
     ) throws(MQTTError) -> MQTTFrame? {
-        guard let header = try MQTTFixedHeader.read(
-            bytes, at: index, streamOffset: streamOffset, maxRemainingLength: maxRemainingLength)
+        guard
+            let header = try MQTTFixedHeader.read(
+                bytes, at: index, streamOffset: streamOffset, maxRemainingLength: maxRemainingLength)
         else { return nil }
         guard bytes.count - index >= header.frameLength else { return nil }
         return MQTTFrame(header: header, bytes: bytes, start: index, streamOffset: streamOffset)

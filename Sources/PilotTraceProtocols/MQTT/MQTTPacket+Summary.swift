@@ -65,8 +65,9 @@ extension MQTTPacket {
             id(p.packetIdentifier)
             if p.dup { add("dup") }
             if p.retain { add("retain") }
-            add(p.payload.truncated
-                ? "payload=\(p.payload.length)B(kept \(p.payload.stored.count)B)" : "payload=\(p.payload.length)B")
+            add(
+                p.payload.truncated
+                    ? "payload=\(p.payload.length)B(kept \(p.payload.stored.count)B)" : "payload=\(p.payload.length)B")
             common(p.properties)
         case .pubAck(let r), .pubRec(let r), .pubRel(let r), .pubComp(let r):
             id(r.packetIdentifier)
@@ -74,8 +75,10 @@ extension MQTTPacket {
             common(r.properties)
         case .subscribe(let s):
             id(s.packetIdentifier)
-            add("filters=[" + s.subscriptions.map { "\(MQTTText.quoted($0.topicFilter)) qos=\($0.qos)" }
-                .joined(separator: ", ") + "]")
+            add(
+                "filters=["
+                    + s.subscriptions.map { "\(MQTTText.quoted($0.topicFilter)) qos=\($0.qos)" }
+                    .joined(separator: ", ") + "]")
             common(s.properties)
         case .subAck(let s):
             id(s.packetIdentifier)
@@ -110,7 +113,8 @@ extension MQTTPacket {
     /// for every stored packet, and appending to a `String` piece by piece cost about 5,000 instructions a packet.
     static func publishSummary(_ p: MQTTPublish) -> String? {
         guard case .literal = p.topicSource,
-              !p.properties.contains(where: { $0.identifier == .reasonString || $0.identifier == .userProperty }) else { return nil }
+            !p.properties.contains(where: { $0.identifier == .reasonString || $0.identifier == .userProperty })
+        else { return nil }
         var topic = p.topic
         return topic.withUTF8 { topic -> String? in
             guard !topic.contains(where: MQTTText.escaped) else { return nil }

@@ -176,8 +176,9 @@ public struct MQTTStreamDecoder: Sendable {
 
     mutating func step() throws(MQTTError) -> MQTTPacketRecord? {
         if pending != nil { return continuePublish() }
-        guard let header = try MQTTFixedHeader.read(
-            buffer, at: start, streamOffset: offset, maxRemainingLength: configuration.maxRemainingLength)
+        guard
+            let header = try MQTTFixedHeader.read(
+                buffer, at: start, streamOffset: offset, maxRemainingLength: configuration.maxRemainingLength)
         else { return nil }
         let type = try header.validate(version: version, streamOffset: offset)
         let bodyStart = start + header.headerLength
@@ -185,8 +186,9 @@ public struct MQTTStreamDecoder: Sendable {
 
         if type == .publish {
             // Parse the variable header as soon as it is here, then stream the payload.
-            guard let headerEnd = MQTTPublishHeader.measureEnd(
-                buffer, bodyStart: bodyStart, frameEnd: frameEnd, qos: (header.flags >> 1) & 0b11, version: version),
+            guard
+                let headerEnd = MQTTPublishHeader.measureEnd(
+                    buffer, bodyStart: bodyStart, frameEnd: frameEnd, qos: (header.flags >> 1) & 0b11, version: version),
                 headerEnd <= buffer.count
             else { return nil }
             var r = MQTTReader(

@@ -37,9 +37,10 @@ public struct TLSClientHello: Hashable, Sendable {
         let end = min(c.end, c.index + length)
         var body = ByteCursor(c.bytes, from: c.index, to: end)
         guard let version = body.u16(), body.skip(32),  // random
-              let sid = body.u8(), body.skip(Int(sid)),
-              let suites = body.u16(), body.skip(Int(suites)),
-              let comp = body.u8(), body.skip(Int(comp)) else { return nil }
+            let sid = body.u8(), body.skip(Int(sid)),
+            let suites = body.u16(), body.skip(Int(suites)),
+            let comp = body.u8(), body.skip(Int(comp))
+        else { return nil }
         var hello = TLSClientHello(legacyVersion: version, serverName: nil, alpn: [], offersTLS13: false)
         guard let extLength = body.u16() else { return hello }  // no extensions
         var ext = ByteCursor(body.bytes, from: body.index, to: min(body.end, body.index + Int(extLength)))

@@ -283,8 +283,9 @@ public struct WebSocketFrameDecoder: Sendable {
                 } else if length > 125 {
                     events.append(.error(error(.controlFrameTooLong, "\(opcode) frame with \(length) bytes of payload (at most 125)")))
                 } else {
-                    control = Partial(opcode: opcode, masked: masked, compressed: false, offset: headerOffset, firstByteAt: headerAt,
-                                      firstFrame: headerFrame, anomalies: anomalies)
+                    control = Partial(
+                        opcode: opcode, masked: masked, compressed: false, offset: headerOffset, firstByteAt: headerAt,
+                        firstFrame: headerFrame, anomalies: anomalies)
                     target = .control
                 }
             } else if opcode == .continuation {

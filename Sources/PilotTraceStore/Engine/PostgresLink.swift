@@ -469,7 +469,8 @@ public final class PostgresLink: @unchecked Sendable {
                 // $tag$ … $tag$ (tag empty or an identifier not starting with a digit); `$1` is a parameter.
                 var j = i + 1
                 while j < s.count, isIdentifierByte(s[j]), s[j] != UInt8(ascii: "$") { j += 1 }
-                let tagIsValid = j < s.count && s[j] == UInt8(ascii: "$")
+                let tagIsValid =
+                    j < s.count && s[j] == UInt8(ascii: "$")
                     && (j == i + 1 || !(s[i + 1] >= 0x30 && s[i + 1] <= 0x39))
                 guard tagIsValid else { copy(to: i + 1); continue }
                 let tag = Array(s[i...j])

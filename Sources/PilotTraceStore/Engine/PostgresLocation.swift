@@ -138,8 +138,9 @@ public struct PostgresLocation: Sendable, Hashable {
                 switch name {
                 case "sslmode":
                     guard let mode = TLSMode(rawValue: value) else {
-                        throw bad("sslmode=\(value) is not supported (use "
-                            + TLSMode.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+                        throw bad(
+                            "sslmode=\(value) is not supported (use "
+                                + TLSMode.allCases.map(\.rawValue).joined(separator: ", ") + ")")
                     }
                     tls = mode
                 case "sslrootcert":
@@ -150,8 +151,9 @@ public struct PostgresLocation: Sendable, Hashable {
                 }
             }
         }
-        self.init(user: user, password: password, host: host, port: port, database: database, tls: tls,
-                  rootCertificatePath: rootCertificatePath)
+        self.init(
+            user: user, password: password, host: host, port: port, database: database, tls: tls,
+            rootCertificatePath: rootCertificatePath)
     }
 
     /// The location as a URL with the password (if any) replaced by `***`: what messages and logs show. Always
@@ -172,7 +174,8 @@ public struct PostgresLocation: Sendable, Hashable {
         guard let schemeEnd = url.range(of: "://") else { return url }
         let rest = url[schemeEnd.upperBound...]
         guard let at = rest.firstIndex(where: { $0 == "@" || $0 == "/" }), rest[at] == "@",
-              let colon = rest[..<at].firstIndex(of: ":") else { return url }
+            let colon = rest[..<at].firstIndex(of: ":")
+        else { return url }
         return String(url[..<rest.index(after: colon)]) + "***" + String(url[at...])
     }
 

@@ -68,10 +68,12 @@ public enum PostgresSchema {
                                 + "not pilottrace; give another database")
                     }
                 } else {
-                    let others = try link.query("""
+                    let others = try link.query(
+                        """
                         SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                         WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname
-                        """).compactMap { row -> String? in if case .text(let name)? = row["name"] { name } else { nil } }
+                        """
+                    ).compactMap { row -> String? in if case .text(let name)? = row["name"] { name } else { nil } }
                     guard others.isEmpty else {
                         let shown = others.prefix(5).joined(separator: ", ") + (others.count > 5 ? ", …" : "")
                         throw PilotTraceStoreError(
@@ -82,7 +84,8 @@ public enum PostgresSchema {
                     try link.execute("CREATE TABLE pilottrace_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                     try link.execute("INSERT INTO pilottrace_meta (key, value) VALUES ('application', 'pilottrace')")
                 }
-                try link.execute("""
+                try link.execute(
+                    """
                     CREATE TABLE IF NOT EXISTS pilottrace_migrations (
                         name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
                     """)

@@ -205,8 +205,9 @@ private struct ColumnValue {
                 return try StoreRowDecoder.jsonDecoder().decode(T.self, from: json)
             } catch let error as DecodingError {
                 throw DecodingError.dataCorrupted(
-                    .init(codingPath: codingPath, debugDescription: "the column's JSON does not decode as \(T.self)",
-                          underlyingError: error))
+                    .init(
+                        codingPath: codingPath, debugDescription: "the column's JSON does not decode as \(T.self)",
+                        underlyingError: error))
             }
         }
     }
@@ -290,15 +291,19 @@ struct StoreRowEncoder {
         case let v as String: return .text(v)
         case let v as Data: return .blob(v)
         case is Date, is URL, is UUID, is Decimal:
-            throw EncodingError.invalidValue(value, .init(
-                codingPath: codingPath, debugDescription: "\(T.self) has no SQL form in the store (GRDB would use a format of its own)"))
+            throw EncodingError.invalidValue(
+                value,
+                .init(
+                    codingPath: codingPath, debugDescription: "\(T.self) has no SQL form in the store (GRDB would use a format of its own)"))
         default:
             do {
                 let json = try StoreJSON.encoder().encode(value)
                 return .text(String(decoding: json, as: UTF8.self))
             } catch let error as EncodingError {
-                throw EncodingError.invalidValue(value, .init(
-                    codingPath: codingPath, debugDescription: "cannot encode \(T.self) as JSON", underlyingError: error))
+                throw EncodingError.invalidValue(
+                    value,
+                    .init(
+                        codingPath: codingPath, debugDescription: "cannot encode \(T.self) as JSON", underlyingError: error))
             }
         }
     }

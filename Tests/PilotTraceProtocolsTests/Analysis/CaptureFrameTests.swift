@@ -22,7 +22,9 @@ import Testing
             pieces = HTTPTestSupport.pieces(bytes, split, &rng)
             frames = pieces.indices.map { CaptureFrame(file: 0, number: firstFrame + $0 * every) }
             var offset = 0
-            starts = pieces.map { p in defer { offset += p.count }; return offset }
+            starts = pieces.map { p in
+                defer { offset += p.count }; return offset
+            }
         }
 
         /// The frame of the piece holding stream offset `o`.
@@ -92,18 +94,21 @@ import Testing
 
     // MARK: - HTTP
 
-    static let requests: [UInt8] = Array("""
+    static let requests: [UInt8] = Array(
+        """
         GET /pilot-login HTTP/1.1\r\nHost: cloud\r\n\r\n\
         POST /manage/api/v1/login HTTP/1.1\r\nHost: cloud\r\nContent-Type: application/json\r\nContent-Length: 44\r\n\r\n\
         {"username":"pilot","password":"pilot123"}\r\n\
         GET /manage/api/v1/users/current HTTP/1.1\r\nHost: cloud\r\nx-auth-token: abc\r\n\r\n
         """.utf8)
-    static let responses: [UInt8] = Array("""
-        HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello\
-        HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n\
-        5\r\n{"cod\r\n12\r\ne":0,"message":"ok"\r\n1\r\n}\r\n0\r\n\r\n\
-        HTTP/1.1 200 OK\r\nContent-Length: \(1500)\r\n\r\n
-        """.utf8) + Array(repeating: UInt8(ascii: "z"), count: 1500)
+    static let responses: [UInt8] =
+        Array(
+            """
+            HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello\
+            HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n\
+            5\r\n{"cod\r\n12\r\ne":0,"message":"ok"\r\n1\r\n}\r\n0\r\n\r\n\
+            HTTP/1.1 200 OK\r\nContent-Length: \(1500)\r\n\r\n
+            """.utf8) + Array(repeating: UInt8(ascii: "z"), count: 1500)
 
     @Test func httpMessagesKnowTheirFirstAndLastFrames() {
         for split in Self.splits {
@@ -167,8 +172,9 @@ import Testing
     @Test func theAnalyzerCarriesTheReassemblersFramesToMQTTPackets() {
         for split in Self.splits {
             let up = Cut(Self.mqttStream, split, seed: 9, firstFrame: 1, every: 2)
-            let down = Cut(MQTTWire.connAck() + MQTTWire.subAck(id: 1, count: 2) + MQTTWire.pubAck(id: 2) + MQTTWire.pingResp, split,
-                           seed: 10, firstFrame: 2, every: 2)
+            let down = Cut(
+                MQTTWire.connAck() + MQTTWire.subAck(id: 1, count: 2) + MQTTWire.pubAck(id: 2) + MQTTWire.pingResp, split,
+                seed: 10, firstFrame: 2, every: 2)
             var h = AnalyzerHarness()
             for i in 0..<max(up.pieces.count, down.pieces.count) {
                 if i < up.pieces.count { h.send(.toServer, up.pieces[i], frame: up.frames[i]) }
@@ -188,13 +194,16 @@ import Testing
         // CONNECT split across two WebSocket messages, each in two capture frames; a PINGREQ in a third message.
         let connect = MQTTWire.connect311(clientID: "5YSZL260021E9A")
         let key: [UInt8] = [1, 2, 3, 4]
-        let upgrade = Array("GET /mqtt HTTP/1.1\r\nHost: c\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n".utf8)
+        let upgrade = Array(
+            "GET /mqtt HTTP/1.1\r\nHost: c\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n".utf8)
         let first = HTTPTestSupport.frame(opcode: 2, payload: Array(connect[..<10]), mask: key)
         let second = HTTPTestSupport.frame(opcode: 2, payload: Array(connect[10...]), mask: key)
         let third = HTTPTestSupport.frame(opcode: 2, payload: MQTTWire.pingReq, mask: key)
         var h = AnalyzerHarness(serverPort: 80)
         h.send(.toServer, upgrade, frame: CaptureFrame(number: 1))
-        h.send(.toClient, Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n".utf8), frame: CaptureFrame(number: 2))
+        h.send(
+            .toClient, Array("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n".utf8),
+            frame: CaptureFrame(number: 2))
         h.send(.toServer, Array(first[..<5]), frame: CaptureFrame(number: 3))
         h.send(.toServer, Array(first[5...]), frame: CaptureFrame(number: 4))
         h.send(.toServer, Array(second[..<3]), frame: CaptureFrame(number: 5))

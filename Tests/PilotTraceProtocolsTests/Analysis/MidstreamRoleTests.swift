@@ -1,6 +1,7 @@
 import PilotTraceTestSupport
-import Testing
 import PilotTraceWire
+import Testing
+
 @testable import PilotTraceProtocols
 
 /// Who is the server of a connection picked up mid-stream when both ports are ephemeral (docs/flows.md).
@@ -68,12 +69,16 @@ import PilotTraceWire
         var a = StreamAnalyzer()
         var out: [MessageEvent] = []
         // The login over HTTP (handshake seen) hands out the broker's address.
-        let http = ConnectionInfo(id: ConnectionID(rawValue: 1), client: Self.ep("10.0.0.5", 39_000), server: Self.ep("10.0.0.2", 6789),
-                                  roleEvidence: .syn, firstSeen: Self.t(0))
+        let http = ConnectionInfo(
+            id: ConnectionID(rawValue: 1), client: Self.ep("10.0.0.5", 39_000), server: Self.ep("10.0.0.2", 6789),
+            roleEvidence: .syn, firstSeen: Self.t(0))
         a.consume(.opened(http), into: &out)
         let body = #"{"code":0,"message":"success","data":{"mqtt_addr":"tcp://10.0.0.2:61883","mqtt_username":"pilot"}}"#
         a.consume(.data(http.id, .toServer, Array("GET /manage/api/v1/users/current HTTP/1.1\r\nHost: c\r\n\r\n".utf8), Self.t(1)), into: &out)
-        a.consume(.data(http.id, .toClient, Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8), Self.t(2)), into: &out)
+        a.consume(
+            .data(
+                http.id, .toClient, Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)".utf8),
+                Self.t(2)), into: &out)
         #expect(a.knownServers.contains(Self.broker))
         let d = Self.guessed(2, Self.ep("10.0.0.5", 40_000), Self.broker)
         a.consume(.opened(d), into: &out)

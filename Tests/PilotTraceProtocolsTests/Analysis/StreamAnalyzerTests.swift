@@ -1,6 +1,7 @@
 import PilotTraceTestSupport
-import Testing
 import PilotTraceWire
+import Testing
+
 @testable import PilotTraceProtocols
 
 /// Feeds hand-made stream events to a StreamAnalyzer, as the reassembler would.
@@ -11,10 +12,11 @@ struct AnalyzerHarness {
     var t: Int64 = 1_000_000_000
 
     init(midstream: Bool = false, serverPort: UInt16 = 1883, clientPort: UInt16 = 50_000) {
-        info = ConnectionInfo(id: ConnectionID(rawValue: 1),
-                              client: Endpoint(address: IPAddress("10.0.0.1")!, port: clientPort),
-                              server: Endpoint(address: IPAddress("10.0.0.2")!, port: serverPort),
-                              roleEvidence: midstream ? .portHeuristic : .syn, firstSeen: Timestamp(nanoseconds: 1))
+        info = ConnectionInfo(
+            id: ConnectionID(rawValue: 1),
+            client: Endpoint(address: IPAddress("10.0.0.1")!, port: clientPort),
+            server: Endpoint(address: IPAddress("10.0.0.2")!, port: serverPort),
+            roleEvidence: midstream ? .portHeuristic : .syn, firstSeen: Timestamp(nanoseconds: 1))
         analyzer.consume(.opened(info), into: &out)
     }
 
@@ -28,8 +30,9 @@ struct AnalyzerHarness {
     }
 
     mutating func close() {
-        let summary = ConnectionSummary(info: info, lastSeen: Timestamp(nanoseconds: t), synSeen: !info.midstream, synAckSeen: true,
-                                        handshakeAckSeen: true, toServer: DirectionStats(), toClient: DirectionStats(), closeReason: .fin)
+        let summary = ConnectionSummary(
+            info: info, lastSeen: Timestamp(nanoseconds: t), synSeen: !info.midstream, synAckSeen: true,
+            handshakeAckSeen: true, toServer: DirectionStats(), toClient: DirectionStats(), closeReason: .fin)
         analyzer.consume(.end(info.id, .toServer, Timestamp(nanoseconds: t)), into: &out)
         analyzer.consume(.end(info.id, .toClient, Timestamp(nanoseconds: t)), into: &out)
         analyzer.consume(.closed(summary), into: &out)
@@ -196,10 +199,16 @@ func wsFrame(_ opcode: UInt8, _ payload: [UInt8], masked: Bool) -> [UInt8] {
 
     @Test func mqttOverWebSocketGoesThroughTheMQTTDecoder() {
         var h = AnalyzerHarness(serverPort: 8083)
-        h.send(.toServer, bytes("GET /mqtt HTTP/1.1\r\nHost: broker\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"))
-        h.send(.toClient, bytes("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"))
+        h.send(
+            .toServer,
+            bytes(
+                "GET /mqtt HTTP/1.1\r\nHost: broker\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"))
+        h.send(
+            .toClient,
+            bytes(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    + "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"))
         h.send(.toServer, wsFrame(0x2, MQTTWire.connect311(clientID: "5YSZL260021E9A"), masked: true))
         h.send(.toClient, wsFrame(0x2, [0x20, 0x02, 0x00, 0x00], masked: false))
         h.send(.toServer, wsFrame(0x2, MQTTWire.publish("sys/product/5YSZL260021E9A/status", bytes("{\"method\":\"update_topo\"}")), masked: true))

@@ -3,6 +3,7 @@ import PilotTraceCapture
 import PilotTraceTestSupport
 import PilotTraceWire
 import Testing
+
 @testable import PilotTraceProtocols
 
 /// Message counts per capture: MQTT packets by type, HTTP requests and responses.
@@ -47,8 +48,10 @@ enum MQTTNames {
 /// The same counts from tshark's dissectors, with decode-as for the ports pilottrace found MQTT or HTTP on.
 func tsharkCounts(_ path: String, mqttPorts: Set<UInt16>, httpPorts: Set<UInt16>) throws -> MessageCounts? {
     guard let tshark = TestPaths.which("tshark") else { return nil }
-    var args = ["-n", "-r", path, "-o", "tcp.desegment_tcp_streams:TRUE", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,",
-                "-e", "mqtt.msgtype", "-e", "http.request.method", "-e", "http.response.code"]
+    var args = [
+        "-n", "-r", path, "-o", "tcp.desegment_tcp_streams:TRUE", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,",
+        "-e", "mqtt.msgtype", "-e", "http.request.method", "-e", "http.response.code",
+    ]
     for p in mqttPorts.sorted() where p != 1883 { args += ["-d", "tcp.port==\(p),mqtt"] }
     for p in httpPorts.sorted() where ![80, 8080].contains(p) { args += ["-d", "tcp.port==\(p),http"] }
     let r = try runProcess(tshark, args)
@@ -69,18 +72,29 @@ func tsharkCounts(_ path: String, mqttPorts: Set<UInt16>, httpPorts: Set<UInt16>
 
     /// Where pilottrace and tshark 4.0 count messages differently, and why. Keys are folder/file.
     static let explained: [String: String] = [
-        "arkime/http-tcp-seq-issue.pcap": "a partially overlapping retransmission confuses tshark's reassembly (it dissects no HTTP); pilottrace trims the overlap and decodes the request and its response",
+        "arkime/http-tcp-seq-issue.pcap":
+            "a partially overlapping retransmission confuses tshark's reassembly (it dissects no HTTP); pilottrace trims the overlap and decodes the request and its response",
         "arkime/twovlan.pcap": "the response ends before its Content-Length: tshark does not count it, pilottrace emits it marked incomplete (end-of-stream)",
-        "arkime/wireshark-retrans.pcap": "tshark dissects two retransmitted response segments as responses again (6); pilottrace drops retransmissions and counts each response once (4)",
-        "scapy/http_chunk.pcap.gz": "the capture starts with a 1-byte TCP keep-alive just before the request: pilottrace takes that byte as the client stream's first, and its resynchronisation restarts at line starts only, so the request line right after it is missed; the response is decoded, unpaired",
-        "sv/mqtt-events-invalid-qos.pcap": "a PUBLISH with QoS 3 is malformed: pilottrace reports it and stops decoding that direction (no guessing after an error); tshark goes on and counts the PUBLISH and the DISCONNECT",
-        "sv/mqtt-events-unassigned-msgtype.pcap": "a packet of reserved type 0 is malformed: pilottrace reports it and stops decoding that direction; tshark counts it and the DISCONNECT after it",
-        "sv/mqtt5-excessiveproplen.pcap": "the CONNECT's property length runs past the packet and the CONNACK has 4 stray bytes: pilottrace reports both as malformed and stops decoding those directions; tshark counts them and the packets after them",
-        "sv/tcp-rst-unacked-http.pcap": "the request is followed by a gap before the RST: tshark dissects nothing, pilottrace emits the request marked incomplete (gap)",
-        "zeek/communityid_tcp.pcap": "the 96-byte snapshot length cuts the request line itself: pilottrace classifies the connection as HTTP from the cut line but emits no request it cannot read; tshark counts the fragment as a request",
-        "zeek/http_261_variant-01-chunk_2pow64_overflow.pcap": "the chunk size 2^64 overflows: pilottrace reports it, emits the POST incomplete and resynchronises on the request smuggled after it (2 requests); tshark stops at the malformed chunk (1)",
-        "zeek/http_entity_gap.pcap": "1,448 bytes of the response body are missing: tshark does not count the response, pilottrace emits it marked incomplete (gap, 1448 B lost)",
-        "zeek/http_methods.pcap": "deliberately malformed request lines ('OPTIONS HTTP/1.1' without a target, 'OPTIONSHTTP/1.1', 'GET / HTTP/1.'): tshark's port-80 dissector counts them and their responses, pilottrace does not recognise those connections as HTTP by content and says so (port hint)",
+        "arkime/wireshark-retrans.pcap":
+            "tshark dissects two retransmitted response segments as responses again (6); pilottrace drops retransmissions and counts each response once (4)",
+        "scapy/http_chunk.pcap.gz":
+            "the capture starts with a 1-byte TCP keep-alive just before the request: pilottrace takes that byte as the client stream's first, and its resynchronisation restarts at line starts only, so the request line right after it is missed; the response is decoded, unpaired",
+        "sv/mqtt-events-invalid-qos.pcap":
+            "a PUBLISH with QoS 3 is malformed: pilottrace reports it and stops decoding that direction (no guessing after an error); tshark goes on and counts the PUBLISH and the DISCONNECT",
+        "sv/mqtt-events-unassigned-msgtype.pcap":
+            "a packet of reserved type 0 is malformed: pilottrace reports it and stops decoding that direction; tshark counts it and the DISCONNECT after it",
+        "sv/mqtt5-excessiveproplen.pcap":
+            "the CONNECT's property length runs past the packet and the CONNACK has 4 stray bytes: pilottrace reports both as malformed and stops decoding those directions; tshark counts them and the packets after them",
+        "sv/tcp-rst-unacked-http.pcap":
+            "the request is followed by a gap before the RST: tshark dissects nothing, pilottrace emits the request marked incomplete (gap)",
+        "zeek/communityid_tcp.pcap":
+            "the 96-byte snapshot length cuts the request line itself: pilottrace classifies the connection as HTTP from the cut line but emits no request it cannot read; tshark counts the fragment as a request",
+        "zeek/http_261_variant-01-chunk_2pow64_overflow.pcap":
+            "the chunk size 2^64 overflows: pilottrace reports it, emits the POST incomplete and resynchronises on the request smuggled after it (2 requests); tshark stops at the malformed chunk (1)",
+        "zeek/http_entity_gap.pcap":
+            "1,448 bytes of the response body are missing: tshark does not count the response, pilottrace emits it marked incomplete (gap, 1448 B lost)",
+        "zeek/http_methods.pcap":
+            "deliberately malformed request lines ('OPTIONS HTTP/1.1' without a target, 'OPTIONSHTTP/1.1', 'GET / HTTP/1.'): tshark's port-80 dissector counts them and their responses, pilottrace does not recognise those connections as HTTP by content and says so (port hint)",
     ]
 
     @Test(arguments: files)

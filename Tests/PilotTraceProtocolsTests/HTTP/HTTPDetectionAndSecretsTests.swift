@@ -56,9 +56,10 @@ import Testing
 
     @Test func requestDisplayMasksCredentialsUnlessAsked() throws {
         let body = b(#"{"username":"pilot","password":"hunter2","n":[1]}"#)
-        let request = b(
-            "POST /api/v1/login?lang=en&x-auth-token=eyJhbGciOi.secret&password=hunter2 HTTP/1.1\r\nAuthorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc\r\nX-Auth-Token: tok-123\r\nCookie: sid=s3cr3t; theme=dark\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
-        ) + body
+        let request =
+            b(
+                "POST /api/v1/login?lang=en&x-auth-token=eyJhbGciOi.secret&password=hunter2 HTTP/1.1\r\nAuthorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc\r\nX-Auth-Token: tok-123\r\nCookie: sid=s3cr3t; theme=dark\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n"
+            ) + body
         let events = T.decode([.data(.toServer, request)])
         let req = try #require(T.requests(events).first)
         let shown = req.display()
@@ -91,7 +92,8 @@ import Testing
         #expect(HTTPSecrets.maskedValue(field: "authorization", value: "token") == "***")
         #expect(HTTPSecrets.maskedValue(field: "Host", value: "a") == "a")
         #expect(HTTPSecrets.maskedValue(field: "X-Access-Token", value: "a") == "***")
-        #expect(HTTPSecrets.maskedJSON(.object([("access_token", .string("x")), ("data", .object([("mqtt_password", .number(5))]))]))
-            == .object([("access_token", .string("***")), ("data", .object([("mqtt_password", .string("***"))]))]))
+        #expect(
+            HTTPSecrets.maskedJSON(.object([("access_token", .string("x")), ("data", .object([("mqtt_password", .number(5))]))]))
+                == .object([("access_token", .string("***")), ("data", .object([("mqtt_password", .string("***"))]))]))
     }
 }

@@ -1,5 +1,6 @@
 import PilotTraceWire
 import Testing
+
 @testable import PilotTraceProtocols
 
 /// One pairing of requests and responses for every consumer: by request index, per connection, 1xx left waiting.
@@ -17,8 +18,9 @@ import Testing
     }
 
     @Test func pipelinedResponsesMeetTheirRequestsAndOneIsLeftUnanswered() throws {
-        let (requests, responses) = Self.decoded("GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n",
-                                                 "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 404 X\r\nContent-Length: 0\r\n\r\n")
+        let (requests, responses) = Self.decoded(
+            "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 404 X\r\nContent-Length: 0\r\n\r\n")
         #expect(requests.count == 3 && responses.count == 2)
         let c1 = ConnectionID(rawValue: 1), c2 = ConnectionID(rawValue: 2)
         var p = HTTPExchangePairing<String>()
@@ -33,8 +35,9 @@ import Testing
     }
 
     @Test func anInformationalResponseLeavesTheRequestWaiting() throws {
-        let (requests, responses) = Self.decoded("POST /u HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
-                                                 "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+        let (requests, responses) = Self.decoded(
+            "POST /u HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok",
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
         #expect(responses.count == 2)
         let c = ConnectionID(rawValue: 7)
         var p = HTTPExchangePairing<Int>()

@@ -59,7 +59,9 @@ import Testing
     }
 
     @Test func chunkedWithExtensionsAndTrailers() throws {
-        let request = b("PUT /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4;name=value;flag\r\nWiki\r\n5 ; x=\"q\"\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nExpires: never\r\nX-Checksum: abc\r\n\r\n")
+        let request = b(
+            "PUT /upload HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4;name=value;flag\r\nWiki\r\n5 ; x=\"q\"\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\nExpires: never\r\nX-Checksum: abc\r\n\r\n"
+        )
         let events = T.decode([.data(.toServer, request)])
         #expect(events.count == 1)
         let req = try #require(T.requests(events).first)
@@ -152,7 +154,11 @@ import Testing
     @Test func interimResponsesDoNotConsumeTheRequest() throws {
         let events = T.decode([
             .data(.toServer, b("GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")),
-            .data(.toClient, b("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb")),
+            .data(
+                .toClient,
+                b(
+                    "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"
+                )),
         ])
         let res = T.responses(events)
         #expect(res.map(\.status) == [103, 102, 200, 200])
@@ -162,7 +168,11 @@ import Testing
     @Test func noContentAndNotModifiedHaveNoBody() throws {
         let events = T.decode([
             .data(.toServer, b("DELETE /x HTTP/1.1\r\n\r\nGET /y HTTP/1.1\r\nIf-None-Match: \"e\"\r\n\r\nGET /z HTTP/1.1\r\n\r\n")),
-            .data(.toClient, b("HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\nETag: \"e\"\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz")),
+            .data(
+                .toClient,
+                b(
+                    "HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\nHTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\nETag: \"e\"\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz"
+                )),
         ])
         let res = T.responses(events)
         #expect(res.map(\.status) == [204, 304, 200])
@@ -174,7 +184,9 @@ import Testing
 
     @Test func threePipelinedRequestsPairInOrder() throws {
         let requests = b("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /2 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /3?q=1 HTTP/1.1\r\n\r\n")
-        let responses = b("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ntwo\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nthree")
+        let responses = b(
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ntwo\r\n0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nthree"
+        )
         let events = T.decode([.data(.toServer, requests), .data(.toClient, responses)])
         let req = T.requests(events)
         let res = T.responses(events)
@@ -227,7 +239,9 @@ import Testing
 
     @Test func transferEncodingWithContentLengthUsesChunkedAndFlags() throws {
         let events = T.decode([
-            .data(.toServer, b("POST /smuggle HTTP/1.1\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n"))
+            .data(
+                .toServer,
+                b("POST /smuggle HTTP/1.1\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\nGET /next HTTP/1.1\r\n\r\n"))
         ])
         let req = T.requests(events)
         try #require(req.count == 2)

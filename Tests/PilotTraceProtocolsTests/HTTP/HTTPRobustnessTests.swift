@@ -19,7 +19,8 @@ import Testing
     /// input piece.
     var bound: Int {
         let piece = 256
-        let perSide = (HTTPConnectionDecoder.maxDetectableLineBytes + piece) + config.maxBodyBytes
+        let perSide =
+            (HTTPConnectionDecoder.maxDetectableLineBytes + piece) + config.maxBodyBytes
             + (config.maxHeaderSectionBytes + piece) + (config.maxWebSocketMessageBytes + 14 + 125)
         return 2 * perSide
     }
@@ -34,16 +35,28 @@ import Testing
             [
                 .data(.toServer, b("POST /api/v1/login HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: \(json.count)\r\n\r\n") + json),
                 .data(.toClient, b("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: \(gz.count)\r\n\r\n") + gz),
-                .data(.toServer, b("GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\nPUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\n")),
-                .data(.toClient, b("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")),
+                .data(
+                    .toServer,
+                    b("GET /a HTTP/1.1\r\n\r\nHEAD /b HTTP/1.1\r\n\r\nPUT /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: v\r\n\r\n")
+                ),
+                .data(
+                    .toClient,
+                    b(
+                        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                    )),
                 .end(.toServer),
                 .data(.toClient, b("HTTP/1.0 200 OK\r\n\r\nuntil close")),
                 .end(.toClient),
             ],
             [
                 .data(.toServer, upgrade),
-                .data(.toClient, b("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n") + T.frame(opcode: 1, payload: json)),
-                .data(.toServer, T.frame(fin: false, opcode: 2, payload: [0x10, 0x0C], mask: key) + T.frame(opcode: 9, payload: [], mask: key) + T.frame(opcode: 0, payload: [1, 2, 3], mask: key)),
+                .data(
+                    .toClient,
+                    b("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n") + T.frame(opcode: 1, payload: json)),
+                .data(
+                    .toServer,
+                    T.frame(fin: false, opcode: 2, payload: [0x10, 0x0C], mask: key) + T.frame(opcode: 9, payload: [], mask: key)
+                        + T.frame(opcode: 0, payload: [1, 2, 3], mask: key)),
                 .data(.toClient, T.frame(opcode: 2, payload: [UInt8](repeating: 7, count: 300)) + T.frame(opcode: 8, payload: [0x03, 0xE8, 0x62])),
             ],
         ]
@@ -62,8 +75,11 @@ import Testing
                 case 0: bytes[k] = UInt8.random(in: 0...255, using: &rng)
                 case 1: bytes[k] ^= 1 << UInt8.random(in: 0...7, using: &rng)
                 case 2: bytes.remove(at: k)
-                case 3: bytes.insert(contentsOf: [UInt8](repeating: UInt8.random(in: 0...255, using: &rng), count: Int.random(in: 1...3000, using: &rng)), at: k)
-                case 4: bytes.insert(contentsOf: b(["\r\n", "0\r\n", "HTTP/1.1 ", "GET / HTTP/1.1\r\n", "ffffffffffffffffff", ":"].randomElement(using: &rng)!), at: k)
+                case 3:
+                    bytes.insert(contentsOf: [UInt8](repeating: UInt8.random(in: 0...255, using: &rng), count: Int.random(in: 1...3000, using: &rng)), at: k)
+                case 4:
+                    bytes.insert(
+                        contentsOf: b(["\r\n", "0\r\n", "HTTP/1.1 ", "GET / HTTP/1.1\r\n", "ffffffffffffffffff", ":"].randomElement(using: &rng)!), at: k)
                 case 5:
                     // Split around a gap.
                     out.append(.data(d, Array(bytes[..<k])))
@@ -151,7 +167,8 @@ import Testing
         var rng = T.SplitMix64(seed: 0x5EED_0002)
         let config = WebSocketFrameDecoder.Configuration(maxMessageBytes: 1024, permessageDeflate: true)
         let key: [UInt8] = [9, 8, 7, 6]
-        let valid = T.frame(fin: false, opcode: 1, payload: b(#"{"a":[1,2"#), mask: key) + T.frame(opcode: 9, payload: b("p"))
+        let valid =
+            T.frame(fin: false, opcode: 1, payload: b(#"{"a":[1,2"#), mask: key) + T.frame(opcode: 9, payload: b("p"))
             + T.frame(opcode: 0, payload: b("]}")) + T.frame(opcode: 2, payload: [UInt8](repeating: 1, count: 2000))
             + T.frame(rsv: 4, opcode: 1, payload: T.deflate(b("hello hello hello"), windowBits: -15))
             + T.frame(opcode: 8, payload: [0x03, 0xE9, 0x78])

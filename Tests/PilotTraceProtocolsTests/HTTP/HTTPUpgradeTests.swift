@@ -10,9 +10,11 @@ import Testing
     let key: [UInt8] = [0x11, 0x22, 0x33, 0x44]
 
     let upgradeRequest = HTTPTestSupport.bytes(
-        "GET /mqtt?x-auth-token=eyJ0eXAiOiJKV1Qi.secret HTTP/1.1\r\nHost: cloud.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: mqtt\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        "GET /mqtt?x-auth-token=eyJ0eXAiOiJKV1Qi.secret HTTP/1.1\r\nHost: cloud.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: mqtt\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
     let switching = HTTPTestSupport.bytes(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n"
+    )
 
     /// MQTT CONNECT (3.1.1, client id "pilot") as a binary WebSocket message.
     let mqttConnect: [UInt8] = [0x10, 0x11, 0x00, 0x04, 0x4D, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3C, 0x00, 0x05, 0x70, 0x69, 0x6C, 0x6F, 0x74]

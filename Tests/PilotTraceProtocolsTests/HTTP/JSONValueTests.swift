@@ -4,7 +4,8 @@ import Testing
 
 @Suite struct JSONValueTests {
     @Test func parsesACloudPush() throws {
-        let text = #"{"biz_code":"device_osd","version":"1.0","timestamp":1700000000123,"data":{"host":{"latitude":22.5,"longitude":-113.9e0,"height":-0.5,"mode_code":0,"sn":"1581F5FHB22A","ok":true,"none":null},"list":[]}}"#
+        let text =
+            #"{"biz_code":"device_osd","version":"1.0","timestamp":1700000000123,"data":{"host":{"latitude":22.5,"longitude":-113.9e0,"height":-0.5,"mode_code":0,"sn":"1581F5FHB22A","ok":true,"none":null},"list":[]}}"#
         let v = try JSONValue.parse(text)
         #expect(v["biz_code"]?.stringValue == "device_osd")
         #expect(v["timestamp"]?.int64Value == 1_700_000_000_123)

@@ -40,7 +40,8 @@ import Testing
     @Test func sixteenAndSixtyFourBitLengths() throws {
         let medium = (0..<300).map { UInt8($0 & 0xFF) }
         let large = (0..<70_000).map { UInt8(($0 * 7) & 0xFF) }
-        let bytes = T.frame(opcode: 2, payload: medium, mask: key) + T.frame(opcode: 2, payload: large)
+        let bytes =
+            T.frame(opcode: 2, payload: medium, mask: key) + T.frame(opcode: 2, payload: large)
             + T.frame(opcode: 2, payload: [1, 2, 3], lengthBytes: 8)
         #expect(bytes[1] == 0x80 | 126)
         let events = T.decodeWebSocket(bytes, direction: .toServer)
@@ -66,7 +67,8 @@ import Testing
     @Test func fragmentedTextWithPingInterleaved() throws {
         let json = #"{"biz_code":"device_osd","version":"1.0","timestamp":1700000000000,"data":{"host":{"latitude":22.5}}}"#
         let parts = [Array(b(json)[0..<20]), Array(b(json)[20..<50]), Array(b(json)[50...])]
-        let bytes = T.frame(fin: false, opcode: 1, payload: parts[0], mask: key)
+        let bytes =
+            T.frame(fin: false, opcode: 1, payload: parts[0], mask: key)
             + T.frame(opcode: 9, payload: b("keepalive"), mask: key)
             + T.frame(fin: false, opcode: 0, payload: parts[1], mask: key)
             + T.frame(opcode: 10, payload: [], mask: key)
@@ -94,11 +96,12 @@ import Testing
         let events = T.decodeWebSocket(close(1000, "bye") + close(1001) + close(nil) + close(1005) + close(4001, "app") + T.frame(opcode: 8, payload: [0x03]))
         let ms = T.wsMessages(events)
         let kinds = ms.map(\.kind)
-        #expect(kinds == [
-            .close(code: .normalClosure, reason: "bye"), .close(code: .goingAway, reason: ""), .close(code: nil, reason: ""),
-            .close(code: .noStatusReceived, reason: ""), .close(code: WebSocketCloseCode(rawValue: 4001), reason: "app"),
-            .close(code: nil, reason: ""),
-        ])
+        #expect(
+            kinds == [
+                .close(code: .normalClosure, reason: "bye"), .close(code: .goingAway, reason: ""), .close(code: nil, reason: ""),
+                .close(code: .noStatusReceived, reason: ""), .close(code: WebSocketCloseCode(rawValue: 4001), reason: "app"),
+                .close(code: nil, reason: ""),
+            ])
         try #require(ms.count > 4)
         #expect(ms[3].anomalies == [.invalidCloseCode])
         #expect(ms[4].anomalies.isEmpty)
@@ -119,7 +122,8 @@ import Testing
     }
 
     @Test func controlFrameRulesAndContinuationErrors() throws {
-        let bytes = T.frame(opcode: 9, payload: [UInt8](repeating: 1, count: 126))
+        let bytes =
+            T.frame(opcode: 9, payload: [UInt8](repeating: 1, count: 126))
             + T.frame(fin: false, opcode: 9, payload: [1])
             + T.frame(opcode: 0, payload: b("orphan"))
             + T.frame(fin: false, opcode: 1, payload: b("first "))
@@ -146,7 +150,8 @@ import Testing
 
     @Test func messageCapTruncatesAndCountsAcrossFragments() throws {
         let config = WebSocketFrameDecoder.Configuration(maxMessageBytes: 10)
-        let bytes = T.frame(fin: false, opcode: 2, payload: [UInt8](repeating: 1, count: 8), mask: key)
+        let bytes =
+            T.frame(fin: false, opcode: 2, payload: [UInt8](repeating: 1, count: 8), mask: key)
             + T.frame(opcode: 0, payload: [UInt8](repeating: 2, count: 8), mask: key)
         var decoder = WebSocketFrameDecoder(direction: .toServer, configuration: config)
         var peak = 0

@@ -1,6 +1,7 @@
-import PilotTraceWire
 import PilotTraceTestSupport
+import PilotTraceWire
 import Testing
+
 @testable import PilotTraceProtocols
 
 @Suite struct MQTTConnectionDecoderTests {
@@ -22,7 +23,7 @@ import Testing
         #expect(connack.version == .v5 && !connack.versionAssumed)
         guard case .connAck(let a) = connack.packet else { Issue.record("not CONNACK"); return }
         #expect(a.properties.first(.topicAliasMaximum)?.integerValue == 5)
-        #expect(c.drain(direction: .toServer).isEmpty)   // drained
+        #expect(c.drain(direction: .toServer).isEmpty)  // drained
     }
 
     @Test func withoutConnectTheDefaultIsAssumed() throws {
@@ -38,8 +39,10 @@ import Testing
 
     @Test func connect31AllowsDupOnSubscribe() {
         var c = MQTTConnectionDecoder()
-        c.feed(direction: .toServer, bytes: W.packet(0x10, W.str("MQIsdp") + [3, 0x02] + W.u16(10) + W.str("c"))
-               + W.hex("8a 06 0001 0001 74 00"))
+        c.feed(
+            direction: .toServer,
+            bytes: W.packet(0x10, W.str("MQIsdp") + [3, 0x02] + W.u16(10) + W.str("c"))
+                + W.hex("8a 06 0001 0001 74 00"))
         c.feed(direction: .toClient, bytes: W.hex("20 02 00 00"))
         #expect(c.drain(direction: .toServer).compactMap(\.record).map(\.packet.type) == [.connect, .subscribe])
         #expect(c.drain(direction: .toClient).compactMap(\.record).map(\.version) == [.v3_1])
@@ -69,9 +72,10 @@ import Testing
         #expect(up.last?.error?.code == .reservedFlags)
         #expect(up.last?.error?.offset == W.connect311().count)
         #expect(c.decoder(.toServer).isDesynchronised)
-        #expect(c.drain(direction: .toClient).compactMap(\.record).map(\.packet) == [
-            .connAck(MQTTConnAck(sessionPresent: false, returnCode: .connectReturnCode(0), properties: .init())), .pingResp,
-        ])
+        #expect(
+            c.drain(direction: .toClient).compactMap(\.record).map(\.packet) == [
+                .connAck(MQTTConnAck(sessionPresent: false, returnCode: .connectReturnCode(0), properties: .init())), .pingResp,
+            ])
         c.gap(direction: .toClient, length: 10)
         c.feed(direction: .toClient, bytes: W.pingResp)
         #expect(c.drain(direction: .toClient).isEmpty)
@@ -80,7 +84,8 @@ import Testing
     }
 
     @Test func chunkingDoesNotChangeConnectionResults() {
-        let up = W.connect5() + W.publish("a", [1, 2], qos: 1, id: 1, v5props: W.props(W.topicAlias(2)))
+        let up =
+            W.connect5() + W.publish("a", [1, 2], qos: 1, id: 1, v5props: W.props(W.topicAlias(2)))
             + W.publish("", [3], v5props: W.props(W.topicAlias(2))) + W.hex("e0 00")
         let down = W.packet(0x20, [0, 0] + W.props()) + W.hex("40 02 0001")
         func run(_ chunk: Int) -> ([MQTTStreamEvent], [MQTTStreamEvent]) {

@@ -1,5 +1,6 @@
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceProtocols
 
 /// Every malformation yields a typed error with the stream offset of the offending field. Each bad packet is
@@ -34,11 +35,11 @@ import Testing
     }
 
     @Test func lengthsPastThePacketEnd() {
-        MQTTHarness.expectError(W.hex("30 05 0009 616263"), .lengthPastEnd, at: 2)          // topic
-        MQTTHarness.expectError(W.hex("32 03 0001 61"), .lengthPastEnd, at: 5)              // packet identifier
-        MQTTHarness.expectError(W.hex("40 01 00"), .lengthPastEnd, at: 2)                   // PUBACK id
-        MQTTHarness.expectError(W.hex("82 07 0001 0003 612f62"), .lengthPastEnd, at: 9)     // options byte
-        MQTTHarness.expectError(W.hex("a2 05 0001 0009 61"), .lengthPastEnd, at: 4)         // unsubscribe filter
+        MQTTHarness.expectError(W.hex("30 05 0009 616263"), .lengthPastEnd, at: 2)  // topic
+        MQTTHarness.expectError(W.hex("32 03 0001 61"), .lengthPastEnd, at: 5)  // packet identifier
+        MQTTHarness.expectError(W.hex("40 01 00"), .lengthPastEnd, at: 2)  // PUBACK id
+        MQTTHarness.expectError(W.hex("82 07 0001 0003 612f62"), .lengthPastEnd, at: 9)  // options byte
+        MQTTHarness.expectError(W.hex("a2 05 0001 0009 61"), .lengthPastEnd, at: 4)  // unsubscribe filter
         let clientID = W.packet(0x10, W.str("MQTT") + [4, 2] + W.u16(60) + [0x00, 0x10, 0x61])
         MQTTHarness.expectError(clientID, .lengthPastEnd, at: 12)
         let password = W.packet(0x10, W.str("MQTT") + [4, 0xC2] + W.u16(0) + W.str("c") + W.str("u") + [0, 5, 0x61])
@@ -50,20 +51,20 @@ import Testing
     }
 
     @Test func invalidUTF8() {
-        MQTTHarness.expectError(W.hex("30 05 0003 61ff62"), .invalidUTF8, at: 2)           // invalid byte
-        MQTTHarness.expectError(W.hex("30 05 0003 610062"), .invalidUTF8, at: 2)           // U+0000
+        MQTTHarness.expectError(W.hex("30 05 0003 61ff62"), .invalidUTF8, at: 2)  // invalid byte
+        MQTTHarness.expectError(W.hex("30 05 0003 610062"), .invalidUTF8, at: 2)  // U+0000
         let overlong = W.packet(0x10, W.str("MQTT") + [4, 2] + W.u16(0) + [0, 2, 0xC0, 0x80])
         MQTTHarness.expectError(overlong, .invalidUTF8, at: 12)
-        MQTTHarness.expectError(W.hex("82 08 0001 0003 61eda0 00"), .invalidUTF8, at: 4)    // truncated sequence
+        MQTTHarness.expectError(W.hex("82 08 0001 0003 61eda0 00"), .invalidUTF8, at: 4)  // truncated sequence
         // A surrogate (U+D800) in a v5 User Property value.
         let surrogate = W.publish("t", [], v5props: W.props([0x26] + W.str("k") + [0, 3, 0xED, 0xA0, 0x80]))
         MQTTHarness.expectError(surrogate, version: .v5, .invalidUTF8, at: 10)
     }
 
     @Test func reservedFixedHeaderFlags() {
-        MQTTHarness.expectError(W.hex("63 02 0001"), .reservedFlags, at: 0)   // PUBREL must be 0010
+        MQTTHarness.expectError(W.hex("63 02 0001"), .reservedFlags, at: 0)  // PUBREL must be 0010
         MQTTHarness.expectError(W.hex("60 02 0001"), .reservedFlags, at: 0)
-        MQTTHarness.expectError(W.hex("41 02 0001"), .reservedFlags, at: 0)   // PUBACK must be 0000
+        MQTTHarness.expectError(W.hex("41 02 0001"), .reservedFlags, at: 0)  // PUBACK must be 0000
         MQTTHarness.expectError(W.hex("80 06 0001 0001 74 00"), .reservedFlags, at: 0)
         MQTTHarness.expectError(W.hex("a0 05 0001 0001 74"), .reservedFlags, at: 0)
         MQTTHarness.expectError(W.hex("c1 00"), .reservedFlags, at: 0)
@@ -121,10 +122,10 @@ import Testing
     @Test func trailingBytes() {
         MQTTHarness.expectError(W.hex("c0 01 00"), .trailingBytes, at: 2)
         MQTTHarness.expectError(W.hex("d0 01 00"), version: .v5, .trailingBytes, at: 2)
-        MQTTHarness.expectError(W.hex("40 03 0001 00"), .trailingBytes, at: 4)      // 3.1.1 PUBACK is 2 bytes
+        MQTTHarness.expectError(W.hex("40 03 0001 00"), .trailingBytes, at: 4)  // 3.1.1 PUBACK is 2 bytes
         MQTTHarness.expectError(W.hex("20 03 0000 00"), .trailingBytes, at: 4)
         MQTTHarness.expectError(W.hex("b0 03 0001 00"), .trailingBytes, at: 4)
-        MQTTHarness.expectError(W.hex("e0 01 00"), .trailingBytes, at: 2)           // 3.1.1 DISCONNECT is empty
+        MQTTHarness.expectError(W.hex("e0 01 00"), .trailingBytes, at: 2)  // 3.1.1 DISCONNECT is empty
         MQTTHarness.expectError(connectWithExtraByte(), .trailingBytes, at: 19)
     }
 
@@ -163,8 +164,11 @@ import Testing
         let bytes = W.pingReq + W.hex("40 06 0001 00 02 05 00")
         let frame = try #require(try MQTTFrame.read(bytes, at: 2, streamOffset: 1002))
         #expect(frame.body.count == 6)
-        #expect(throws: MQTTError(.unknownProperty, offset: 1008, packetOffset: 1002,
-                                  "property identifier 5 is not defined (§2.2.2.2)")) {
+        #expect(
+            throws: MQTTError(
+                .unknownProperty, offset: 1008, packetOffset: 1002,
+                "property identifier 5 is not defined (§2.2.2.2)")
+        ) {
             _ = try MQTTPacket.parse(frame, version: .v5)
         }
         #expect(try MQTTFrame.read(W.hex("40 06 0001"), at: 0) == nil)

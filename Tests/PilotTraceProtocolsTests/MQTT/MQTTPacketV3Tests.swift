@@ -1,5 +1,6 @@
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceProtocols
 
 /// Byte-level tests of every MQTT 3.1.1 and 3.1 packet type; each vector is decoded byte by byte, whole and in
@@ -7,9 +8,12 @@ import Testing
 @Suite struct MQTTPacketV3Tests {
     typealias W = MQTTWire
 
-    @Test("Summaries quote text exactly as Swift's debugDescription does, with or without the printable-ASCII fast path",
-          arguments: ["", "thing/product/1ZNBJ7R0010078/osd", "a\"b", "back\\slash", "tab\there", "line\nfeed", "del\u{7F}",
-                      "nul\u{0}", "ünïcode/🛩", " leading and trailing ", "~!@#$%^&*()_+{}|:<>?`-=[];',./"])
+    @Test(
+        "Summaries quote text exactly as Swift's debugDescription does, with or without the printable-ASCII fast path",
+        arguments: [
+            "", "thing/product/1ZNBJ7R0010078/osd", "a\"b", "back\\slash", "tab\there", "line\nfeed", "del\u{7F}",
+            "nul\u{0}", "ünïcode/🛩", " leading and trailing ", "~!@#$%^&*()_+{}|:<>?`-=[];',./",
+        ])
     func quotedMatchesDebugDescription(_ text: String) {
         #expect(MQTTText.quoted(text) == text.debugDescription)
     }
@@ -21,9 +25,10 @@ import Testing
             for (qos, id) in [(MQTTQoS.atMostOnce, nil), (.atLeastOnce, UInt16(1)), (.exactlyOnce, UInt16(65535))] {
                 for (dup, retain) in [(false, false), (true, false), (false, true), (true, true)] {
                     for (stored, length) in [(0, 0), (5, 5), (10, 100_000)] {
-                        let p = MQTTPublish(dup: dup, qos: qos, retain: retain, topic: topic, topicSource: .literal,
-                                            packetIdentifier: id, properties: MQTTProperties(),
-                                            payload: MQTTPayload(stored: Array(repeating: 0x41, count: stored), length: length))
+                        let p = MQTTPublish(
+                            dup: dup, qos: qos, retain: retain, topic: topic, topicSource: .literal,
+                            packetIdentifier: id, properties: MQTTProperties(),
+                            payload: MQTTPayload(stored: Array(repeating: 0x41, count: stored), length: length))
                         let general = MQTTPacket.publish(p).generalSummary(showSecrets: false)
                         #expect(MQTTPacket.publishSummary(p) == general)
                         #expect(MQTTPacket.publish(p).summary == general)
@@ -32,8 +37,9 @@ import Testing
             }
         }
         // Text that needs escaping, an alias or a reason string takes the general path.
-        let quoted = MQTTPublish(dup: false, qos: .atMostOnce, retain: false, topic: "a\"b", topicSource: .literal,
-                                 packetIdentifier: nil, properties: MQTTProperties(), payload: MQTTPayload(stored: [], length: 0))
+        let quoted = MQTTPublish(
+            dup: false, qos: .atMostOnce, retain: false, topic: "a\"b", topicSource: .literal,
+            packetIdentifier: nil, properties: MQTTProperties(), payload: MQTTPayload(stored: [], length: 0))
         #expect(MQTTPacket.publishSummary(quoted) == nil)
         #expect(MQTTPacket.publish(quoted).summary == #"PUBLISH topic="a\"b" qos=0 payload=0B"#)
         var aliased = quoted
@@ -69,13 +75,18 @@ import Testing
     @Test func connect311WithWill() throws {
         // Will flag, will QoS 1, will retain, no clean session.
         let flags: UInt8 = 0x04 | (1 << 3) | 0x20
-        let bytes = W.packet(0x10, W.str("MQTT") + [4, flags] + W.u16(10) + W.str("dev-1") + W.str("status/dev-1")
-                             + W.bin(Array("offline".utf8)))
+        let bytes = W.packet(
+            0x10,
+            W.str("MQTT") + [4, flags] + W.u16(10) + W.str("dev-1") + W.str("status/dev-1")
+                + W.bin(Array("offline".utf8)))
         let packet = try #require(MQTTHarness.single(bytes))
         guard case .connect(let c) = packet else { Issue.record("not CONNECT"); return }
         #expect(!c.cleanSession)
-        #expect(c.will == MQTTWill(qos: .atLeastOnce, retain: true, properties: MQTTProperties(), topic: "status/dev-1",
-                                   payload: MQTTPayload(stored: Array("offline".utf8), length: 7)))
+        #expect(
+            c.will
+                == MQTTWill(
+                    qos: .atLeastOnce, retain: true, properties: MQTTProperties(), topic: "status/dev-1",
+                    payload: MQTTPayload(stored: Array("offline".utf8), length: 7)))
         #expect(c.username == nil && c.password == nil)
         #expect(packet.summary.contains(#"will=(topic="status/dev-1" qos=1 retain payload=7B)"#))
     }
@@ -94,14 +105,21 @@ import Testing
 
     @Test func connAck311AndItsReturnCodes() throws {
         let accepted = try #require(MQTTHarness.single(W.hex("20 02 01 00")))
-        #expect(accepted == .connAck(MQTTConnAck(sessionPresent: true, returnCode: .connectReturnCode(0),
-                                                 properties: MQTTProperties())))
+        #expect(
+            accepted
+                == .connAck(
+                    MQTTConnAck(
+                        sessionPresent: true, returnCode: .connectReturnCode(0),
+                        properties: MQTTProperties())))
         #expect(accepted.summary == "CONNACK session-present rc=0x00 (Connection Accepted)")
         let names = (0...6).map { MQTTReasonCode.connectReturnCode(UInt8($0)).name }
-        #expect(names == ["Connection Accepted", "Connection Refused, unacceptable protocol version",
-                          "Connection Refused, identifier rejected", "Connection Refused, Server unavailable",
-                          "Connection Refused, bad user name or password", "Connection Refused, not authorized",
-                          "Reserved"])
+        #expect(
+            names == [
+                "Connection Accepted", "Connection Refused, unacceptable protocol version",
+                "Connection Refused, identifier rejected", "Connection Refused, Server unavailable",
+                "Connection Refused, bad user name or password", "Connection Refused, not authorized",
+                "Reserved",
+            ])
         let refused = try #require(MQTTHarness.single(W.hex("20 02 00 05")))
         guard case .connAck(let a) = refused else { Issue.record("not CONNACK"); return }
         #expect(a.returnCode.rawValue == 5 && !a.returnCode.isSuccess && !a.sessionPresent)
@@ -116,9 +134,13 @@ import Testing
 
     @Test func publishQoS0AndQoS1AndQoS2() throws {
         let q0 = try #require(MQTTHarness.single(W.hex("30 0a 0003 612f62 68656c6c6f")))
-        #expect(q0 == .publish(MQTTPublish(dup: false, qos: .atMostOnce, retain: false, topic: "a/b", topicSource: .literal,
-                                           packetIdentifier: nil, properties: MQTTProperties(),
-                                           payload: MQTTPayload(stored: Array("hello".utf8), length: 5))))
+        #expect(
+            q0
+                == .publish(
+                    MQTTPublish(
+                        dup: false, qos: .atMostOnce, retain: false, topic: "a/b", topicSource: .literal,
+                        packetIdentifier: nil, properties: MQTTProperties(),
+                        payload: MQTTPayload(stored: Array("hello".utf8), length: 5))))
         #expect(q0.summary == #"PUBLISH topic="a/b" qos=0 payload=5B"#)
 
         let q1 = try #require(MQTTHarness.single(W.hex("32 0c 0003 612f62 0007 68656c6c6f")))
@@ -198,15 +220,19 @@ import Testing
     }
 
     @Test func everyV3PacketTypeInOneStream() {
-        let stream = W.connect311() + W.hex("20 02 00 00") + W.publish("t", [1], qos: 1, id: 5) + W.hex("40 02 0005")
+        let stream =
+            W.connect311() + W.hex("20 02 00 00") + W.publish("t", [1], qos: 1, id: 5) + W.hex("40 02 0005")
             + W.publish("t", [2], qos: 2, id: 6) + W.hex("50 02 0006") + W.hex("62 02 0006") + W.hex("70 02 0006")
             + W.hex("82 06 0001 0001 74 00") + W.hex("90 03 0001 00") + W.hex("a2 05 0002 0001 74")
             + W.hex("b0 02 0002") + W.pingReq + W.pingResp + W.hex("e0 00")
         let out = MQTTHarness.decodeAllWays(stream)
         #expect(out.error == nil)
-        #expect(out.records.map(\.packet.type) == [.connect, .connAck, .publish, .pubAck, .publish, .pubRec, .pubRel,
-                                                    .pubComp, .subscribe, .subAck, .unsubscribe, .unsubAck, .pingReq,
-                                                    .pingResp, .disconnect])
+        #expect(
+            out.records.map(\.packet.type) == [
+                .connect, .connAck, .publish, .pubAck, .publish, .pubRec, .pubRel,
+                .pubComp, .subscribe, .subAck, .unsubscribe, .unsubAck, .pingReq,
+                .pingResp, .disconnect,
+            ])
         #expect(out.records.allSatisfy { $0.version == .v3_1_1 && !$0.versionAssumed })
         #expect(out.packetsDecoded == 15)
         #expect(out.consumed == stream.count)

@@ -1,6 +1,7 @@
-import PilotTraceWire
 import PilotTraceTestSupport
+import PilotTraceWire
 import Testing
+
 @testable import PilotTraceProtocols
 
 /// Seeded random and mutated streams: the decoders must not crash, must stop (bounded iterations), must keep
@@ -36,16 +37,16 @@ import Testing
             if b.isEmpty { b = [rng.byte()]; continue }
             let i = rng.int(0...(b.count - 1))
             switch rng.int(0...7) {
-            case 0: b[i] ^= UInt8.random(in: 1...255, using: &rng)        // flip bits
-            case 1: b[i] = rng.byte()                                     // replace a byte
-            case 2: b.removeSubrange(i...)                                // truncate
+            case 0: b[i] ^= UInt8.random(in: 1...255, using: &rng)  // flip bits
+            case 1: b[i] = rng.byte()  // replace a byte
+            case 2: b.removeSubrange(i...)  // truncate
             case 3: b.insert(contentsOf: (0..<rng.int(1...8)).map { _ in rng.byte() }, at: i)
-            case 4:                                                       // extend a length field
+            case 4:  // extend a length field
                 b[i] = [0xFF, 0x7F, 0x80][rng.int(0...2)]
                 if i + 1 < b.count { b[i + 1] = 0xFF }
             case 5: b.removeSubrange(i..<min(b.count, i + rng.int(1...6)))
             case 6: b.insert(contentsOf: b[i..<min(b.count, i + rng.int(1...20))], at: i)  // duplicate
-            default: b[i] |= 0x80                                         // continuation bit
+            default: b[i] |= 0x80  // continuation bit
             }
         }
         return b

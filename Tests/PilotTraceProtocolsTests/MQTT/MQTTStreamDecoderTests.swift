@@ -1,5 +1,6 @@
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceProtocols
 
 @Suite struct MQTTStreamDecoderTests {
@@ -75,15 +76,15 @@ import Testing
 
     @Test func gapDesynchronisesTheDirection() throws {
         var d = MQTTStreamDecoder()
-        d.feed(W.pingReq + [0x30, 0x05, 0x00])     // a PINGREQ, then 3 bytes of a PUBLISH
+        d.feed(W.pingReq + [0x30, 0x05, 0x00])  // a PINGREQ, then 3 bytes of a PUBLISH
         #expect(try d.next()?.packet == .pingReq)
         #expect(try d.next() == nil)
         d.gap(length: 100)
         #expect(d.isDesynchronised)
         #expect(d.gapBytes == 100)
-        #expect(d.desyncBytes == 3)                 // the partial PUBLISH
+        #expect(d.desyncBytes == 3)  // the partial PUBLISH
         d.feed(W.pingReq)
-        #expect(try d.next() == nil)                // no guessing where packets resume
+        #expect(try d.next() == nil)  // no guessing where packets resume
         #expect(d.desyncBytes == 5)
         #expect(d.bufferedByteCount == 0)
         #expect(d.packetsDecoded == 1 && d.errorCount == 0)
@@ -96,7 +97,7 @@ import Testing
         let publish = W.publish("t", [UInt8](repeating: 1, count: 500))
         d.feed(Array(publish.prefix(100)))
         #expect(try d.next() == nil)
-        #expect(d.bufferedByteCount == 0)           // payload bytes were consumed, not held
+        #expect(d.bufferedByteCount == 0)  // payload bytes were consumed, not held
         d.gap(length: 50)
         d.feed(Array(publish.suffix(350)) + W.pingReq)
         #expect(try d.next() == nil)
@@ -128,7 +129,7 @@ import Testing
         }
         #expect(d.packetsDecoded == 1 && d.bufferedByteCount == 0)
         // A longer one is refused as soon as its fixed header is read, not buffered.
-        d.feed([0x10, 0xE9, 0x07])                  // Remaining Length 1001
+        d.feed([0x10, 0xE9, 0x07])  // Remaining Length 1001
         #expect(throws: MQTTError.self) { _ = try d.next() }
         #expect(d.bufferedByteCount == 0)
     }
@@ -153,8 +154,12 @@ import Testing
         d.feed(W.hex("40 03 0001 10") + W.connect311() + W.hex("40 02 0002"))
         let first = try #require(try d.next())
         #expect(first.version == .v5 && first.versionAssumed)
-        #expect(first.packet == .pubAck(MQTTPublishResponse(packetIdentifier: 1, reasonCode: .v5(0x10, in: .pubAck),
-                                                            properties: .init())))
+        #expect(
+            first.packet
+                == .pubAck(
+                    MQTTPublishResponse(
+                        packetIdentifier: 1, reasonCode: .v5(0x10, in: .pubAck),
+                        properties: .init())))
         let connect = try #require(try d.next())
         #expect(connect.version == .v3_1_1 && !connect.versionAssumed)
         let after = try #require(try d.next())

@@ -1,5 +1,6 @@
 import PilotTraceTestSupport
 import Testing
+
 @testable import PilotTraceProtocols
 
 /// The shared seeded generator (PilotTraceTestSupport), under the name these tests use.
@@ -88,8 +89,9 @@ enum MQTTHarness {
         for r in whole.records {
             do {
                 let frame = try #require(
-                    try MQTTFrame.read(bytes, at: r.offset, streamOffset: r.offset,
-                                       maxRemainingLength: configuration.maxRemainingLength),
+                    try MQTTFrame.read(
+                        bytes, at: r.offset, streamOffset: r.offset,
+                        maxRemainingLength: configuration.maxRemainingLength),
                     sourceLocation: sourceLocation)
                 #expect(frame.header.frameLength == r.length, sourceLocation: sourceLocation)
                 let packet = try MQTTPacket.parse(
@@ -125,8 +127,9 @@ enum MQTTHarness {
         let out = decodeAllWays(bytes, config, sourceLocation: sourceLocation)
         #expect(out.records.map(\.packet) == [.pingReq], sourceLocation: sourceLocation)
         #expect(out.error?.code == code, "got \(String(describing: out.error))", sourceLocation: sourceLocation)
-        #expect(out.error?.offset == 2 + offsetInPacket, "got \(String(describing: out.error))",
-                sourceLocation: sourceLocation)
+        #expect(
+            out.error?.offset == 2 + offsetInPacket, "got \(String(describing: out.error))",
+            sourceLocation: sourceLocation)
         #expect(out.error?.packetOffset == 2, sourceLocation: sourceLocation)
         // Desynchronised: the trailing PINGREQ is not decoded; everything after the first packet is dropped.
         #expect(out.consumed + out.desyncBytes == bytes.count, sourceLocation: sourceLocation)
