@@ -10,25 +10,8 @@ import Testing
 
     @Test(.enabled(if: CaptureCommandTests.canCapture, "live capture needs root and mosquitto/mosquitto_pub (scripts/bootstrap installs them)"))
     func aLiveDeviceIsCapturedAnalyzedStoredAndWritten() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-live-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
-        let port = Int(try freeLoopbackPort())
-        let conf = dir.appendingPathComponent("mosquitto.conf")
-        try "listener \(port) 127.0.0.1\nallow_anonymous true\npersistence false\n".write(to: conf, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: conf.path)
-        let broker = Process()
-        broker.executableURL = URL(fileURLWithPath: TestPaths.which("mosquitto")!)
-        broker.arguments = ["-c", conf.path]
-        broker.standardOutput = FileHandle.nullDevice
-        broker.standardError = FileHandle.nullDevice
-        try broker.run()
-        defer {
-            // mosquitto drops to its own user: signal it directly, and do not wait forever.
-            kill(broker.processIdentifier, SIGTERM)
-            for _ in 0..<50 where broker.isRunning { usleep(100_000) }
-            if broker.isRunning { kill(broker.processIdentifier, SIGKILL) }
-        }
+        let broker = try LoopbackBroker()
+        let (dir, port) = (broker.folder, broker.port)
 
         let db = dir.appendingPathComponent("live.sqlite").path, pcap = dir.appendingPathComponent("live.pcap").path
         let capture = Process()
@@ -72,25 +55,9 @@ import Testing
         "A rotating capture with --db records each file it wrote, in order",
         .enabled(if: CaptureCommandTests.canCapture, "live capture needs root and mosquitto/mosquitto_pub (scripts/bootstrap installs them)"))
     func rotatedFilesAreRecorded() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-rotate-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
-        let port = Int(try freeLoopbackPort())
-        let conf = dir.appendingPathComponent("mosquitto.conf")
-        try "listener \(port) 127.0.0.1\nallow_anonymous true\npersistence false\nmessage_size_limit 0\n".write(to: conf, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: conf.path)
-        let broker = Process()
-        broker.executableURL = URL(fileURLWithPath: TestPaths.which("mosquitto")!)
-        broker.arguments = ["-c", conf.path]
-        broker.standardOutput = FileHandle.nullDevice
-        broker.standardError = FileHandle.nullDevice
-        try broker.run()
-        defer {
-            kill(broker.processIdentifier, SIGTERM)
-            for _ in 0..<50 where broker.isRunning { usleep(100_000) }
-            if broker.isRunning { kill(broker.processIdentifier, SIGKILL) }
-        }
-        #expect(try waitUntil(timeout: 10) { try runProcess("/usr/bin/env", ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"]).status == 0 })
+        let broker = try LoopbackBroker("message_size_limit 0\n")
+        let (dir, port) = (broker.folder, broker.port)
+        #expect(try broker.waitUntilListening())
 
         let db = dir.appendingPathComponent("rotated.sqlite").path, pcap = dir.appendingPathComponent("rotated.pcap").path
         let capture = Process()

@@ -86,16 +86,9 @@ struct PostgresCommandTests {
     @Test(
         "A capture point pair written at once by two processes into PostgreSQL yields the whole capture's sessions",
         .enabled(if: TestPaths.which("tcpdump") != nil, "splits the capture with tcpdump (scripts/bootstrap installs it)"))
-    func capturePointPair() throws {
+    func aCapturePointPairWrittenAtOnce() throws {
         let url = try PostgresServer.shared().createDatabase()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-pgpair-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let whole = dir.appendingPathComponent("whole.pcap").path
-        #expect(try pilottrace("lab", "generate", "--devices", "30", "--online", "20", "--stagger", "0.5", "--out", whole).status == 0)
-        let http = dir.appendingPathComponent("web.pcap").path, mqtt = dir.appendingPathComponent("broker.pcap").path
-        let tcpdump = try #require(TestPaths.which("tcpdump"))
-        #expect(try runProcess(tcpdump, ["-r", whole, "-w", http, "tcp port 6789"]).status == 0)
-        #expect(try runProcess(tcpdump, ["-r", whole, "-w", mqtt, "tcp port 1883"]).status == 0)
+        let (whole, http, mqtt) = try capturePointPair(devices: 30)
         let reference = try temporaryDatabase()
         #expect(try pilottrace("analyze", "--db", reference, whole).status == 0)
 
@@ -177,25 +170,9 @@ struct PostgresCommandTests {
         .enabled(if: CaptureCommandTests.canCapture, "live capture needs root and mosquitto/mosquitto_pub (scripts/bootstrap installs them)"))
     func liveCaptureOnPostgres() throws {
         let url = try PostgresServer.shared().createDatabase()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-pglive-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
-        let port = Int(try freeLoopbackPort())
-        let conf = dir.appendingPathComponent("mosquitto.conf")
-        try "listener \(port) 127.0.0.1\nallow_anonymous true\npersistence false\n".write(to: conf, atomically: true, encoding: .utf8)
-        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: conf.path)
-        let broker = Process()
-        broker.executableURL = URL(fileURLWithPath: TestPaths.which("mosquitto")!)
-        broker.arguments = ["-c", conf.path]
-        broker.standardOutput = FileHandle.nullDevice
-        broker.standardError = FileHandle.nullDevice
-        try broker.run()
-        defer {
-            kill(broker.processIdentifier, SIGTERM)
-            for _ in 0..<50 where broker.isRunning { usleep(100_000) }
-            if broker.isRunning { kill(broker.processIdentifier, SIGKILL) }
-        }
-        #expect(try waitUntil(timeout: 10) { try runProcess("/usr/bin/env", ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"]).status == 0 })
+        let broker = try LoopbackBroker()
+        let port = broker.port
+        #expect(try broker.waitUntilListening())
         let capture = Process()
         capture.executableURL = TestPaths.binary
         capture.arguments = ["capture", "--interface", "lo", "--filter", "tcp port \(port)", "--duration", "4", "--db", url, "--site", "broker-1"]

@@ -234,14 +234,7 @@ import Testing
         "An HTTP-side capture and an MQTT-side capture of the same 40 devices, analyzed at once, give the whole capture's sessions",
         .enabled(if: TestPaths.which("tcpdump") != nil, "splits the capture with tcpdump (scripts/bootstrap installs it)"))
     func twoCapturePointsMakeOneRecord() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-points-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let whole = dir.appendingPathComponent("whole.pcap").path
-        #expect(try pilottrace("lab", "generate", "--devices", "40", "--online", "20", "--stagger", "0.5", "--out", whole).status == 0)
-        let http = dir.appendingPathComponent("web.pcap").path, mqtt = dir.appendingPathComponent("broker.pcap").path
-        let tcpdump = try #require(TestPaths.which("tcpdump"))
-        #expect(try runProcess(tcpdump, ["-r", whole, "-w", http, "tcp port 6789"]).status == 0)
-        #expect(try runProcess(tcpdump, ["-r", whole, "-w", mqtt, "tcp port 1883"]).status == 0)
+        let (whole, http, mqtt) = try capturePointPair(devices: 40)
 
         let reference = try temporaryDatabase()
         #expect(try pilottrace("analyze", "--db", reference, whole).status == 0)

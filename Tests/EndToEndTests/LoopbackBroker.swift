@@ -1,0 +1,58 @@
+import Foundation
+import PilotTraceTestSupport
+
+/// A mosquitto broker of a test's own on a free loopback port (anonymous, no persistence), in a folder it can read
+/// after dropping to its own user; stopped when the value goes.
+final class LoopbackBroker {
+    let port: Int
+    /// A folder of the test's own (mode 0755), beside the broker's configuration.
+    let folder: URL
+    private let process: Process
+
+    init(_ extraConfiguration: String = "") throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-broker-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: folder.path)
+        port = Int(try freeLoopbackPort())
+        let conf = folder.appendingPathComponent("mosquitto.conf")
+        try "listener \(port) 127.0.0.1\nallow_anonymous true\npersistence false\n\(extraConfiguration)"
+            .write(to: conf, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: conf.path)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: TestPaths.which("mosquitto") ?? "/usr/sbin/mosquitto")
+        process.arguments = ["-c", conf.path]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// Waits until the broker accepts connections.
+    func waitUntilListening() throws -> Bool {
+        try waitUntil(timeout: 10) { try runProcess("/usr/bin/env", ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/\(port)"]).status == 0 }
+    }
+
+    deinit {
+        // mosquitto drops to its own user: signal it directly, and do not wait forever.
+        kill(process.processIdentifier, SIGTERM)
+        for _ in 0..<50 where process.isRunning { usleep(100_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// A generated capture of `devices` logging in, and the same traffic as two capture points see it: the web backend's
+/// (HTTP, port 6789) and the broker's (MQTT, port 1883), split with tcpdump.
+func capturePointPair(devices: Int) throws -> (whole: String, web: String, broker: String) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-points-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let whole = dir.appendingPathComponent("whole.pcap").path
+    let generated = try pilottrace("lab", "generate", "--devices", String(devices), "--online", "20", "--stagger", "0.5", "--out", whole)
+    guard generated.status == 0, let tcpdump = TestPaths.which("tcpdump") else {
+        throw LabRun.Failure(description: "cannot make the capture point pair: \(generated.stderr)")
+    }
+    let web = dir.appendingPathComponent("web.pcap").path, broker = dir.appendingPathComponent("broker.pcap").path
+    for (out, filter) in [(web, "tcp port 6789"), (broker, "tcp port 1883")] {
+        let r = try runProcess(tcpdump, ["-r", whole, "-w", out, filter])
+        guard r.status == 0 else { throw LabRun.Failure(description: "tcpdump: \(r.stderr)") }
+    }
+    return (whole, web, broker)
+}
