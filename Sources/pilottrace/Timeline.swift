@@ -128,7 +128,7 @@ enum SessionViews {
                 deviations: (findings[r.id] ?? []).map {
                     SessionView.Finding(severity: $0.severity, rule: $0.ruleID, time: $0.time, message: $0.title, frames: FramePlace($0))
                 }, captures: files, analysis: analyses[r.analysisID],
-                parts: mine.map { (id: $0.id, analysis: analyses[$0.analysisID]) })
+                parts: mine.map { (id: $0.id, analysis: analyses[$0.analysisID]) }, partOf: r.partOf)
         }
     }
 }

@@ -46,6 +46,8 @@ struct SessionView {
     var analysis: AnalysisRow?
     /// The parts of the session other capture points recorded (their steps are in ``events``).
     var parts: [(id: Int64, analysis: AnalysisRow?)] = []
+    /// For a part shown on its own (`timeline ID` of a part): the session it belongs to.
+    var partOf: Int64?
 
     /// The contract of `sessions --json` / `timeline --json` (README.md): snake_case keys, times in RFC 3339 (UTC,
     /// microseconds) with an `_epoch` twin in seconds, frames as Wireshark numbers them.
@@ -57,6 +59,7 @@ struct SessionView {
             "mqtt_username": mqttUsername as Any? ?? NSNull(), "aircraft_sns": aircraft,
         ]
         if let analysis { o["analysis"] = ReportText.analysisJSON(analysis) }
+        if let partOf { o["part_of"] = partOf }
         o["parts"] = parts.map { p -> [String: Any] in
             ["id": p.id, "analysis": p.analysis.map(ReportText.analysisJSON) as Any? ?? NSNull()]
         }
@@ -96,6 +99,7 @@ enum TimelineText {
             line += "gateway unknown"
         }
         line += ", \(s.state.uppercased())"
+        if let whole = s.partOf { line += " — the part another capture point recorded of session \(whole) (pilottrace timeline \(whole))" }
         if !s.parts.isEmpty {
             let sites = ([s.analysis] + s.parts.map(\.analysis)).compactMap { $0?.site }.filter { !$0.isEmpty }
             var seen = Set<String>()

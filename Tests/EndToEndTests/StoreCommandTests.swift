@@ -260,6 +260,15 @@ import Testing
         #expect(timeline.stdout.contains("recorded at"))
         #expect(timeline.stdout.contains("web.pcap frames"))
         #expect(timeline.stdout.contains("broker.pcap frame"))
+        // A part asked for by its own id says whose part it is.
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(try pilottrace("sessions", "--db", shared, "--json").stdout.utf8)) as? [String: Any])
+        let first = try #require((doc["sessions"] as? [[String: Any]])?.first)
+        let part = try #require(((first["parts"] as? [[String: Any]])?.first)?["id"] as? Int)
+        let owner = try #require(first["id"] as? Int)
+        let alone = try pilottrace("timeline", String(part), "--db", shared)
+        #expect(alone.status == 0)
+        #expect(alone.stdout.contains("the part another capture point recorded of session \(owner)"), "\(alone.stdout)")
+        #expect(try pilottrace("timeline", String(part), "--db", shared, "--json").stdout.contains("\"part_of\" : \(owner)"))
     }
 
     @Test("Stitching is by credentials, then address and time: a device session with neither is left alone")
