@@ -14,7 +14,7 @@ import GRDB
 /// - ``open(path:access:)``
 /// - ``resolvePath(option:environment:)``
 /// ### Writing
-/// - ``beginAnalysis(key:captures:toolVersion:createdAt:batchSize:)``
+/// - ``beginAnalysis(key:captures:toolVersion:createdAt:batchSize:background:source:site:)``
 /// - ``AnalysisWriter``
 /// - ``deleteAnalysis(id:)``
 /// ### Reading

@@ -56,3 +56,30 @@ func capturePointPair(devices: Int) throws -> (whole: String, web: String, broke
     }
     return (whole, web, broker)
 }
+
+/// An `analyze` of a long generated capture (3,000 devices one after the other, 0.2 s apart, each online 5 s) into
+/// `database`, running in the background and already storing: returned once the database holds 20 sessions, so some
+/// are over and some still going on when the test interrupts it. Its stderr is the pipe returned.
+func analysisUnderWay(into database: String) throws -> (process: Process, stderr: Pipe) {
+    let capture = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-long-\(UUID().uuidString).pcap").path
+    let generated = try pilottrace("lab", "generate", "--devices", "3000", "--online", "5", "--stagger", "0.2", "--out", capture)
+    guard generated.status == 0 else { throw LabRun.Failure(description: "lab generate: \(generated.stderr)") }
+    let process = Process()
+    process.executableURL = TestPaths.binary
+    process.arguments = ["analyze", "--db", database, capture]
+    let stderr = Pipe()
+    process.standardError = stderr
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    func stored() -> Int {
+        guard let r = try? pilottrace("sessions", "--db", database, "--json"), r.status == 0,
+            let doc = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        else { return 0 }
+        return (doc["sessions"] as? [[String: Any]])?.count ?? 0
+    }
+    guard waitUntil(timeout: 60, poll: 0.2, { stored() >= 20 }) else {
+        process.terminate()
+        throw LabRun.Failure(description: "the analysis of \(capture) stored no 20 sessions within 60 s")
+    }
+    return (process, stderr)
+}

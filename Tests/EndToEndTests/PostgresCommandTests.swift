@@ -61,17 +61,7 @@ struct PostgresCommandTests {
     @Test("Ctrl-C in the middle of an analysis into PostgreSQL keeps its sessions and marks it interrupted")
     func interruptedAnalysis() throws {
         let url = try PostgresServer.shared().createDatabase()
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-pg-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let capture = dir.appendingPathComponent("long.pcap").path
-        #expect(try pilottrace("lab", "generate", "--devices", "3000", "--online", "5", "--stagger", "0.2", "--out", capture).status == 0)
-        let process = Process()
-        process.executableURL = TestPaths.binary
-        process.arguments = ["analyze", "--db", url, capture]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        #expect(try waitUntil(timeout: 60, poll: 0.2) { ((try? sessionIDs(url).count) ?? 0) >= 20 })
+        let (process, _) = try analysisUnderWay(into: url)
         #expect(process.isRunning)
         kill(process.processIdentifier, SIGINT)
         process.waitUntilExit()

@@ -21,14 +21,6 @@ import Testing
         return dir
     }
 
-    /// A capture long enough to interrupt: 3,000 devices one after the other, 0.2 s apart, each online 5 s.
-    func longCapture(in dir: URL) throws -> String {
-        let path = dir.appendingPathComponent("long.pcap").path
-        let r = try pilottrace("lab", "generate", "--devices", "3000", "--online", "5", "--stagger", "0.2", "--out", path)
-        #expect(r.status == 0, "\(r.stderr)")
-        return path
-    }
-
     @Test("Four analyses of different captures into one database at once: all exit 0 and store every session, ids positive and unique")
     func fourWritersAtOnce() throws {
         let captures = ["lab-clean-login.pcapng", "lab-restart.pcapng", "lab-wrong-password-retries.pcapng", "pilot2-no-status-reply.pcap"]
@@ -75,21 +67,9 @@ import Testing
         "Ctrl-C in the middle of an analysis keeps the sessions finished and in progress, with their findings; the analysis is marked interrupted; the next one gets ordinary ids"
     )
     func interruptedAnalysis() throws {
-        let dir = try folder()
-        let capture = try longCapture(in: dir)
-        let db = dir.appendingPathComponent("interrupted.sqlite").path
-        let process = Process()
-        process.executableURL = TestPaths.binary
-        process.arguments = ["analyze", "--db", db, capture]
-        let stderr = Pipe()
-        process.standardError = stderr
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let db = try folder().appendingPathComponent("interrupted.sqlite").path
         // Interrupted once sessions are being stored (so some are over and some are still going on).
-        let storing = try waitUntil(timeout: 60, poll: 0.2) {
-            FileManager.default.fileExists(atPath: db) && ((try? sessions(db).count) ?? 0) >= 20
-        }
-        #expect(storing)
+        let (process, stderr) = try analysisUnderWay(into: db)
         #expect(process.isRunning, "the analysis ended before it could be interrupted")
         kill(process.processIdentifier, SIGINT)
         process.waitUntilExit()
@@ -123,16 +103,8 @@ import Testing
 
     @Test("kill -9 in the middle of an analysis leaves a consistent database whose analysis is visibly unfinished")
     func killedAnalysis() throws {
-        let dir = try folder()
-        let capture = try longCapture(in: dir)
-        let db = dir.appendingPathComponent("killed.sqlite").path
-        let process = Process()
-        process.executableURL = TestPaths.binary
-        process.arguments = ["analyze", "--db", db, capture]
-        process.standardError = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        #expect(try waitUntil(timeout: 60, poll: 0.2) { FileManager.default.fileExists(atPath: db) && ((try? sessions(db).count) ?? 0) >= 20 })
+        let db = try folder().appendingPathComponent("killed.sqlite").path
+        let (process, _) = try analysisUnderWay(into: db)
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
 

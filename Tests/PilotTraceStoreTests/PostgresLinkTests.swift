@@ -579,16 +579,3 @@ struct SilentListener {
 
     func close() { Glibc.close(fd) }
 }
-
-extension SQLValue {
-    /// The value for GRDB.
-    var databaseValue: DatabaseValue {
-        switch self {
-        case .null: .null
-        case .integer(let v): v.databaseValue
-        case .real(let v): v.databaseValue
-        case .text(let v): v.databaseValue
-        case .blob(let v): v.databaseValue
-        }
-    }
-}

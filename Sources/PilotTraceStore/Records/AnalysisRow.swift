@@ -2,7 +2,7 @@ import GRDB
 
 /// One analysis run over an ordered set of capture files (table `analyses`).
 ///
-/// The row is written by ``PilotTraceDatabase/beginAnalysis(key:captures:toolVersion:createdAt:batchSize:)`` and
+/// The row is written by ``PilotTraceDatabase/beginAnalysis(key:captures:toolVersion:createdAt:batchSize:background:source:site:)`` and
 /// completed by ``AnalysisWriter/finish(frames:frameBytes:firstTime:lastTime:countersJSON:stop:)``; `state` is
 /// `running` (and `frames` NULL) while the run goes on, and stays so when the process was killed outright.
 public struct AnalysisRow: Codable, Sendable, Hashable {

@@ -3,7 +3,7 @@ import GRDB
 
 /// One capture file of an analysis, in the order it was read (table `captures`).
 ///
-/// Given to ``PilotTraceDatabase/beginAnalysis(key:captures:toolVersion:createdAt:batchSize:)`` with what is known
+/// Given to ``PilotTraceDatabase/beginAnalysis(key:captures:toolVersion:createdAt:batchSize:background:source:site:)`` with what is known
 /// before reading (path, digest, format) and completed with ``AnalysisWriter/updateCapture(_:)`` once read.
 public struct CaptureRow: Codable, Sendable, Hashable {
     public var id: Int64?
