@@ -68,10 +68,10 @@ public enum PipelineFuzzTarget {
     }
 
     /// Decoded messages to sessions and findings, as `AnalysisRun` drives them (without the store).
-    struct Analysis {
+    struct Analysis: ~Copyable {
         var analyzer = StreamAnalyzer()
-        var tracker: SessionTracker
-        var engine: DeviationEngine
+        let tracker: SessionTracker
+        let engine: DeviationEngine
         var decoded: [MessageEvent] = []
         var retired: Set<Int> = []
         var last: Timestamp?

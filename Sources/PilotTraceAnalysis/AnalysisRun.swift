@@ -64,8 +64,8 @@ public final class AnalysisRun {
     let keepsRows: Bool
     var pipeline: TCPPipeline
     var analyzer: StreamAnalyzer
-    var tracker: SessionTracker
-    var engine: DeviationEngine
+    let tracker: SessionTracker
+    let engine: DeviationEngine
     var flowIDs: [ConnectionID: Int64] = [:]
     var flowRows: [ConnectionID: FlowRow] = [:]
     /// Requests waiting for their responses: (row id, request), by connection and request index.
@@ -229,7 +229,7 @@ public final class AnalysisRun {
     public func refreshLive(now: Timestamp) throws -> LiveStatus {
         let clock = now.adding(seconds: -1)
         if clock > (lastTime ?? .zero) { tracker.advance(to: clock) }
-        var tracker = self.tracker.snapshot(), engine = self.engine
+        let tracker = self.tracker.snapshot(), engine = self.engine.snapshot()
         let at = max(lastTime ?? clock, clock)
         let sessions = tracker.finish(at: at)
         let deviations = engine.finish(sessions: sessions, captureEnd: at)

@@ -27,7 +27,7 @@ extension SessionTracker {
         return h.finalize()
     }
 
-    mutating func http(_ id: ConnectionID, _ e: HTTPConnectionEvent, _ ref: MessageRef?) {
+    func http(_ id: ConnectionID, _ e: HTTPConnectionEvent, _ ref: MessageRef?) {
         switch e {
         case .request(let r):
             requests.request(r, on: id, ref)
@@ -47,7 +47,7 @@ extension SessionTracker {
         return sessions[s]?.lifecycle.isOver ?? true
     }
 
-    mutating func exchange(_ id: ConnectionID, _ request: HTTPRequest?, _ response: HTTPResponse, _ ref: MessageRef?) {
+    func exchange(_ id: ConnectionID, _ request: HTTPRequest?, _ response: HTTPResponse, _ ref: MessageRef?) {
         if let request, BridgeReport.isReport(method: request.method, path: request.head.path) {
             bridge(id, request, ref)
             return
@@ -117,7 +117,7 @@ extension SessionTracker {
     /// A JSBridge report from the proxy's injected script: one event per call the timeline shows, each at the
     /// report's capture time less the delay the page measured, in the H5 context of the same client address
     /// (the page's own context: the bridge presents no token).
-    mutating func bridge(_ id: ConnectionID, _ request: HTTPRequest, _ ref: MessageRef?) {
+    func bridge(_ id: ConnectionID, _ request: HTTPRequest, _ ref: MessageRef?) {
         guard let report = BridgeReport(request.body.json), let info = infos[id] else { return }
         let sent = request.span.firstByteAt
         let events = report.calls.compactMap { call -> TimelineEvent? in

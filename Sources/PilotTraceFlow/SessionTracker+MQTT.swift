@@ -48,7 +48,7 @@ extension SessionTracker {
         }
     }
 
-    mutating func mqtt(
+    func mqtt(
         _ c: Connection, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?,
         topic parsed: DJITopic? = nil, envelope: DJIEnvelope? = nil
     ) {
@@ -152,7 +152,7 @@ extension SessionTracker {
 
     /// A CONNECT with a client id that another open connection from elsewhere uses: the broker closes the older one
     /// (MQTT 3.1.1 §3.1.4 step 2, 5.0 §3.1.4). Remembered on the older connection for its link-lost step.
-    mutating func noteClientID(_ c: Connection, at ts: Timestamp) {
+    func noteClientID(_ c: Connection, at ts: Timestamp) {
         guard let id = c.clientID, !id.isEmpty else { return }
         if let previous = connectionByClientID[id], previous != c.info.id, let old = connections[previous], !old.closed, !old.disconnected,
             old.role != .cloud, old.info.client.address != c.info.client.address || old.username != c.username
@@ -162,7 +162,7 @@ extension SessionTracker {
         connectionByClientID[id] = c.info.id
     }
 
-    mutating func publishEvents(
+    func publishEvents(
         _ c: Connection, _ dir: Direction, _ p: MQTTPublish, _ topic: DJITopic, _ ts: Timestamp,
         _ ref: MessageRef?, envelope: DJIEnvelope? = nil
     ) -> [TimelineEvent] {
@@ -231,7 +231,7 @@ extension SessionTracker {
     }
 
     /// Sends a connection's events to its session, holding them until its role is known.
-    mutating func route(_ c: Connection, _ events: [TimelineEvent]) {
+    func route(_ c: Connection, _ events: [TimelineEvent]) {
         let id = c.info.id
         switch c.role {
         case .device?:
@@ -282,7 +282,7 @@ extension SessionTracker {
     /// The session a device connection belongs to: its device's session (by gateway serial, else by client id) when
     /// the lifecycle admits it (a reconnect within the grace, a retried CONNECT), or a new one, joined by the H5
     /// context whose credentials it used. Returns nil when the connection was folded into a retry count.
-    mutating func attach(_ c: Connection) -> Int? {
+    func attach(_ c: Connection) -> Int? {
         let start = c.connectTime ?? c.pending.first?.time ?? c.info.firstSeen
         let candidate =
             c.sn.flatMap { sessionBySN[$0] }
@@ -342,7 +342,7 @@ extension SessionTracker {
 
     /// A refused CONNECT again within the grace: counted on the first refusal's CONNACK (its `attempts`, `last_attempt`
     /// and `over_seconds`), not added as steps of their own.
-    mutating func retried(_ c: Connection, _ w: Working) {
+    func retried(_ c: Connection, _ w: Working) {
         w.openConnections.insert(c.info.id)
         w.session.connections.append(c.info.id)
         let last = c.pending.last { $0.step == .mqttConnack }?.time ?? c.connectTime ?? c.info.firstSeen
@@ -358,7 +358,7 @@ extension SessionTracker {
         ])
     }
 
-    mutating func join(_ c: Connection, _ w: Working) {
+    func join(_ c: Connection, _ w: Working) {
         w.openConnections.insert(c.info.id)
         w.session.connections.append(c.info.id)
         if let sn = c.sn {
@@ -379,7 +379,7 @@ extension SessionTracker {
         return id.allSatisfy { ($0 >= "0" && $0 <= "9") || ($0 >= "A" && $0 <= "Z") }
     }
 
-    mutating func closed(_ summary: ConnectionSummary) {
+    func closed(_ summary: ConnectionSummary) {
         let id = summary.info.id
         requests.close(id)
         guard let c = connections.removeValue(forKey: id) else { return }
@@ -411,7 +411,7 @@ extension SessionTracker {
         ])
     }
 
-    mutating func linkLost(_ c: Connection, at t: Timestamp, detail: JSONValue) {
+    func linkLost(_ c: Connection, at t: Timestamp, detail: JSONValue) {
         guard let s = c.session, let w = sessions[s] else { return }
         w.openConnections.remove(c.info.id)
         add(w, TimelineEvent(time: t, step: .linkLost, ok: false, connection: c.info.id, detail: detail))

@@ -15,7 +15,7 @@ import PilotTraceWire
 /// - Each session's life (``SessionLifecycle``): DISCONNECT ends it, a reconnect within the grace after a lost link
 ///   continues it, refused CONNECTs retried within the grace are one attempt; otherwise a new session starts.
 /// - Retirement (here): sessions over and quiet are handed out early, so memory follows the sessions in progress.
-public struct SessionTracker {
+public final class SessionTracker {
     public struct Configuration: Sendable {
         /// Seconds the cloud waits after a lost link before the device counts as offline (§1.3: 30 s).
         public var offlineGrace: Double = 30
@@ -106,19 +106,24 @@ public struct SessionTracker {
         self.configuration = configuration
     }
 
-    /// An independent copy (connections are objects updated in place): a live view finishes a snapshot while the
-    /// tracker goes on.
+    /// An independent copy, objects inside copied too: a live view finishes a snapshot while the tracker goes on.
+    /// Every stored property is listed here; `SnapshotTests` fails when one is forgotten or an object is shared.
     package func snapshot() -> SessionTracker {
-        var copy = self
+        let copy = SessionTracker(configuration: configuration)
         copy.connections = connections.mapValues { $0.copy() }
+        (copy.infos, copy.requests, copy.contexts, copy.lastPage) = (infos, requests, contexts, lastPage)
         copy.sessions = sessions.map { $0?.copy() }
+        (copy.retainedCount, copy.nextSerial, copy.retiredKeys, copy.retiredOut) = (retainedCount, nextSerial, retiredKeys, retiredOut)
+        (copy.retiredNumbers, copy.finishing, copy.released, copy.lostLinks) = (retiredNumbers, finishing, released, lostLinks)
+        (copy.sessionBySN, copy.sessionByClientID, copy.connectionByClientID) = (sessionBySN, sessionByClientID, connectionByClientID)
+        (copy.now, copy.lastSweep, copy.correlator, copy.roles) = (now, lastSweep, correlator, roles)
         return copy
     }
 
     // MARK: - Input
 
     /// Consumes one decoded message; `ref` is how the caller stored it (for the timeline's links).
-    public mutating func consume(_ event: MessageEvent, ref: MessageRef? = nil) {
+    public func consume(_ event: MessageEvent, ref: MessageRef? = nil) {
         switch event {
         case .classified(let info, let c):
             infos[info.id] = info
@@ -158,7 +163,7 @@ public struct SessionTracker {
     }
 
     /// Moves capture time forward: silent links are declared lost, grace periods expire.
-    public mutating func advance(to t: Timestamp) {
+    public func advance(to t: Timestamp) {
         guard t > now else { return }
         now = t
         // Silence and grace are judged to the second: sweep at most once per second of capture time, so the cost
@@ -202,7 +207,7 @@ public struct SessionTracker {
     /// settled). Nothing can join such a session any more: its gateway's next connection starts a new session, and
     /// its H5 contexts take no more requests. With ``Configuration/retireSessions`` it is finished right away (the
     /// same state, events and exchanges ``finish(at:)`` would give it) and its state dropped.
-    mutating func closeFinishedSessions(at t: Timestamp) {
+    func closeFinishedSessions(at t: Timestamp) {
         let quiet = configuration.offlineGrace + correlator.horizon + 1
         var over: [Int] = []
         for i in released {
@@ -230,14 +235,14 @@ public struct SessionTracker {
     }
 
     /// Nothing new joins session `i` by its gateway serial or client id any more.
-    mutating func forget(_ i: Int, _ w: Working) {
+    func forget(_ i: Int, _ w: Working) {
         if let sn = w.session.gatewaySN, sessionBySN[sn] == i { sessionBySN[sn] = nil }
         if let id = w.session.mqttClientID, sessionByClientID[id] == i { sessionByClientID[id] = nil }
     }
 
     /// Sessions retired since the last call (``Configuration/retireSessions``), final but for their `number`
     /// (`serial + 1` here; ``retiredNumbers`` has the final one after ``finish(at:)``).
-    public mutating func takeRetired() -> [Session] {
+    public func takeRetired() -> [Session] {
         defer { retiredOut.removeAll() }
         return retiredOut
     }
@@ -248,7 +253,7 @@ public struct SessionTracker {
     public var retainedConnections: Int { connections.count }
 
     /// The capture ended: decides each session's state and returns them, in start order.
-    public mutating func finish(at end: Timestamp) -> [Session] {
+    public func finish(at end: Timestamp) -> [Session] {
         // Connections whose role nothing revealed: a CONNECT that looks like Pilot 2's still makes a session.
         for id in connections.keys.sorted() where connections[id]?.role == nil {
             guard let c = connections[id], c.connectTime != nil, looksLikePilot(c) else { continue }
@@ -329,7 +334,7 @@ public struct SessionTracker {
 
     // MARK: - Sessions
 
-    mutating func newSession(start: Timestamp, client: String?) -> Working {
+    func newSession(start: Timestamp, client: String?) -> Working {
         let serial = nextSerial
         nextSerial += 1
         retainedCount += 1
@@ -345,7 +350,7 @@ public struct SessionTracker {
 
     /// Adds a step to a session's timeline and moves its lifecycle; a session that ends is forgotten by serial and
     /// client id, so the device's next connection starts a new one.
-    mutating func add(_ w: Working, _ e: TimelineEvent) {
+    func add(_ w: Working, _ e: TimelineEvent) {
         w.lastEventTime = max(w.lastEventTime ?? e.time, e.time)
         w.session.events.append(e)
         if !e.ok, [.loginFailed, .mqttConnack, .statusReply, .tokenRejected].contains(e.step) { w.failedStep = true }

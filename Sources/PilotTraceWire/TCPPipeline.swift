@@ -16,7 +16,7 @@ public struct PacketCounters: Hashable, Sendable, Codable {
 /// Frames in, stream events out: the packet decoder and the TCP reassembler, chained.
 ///
 /// This is the pure pipeline offline analysis, live capture and benchmarks share.
-public struct TCPPipeline {
+public struct TCPPipeline: ~Copyable {
     public var decoder = PacketDecoder()
     public var reassembler: TCPReassembler
     public private(set) var counters = PacketCounters()

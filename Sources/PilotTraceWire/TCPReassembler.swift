@@ -8,7 +8,7 @@
 /// ## Topics
 /// - ``process(_:at:frame:frameLength:into:)``
 /// - ``finish(into:)``
-public struct TCPReassembler {
+public struct TCPReassembler: ~Copyable {
     public struct Configuration: Sendable {
         /// Out-of-order bytes buffered per direction before the hole in front of them is declared a gap.
         public var maxBufferedPerDirection = 4 << 20

@@ -27,14 +27,16 @@ public struct Timestamp: Hashable, Comparable, Sendable {
 
     /// Seconds since the epoch to the microsecond, as ``iso8601`` shows them: the numeric twin of a JSON time.
     public var epochSeconds: Double {
-        let micros = nanoseconds >= 0 ? nanoseconds / 1000 : (nanoseconds - 999) / 1000
+        var micros = nanoseconds / 1000
+        if nanoseconds % 1000 < 0 { micros -= 1 }  // floor, without overflowing at the ends of the range
         return Double(micros) / 1e6
     }
 
     /// ISO 8601 (RFC 3339) in UTC with microseconds, e.g. `2026-11-27T08:30:00.123456Z`.
     public var iso8601: String {
-        let secs = nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000
-        let frac = nanoseconds - secs * 1_000_000_000
+        // Floor division, without overflowing at the ends of the range (a tracker's clock starts at `.min`).
+        var secs = nanoseconds / 1_000_000_000, frac = nanoseconds % 1_000_000_000
+        if frac < 0 { (secs, frac) = (secs - 1, frac + 1_000_000_000) }
         let (y, mo, d, h, mi, s) = Timestamp.civil(fromUnixSeconds: secs)
         func pad(_ v: Int64, _ w: Int) -> String {
             let s = String(v)

@@ -6,10 +6,10 @@ import PilotTraceWire
 
 /// Builds a capture's worth of stream events by hand (connections, bytes, closes) and runs them through the
 /// real StreamAnalyzer and SessionTracker: message sequences without I/O.
-struct Scenario {
+struct Scenario: ~Copyable {
     var analyzer = StreamAnalyzer()
-    var tracker: SessionTracker
-    var engine = DeviationEngine()
+    let tracker: SessionTracker
+    let engine = DeviationEngine()
     var t = 1_700_000_000.0
     var next: UInt64 = 1
     var refs: Int64 = 0

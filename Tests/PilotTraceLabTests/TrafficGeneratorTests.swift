@@ -20,8 +20,8 @@ import Testing
     func analyze(_ p: TrafficGenerator.Parameters) -> (sessions: [Session], findings: [Deviation], counters: PacketCounters, frames: Int, sorted: Bool) {
         var pipeline = TCPPipeline()
         var analyzer = StreamAnalyzer()
-        var tracker = SessionTracker()
-        var engine = DeviationEngine()
+        let tracker = SessionTracker()
+        let engine = DeviationEngine()
         var events: [StreamEvent] = [], decoded: [MessageEvent] = []
         var frames = 0, sorted = true, last = Timestamp.zero
         TrafficGenerator(p).run { t, frame in
@@ -72,8 +72,8 @@ import Testing
         configuration.retireSessions = retire
         var pipeline = TCPPipeline()
         var analyzer = StreamAnalyzer()
-        var tracker = SessionTracker(configuration: configuration)
-        var engine = DeviationEngine()
+        let tracker = SessionTracker(configuration: configuration)
+        let engine = DeviationEngine()
         var events: [StreamEvent] = [], decoded: [MessageEvent] = []
         var retired: [Session] = []
         var peak = (sessions: 0, contexts: 0, connections: 0)

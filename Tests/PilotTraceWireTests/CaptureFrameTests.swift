@@ -6,7 +6,7 @@ import Testing
 /// Frame numbers travel with the bytes: each `.data` event names the frame that carried its bytes, out-of-order
 /// bytes keep theirs while they wait, and the pipeline numbers frames from 1 in each capture file, as Wireshark does.
 @Suite struct CaptureFrameTests {
-    func dataFrames(_ h: ReassemblyHarness, _ dir: Direction) -> [(bytes: [UInt8], frame: CaptureFrame)] {
+    func dataFrames(_ h: borrowing ReassemblyHarness, _ dir: Direction) -> [(bytes: [UInt8], frame: CaptureFrame)] {
         h.events.compactMap { e in
             if case let .data(_, d, bytes, _, frame) = e, d == dir { return (bytes, frame) }
             return nil

@@ -4,7 +4,7 @@ import Testing
 @testable import PilotTraceWire
 
 /// Drives a reassembler with hand-made segments and collects what it says.
-struct ReassemblyHarness {
+struct ReassemblyHarness: ~Copyable {
     var reassembler: TCPReassembler
     var events: [StreamEvent] = []
     let client = Endpoint(address: IPAddress("192.0.2.1")!, port: 50000)

@@ -116,11 +116,11 @@ let benchmarks: @Sendable () -> Void = {
 }
 
 /// The pipeline as `AnalysisRun.analyzeWithoutStoring` drives it, one frame at a time.
-struct WholePath {
+struct WholePath: ~Copyable {
     var pipeline = TCPPipeline()
     var analyzer = StreamAnalyzer()
-    var tracker = SessionTracker()
-    var engine = DeviationEngine()
+    let tracker = SessionTracker()
+    let engine = DeviationEngine()
     var events: [StreamEvent] = []
     var decoded: [MessageEvent] = []
 
@@ -141,7 +141,7 @@ struct WholePath {
 }
 
 /// Replays one connection's frames through a TCPPipeline, starting over with a fresh pipeline when they run out.
-struct Replay {
+struct Replay: ~Copyable {
     let frames: [[UInt8]]
     var pipeline = TCPPipeline()
     var i = 0

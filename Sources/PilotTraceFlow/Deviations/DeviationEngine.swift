@@ -17,7 +17,7 @@ public struct Deviation: Hashable, Sendable {
 
 /// Checks the documented rules over the message stream (MQTT and HTTP conformance) and over the finished
 /// sessions' timelines. Pure: fed the same ``MessageEvent``s as the ``SessionTracker``.
-public struct DeviationEngine {
+public final class DeviationEngine {
     public struct Configuration: Sendable {
         /// Seconds a reply may take (status → status_reply, CONNACK → update_topo).
         public var replyDeadline: Double = 5
@@ -37,6 +37,13 @@ public struct DeviationEngine {
         var releasing: [Set<UInt16>] = [[], []]
         /// PUBLISH topics already checked for osd on this connection (at most 64 remembered).
         var topicsChecked: Set<String> = []
+
+        func copy() -> MQTTState {
+            let s = MQTTState()
+            (s.connects, s.connectSeen, s.connackSeen, s.serverSpoke) = (connects, connectSeen, connackSeen, serverSpoke)
+            (s.inFlight, s.releasing, s.topicsChecked) = (inFlight, releasing, topicsChecked)
+            return s
+        }
     }
 
     public let configuration: Configuration
@@ -70,7 +77,18 @@ public struct DeviationEngine {
         self.configuration = configuration
     }
 
-    mutating func report(
+    /// An independent copy, the per-connection states copied too: a live view finishes a snapshot while the engine
+    /// goes on. Every stored property is listed here; `SnapshotTests` fails when one is forgotten or an object is shared.
+    package func snapshot() -> DeviationEngine {
+        let copy = DeviationEngine(configuration: configuration)
+        copy.mqtt = mqtt.mapValues { $0.copy() }
+        (copy.requests, copy.findings, copy.gaps, copy.osd, copy.encrypted) = (requests, findings, gaps, osd, encrypted)
+        (copy.connectionClients, copy.licenseVerified, copy.licenseReported, copy.retired) =
+            (connectionClients, licenseVerified, licenseReported, retired)
+        return copy
+    }
+
+    func report(
         _ rule: Rule, _ time: Timestamp?, _ connection: ConnectionID?, _ ref: MessageRef?, _ text: String,
         _ evidence: [(String, JSONValue?)] = []
     ) {
@@ -82,7 +100,7 @@ public struct DeviationEngine {
 
     // MARK: - Stream rules
 
-    public mutating func consume(_ event: MessageEvent, ref: MessageRef? = nil) {
+    public func consume(_ event: MessageEvent, ref: MessageRef? = nil) {
         switch event {
         case .classified(let info, let c):
             if c.appProtocol == .tls { encrypted.append(info) }
@@ -112,7 +130,7 @@ public struct DeviationEngine {
         }
     }
 
-    mutating func mqttPacket(_ id: ConnectionID, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?) -> MQTTState {
+    func mqttPacket(_ id: ConnectionID, _ dir: Direction, _ record: MQTTPacketRecord, _ ts: Timestamp, _ ref: MessageRef?) -> MQTTState {
         let s: MQTTState
         if let known = mqtt[id] {
             s = known
@@ -179,7 +197,7 @@ public struct DeviationEngine {
         return s
     }
 
-    mutating func mqttClosed(_ id: ConnectionID, _ s: MQTTState, _ at: Timestamp) {
+    func mqttClosed(_ id: ConnectionID, _ s: MQTTState, _ at: Timestamp) {
         for dir in Direction.allCases {
             let waiting = s.inFlight[dir.rawValue].filter { $0.value.kind.hasPrefix("PUBLISH") }
             guard let first = waiting.min(by: { $0.value.time < $1.value.time }) else { continue }
@@ -207,7 +225,7 @@ public struct DeviationEngine {
         return p.dropFirst(digits.count).first == UInt8(ascii: "/")
     }
 
-    mutating func httpExchange(_ id: ConnectionID, _ q: HTTPRequest?, _ r: HTTPResponse, _ ref: MessageRef?) {
+    func httpExchange(_ id: ConnectionID, _ q: HTTPRequest?, _ r: HTTPResponse, _ ref: MessageRef?) {
         guard let q else { return }
         let path = q.head.path
         let time = q.span.firstByteAt
@@ -252,7 +270,7 @@ public struct DeviationEngine {
     }
 
     /// JSBridge calls before the license was verified (per client address: the native app's state).
-    mutating func bridgeCalls(_ id: ConnectionID, _ q: HTTPRequest, _ ref: MessageRef?) {
+    func bridgeCalls(_ id: ConnectionID, _ q: HTTPRequest, _ ref: MessageRef?) {
         guard let bridge = BridgeReport(q.body.json) else { return }
         let client = connectionClients[id] ?? ""
         for call in bridge.calls where call.function != nil {
@@ -286,7 +304,7 @@ public struct DeviationEngine {
     /// timeline findings known now (`session` nil), for a store that writes as it goes; the final list, with the
     /// stream findings attached, comes from `finish`.
     @discardableResult
-    public mutating func retire(_ s: Session, at t: Timestamp) -> [Deviation] {
+    public func retire(_ s: Session, at t: Timestamp) -> [Deviation] {
         var findings = timelineRules(s, captureEnd: t, withCaptureIncomplete: false)
         for i in findings.indices { findings[i].session = nil }
         var eventConnections: [ConnectionID] = []
@@ -304,14 +322,14 @@ public struct DeviationEngine {
     }
 
     /// Checks the finished sessions and attaches every finding to its session; returns all, in time order.
-    public mutating func finish(sessions: [Session], captureEnd: Timestamp) -> [Deviation] {
+    public func finish(sessions: [Session], captureEnd: Timestamp) -> [Deviation] {
         finish(sessions: sessions, retiredNumbers: [:], captureEnd: captureEnd)
     }
 
     /// The same, with the sessions retired early (``retire(_:at:)``) numbered as ``SessionTracker/retiredNumbers``
     /// says: the findings are those, and in the order, that finishing every session here would give. It hands the
     /// findings over (the engine keeps none afterwards): finish a copy to look at a capture still going on.
-    public mutating func finish(sessions: [Session], retiredNumbers: [Int: Int], captureEnd: Timestamp) -> [Deviation] {
+    public func finish(sessions: [Session], retiredNumbers: [Int: Int], captureEnd: Timestamp) -> [Deviation] {
         // Every session in final order: the live ones as given, the retired ones by their final number.
         // (Positions, not copies: an entry holding a session was 350 bytes, times tens of thousands.)
         enum Entry { case live(Int), retired(Int) }

@@ -20,7 +20,7 @@ public enum MessageEvent: Sendable {
 
 /// Stream events in, decoded messages out: classifies each connection by content, then runs the HTTP (and
 /// WebSocket) or MQTT decoder on its streams. Pure: no I/O, time only from the events.
-public struct StreamAnalyzer {
+public struct StreamAnalyzer: ~Copyable {
     public struct Configuration: Sendable {
         public var http = HTTPDecoderConfiguration()
         public var mqtt = MQTTStreamDecoder.Configuration()

@@ -5,7 +5,7 @@ import Testing
 @testable import PilotTraceProtocols
 
 /// Feeds hand-made stream events to a StreamAnalyzer, as the reassembler would.
-struct AnalyzerHarness {
+struct AnalyzerHarness: ~Copyable {
     var analyzer = StreamAnalyzer()
     var out: [MessageEvent] = []
     let info: ConnectionInfo
