@@ -5,11 +5,24 @@ import PilotTraceWire
 /// and disconnect; plus unrelated HTTP and MQTT traffic. Deterministic from the seed. Frames come out in time
 /// order through a callback, with bounded memory (one pending chunk per device).
 ///
-/// What analysis must find is known from the parameters: one `offline` session per device, no finding above info.
+/// What analysis must find is known from the parameters: one `offline` session per device, no finding above info
+/// (in a login storm, ``Expectation/unacknowledged`` sessions with `mqtt-publish-unacknowledged`).
 public struct TrafficGenerator {
+    /// How the devices behave.
+    public enum Shape: Sendable, Equatable {
+        /// Each device stays online for ``Parameters/duration``: osd at 0.5 Hz for the RC and its aircraft, every tenth
+        /// device reconnecting within the grace half-way.
+        case online
+        /// A login storm (a broker restart, the start of a shift): each device logs in, connects, publishes
+        /// `messages` QoS 1 `state` messages 10 ms apart, each in a frame of its own and acknowledged by a PUBACK in
+        /// a frame of its own, and disconnects; every fourth device's last PUBLISH goes unacknowledged.
+        case loginStorm(messages: Int)
+    }
+
     public struct Parameters: Sendable {
         public var devices = 10
-        /// Seconds each device stays online.
+        public var shape = Shape.online
+        /// Seconds each device stays online (``Shape/online``).
         public var duration: Double = 60
         /// Unrelated connections started per second.
         public var noise: Double = 1
@@ -32,18 +45,35 @@ public struct TrafficGenerator {
     public struct Expectation: Sendable {
         public var sessions: Int
         public var reconnects: Int
+        /// Sessions with one `mqtt-publish-unacknowledged` finding (the warning a login storm puts in many sessions).
+        public var unacknowledged: Int
     }
 
     public var expectation: Expectation {
-        Expectation(sessions: parameters.devices, reconnects: (0..<parameters.devices).filter(Device.reconnects).count)
+        let devices = 0..<parameters.devices
+        switch parameters.shape {
+        case .online: return Expectation(sessions: parameters.devices, reconnects: devices.filter(Device.reconnects).count, unacknowledged: 0)
+        case .loginStorm:
+            return Expectation(sessions: parameters.devices, reconnects: 0, unacknowledged: devices.filter(Device.leavesLastUnacknowledged).count)
+        }
+    }
+
+    /// Seconds one device is connected.
+    var online: Double {
+        switch parameters.shape {
+        case .online: return parameters.duration
+        case .loginStorm(let messages): return 0.2 + Double(messages) * 0.01
+        }
     }
 
     /// Generates everything, calling `emit` with each frame (of ``format``) and its time, in time order.
     public func run(_ emit: (Timestamp, [UInt8]) throws -> Void) rethrows {
         var rng = SplitMix64(seed: parameters.seed)
-        var sources: [any FrameSource] = (0..<parameters.devices).map { Device(index: $0, parameters: parameters, rng: &rng) }
+        var sources: [any FrameSource] = (0..<parameters.devices).map {
+            Device(index: $0, parameters: parameters, online: online, rng: &rng)
+        }
         sources.append(CloudBackend(start: 0.01))
-        let span = Double(parameters.devices) * parameters.stagger + parameters.duration + 5
+        let span = Double(parameters.devices) * parameters.stagger + online + 5
         var t = 0.0, n = 0
         while parameters.noise > 0 && t < span {
             t += -log(max(1e-9, Double(rng.next() % 1_000_000) / 1e6)) / parameters.noise
@@ -128,14 +158,16 @@ struct GeneratedConnection {
         for (offset, frame) in zip([0, 0.0001, 0.0002], tcp.handshake()) { out.append((t + offset, frame)) }
     }
 
-    /// Sends `payload`, cut into MSS-sized segments 10 µs apart, acknowledged by the peer 0.1 ms after the last.
-    mutating func send(fromClient: Bool, _ payload: [UInt8], at t: Double, into out: inout [(Double, [UInt8])]) {
+    /// Sends `payload`, cut into MSS-sized segments 10 µs apart, acknowledged by the peer 0.1 ms after the last
+    /// (unless `acknowledged` is false: the peer's next data segment will carry the acknowledgment).
+    mutating func send(fromClient: Bool, _ payload: [UInt8], at t: Double, acknowledged: Bool = true, into out: inout [(Double, [UInt8])]) {
         let direction: Direction = fromClient ? .toServer : .toClient
         var at = t
         for frame in tcp.data(payload, from: direction) {
             out.append((at, frame))
             at += 0.00001
         }
+        guard acknowledged else { return }
         for frame in tcp.ack(from: direction.reversed) { out.append((at + 0.0001, frame)) }
     }
 
@@ -171,14 +203,18 @@ struct Device: FrameSource {
     var counter: UInt64 = 0
     var reconnected = false
 
-    static func reconnects(_ index: Int) -> Bool { index % 10 == 3 }
+    let shape: TrafficGenerator.Shape
 
-    init(index: Int, parameters: TrafficGenerator.Parameters, rng: inout SplitMix64) {
+    static func reconnects(_ index: Int) -> Bool { index % 10 == 3 }
+    static func leavesLastUnacknowledged(_ index: Int) -> Bool { index % 4 == 1 }
+
+    init(index: Int, parameters: TrafficGenerator.Parameters, online: Double, rng: inout SplitMix64) {
         self.index = index
+        shape = parameters.shape
         sn = "5YSZL\(String(260_000_000 + index).suffix(9))"
         aircraft = "1581F5FHD\(String(23_000_000_000 + index).suffix(11))"
         start = Double(index) * parameters.stagger + Double(rng.next() % 1000) / 1e5
-        end = start + parameters.duration
+        end = start + online
         let ip = 0x0A00_0000 | UInt32(index + 10)
         mqtt = GeneratedConnection(client: (ip, 50_000), server: (0x0A01_0001, 1883), isn: UInt32(truncatingIfNeeded: rng.next()))
         osdTime = start + 1.5
@@ -254,6 +290,21 @@ struct Device: FrameSource {
             position = 0
             var out: [(Double, [UInt8])] = []
             switch stage {
+            case 0 where shape != .online:
+                // The storm: QoS 1 state messages, each acknowledged, then offline.
+                guard case .loginStorm(let messages) = shape else { return nil }
+                stage = 1
+                var t = start + 0.15
+                for m in 1...max(1, messages) {
+                    let id = UInt16(truncatingIfNeeded: m)
+                    let state = #"{"tid":"s\#(m)","bid":"s","timestamp":1795000000000,"gateway":"\#(sn)","data":{"mode_code":\#(m % 5)}}"#
+                    mqtt.send(fromClient: true, MQTTWire.publish("thing/product/\(sn)/state", state, qos: 1, id: id), at: t, acknowledged: false, into: &out)
+                    if m < messages || !Self.leavesLastUnacknowledged(index) {
+                        mqtt.send(fromClient: false, MQTTWire.pubAck(id: id), at: t + 0.002, acknowledged: false, into: &out)
+                    }
+                    t += 0.01
+                }
+                offline(into: &out)
             case 0:
                 // osd for the RC and the aircraft every 2 s.
                 if osdTime < end {
@@ -280,9 +331,7 @@ struct Device: FrameSource {
                     }
                 } else {
                     stage = 1
-                    status(aircraft: [], at: end, into: &out)
-                    mqtt.send(fromClient: true, [0xE0, 0x00], at: end + 0.1, into: &out)
-                    mqtt.close(at: end + 0.1001, into: &out)
+                    offline(into: &out)
                 }
             default:
                 return nil
@@ -291,6 +340,15 @@ struct Device: FrameSource {
         }
         defer { position += 1 }
         return chunk[position]
+    }
+}
+
+extension Device {
+    /// Active offline at `end`: an update_topo without aircraft, DISCONNECT, close.
+    mutating func offline(into out: inout [(Double, [UInt8])]) {
+        status(aircraft: [], at: end, into: &out)
+        mqtt.send(fromClient: true, [0xE0, 0x00], at: end + 0.1, into: &out)
+        mqtt.close(at: end + 0.1001, into: &out)
     }
 }
 

@@ -52,12 +52,23 @@ struct Lab: ParsableCommand {
                 Each device logs in over HTTP, connects to MQTT, publishes update_topo (answered), osd for the RC and its \
                 aircraft every 2 s, goes offline (empty sub_devices) and disconnects; every tenth device (index 3, 13, …) \
                 loses its link half-way and reconnects within the grace. Deterministic from --seed. Analysis must find \
-                one offline session per device and no finding above info.
+                one offline session per device and no finding above info. --shape login-storm: each device logs in, \
+                connects, publishes --messages QoS 1 state messages 10 ms apart (each in a frame of its own, each \
+                acknowledged in a frame of its own) and disconnects; every fourth device's last PUBLISH goes \
+                unacknowledged (one mqtt-publish-unacknowledged warning in a quarter of the sessions).
                 """)
         )
 
+        enum Shape: String, ExpressibleByArgument, CaseIterable {
+            case online
+            case loginStorm = "login-storm"
+        }
+
         @Option(help: ArgumentHelp("Remote controllers.", valueName: "n")) var devices = 10
-        @Option(help: ArgumentHelp("Seconds each device stays online.", valueName: "seconds")) var online: Double = 60
+        @Option(help: ArgumentHelp("What the devices do: online (stay online, osd) or login-storm (log in, publish, leave).", valueName: "shape"))
+        var shape = Shape.online
+        @Option(help: ArgumentHelp("With --shape login-storm: QoS 1 messages each device publishes.", valueName: "n")) var messages = 20
+        @Option(help: ArgumentHelp("Seconds each device stays online (--shape online).", valueName: "seconds")) var online: Double = 60
         @Option(name: .customLong("duration"), help: .hidden) var durationAlias: Double?
         @Option(help: ArgumentHelp("Unrelated connections started per second.", valueName: "rate")) var noise: Double = 1
         @Option(
@@ -68,14 +79,15 @@ struct Lab: ParsableCommand {
         @Option(help: ArgumentHelp("The pcap file to write.", valueName: "file.pcap")) var out: String
 
         func validate() throws {
-            guard devices >= 0, (durationAlias ?? online) >= 4, noise >= 0, stagger >= 0 else {
-                throw ValidationError("--devices ≥ 0, --online ≥ 4, --noise ≥ 0, --stagger ≥ 0")
+            guard devices >= 0, (durationAlias ?? online) >= 4, noise >= 0, stagger >= 0, (1...60_000).contains(messages) else {
+                throw ValidationError("--devices ≥ 0, --online ≥ 4, --noise ≥ 0, --stagger ≥ 0, --messages 1…60000")
             }
         }
 
         func run() throws {
             var p = TrafficGenerator.Parameters()
             p.devices = devices
+            p.shape = shape == .online ? .online : .loginStorm(messages: messages)
             p.duration = durationAlias ?? online
             p.noise = noise
             p.stagger = stagger
@@ -86,10 +98,11 @@ struct Lab: ParsableCommand {
             try generator.run { t, frame in try writer.write(frame, at: t) }
             try writer.close()
             let e = generator.expectation
+            let findings = e.unacknowledged > 0 ? ", \(e.unacknowledged) with mqtt-publish-unacknowledged" : ""
             print(
                 String(
-                    format: "%@: %d frames, %.1f MB in %.1f s; expect %d sessions (%d with a reconnect)", out, writer.records,
-                    Double(writer.bytes) / 1e6, Date().timeIntervalSince(started), e.sessions, e.reconnects))
+                    format: "%@: %d frames, %.1f MB in %.1f s; expect %d sessions (%d with a reconnect%@)", out, writer.records,
+                    Double(writer.bytes) / 1e6, Date().timeIntervalSince(started), e.sessions, e.reconnects, findings))
         }
     }
 }

@@ -61,6 +61,29 @@ import Testing
         }
     }
 
+    /// A login storm: every device logs in, connects, publishes its QoS 1 messages one per frame, and leaves; the
+    /// unacknowledged last PUBLISH of every fourth device is the one warning.
+    @Test func aLoginStormIsWhatItsParametersSay() {
+        var p = Self.parameters(devices: 40, duration: 60, noise: 1, seed: 3, stagger: 0.002)
+        p.shape = .loginStorm(messages: 6)
+        let r = analyze(p)
+        #expect(r.sorted)
+        #expect(r.counters.malformed == 0)
+        let expectation = TrafficGenerator(p).expectation
+        #expect(expectation.unacknowledged == 10)
+        #expect(r.sessions.count == 40)
+        #expect(r.sessions.allSatisfy { $0.state == .offline })
+        let warnings = r.findings.filter { $0.rule.severity >= .warning }
+        #expect(warnings.allSatisfy { $0.rule.id == "mqtt-publish-unacknowledged" }, "\(warnings.map(\.text))")
+        #expect(Set(warnings.compactMap(\.session)).count == expectation.unacknowledged)
+        for s in r.sessions {
+            #expect(s.events.first?.step == .h5Page)
+            #expect(s.events.last?.step == .mqttDisconnect)
+        }
+        // One MQTT message per frame: a device's 6 PUBLISHes and 5 or 6 PUBACKs are frames of their own.
+        #expect(r.frames > 40 * (6 + 5))
+    }
+
     /// The pure pipeline with or without retiring finished sessions: every session (retired ones numbered as the
     /// tracker's finish says), every finding, and the most sessions, H5 contexts and connections the tracker held.
     func analyzeRetiring(
