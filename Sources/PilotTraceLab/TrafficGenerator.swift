@@ -52,7 +52,9 @@ public struct TrafficGenerator {
     public var expectation: Expectation {
         let devices = 0..<parameters.devices
         switch parameters.shape {
-        case .online: return Expectation(sessions: parameters.devices, reconnects: devices.filter(Device.reconnects).count, unacknowledged: 0)
+        case .online:
+            let reconnects = devices.filter { Device.reconnects($0, online: parameters.duration) }.count
+            return Expectation(sessions: parameters.devices, reconnects: reconnects, unacknowledged: 0)
         case .loginStorm:
             return Expectation(sessions: parameters.devices, reconnects: 0, unacknowledged: devices.filter(Device.leavesLastUnacknowledged).count)
         }
@@ -204,13 +206,18 @@ struct Device: FrameSource {
     var reconnected = false
 
     let shape: TrafficGenerator.Shape
+    /// Seconds online, as the parameters say (`end - start` may round below it).
+    let online: Double
 
-    static func reconnects(_ index: Int) -> Bool { index % 10 == 3 }
+    /// Every tenth device loses its link half-way and reconnects 5 s later, if it stays online long enough for that
+    /// (below 20 s the reconnect would come after its own offline: frames out of time order).
+    static func reconnects(_ index: Int, online: Double) -> Bool { index % 10 == 3 && online >= 20 }
     static func leavesLastUnacknowledged(_ index: Int) -> Bool { index % 4 == 1 }
 
     init(index: Int, parameters: TrafficGenerator.Parameters, online: Double, rng: inout SplitMix64) {
         self.index = index
         shape = parameters.shape
+        self.online = online
         sn = "5YSZL\(String(260_000_000 + index).suffix(9))"
         aircraft = "1581F5FHD\(String(23_000_000_000 + index).suffix(11))"
         start = Double(index) * parameters.stagger + Double(rng.next() % 1000) / 1e5
@@ -320,7 +327,7 @@ struct Device: FrameSource {
                     }
                     osdTime += 2
                     // Some devices lose the link half-way and reconnect within the grace.
-                    if Self.reconnects(index), !reconnected, osdTime > start + (end - start) / 2 {
+                    if Self.reconnects(index, online: online), !reconnected, osdTime > start + (end - start) / 2 {
                         reconnected = true
                         mqtt.close(at: osdTime, reset: true, into: &out)
                         mqtt = GeneratedConnection(

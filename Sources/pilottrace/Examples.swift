@@ -58,7 +58,7 @@ enum Examples {
         "lab generate": [
             "pilottrace lab generate --devices 100 --out lab.pcap",
             "pilottrace lab generate --devices 4000 --online 30 --out big.pcap",
-            "pilottrace lab generate --shape login-storm --messages 20 --devices 4000 --stagger 0.001 --out storm.pcap",
+            "pilottrace lab generate --shape login-storm --devices 4000 --out storm.pcap",
         ],
         "lab read-floor": ["pilottrace lab read-floor lab.pcap"],
     ]

@@ -50,8 +50,9 @@ struct Lab: ParsableCommand {
                 "lab generate",
                 """
                 Each device logs in over HTTP, connects to MQTT, publishes update_topo (answered), osd for the RC and its \
-                aircraft every 2 s, goes offline (empty sub_devices) and disconnects; every tenth device (index 3, 13, …) \
-                loses its link half-way and reconnects within the grace. Deterministic from --seed. Analysis must find \
+                aircraft every 2 s, goes offline (empty sub_devices) and disconnects; with --online 20 or more, every \
+                tenth device (index 3, 13, …) loses its link half-way and reconnects within the grace. Deterministic \
+                from --seed. Analysis must find \
                 one offline session per device and no finding above info. --shape login-storm: each device logs in, \
                 connects, publishes --messages QoS 1 state messages 10 ms apart (each in a frame of its own, each \
                 acknowledged in a frame of its own) and disconnects; every fourth device's last PUBLISH goes \
