@@ -17,6 +17,93 @@ extension SessionTracker {
         var last: Timestamp
     }
 
+    /// The H5 contexts held, by id (ids grow in the order contexts begin), with indexes by client address, token, MQTT
+    /// username and session: finding a request's or a CONNECT's context looks at its own address's, token's or
+    /// user's few contexts instead of every login in flight (a linear scan grew ×6 for 4× the devices of a login
+    /// storm). Every list is kept in id order, so "the latest" and ties fall as they did in one array.
+    struct H5Contexts {
+        private(set) var byID: [Int: H5Context] = [:]
+        private var nextID = 0
+        private var byClient: [String: [Int]] = [:]
+        private var byToken: [String: [Int]] = [:]
+        private var byUsername: [String: [Int]] = [:]
+        private var bySession: [Int: [Int]] = [:]
+
+        var count: Int { byID.count }
+        /// Every id, oldest first.
+        var ids: [Int] { byID.keys.sorted() }
+
+        /// A context; changing its tokens, MQTT username or session moves it in the indexes.
+        subscript(id: Int) -> H5Context {
+            get { byID[id]! }
+            _modify {
+                let (tokens, username, session) = (byID[id]!.tokens, byID[id]!.mqttUsername, byID[id]!.session)
+                yield &byID[id]!
+                let now = byID[id]!
+                if now.tokens != tokens {
+                    for t in tokens.subtracting(now.tokens) { Self.remove(id, t, from: &byToken) }
+                    for t in now.tokens.subtracting(tokens) { Self.insert(id, t, into: &byToken) }
+                }
+                if now.mqttUsername != username {
+                    if let username { Self.remove(id, username, from: &byUsername) }
+                    if let u = now.mqttUsername { Self.insert(id, u, into: &byUsername) }
+                }
+                if now.session != session {
+                    if let session { Self.remove(id, session, from: &bySession) }
+                    if let s = now.session { Self.insert(id, s, into: &bySession) }
+                }
+            }
+        }
+
+        mutating func append(_ c: H5Context) -> Int {
+            let id = nextID
+            nextID += 1
+            byID[id] = c
+            Self.insert(id, c.client, into: &byClient)
+            for t in c.tokens { Self.insert(id, t, into: &byToken) }
+            if let u = c.mqttUsername { Self.insert(id, u, into: &byUsername) }
+            if let s = c.session { Self.insert(id, s, into: &bySession) }
+            return id
+        }
+
+        /// Forgets the contexts of session `serial`.
+        mutating func removeAll(session serial: Int) {
+            for id in bySession.removeValue(forKey: serial) ?? [] {
+                guard let c = byID.removeValue(forKey: id) else { continue }
+                Self.remove(id, c.client, from: &byClient)
+                for t in c.tokens { Self.remove(id, t, from: &byToken) }
+                if let u = c.mqttUsername { Self.remove(id, u, from: &byUsername) }
+            }
+        }
+
+        /// The latest context holding `token`, from `client` if one is.
+        func latest(token: String, preferring client: String) -> Int? {
+            guard let list = byToken[token] else { return nil }
+            return list.last { byID[$0]!.client == client } ?? list.last
+        }
+
+        /// The latest context from `client` that `matches`.
+        func latest(client: String, where matches: (H5Context) -> Bool = { _ in true }) -> Int? {
+            byClient[client]?.last { matches(byID[$0]!) }
+        }
+
+        /// The contexts from `client`, oldest first.
+        func ids(client: String) -> [Int] { byClient[client] ?? [] }
+        /// The contexts that handed out MQTT username `username`, oldest first.
+        func ids(username: String) -> [Int] { byUsername[username] ?? [] }
+
+        private static func insert<Key: Hashable>(_ id: Int, _ key: Key, into index: inout [Key: [Int]]) {
+            index[key, default: []].append(id)
+            if let list = index[key], list.count > 1, list[list.count - 2] > id { index[key]!.sort() }
+        }
+
+        private static func remove<Key: Hashable>(_ id: Int, _ key: Key, from index: inout [Key: [Int]]) {
+            guard var list = index[key], let i = list.firstIndex(of: id) else { return }
+            list.remove(at: i)
+            index[key] = list.isEmpty ? nil : list
+        }
+    }
+
     /// Steps that begin a login: in a context whose session is over they begin a new context instead (the app
     /// re-opened after a DISCONNECT loads its page and token again for the device's next session).
     static let loginStarts: Set<Step> = [.h5Page, .login, .loginFailed, .tokenRefresh, .tokenRejected]
@@ -70,15 +157,13 @@ extension SessionTracker {
         // The context: by the token presented (from this address first: the demo's tokens carry no unique id, so
         // two remote controllers logging in to one account within a second get the same token), else a fresh one
         // for a login from this address.
-        var ctx = m.presentedToken.flatMap { t in
-            contexts.lastIndex { $0.tokens.contains(t) && $0.client == addr } ?? contexts.lastIndex { $0.tokens.contains(t) }
-        }
+        var ctx = m.presentedToken.flatMap { contexts.latest(token: $0, preferring: addr) }
         if ctx == nil, m.presentedToken == nil || m.issuedToken != nil {
-            ctx = contexts.lastIndex { $0.client == addr && $0.session == nil && $0.tokens.isEmpty }
+            ctx = contexts.latest(client: addr) { $0.session == nil && $0.tokens.isEmpty }
         }
         // A request that should have carried a token but did not belongs to the latest context of its address.
         if ctx == nil, m.presentedToken == nil, m.issuedToken == nil, !m.steps.contains(where: { [.login, .loginFailed].contains($0.step) }) {
-            ctx = contexts.lastIndex { $0.client == addr }
+            ctx = contexts.latest(client: addr)
         }
         // The token of a session that is over, presented again to begin a login: the next session's context.
         var inherited: Set<String> = []
@@ -95,8 +180,7 @@ extension SessionTracker {
             // A stored token whose issue the capture never saw (§1.2): later requests with it join this context
             // (unless the cloud rejected it: the login that follows starts the context afresh).
             if let t = m.presentedToken, !m.steps.contains(where: { $0.step == .tokenRejected }) { fresh.tokens.insert(t) }
-            contexts.append(fresh)
-            i = contexts.count - 1
+            i = contexts.append(fresh)
         }
         if let t = m.issuedToken { contexts[i].tokens.insert(t) }
         if let u = m.mqttUsername { contexts[i].mqttUsername = u }
@@ -129,11 +213,10 @@ extension SessionTracker {
         guard let firstTime = events.first?.time else { return }
         let addr = address(info.client)
         let i: Int
-        if let existing = contexts.lastIndex(where: { $0.client == addr }) {
+        if let existing = contexts.latest(client: addr) {
             i = existing
         } else {
-            contexts.append(H5Context(client: addr, last: firstTime))
-            i = contexts.count - 1
+            i = contexts.append(H5Context(client: addr, last: firstTime))
             if let page = lastPage.removeValue(forKey: addr) { contexts[i].events.append(page) }
         }
         // `last` is left alone: it places the context before the device's CONNECT, which bridge reports may follow.
@@ -148,13 +231,16 @@ extension SessionTracker {
     /// The H5 context that handed out this connection's credentials, else the latest one from the same address.
     func context(for c: Connection, before t: Timestamp) -> Int? {
         let addr = address(c.info.client)
-        let candidates = contexts.indices.filter { contexts[$0].session == nil && contexts[$0].hasFlowStep && contexts[$0].last <= t.adding(seconds: 1) }
-        let password = c.password.map { Self.digest($0) }
-        let byCredentials = candidates.filter {
-            contexts[$0].mqttUsername != nil && contexts[$0].mqttUsername == c.username
-                && (contexts[$0].mqttPasswordDigest == nil || password == nil || contexts[$0].mqttPasswordDigest == password)
+        let limit = t.adding(seconds: 1)
+        func candidate(_ id: Int) -> Bool {
+            let x = contexts[id]
+            return x.session == nil && x.hasFlowStep && x.last <= limit
         }
-        let pool = byCredentials.isEmpty ? candidates.filter { contexts[$0].client == addr } : byCredentials
+        let password = c.password.map { Self.digest($0) }
+        let byCredentials = (c.username.map { contexts.ids(username: $0) } ?? []).filter {
+            candidate($0) && (contexts[$0].mqttPasswordDigest == nil || password == nil || contexts[$0].mqttPasswordDigest == password)
+        }
+        let pool = byCredentials.isEmpty ? contexts.ids(client: addr).filter(candidate) : byCredentials
         return pool.max { (contexts[$0].client == addr ? 1 : 0, contexts[$0].last) < (contexts[$1].client == addr ? 1 : 0, contexts[$1].last) }
     }
 

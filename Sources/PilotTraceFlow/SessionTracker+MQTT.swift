@@ -373,7 +373,7 @@ extension SessionTracker {
 
     /// Evidence that a connection with no DJI topics is Pilot 2's.
     func looksLikePilot(_ c: Connection) -> Bool {
-        if let u = c.username, contexts.contains(where: { $0.mqttUsername == u }) { return true }
+        if let u = c.username, !contexts.ids(username: u).isEmpty { return true }
         // RC serial numbers are 14 upper-case letters and digits (5YSZL260021E9A).
         guard let id = c.clientID, id.count == 14 else { return false }
         return id.allSatisfy { ($0 >= "0" && $0 <= "9") || ($0 >= "A" && $0 <= "Z") }

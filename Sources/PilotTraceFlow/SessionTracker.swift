@@ -73,7 +73,7 @@ public final class SessionTracker {
     var infos: [ConnectionID: ConnectionInfo] = [:]
     /// HTTP requests waiting for their responses, by connection and index.
     var requests = HTTPExchangePairing<MessageRef?>()
-    var contexts: [H5Context] = []
+    var contexts = H5Contexts()
     /// The last HTML page fetched by each client address, waiting for a login context to claim it.
     var lastPage: [String: TimelineEvent] = [:]
     /// Sessions by serial (the order they were created in); retired ones are gone.
@@ -224,7 +224,7 @@ public final class SessionTracker {
             guard let w = sessions[i] else { continue }
             w.over = true
             forget(i, w)
-            contexts.removeAll { $0.session == i }
+            contexts.removeAll(session: i)
             guard configuration.retireSessions, !finishing else { continue }
             sessions[i] = nil
             retainedCount -= 1
@@ -264,7 +264,7 @@ public final class SessionTracker {
         defer { finishing = false }
         advance(to: end)
         // H5 contexts that never met a device connection are sessions of their own.
-        for i in contexts.indices where contexts[i].session == nil && contexts[i].hasFlowStep {
+        for i in contexts.ids where contexts[i].session == nil && contexts[i].hasFlowStep {
             let w = newSession(start: contexts[i].events.map(\.time).min() ?? contexts[i].last, client: contexts[i].client)
             contexts[i].session = w.session.serial
             for e in contexts[i].events { add(w, e) }
