@@ -1,0 +1,77 @@
+import Foundation
+import PilotTraceStore
+import Testing
+
+@testable import PilotTraceServe
+
+/// A reader of the Prometheus text exposition format (0.0.4), strict enough to fail on what Prometheus refuses:
+/// `# HELP`/`# TYPE` lines, then samples `name{label="value",…} number`.
+struct PrometheusText {
+    struct Sample: Hashable {
+        var name: String
+        var labels: [String: String]
+        var value: Double
+    }
+
+    var samples: [Sample] = []
+    var types: [String: String] = [:]
+
+    init(_ text: String) throws {
+        struct Malformed: Error, CustomStringConvertible { var description: String }
+        let name = /[a-zA-Z_:][a-zA-Z0-9_:]*/
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("# HELP ") { continue }
+            if line.hasPrefix("# TYPE ") {
+                let parts = line.split(separator: " ")
+                guard parts.count == 4, ["counter", "gauge", "histogram", "summary", "untyped"].contains(parts[3]) else {
+                    throw Malformed(description: "\(line)")
+                }
+                types[String(parts[2])] = String(parts[3])
+                continue
+            }
+            guard let m = line.wholeMatch(of: /([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[^}"]|"(?:[^"\\]|\\.)*")*\})? ([-+0-9.eEInfNa]+)/), let value = Double(m.3)
+            else {
+                throw Malformed(description: "not a sample: \(line)")
+            }
+            var labels: [String: String] = [:]
+            if let list = m.2 {
+                for pair in list.dropFirst().dropLast().matches(of: /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/) {
+                    labels[String(pair.1)] = String(pair.2)
+                }
+            }
+            guard String(m.1).wholeMatch(of: name) != nil else { throw Malformed(description: "bad name: \(line)") }
+            samples.append(Sample(name: String(m.1), labels: labels, value: value))
+        }
+    }
+
+    func value(_ name: String, _ labels: [String: String] = [:]) -> Double? {
+        samples.first { $0.name == name && $0.labels == labels }?.value
+    }
+}
+
+@Suite struct StoreMetricsTests {
+    @Test func theExpositionParsesAndSaysWhatTheTotalsSay() throws {
+        var totals = RecordTotals()
+        totals.sessionsByState = ["online": 2, "failed": 1]
+        totals.loginsByResult = ["ok": 2, "failed": 3]
+        totals.findings = [("status-reply-missing", "error", 4), ("cleartext-credentials", "info", 2)]
+        totals.statusReplyLatencies = [0.002, 0.004, 0.3]
+        totals.analyses = [("live", "running", 1)]
+        totals.frames = 1234
+        let text = try PrometheusText(StoreMetrics.render(totals))
+        #expect(text.value("pilottrace_sessions", ["state": "online"]) == 2)
+        #expect(text.value("pilottrace_sessions", ["state": "offline"]) == 0)
+        #expect(text.value("pilottrace_sessions_started_total") == 3)
+        #expect(text.value("pilottrace_logins_total", ["result": "failed"]) == 3)
+        #expect(text.value("pilottrace_findings_total", ["rule": "status-reply-missing", "severity": "error"]) == 4)
+        #expect(text.value("pilottrace_status_reply_latency_seconds_count") == 3)
+        #expect(text.value("pilottrace_status_reply_latency_seconds_bucket", ["le": "0.0025"]) == 1)
+        #expect(text.value("pilottrace_status_reply_latency_seconds_bucket", ["le": "0.005"]) == 2)
+        #expect(text.value("pilottrace_status_reply_latency_seconds_bucket", ["le": "+Inf"]) == 3)
+        #expect(abs((text.value("pilottrace_status_reply_latency_seconds_sum") ?? 0) - 0.306) < 1e-9)
+        #expect(text.value("pilottrace_analyses", ["source": "live", "state": "running"]) == 1)
+        #expect(text.value("pilottrace_frames_total") == 1234)
+        #expect(text.types["pilottrace_status_reply_latency_seconds"] == "histogram")
+        #expect(text.types["pilottrace_logins_total"] == "counter" && text.types["pilottrace_sessions"] == "gauge")
+    }
+}
