@@ -1,3 +1,4 @@
+import Foundation
 import PilotTraceStore
 import Prometheus
 
@@ -48,6 +49,25 @@ public enum StoreMetrics {
         registry.makeCounter(
             descriptor: MetricNameDescriptor(metricName: "pilottrace_frames_total", helpText: "Frames read by the analyses that finished.")
         ).increment(by: Int64(totals.frames))
+        // A capture or proxy going on: its frames so far, and the kernel's drops (libpcap's counts; a proxy has none).
+        for run in totals.live {
+            guard let counters = (try? JSONSerialization.jsonObject(with: Data(run.countersJSON.utf8))) as? [String: Any] else { continue }
+            let labels = [("analysis", String(run.analysisID)), ("site", run.site), ("source", run.source)]
+            if let frames = (counters["frames"] as? NSNumber)?.int64Value {
+                registry.makeGauge(
+                    descriptor: MetricNameDescriptor(metricName: "pilottrace_live_frames", helpText: "Frames read so far by a capture or proxy going on."),
+                    labels: labels
+                ).set(frames)
+            }
+            for (key, by) in [("kernelDropped", "kernel"), ("interfaceDropped", "interface")] {
+                guard let dropped = (counters[key] as? NSNumber)?.int64Value else { continue }
+                registry.makeGauge(
+                    descriptor: MetricNameDescriptor(
+                        metricName: "pilottrace_live_dropped", helpText: "Packets a live capture lost so far, dropped by the kernel or by the interface."),
+                    labels: labels + [("by", by)]
+                ).set(dropped)
+            }
+        }
         return registry.emitToString()
     }
 }

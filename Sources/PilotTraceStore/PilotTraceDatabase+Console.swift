@@ -147,6 +147,9 @@ public struct RecordTotals: Sendable {
     public var analyses: [(source: String, state: String, count: Int)] = []
     /// Frames read by the analyses that finished (`analyses.frames`).
     public var frames: Int = 0
+    /// The running live analyses (`capture`, `proxy`) that recorded their progress: id, site, source and
+    /// `counters_json` (frames so far and, for a capture, the kernel's counts).
+    public var live: [(analysisID: Int64, site: String, source: String, countersJSON: String)] = []
 
     public init() {}
 }
@@ -311,6 +314,15 @@ extension PilotTraceDatabase {
                 case .integer(let frames): totals.frames += Int(frames)
                 case .real(let frames): totals.frames += Int(frames)
                 default: break
+                }
+            }
+            for row in try statements.rows(
+                "SELECT id, site, source, counters_json FROM analyses WHERE state = 'running' AND counters_json IS NOT NULL ORDER BY id", [])
+            {
+                if case .integer(let id) = row["id"], case .text(let site) = row["site"], case .text(let source) = row["source"],
+                    case .text(let counters) = row["counters_json"]
+                {
+                    totals.live.append((id, site, source, counters))
                 }
             }
             return totals

@@ -88,6 +88,20 @@ import Testing
         #expect(totals.frames == 200)
     }
 
+    @Test(arguments: Engines.all) func aLiveRunsProgressIsInTheTotalsWhileItRuns(engine: String) throws {
+        let db = try Engines.fresh(engine)
+        try Self.sample(db)
+        let writer = try db.beginAnalysis(key: "live:eth0", captures: [], toolVersion: "test", source: "live", site: "tower")
+        #expect(try db.recordTotals().live.isEmpty)  // nothing recorded yet
+        try writer.recordProgress(countersJSON: #"{"frames":42,"interfaceDropped":0,"kernelDropped":3}"#)
+        let live = try db.recordTotals().live
+        #expect(live.count == 1 && live.first?.analysisID == writer.analysisID && live.first?.site == "tower" && live.first?.source == "live")
+        #expect(live.first?.countersJSON.contains("\"kernelDropped\":3") == true)
+        try writer.finish(frames: 50, frameBytes: 3_200, firstTime: nil, lastTime: nil, countersJSON: "{}")
+        #expect(try db.recordTotals().live.isEmpty)  // finished: its counters are the run's
+        #expect(throws: PilotTraceStoreError.self) { try writer.recordProgress(countersJSON: "{}") }
+    }
+
     @Test(arguments: Engines.all) func theFeedAnnouncesSessionsThatAppearOrChange(engine: String) async throws {
         let db = try Engines.fresh(engine)
         try Self.sample(db)

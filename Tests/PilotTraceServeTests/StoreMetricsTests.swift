@@ -58,6 +58,7 @@ struct PrometheusText {
         totals.statusReplyLatencies = [0.002, 0.004, 0.3]
         totals.analyses = [("live", "running", 1)]
         totals.frames = 1234
+        totals.live = [(7, "tower", "live", #"{"frames":42,"interfaceDropped":1,"kernelDropped":3}"#), (8, "dc", "proxy", #"{"frames":5}"#)]
         let text = try PrometheusText(StoreMetrics.render(totals))
         #expect(text.value("pilottrace_sessions", ["state": "online"]) == 2)
         #expect(text.value("pilottrace_sessions", ["state": "offline"]) == 0)
@@ -71,6 +72,11 @@ struct PrometheusText {
         #expect(abs((text.value("pilottrace_status_reply_latency_seconds_sum") ?? 0) - 0.306) < 1e-9)
         #expect(text.value("pilottrace_analyses", ["source": "live", "state": "running"]) == 1)
         #expect(text.value("pilottrace_frames_total") == 1234)
+        #expect(text.value("pilottrace_live_frames", ["analysis": "7", "site": "tower", "source": "live"]) == 42)
+        #expect(text.value("pilottrace_live_dropped", ["analysis": "7", "site": "tower", "source": "live", "by": "kernel"]) == 3)
+        #expect(text.value("pilottrace_live_dropped", ["analysis": "7", "site": "tower", "source": "live", "by": "interface"]) == 1)
+        #expect(text.value("pilottrace_live_frames", ["analysis": "8", "site": "dc", "source": "proxy"]) == 5)
+        #expect(!text.samples.contains { $0.name == "pilottrace_live_dropped" && $0.labels["analysis"] == "8" })
         #expect(text.types["pilottrace_status_reply_latency_seconds"] == "histogram")
         #expect(text.types["pilottrace_logins_total"] == "counter" && text.types["pilottrace_sessions"] == "gauge")
     }
