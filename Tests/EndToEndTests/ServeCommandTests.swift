@@ -75,6 +75,9 @@ import Testing
         defer { #expect(server.stop() == 0) }
         let feed = try EventStream(port: server.port, path: "/events")
         #expect(feed.wait(for: "live sessions", timeout: 10), "no feed: \(feed.text)")
+        // The sessions page, open in a browser whose scripts keep running.
+        let browser = try HeadlessBrowser(server.base + "/")
+        #expect(waitUntil(timeout: 20, poll: 0.2) { (try? browser.evaluate("document.querySelectorAll('#sessions tbody tr').length")) as? Int == 1 })
 
         // Another process stores a failing session while the console runs: the feed sends its row.
         #expect(try pilottrace("analyze", "--db", db, Self.capture("pilot2-no-status-reply.pcap")).status == 0)
@@ -84,6 +87,13 @@ import Testing
         let failing = try #require(sessions.first { $0["state"] as? String == "failed" }?["id"] as? Int)
         #expect(feed.wait(for: "\"id\":\(failing)}", timeout: 15), "the feed did not send session \(failing): \(feed.text)")
         #expect(feed.text.contains("event: counts"))
+        // The open page inserted its row, marked new, at the top, and its counts follow: no reload.
+        let inserted = waitUntil(timeout: 10, poll: 0.2) {
+            (try? browser.evaluate("document.querySelector('#sessions tbody tr.fresh#session-\(failing)') !== null")) as? Bool == true
+        }
+        #expect(inserted, "the open page did not insert session \(failing)")
+        #expect(try browser.evaluate("document.querySelector('#sessions tbody tr').id") as? String == "session-\(failing)")
+        #expect((try browser.evaluate("document.getElementById('counts').textContent") as? String)?.contains("1 failed") == true)
 
         // The pages, as Chromium renders them.
         let list = try Self.dom(server.base + "/")
