@@ -97,10 +97,9 @@ public final class ConsoleServer: Sendable {
         Response(status: status, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    static func json(_ object: [String: Any]) throws -> Response {
-        Response(
-            status: .ok, headers: [.contentType: "application/json; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(string: try StoreJSONText.render(object) + "\n")))
+    /// JSON rendered on the thread pool (``StoreJSONText``), as the commands print it.
+    static func json(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text + "\n")))
     }
 
     static func notFound(_ what: String) -> Response { html(ConsolePages.message("Not found", what), status: .notFound) }
@@ -155,7 +154,7 @@ public final class ConsoleServer: Sendable {
                 "sessions": views.map { $0.json(withEvents: false) }, "total": page.total, "offset": query.offset, "limit": query.limit,
             ])
         }
-        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text + "\n")))
+        return Self.json(text)
     }
 
     /// `timeline ID --json`: `{"sessions": [{…, "events": […], "deviations": […]}]}`.
@@ -164,12 +163,8 @@ public final class ConsoleServer: Sendable {
             guard let row = try db.session(id: id) else { return nil }
             return try StoreJSONText.render(["sessions": try SessionViews.load([row], from: db).map { $0.json(withEvents: true) }])
         }
-        guard let text else {
-            return Response(
-                status: .notFound, headers: [.contentType: "application/json; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: "{\"error\": \"no session \(id)\"}\n")))
-        }
-        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text + "\n")))
+        guard let text else { return Self.json("{\"error\": \"no session \(id)\"}", status: .notFound) }
+        return Self.json(text)
     }
 
     /// `deviations --json`, with `session` and `min_severity` as the command's options.
@@ -188,7 +183,7 @@ public final class ConsoleServer: Sendable {
             var captures = CaptureCache(db)
             return try StoreJSONText.render(["deviations": try rows.map { DeviationJSON.object($0, captures: try captures[$0.analysisID]) }])
         }
-        return Response(status: .ok, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: text + "\n")))
+        return Self.json(text)
     }
 
     func metrics() async throws -> Response {

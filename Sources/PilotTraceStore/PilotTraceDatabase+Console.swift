@@ -40,6 +40,15 @@ public struct SessionFilter: Sendable, Hashable {
         }
     }
 
+    /// Whether session `s` has a finding `d` matching `condition`, or one of its parts has (a stitched session's findings
+    /// are its parts' too): `condition`'s arguments are needed twice. The parts are found through `sessions_by_part_of`.
+    static func hasFinding(_ condition: String) -> String {
+        """
+        (EXISTS (SELECT 1 FROM deviations d WHERE d.session_id = s.id AND \(condition))
+          OR EXISTS (SELECT 1 FROM sessions p JOIN deviations d ON d.session_id = p.id WHERE p.part_of = s.id AND \(condition)))
+        """
+    }
+
     /// The WHERE clause over `sessions s` (parts of stitched sessions are never listed on their own), with its arguments.
     func clause() -> (sql: String, arguments: [SQLValue]) {
         var conditions = ["s.part_of IS NULL"]
@@ -62,13 +71,12 @@ public struct SessionFilter: Sendable, Hashable {
         }
         if let minSeverity {
             let severities = Self.severities(atOrAbove: minSeverity)
-            conditions.append(
-                "EXISTS (SELECT 1 FROM deviations d WHERE d.session_id = s.id AND d.severity IN (\(severities.map { _ in "?" }.joined(separator: ", "))))")
-            arguments += severities.map { .text($0) }
+            conditions.append(Self.hasFinding("d.severity IN (\(severities.map { _ in "?" }.joined(separator: ", ")))"))
+            arguments += Array(repeating: severities.map { SQLValue.text($0) }, count: 2).joined()
         }
         if let rule {
-            conditions.append("EXISTS (SELECT 1 FROM deviations d WHERE d.session_id = s.id AND d.rule_id = ?)")
-            arguments.append(.text(rule))
+            conditions.append(Self.hasFinding("d.rule_id = ?"))
+            arguments += [.text(rule), .text(rule)]
         }
         if let search, !search.isEmpty {
             // LIKE with the pattern's own wildcards escaped; lower() on both sides, as PostgreSQL's LIKE is case-sensitive.
@@ -175,8 +183,7 @@ extension PilotTraceDatabase {
             SessionRow.self,
             """
             SELECT s.* FROM sessions s WHERE \(clause)
-            ORDER BY CASE WHEN s.state = 'failed'
-                OR EXISTS (SELECT 1 FROM deviations e WHERE e.session_id = s.id AND e.severity = 'error') THEN 0 ELSE 1 END,
+            ORDER BY CASE WHEN s.state = 'failed' OR \(SessionFilter.hasFinding("d.severity = 'error'")) THEN 0 ELSE 1 END,
                 s.start_time DESC, s.id DESC
             LIMIT ? OFFSET ?
             """, arguments + [.integer(Int64(max(0, limit))), .integer(Int64(max(0, offset)))])

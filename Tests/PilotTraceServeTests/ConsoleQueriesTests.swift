@@ -88,6 +88,33 @@ import Testing
         #expect(totals.frames == 200)
     }
 
+    /// A login recorded at the web backend (with an error finding) joined to the device's session recorded at the
+    /// broker: the session is listed once, failing first, and found by its part's findings.
+    @Test(arguments: Engines.all) func aStitchedSessionCarriesItsPartsFindings(engine: String) throws {
+        let db = try Engines.fresh(engine)
+        try Self.sample(db)
+        let part = StoredSession(
+            row: SessionRow(id: 0, state: "incomplete", startTime: 3_000, endTime: 3_001, client: "10.0.0.7:5000"),
+            steps: [
+                TimelineEventRow(sessionID: 0, ordinal: 0, time: 3_000, phase: "token", step: "login", ok: true),
+                TimelineEventRow(sessionID: 0, ordinal: 1, time: 3_000.5, phase: "cloud-module", step: "mqtt-credentials", ok: true),
+            ],
+            findings: [DeviationRow(ruleID: "mqtt-credentials-mismatch", severity: "error", title: "credentials differ", time: 3_000.5)])
+        let device = StoredSession(
+            row: SessionRow(id: 0, gatewaySN: "RC-P", state: "online", startTime: 3_002, endTime: 3_010, client: "10.0.0.7:6000", mqttClientID: "RC-P"),
+            steps: [TimelineEventRow(sessionID: 0, ordinal: 0, time: 3_002, phase: "connect", step: "mqtt-connect", ok: true)])
+        try store([part], in: db, key: "web", site: "web")
+        let broker = try store([device], in: db, key: "broker", site: "broker")
+        #expect(try db.stitchSessions(analysisID: broker).count == 1)
+        let main = try #require(try db.sessionPage(SessionFilter(search: "RC-P"), limit: 1).rows.first)
+        #expect(try db.sessionPage(SessionFilter(), limit: 10).total == 7)  // the part is not listed on its own
+        #expect(try db.sessionPage(SessionFilter(minSeverity: "error"), limit: 10).rows.map(\.id).contains(main.id))
+        #expect(try db.sessionPage(SessionFilter(rule: "mqtt-credentials-mismatch"), limit: 10).rows.map(\.id) == [main.id])
+        #expect(try db.sessionPage(SessionFilter(), limit: 1).rows.first?.id == main.id)  // failing first: the latest with an error
+        #expect(try db.findingCounts(sessionIDs: [main.id])[main.id] == FindingCounts(error: 1))
+        #expect(try db.findingsByRule().first { $0.rule == "mqtt-credentials-mismatch" }?.sessions == [main.id])
+    }
+
     @Test(arguments: Engines.all) func aLiveRunsProgressIsInTheTotalsWhileItRuns(engine: String) throws {
         let db = try Engines.fresh(engine)
         try Self.sample(db)
