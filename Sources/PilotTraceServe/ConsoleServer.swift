@@ -51,7 +51,8 @@ public final class ConsoleServer: Sendable {
         self.feed = SessionFeed(database: database, interval: configuration.pollInterval)
     }
 
-    /// Serves until ``stop()`` or cancellation.
+    /// Serves until SIGINT or SIGTERM, then shuts down gracefully: the requests under way finish (call ``stop()`` on
+    /// the same signal, so the live feeds end too).
     ///
     /// - Parameter onRunning: Called once the server listens, with the bound host and port.
     /// - Throws: When the address cannot be bound.
@@ -59,7 +60,7 @@ public final class ConsoleServer: Sendable {
         let app = Application(
             router: router(), configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "pilottrace"),
             onServerRunning: { channel in onRunning(channel.localAddress?.ipAddress ?? "?", channel.localAddress?.port ?? 0) })
-        try await app.run()
+        try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
     }
 
     /// Ends the live feeds' streams, so their responses finish and the server can stop.

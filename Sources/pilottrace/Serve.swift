@@ -57,6 +57,8 @@ struct Serve: ParsableCommand {
         let db = try database.openReadOnly()
         // Beyond loopback, a token even when none was given: a generated one, printed.
         let token = self.token ?? (Self.isLoopback(host) ? nil : (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined())
+        // Hummingbird logs its start at info level; the command says where it listens itself (LOG_LEVEL, when set, wins).
+        setenv("LOG_LEVEL", "warning", 0)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let server = ConsoleServer(
@@ -64,7 +66,7 @@ struct Serve: ParsableCommand {
         let shown = database.shown
         let outcome = Outcome()
         let done = DispatchSemaphore(value: 0)
-        let task = Task {
+        Task {
             do {
                 try await server.run { boundHost, boundPort in
                     let address = boundHost.contains(":") ? "[\(boundHost)]:\(boundPort)" : "\(boundHost):\(boundPort)"
@@ -77,12 +79,8 @@ struct Serve: ParsableCommand {
             }
             done.signal()
         }
-        let signals = StopSignals {
-            Task {
-                await server.stop()
-                task.cancel()
-            }
-        }
+        // The server shuts down gracefully on the same signals; the live feeds' responses end here.
+        let signals = StopSignals { Task { await server.stop() } }
         defer { signals.cancel() }
         done.wait()
         try? db.close()

@@ -170,10 +170,16 @@ import Testing
         #expect(try httpGet(port: server.port, path: "/metrics", headers: ["Cookie": "pilottrace_token=\(token)"]).status == 200)
     }
 
-    @Test func aBadAddressIsUsageAndAMissingDatabaseIsAnError() throws {
+    @Test func aBadAddressIsUsageAMissingDatabaseOrATakenPortAnError() throws {
         #expect(try pilottrace("serve", "--listen", "nowhere").status == 64)
         let missing = try pilottrace("serve", "--db", "/nonexistent/pilottrace.sqlite", "--listen", "127.0.0.1:0")
         #expect(missing.status == 2 && missing.stderr.contains("no such database"))
+        let db = try temporaryDatabase()
+        #expect(try pilottrace("analyze", "--db", db, Self.capture("pilot2-login.pcap")).status == 0)
+        let (fd, port) = CommandLineContractTests.takenPort()
+        defer { close(fd) }
+        let taken = try pilottrace("serve", "--db", db, "--listen", "127.0.0.1:\(port)")
+        #expect(taken.status == 2 && taken.stderr.hasPrefix("error: cannot serve on 127.0.0.1:\(port): "), "\(taken.stderr)")
     }
 }
 
