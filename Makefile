@@ -31,7 +31,8 @@ fuzz-ci: bootstrap
 	scripts/fuzz
 
 # Throughput and memory against the libpcap floor, tcpdump and tshark on generated captures, database size and query
-# times on 10,000 sessions (Reports/benchmarks.md). BENCH_LARGE=1 adds a 1.4 GB capture.
+# times on 10,000 sessions, and `serve`'s pages and API on them (Reports/benchmarks.md). BENCH_LARGE=1 adds a 1.4 GB
+# capture.
 bench: bootstrap
 	scripts/bench
 
