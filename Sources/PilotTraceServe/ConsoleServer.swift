@@ -168,21 +168,30 @@ public final class ConsoleServer: Sendable {
         return Self.json(text)
     }
 
-    /// `deviations --json`, with `session` and `min_severity` as the command's options.
+    /// `deviations --json`, with `session` and `min_severity` as the command's options; one page of them
+    /// (`offset`, `limit`: default 1,000, at most 10,000) with `total`, `offset` and `limit` beside `deviations`.
     func apiDeviations(_ request: Request) async throws -> Response {
         let parameters = Self.parameters(request)
         let session = parameters["session"].flatMap { Int64($0) }
-        let minimum = parameters["min_severity"].flatMap { ConsoleQuery.severities.firstIndex(of: $0) } ?? 2
+        let minimum = parameters["min_severity"].flatMap { ConsoleQuery.severities.contains($0) ? $0 : nil } ?? "info"
+        let offset = max(0, parameters["offset"].flatMap { Int($0) } ?? 0)
+        let limit = min(10_000, max(1, parameters["limit"].flatMap { Int($0) } ?? 1_000))
         let text = try await database.run { db in
-            var rows: [DeviationRow] = []
+            var rows: [DeviationRow]
+            let total: Int
             if let session {
-                rows = try db.deviations(sessionID: session)
+                // error, warning, info: those up to `minimum` in that list.
+                let severities = Set(ConsoleQuery.severities.prefix { $0 != minimum } + [minimum])
+                let all = try db.deviations(sessionID: session).filter { severities.contains($0.severity) }
+                (rows, total) = (Array(all.dropFirst(offset).prefix(limit)), all.count)
             } else {
-                for a in try db.analyses() { if let id = a.id { rows += try db.deviations(analysisID: id) } }
+                (rows, total) = try db.deviationPage(minSeverity: minimum, limit: limit, offset: offset)
             }
-            rows = rows.filter { (ConsoleQuery.severities.firstIndex(of: $0.severity) ?? 2) <= minimum }
             var captures = CaptureCache(db)
-            return try StoreJSONText.render(["deviations": try rows.map { DeviationJSON.object($0, captures: try captures[$0.analysisID]) }])
+            return try StoreJSONText.render([
+                "deviations": try rows.map { DeviationJSON.object($0, captures: try captures[$0.analysisID]) }, "total": total, "offset": offset,
+                "limit": limit,
+            ])
         }
         return Self.json(text)
     }

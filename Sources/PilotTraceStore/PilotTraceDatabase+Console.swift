@@ -253,6 +253,19 @@ extension PilotTraceDatabase {
         }.sorted { (rank[$0.severity] ?? 3, $0.rule) < (rank[$1.severity] ?? 3, $1.rule) }
     }
 
+    /// One page of the findings at or above `minSeverity`, in the order `pilottrace deviations` lists them (by
+    /// analysis, then time, those without a time first, then id), and how many there are in all.
+    public func deviationPage(minSeverity: String = "info", limit: Int, offset: Int = 0) throws -> (rows: [DeviationRow], total: Int) {
+        let severities = SessionFilter.severities(atOrAbove: minSeverity)
+        let clause = "severity IN (\(severities.map { _ in "?" }.joined(separator: ", ")))"
+        let arguments = severities.map { SQLValue.text($0) }
+        let rows = try fetch(
+            DeviationRow.self, "SELECT * FROM deviations WHERE \(clause) ORDER BY analysis_id, time NULLS FIRST, id LIMIT ? OFFSET ?",
+            arguments + [.integer(Int64(max(0, limit))), .integer(Int64(max(0, offset)))])
+        let total = try read { try $0.integer("SELECT count(*) FROM deviations WHERE \(clause)", arguments) } ?? 0
+        return (rows, Int(total))
+    }
+
     // MARK: - Watching the record
 
     /// Each analysis's id and state (`running`, `complete`, `interrupted`).

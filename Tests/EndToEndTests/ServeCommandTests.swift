@@ -120,6 +120,17 @@ import Testing
         #expect(NSDictionary(dictionary: one) == NSDictionary(dictionary: try Self.json(try pilottrace("timeline", "\(failing)", "--db", db, "--json").stdout)))
         let apiDeviations = try Self.json(try httpGet(port: server.port, path: "/api/deviations").body)["deviations"] as? [[String: Any]] ?? []
         #expect(apiDeviations.map { NSDictionary(dictionary: $0) } == deviations.map { NSDictionary(dictionary: $0) })
+        for (query, arguments) in [("min_severity=warning", ["--min-severity", "warning"]), ("session=\(failing)", ["--session", "\(failing)"])] {
+            let page = try Self.json(try httpGet(port: server.port, path: "/api/deviations?\(query)").body)
+            let command = try Self.json(try pilottrace(["deviations", "--db", db, "--json"] + arguments).stdout)["deviations"] as? [[String: Any]] ?? []
+            #expect(
+                (page["deviations"] as? [[String: Any]] ?? []).map { NSDictionary(dictionary: $0) } == command.map { NSDictionary(dictionary: $0) }, "\(query)")
+            #expect(page["total"] as? Int == command.count)
+        }
+        let second = try Self.json(try httpGet(port: server.port, path: "/api/deviations?offset=1&limit=1").body)
+        #expect(
+            (second["deviations"] as? [[String: Any]])?.first.map { NSDictionary(dictionary: $0) }
+                == deviations.dropFirst().first.map { NSDictionary(dictionary: $0) })
         #expect(try httpGet(port: server.port, path: "/sessions/999999").status == 404)
         let report = try httpGet(port: server.port, path: "/sessions/\(failing)/report.html")
         #expect(report.status == 200 && report.headers["content-disposition"]?.hasPrefix("attachment") == true && report.body.contains("<svg"))
