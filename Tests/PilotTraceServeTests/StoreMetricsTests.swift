@@ -1,5 +1,6 @@
 import Foundation
 import PilotTraceStore
+import PilotTraceTestSupport
 import Testing
 
 @testable import PilotTraceServe
@@ -79,5 +80,32 @@ struct PrometheusText {
         #expect(!text.samples.contains { $0.name == "pilottrace_live_dropped" && $0.labels["analysis"] == "8" })
         #expect(text.types["pilottrace_status_reply_latency_seconds"] == "histogram")
         #expect(text.types["pilottrace_logins_total"] == "counter" && text.types["pilottrace_sessions"] == "gauge")
+    }
+}
+
+/// The Grafana dashboard, the alert rules and docs/serve.md name only metrics `/metrics` has.
+@Suite struct MetricsDocumentationTests {
+    /// Metric names in `text` (a histogram's series by its name); `pilottrace_token` is the token's cookie.
+    static func names(in text: String) -> Set<String> {
+        Set(text.matches(of: /pilottrace_[a-z_]+/).map { String($0.0).replacing(/_(bucket|sum|count)$/, with: "") }).subtracting(["pilottrace_token"])
+    }
+
+    @Test func theDashboardTheAlertsAndTheDocsNameMetricsThatExist() throws {
+        var totals = RecordTotals()
+        totals.live = [(1, "site", "live", #"{"frames":1,"interfaceDropped":0,"kernelDropped":0}"#)]
+        totals.findings = [("status-reply-missing", "error", 1)]
+        totals.analyses = [("live", "running", 1)]
+        let exported = Self.names(in: StoreMetrics.render(totals))
+        let docs = TestPaths.packageRoot.appendingPathComponent("docs")
+        let dashboard = try Data(contentsOf: docs.appendingPathComponent("serve/grafana-dashboard.json"))
+        #expect(try JSONSerialization.jsonObject(with: dashboard) is [String: Any])
+        for file in ["serve/grafana-dashboard.json", "serve/prometheus-alerts.yml", "serve.md"] {
+            let named = Self.names(in: try String(contentsOf: docs.appendingPathComponent(file), encoding: .utf8))
+            #expect(!named.isEmpty, "\(file) names no metric")
+            #expect(named.subtracting(exported).isEmpty, "\(file) names \(named.subtracting(exported).sorted()), which /metrics does not have")
+        }
+        // And the docs' table lists every metric.
+        let table = Self.names(in: try String(contentsOf: docs.appendingPathComponent("serve.md"), encoding: .utf8))
+        #expect(exported.subtracting(table).isEmpty, "docs/serve.md does not list \(exported.subtracting(table).sorted())")
     }
 }
