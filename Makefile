@@ -2,7 +2,7 @@
 SWIFT ?= swift
 BIN := .build/debug/pilottrace
 
-.PHONY: all bootstrap build release demo test lint format fuzz fuzz-ci bench microbench proxy-bench report-screenshots clean
+.PHONY: all bootstrap build release demo test lint format fuzz fuzz-ci bench microbench proxy-bench report-screenshots serve-screenshots clean
 
 all: build
 
@@ -31,7 +31,8 @@ fuzz-ci: bootstrap
 	scripts/fuzz
 
 # Throughput and memory against the libpcap floor, tcpdump and tshark on generated captures, database size and query
-# times on 10,000 sessions (Reports/benchmarks.md). BENCH_LARGE=1 adds a 1.4 GB capture.
+# times on 10,000 sessions, and `serve`'s pages and API on them (Reports/benchmarks.md). BENCH_LARGE=1 adds a 1.4 GB
+# capture.
 bench: bootstrap
 	scripts/bench
 
@@ -49,6 +50,11 @@ proxy-bench: bootstrap
 # The HTML report of a clean and a failing recorded session, rendered by headless Chromium into Reports/*.png.
 report-screenshots: build
 	scripts/report-screenshots
+
+# `pilottrace serve`'s pages (sessions, a failing session, findings) at 1400 and 900 px, by headless Chromium, into
+# Reports/serve-*.png.
+serve-screenshots: build
+	scripts/serve-screenshots
 
 # A longer libFuzzer run: every target (decoders, capture-reader, pipeline, address-rewriter) for FUZZ_SECONDS,
 # 120 unless set; `FUZZ_TARGETS=pipeline` picks targets. The corpora in .build-fuzz/corpus/ carry over between runs.

@@ -22,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     // Each target declares exactly the modules its sources import, no more (Tests/EndToEndTests/ArchitectureTests.swift
     // checks it); docs/architecture.md says what each may import and why.
@@ -104,13 +107,23 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]),
+        // I/O: `pilottrace serve`: the read-only web console (HTML pages, Server-Sent Events, the JSON API) and the
+        // Prometheus metrics over the store, on Hummingbird; database calls run on a thread pool off the event loop.
+        .target(
+            name: "PilotTraceServe",
+            dependencies: [
+                "PilotTraceStore", "PilotTraceReport",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
 
         .executableTarget(
             name: "pilottrace",
             dependencies: [
                 "PilotTraceWire", "PilotTraceCapture", "PilotTraceProtocols", "PilotTraceFlow", "PilotTraceStore", "PilotTraceAnalysis", "PilotTraceReport",
                 "PilotTraceLab", "PilotTraceLabServices", "PilotTraceClients", "PilotTraceRelay", "PilotTraceProxy", "PilotTraceReplay",
-                "PilotTraceReplayRunner",
+                "PilotTraceReplayRunner", "PilotTraceServe",
                 // `version` prints libmosquitto's version.
                 "CMosquitto",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -118,6 +131,8 @@ let package = Package(
                 // The shell maps the errors of the libraries below to words (Failure.swift).
                 .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                // `serve` sends swift-metrics' metrics (the requests it serves) to a Prometheus registry.
+                .product(name: "Metrics", package: "swift-metrics"), .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
 
@@ -160,6 +175,7 @@ let package = Package(
                 "PilotTraceRelay", "PilotTraceWire", "PilotTraceTestSupport", .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]),
+        .testTarget(name: "PilotTraceServeTests", dependencies: ["PilotTraceServe", "PilotTraceStore", "PilotTraceReport", "PilotTraceTestSupport"]),
         .testTarget(name: "PilotTraceFuzzTargetsTests", dependencies: ["PilotTraceFuzzTargets", "PilotTraceTestSupport", "PilotTraceWire"]),
         .testTarget(name: "EndToEndTests", dependencies: ["PilotTraceWire", "PilotTraceTestSupport"]),
     ]

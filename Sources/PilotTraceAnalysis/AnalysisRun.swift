@@ -214,6 +214,20 @@ public final class AnalysisRun {
     }
 
     /// What a live analysis has seen so far (for a status line).
+    /// What the kernel says of a live capture (libpcap's `pcap_stats`): packets received, dropped by the kernel for
+    /// lack of buffer, dropped by the interface.
+    public struct KernelCounts: Sendable, Hashable {
+        public var received: Int
+        public var dropped: Int
+        public var interfaceDropped: Int
+
+        public init(received: Int, dropped: Int, interfaceDropped: Int) {
+            self.received = received
+            self.dropped = dropped
+            self.interfaceDropped = interfaceDropped
+        }
+    }
+
     public struct LiveStatus: Sendable {
         public var frames: Int
         public var connections: Int
@@ -226,7 +240,7 @@ public final class AnalysisRun {
     /// sees a session while it is live. `now` is the capture clock (wall time); silence is evidence too, so the
     /// sessions advance to it (less a second, for frames still on their way).
     @discardableResult
-    public func refreshLive(now: Timestamp) throws -> LiveStatus {
+    public func refreshLive(now: Timestamp, kernel: KernelCounts? = nil) throws -> LiveStatus {
         let clock = now.adding(seconds: -1)
         if clock > (lastTime ?? .zero) { tracker.advance(to: clock) }
         let tracker = self.tracker.snapshot(), engine = self.engine.snapshot()
@@ -236,9 +250,23 @@ public final class AnalysisRun {
         try storeSessions(sessions, deviations, retiredNumbers: [:])
         // Another capture point may be recording the other side of these logins at the same time.
         try writer.stitch()
+        try writer.recordProgress(countersJSON: Self.progressJSON(pipeline.counters, kernel: kernel))
         return LiveStatus(
             frames: pipeline.counters.frames, connections: analyzer.classified.values.reduce(0, +), sessions: sessions.count,
             deviations: deviations.count)
+    }
+
+    /// The run's counters so far (the keys of the final `counters_json`) and the kernel's: `kernelReceived`,
+    /// `kernelDropped`, `interfaceDropped`.
+    static func progressJSON(_ counters: PacketCounters, kernel: KernelCounts?) -> String {
+        var object = ((try? JSONEncoder().encode(counters)).flatMap { try? JSONSerialization.jsonObject(with: $0) } as? [String: Any]) ?? [:]
+        if let kernel {
+            object["kernelReceived"] = kernel.received
+            object["kernelDropped"] = kernel.dropped
+            object["interfaceDropped"] = kernel.interfaceDropped
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Live capture ended at `end` (the capture clock when it stopped): releases every connection, then decides

@@ -46,11 +46,13 @@ public final class LiveAnalysis {
     /// - Parameters:
     ///   - record: sees every frame before the analysis does (e.g. a capture file writer).
     ///   - flush: runs before each refresh (e.g. flushing that writer, so the file holds what the picture shows).
+    ///   - kernel: what the kernel counts of the source (a live capture's `pcap_stats`), stored with the run's
+    ///     progress at each refresh.
     ///   - refreshed: what the analysis has seen, after each refresh (e.g. for a status line).
     /// - Returns: the error that stopped the loop, nil when it stopped on request or at the end of `duration`.
     public func run(
         _ source: some LiveFrameSource, record: (CaptureRecord) throws -> Void = { _ in }, flush: () throws -> Void = {},
-        refreshed: (AnalysisRun.LiveStatus) -> Void = { _ in }
+        kernel: () -> AnalysisRun.KernelCounts? = { nil }, refreshed: (AnalysisRun.LiveStatus) -> Void = { _ in }
     ) -> (any Error)? {
         let started = DispatchTime.now()
         var lastRefresh = started
@@ -64,7 +66,7 @@ public final class LiveAnalysis {
                     guard DispatchTime.now().uptimeNanoseconds - lastRefresh.uptimeNanoseconds >= 1_000_000_000 else { return }
                     lastRefresh = .now()
                     try flush()
-                    let status = try analysis.refreshLive(now: Timestamp(Date()))
+                    let status = try analysis.refreshLive(now: Timestamp(Date()), kernel: kernel())
                     refreshed(status)
                 }
             ) { frame in

@@ -19,7 +19,8 @@ public enum HTMLReport {
         return out
     }
 
-    static let css = """
+    /// The report's style sheet (`pilottrace serve` uses it too).
+    public static let css = """
         body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1240px;color:#1d2330;padding:0 16px}
         h1{font-size:22px;margin:0 0 12px}h2{font-size:18px;margin:36px 0 4px;border-top:2px solid #dde2ea;padding-top:18px}
         h3{font-size:15px;margin:20px 0 6px}table{border-collapse:collapse;margin:6px 0}
@@ -39,7 +40,7 @@ public enum HTMLReport {
         """
 
     /// HTML-escaped, after control characters and bidi marks were made visible (``SafeText/terminal(_:)``).
-    static func esc(_ s: String) -> String {
+    public static func esc(_ s: String) -> String {
         SafeText.terminal(s).replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
@@ -102,7 +103,14 @@ public enum HTMLReport {
         return out + "</table>\n"
     }
 
-    static func session(_ s: ReportSession) -> String {
+    /// One session's section: title, facts, the sequence diagram beside the documented-sequence checklist, phases,
+    /// steps, findings with their rule's explanation and basis, and the messages (secrets as the loader left them).
+    /// The HTML report and `pilottrace serve`'s session page both show a session with it.
+    ///
+    /// - Parameters:
+    ///   - s: The session, from ``ReportLoader``.
+    ///   - link: Where another session is shown (a replay's original): an anchor in the report, a page in the console.
+    public static func session(_ s: ReportSession, link: (Int64) -> String = { "#session-\($0)" }) -> String {
         let r = s.row
         var out = "<h2 id=\"session-\(r.id)\">\(esc(ReportText.title(r))) <span class=\"state \(r.state)\">\(r.state)</span></h2>\n"
         var facts = ["from \(ReportText.date(r.startTime))", String(format: "%.3f s", (r.endTime ?? r.startTime) - r.startTime)]
@@ -112,7 +120,7 @@ public enum HTMLReport {
         if !r.aircraftSNs.isEmpty { facts.append("aircraft \(r.aircraftSNs.joined(separator: ", "))") }
         out += "<p class=\"facts\">\(esc(facts.joined(separator: " · "))) — \(esc(ReportText.verdict(s)))</p>\n"
         if let original = r.replayOf {
-            out += "<h3>Replay of <a href=\"#session-\(original)\">session #\(original)</a></h3>\n"
+            out += "<h3>Replay of <a href=\"\(link(original))\">session #\(original)</a></h3>\n"
             out += "<p>\(esc(ReportText.replaySummary(s.replaySteps)))</p>\n"
             out += "<table><tr><th>#</th><th>step</th><th>outcome</th><th>latency (recorded → replayed)</th><th>differences</th></tr>\n"
             for step in s.replaySteps {

@@ -66,6 +66,11 @@ public struct ReportSession: Sendable {
 public struct ReportDocument: Sendable {
     public var database: String
     public var sessions: [ReportSession]
+
+    public init(database: String, sessions: [ReportSession]) {
+        self.database = database
+        self.sessions = sessions
+    }
 }
 
 /// Reads sessions and their messages from the store, ready to render.
@@ -104,6 +109,32 @@ public enum ReportLoader {
             out.append(session)
         }
         return ReportDocument(database: db.path, sessions: out)
+    }
+
+    /// One session (a part of another too), reading only its own connections' messages and the cloud backend's
+    /// around its time: `pilottrace serve`'s session page, as fast on a large analysis as on a small one.
+    ///
+    /// - Returns: The session as ``load(_:sessionIDs:showSecrets:)`` builds it, or `nil` when there is no such session.
+    public static func loadSession(_ db: PilotTraceDatabase, id: Int64, showSecrets: Bool = false) throws -> ReportSession? {
+        guard let r = try db.session(id: id) else { return nil }
+        var involved = [r.analysisID]
+        for p in try db.parts(of: [r.id])[r.id] ?? [] where !involved.contains(p.analysisID) { involved.append(p.analysisID) }
+        let events = try db.timeline(sessionID: r.id)
+        let flows = try db.flows(ids: Array(Set(events.compactMap(\.flowID))).sorted(), cloudOf: involved)
+        let sessionFlows = Set(events.compactMap(\.flowID))
+        let device = flows.filter { sessionFlows.contains($0.id) && $0.protocol == "mqtt" }.map(\.id)
+        let cloud = flows.filter { $0.mqttRole == "cloud" }.map(\.id)
+        // The window the full loader's cloud filter keeps (a second either side of the session).
+        let start = r.startTime, end = r.endTime ?? r.startTime
+        let mqtt = try db.mqttPackets(flowIDs: device, andFlows: cloud, from: start - 1, to: end + 1)
+        var captures: [CaptureRow] = []
+        for a in involved { captures += try db.captures(analysisID: a) }
+        var session = build(
+            r, events, try db.deviations(sessionID: r.id), flows, try db.httpExchanges(flowIDs: sessionFlows.sorted()), mqtt, captures,
+            showSecrets: showSecrets)
+        if r.replayOf != nil { session.replaySteps = try db.replaySteps(sessionID: r.id) }
+        session.analysis = try db.analysis(id: r.analysisID)
+        return session
     }
 
     static func build(

@@ -187,7 +187,7 @@ public enum ReportText {
         return out
     }
 
-    static func rule(_ id: String) -> Rule? { Rules.rule(id) }
+    public static func rule(_ id: String) -> Rule? { Rules.rule(id) }
 
     static let severities = ["error", "warning", "info"]
 

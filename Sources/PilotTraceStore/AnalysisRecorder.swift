@@ -30,6 +30,8 @@ public protocol AnalysisRecorder: AnyObject, Sendable {
         stop: AnalysisWriter.Stop) throws
     /// Joins sessions with other capture points' (``PilotTraceDatabase/stitchSessions(analysisID:)``); the joins made.
     func stitch() throws -> Int
+    /// A live run's progress so far (``AnalysisWriter/recordProgress(countersJSON:)``).
+    func recordProgress(countersJSON: String) throws
 }
 
 extension AnalysisWriter: AnalysisRecorder {
@@ -73,4 +75,5 @@ public final class DiscardingRecorder: AnalysisRecorder, @unchecked Sendable {
         stop: AnalysisWriter.Stop
     ) throws {}
     public func stitch() throws -> Int { 0 }
+    public func recordProgress(countersJSON: String) throws {}
 }

@@ -200,6 +200,27 @@ public final class AnalysisWriter: @unchecked Sendable {
         try lock.withLock { try flushLocked() }
     }
 
+    /// A live run's progress so far, in `counters_json` while the analysis is `running` (frames read, the kernel's
+    /// counts): what `pilottrace serve` exports while a capture goes on. ``finish(frames:frameBytes:firstTime:lastTime:countersJSON:stop:)``
+    /// replaces it with the run's counters.
+    ///
+    /// - Parameter countersJSON: A JSON object as text.
+    public func recordProgress(countersJSON: String) throws {
+        try lock.withLock {
+            try checkOpenLocked()
+            do {
+                try database.write { tx in
+                    try tx.execute(
+                        "UPDATE analyses SET counters_json = ? WHERE id = ? AND state = 'running'", [.text(countersJSON), .integer(analysisID)])
+                }
+            } catch {
+                throw PilotTraceStoreError(
+                    kind: .writeFailed, path: database.path,
+                    message: "cannot record the progress of analysis \(analysisID): \(PilotTraceDatabase.reason(error))")
+            }
+        }
+    }
+
     /// Flushes, then completes the `analyses` row (`complete` or `interrupted` with its reason, the time it ended);
     /// the writer accepts no more rows.
     ///

@@ -102,7 +102,13 @@ struct Capture: ParsableCommand {
         warn(
             "capturing on \(interface)\(filter.map { " (filter: \($0))" } ?? "")\(duration.map { " for \($0) s" } ?? "")\(write.map { ", writing \($0)" } ?? ""); Ctrl-C stops"
         )
-        let failure = loop.run(live, record: { try writer?.write($0) }, flush: { try writer?.flush() }) { status in
+        let failure = loop.run(
+            live, record: { try writer?.write($0) }, flush: { try writer?.flush() },
+            kernel: {
+                let stats = live.statistics
+                return .init(received: Int(stats.received), dropped: Int(stats.dropped), interfaceDropped: Int(stats.interfaceDropped))
+            }
+        ) { status in
             guard interactive else { return }
             let dropped = live.statistics.dropped
             writeStandardError(

@@ -39,18 +39,7 @@ struct Deviations: ParsableCommand {
         rows = rows.filter { (Severity(rawValue: $0.severity) ?? .info) >= minSeverity }
         var captures = CaptureCache(db)
         if json {
-            try printJSON([
-                "deviations": rows.map { r -> [String: Any] in
-                    var o: [String: Any] = [
-                        "id": r.id ?? 0, "session": r.sessionID as Any? ?? NSNull(), "rule": r.ruleID, "severity": r.severity,
-                        "message": r.title,
-                        "evidence": TimeText.presentingTimes((try? JSONSerialization.jsonObject(with: Data(r.evidenceJSON.utf8))) ?? [:]),
-                    ]
-                    o.merge(TimeText.json("time", r.time)) { $1 }
-                    o.merge(FramePlace(r).json(try captures[r.analysisID])) { $1 }
-                    return o
-                }
-            ])
+            print(try StoreJSONText.render(["deviations": try rows.map { DeviationJSON.object($0, captures: try captures[$0.analysisID]) }]))
             return
         }
         guard !rows.isEmpty else {
@@ -87,14 +76,15 @@ struct RulesCommand: ParsableCommand {
 
     func run() throws {
         if json {
-            try printJSON([
-                "rules": Rules.all.map {
-                    [
-                        "id": $0.id, "severity": $0.severity.rawValue, "title": $0.title,
-                        "explanation": $0.explanation, "basis": $0.basis,
-                    ]
-                }
-            ])
+            print(
+                try StoreJSONText.render([
+                    "rules": Rules.all.map {
+                        [
+                            "id": $0.id, "severity": $0.severity.rawValue, "title": $0.title,
+                            "explanation": $0.explanation, "basis": $0.basis,
+                        ]
+                    }
+                ]))
         } else if markdown {
             print(RulesMarkdown.render(), terminator: "")
         } else {

@@ -38,6 +38,11 @@ enum Examples {
             "pilottrace report 3 --format markdown --out -",
             "pilottrace report --format json --out report.json",
         ],
+        "serve": [
+            "pilottrace serve",
+            "pilottrace serve --db team.sqlite --listen 127.0.0.1:0",
+            "pilottrace serve --db postgres://pt@db/pt --listen 0.0.0.0:8088",
+        ],
         "flows": ["pilottrace flows capture.pcapng", "pilottrace flows capture.pcapng --json"],
         "messages": [
             "pilottrace messages capture.pcapng",

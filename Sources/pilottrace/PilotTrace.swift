@@ -21,6 +21,7 @@ struct PilotTrace: ParsableCommand {
         version: "pilottrace \(PilotTraceVersion.string)",
         subcommands: [
             Analyze.self, Capture.self, Proxy.self, Replay.self, Interfaces.self, Sessions.self, Timeline.self, Deviations.self, RulesCommand.self, Report.self,
+            Serve.self,
             Lab.self, Flows.self, Messages.self, Versions.self,
         ]
     )

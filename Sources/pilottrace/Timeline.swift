@@ -39,7 +39,7 @@ struct Timeline: ParsableCommand {
         }
         let views = try SessionViews.load(rows, from: db)
         if json {
-            try printJSON(["sessions": views.map { $0.json(withEvents: true) }])
+            print(try StoreJSONText.render(["sessions": views.map { $0.json(withEvents: true) }]))
         } else if views.isEmpty {
             print("No Pilot 2 sessions in \(database.shown).")
         } else {
@@ -64,7 +64,7 @@ struct Sessions: ParsableCommand {
         let db = try database.openReadOnly()
         let views = try SessionViews.load(try db.sessions(), from: db, events: false)
         if json {
-            try printJSON(["sessions": views.map { $0.json(withEvents: false) }])
+            print(try StoreJSONText.render(["sessions": views.map { $0.json(withEvents: false) }]))
             return
         }
         guard !views.isEmpty else {
@@ -98,61 +98,6 @@ struct Sessions: ParsableCommand {
                 terminator: "")
         }
     }
-}
-
-enum SessionViews {
-    static func load(_ rows: [SessionRow], from db: PilotTraceDatabase, events: Bool = true) throws -> [SessionView] {
-        let timelines = events ? try db.timelines(sessionIDs: rows.map(\.id)) : [:]
-        var findings: [Int64: [DeviationRow]] = [:]
-        var captures = CaptureCache(db)
-        if events { for r in rows { findings[r.id] = try db.deviations(sessionID: r.id) } }
-        var analyses: [Int64: AnalysisRow] = [:]
-        for id in Set(rows.map(\.analysisID)) { analyses[id] = try db.analysis(id: id) }
-        // Sessions recorded at several capture points: their parts' analyses hold the files some steps are in.
-        let parts = try db.parts(of: rows.map(\.id))
-        for p in parts.values.joined() where analyses[p.analysisID] == nil { analyses[p.analysisID] = try db.analysis(id: p.analysisID) }
-        return try rows.map { r in
-            let mine = parts[r.id] ?? []
-            var files = events ? try captures[r.analysisID] : []
-            if events { for a in Set(mine.map(\.analysisID)) where a != r.analysisID { files += try captures[a] } }
-            return SessionView(
-                id: r.id, gatewaySN: r.gatewaySN, gatewayModel: r.gatewayModel, gatewayModelName: r.gatewayModelName, state: r.state,
-                start: r.startTime, end: r.endTime, client: r.client, mqttClientID: r.mqttClientID, mqttUsername: r.mqttUsername,
-                aircraft: r.aircraftSNs,
-                events: (timelines[r.id] ?? []).map { e in
-                    SessionView.Event(
-                        time: e.time, phase: e.phase, step: e.step, ok: e.ok, latency: e.latency,
-                        connection: nil, detail: (try? JSONSerialization.jsonObject(with: Data(e.detailJSON.utf8))) as? [String: Any] ?? [:],
-                        frames: FramePlace(e))
-                },
-                deviations: (findings[r.id] ?? []).map {
-                    SessionView.Finding(severity: $0.severity, rule: $0.ruleID, time: $0.time, message: $0.title, frames: FramePlace($0))
-                }, captures: files, analysis: analyses[r.analysisID],
-                parts: mine.map { (id: $0.id, analysis: analyses[$0.analysisID]) }, partOf: r.partOf)
-        }
-    }
-}
-
-/// The capture files of each analysis, read once.
-struct CaptureCache {
-    let db: PilotTraceDatabase
-    var known: [Int64: [CaptureRow]] = [:]
-
-    init(_ db: PilotTraceDatabase) { self.db = db }
-
-    subscript(analysisID: Int64) -> [CaptureRow] {
-        mutating get throws {
-            if let c = known[analysisID] { return c }
-            let c = try db.captures(analysisID: analysisID)
-            known[analysisID] = c
-            return c
-        }
-    }
-}
-
-func printJSON(_ object: [String: Any]) throws {
-    let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-    print(String(decoding: data, as: UTF8.self))
 }
 
 enum TextTable {

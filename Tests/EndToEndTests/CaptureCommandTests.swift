@@ -34,6 +34,18 @@ import Testing
                 "-q", "1", "-t", "sys/product/5YSZL260021E9A/status", "-m", topo,
             ])
         #expect(pub.status == 0)
+        // While the capture runs, `serve` on its database exports its frames so far and the kernel's drops.
+        do {
+            let server = try ServeCommandTests.Server(["--db", db, "--listen", "127.0.0.1:0"])
+            var metrics = ""
+            let live = waitUntil(timeout: 2.5, poll: 0.1) {
+                metrics = (try? httpGet(port: server.port, path: "/metrics").body) ?? ""
+                return metrics.contains("pilottrace_live_frames{") && metrics.contains(#"by="kernel"} 0"#)
+            }
+            #expect(live, "no live frames and drops in /metrics: \(metrics)")
+            #expect(metrics.contains(#"pilottrace_analyses{source="live",state="running"} 1"#))
+            server.stop()
+        }
         let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         capture.waitUntilExit()
         // The password crossed in clear text (an info finding): --fail-on info exits 1, after storing everything.

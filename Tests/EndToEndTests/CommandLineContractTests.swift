@@ -280,7 +280,7 @@ import Testing
 
     static let commands = [
         "analyze", "capture", "proxy", "replay", "interfaces", "sessions", "timeline", "deviations", "rules", "report",
-        "flows", "messages", "versions", "lab", "lab cloud", "lab pilot", "lab generate", "lab read-floor",
+        "serve", "flows", "messages", "versions", "lab", "lab cloud", "lab pilot", "lab generate", "lab read-floor",
     ]
 
     static func readme() throws -> String {
