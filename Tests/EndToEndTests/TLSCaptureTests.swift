@@ -1,0 +1,111 @@
+import Foundation
+import PilotTraceTestSupport
+import Testing
+
+/// The TLS captures in Captures/ (scripts/record-tls-captures): the lab's clean login over real TLS (Python's ssl to a
+/// TLS terminator and to mosquitto's TLS listener), recorded together with the same flows in clear text. Decrypted
+/// with their key log, they give the clear text's sessions, steps and findings, less `cleartext-credentials`.
+@Suite struct TLSCaptureTests {
+    static let versions = ["tls13", "tls12"]
+
+    static func path(_ name: String) -> String { TestPaths.captures.appendingPathComponent(name).path }
+
+    static func analyzed(_ arguments: String...) throws -> String {
+        let db = try temporaryDatabase()
+        let r = try pilottrace(["analyze", "--db", db] + arguments)
+        #expect(r.status == 0, "\(r.stderr)")
+        return db
+    }
+
+    /// Each session as state and (phase, step, ok, detail) per event: what must not depend on TLS. Times are left out
+    /// (`issued_at`: the two legs were captured microseconds apart).
+    static func picture(_ db: String) throws -> [String] {
+        try LabRun.sessions(db).map { s in
+            let events = (s["events"] as? [[String: Any]] ?? []).map { e -> String in
+                let members = (e["detail"] as? [String: Any] ?? [:]).filter { !$0.key.hasSuffix("_at") && !$0.key.hasSuffix("_at_epoch") }
+                let detail = (try? JSONSerialization.data(withJSONObject: members, options: [.sortedKeys]))
+                    .map { String(decoding: $0, as: UTF8.self) } ?? ""
+                return "\(e["phase"] ?? "") \(e["step"] ?? "") \(e["ok"] ?? "") \(detail)"
+            }
+            return "\(s["state"] ?? "") \(s["gateway_sn"] ?? "") \(s["mqtt_client_id"] ?? "") \(s["aircraft_sns"] ?? "")\n" + events.joined(separator: "\n")
+        }
+    }
+
+    @Test(arguments: versions)
+    func decryptedGivesTheClearTextsSessionsStepsAndFindings(_ version: String) throws {
+        let clear = try Self.analyzed(Self.path("\(version)-login-clear.pcap"))
+        let tls = try Self.analyzed("--tls-keylog", Self.path("\(version)-login.keys"), Self.path("\(version)-login.pcap"))
+        let clearPicture = try Self.picture(clear)
+        #expect(clearPicture.count == 1)
+        #expect(try Self.picture(tls) == clearPicture)
+        #expect(LabRun.steps(try LabRun.sessions(tls)[0]).count == 15)
+        // Credentials crossed TLS: not clear text on the network.
+        #expect(try LabRun.findings(clear) == ["cleartext-credentials"])
+        #expect(try LabRun.findings(tls) == [])
+    }
+
+    @Test(arguments: versions)
+    func theKeyLogInsideThePcapngIsUsed(_ version: String) throws {
+        // editcap --inject-secrets wrote the key log into a Decryption Secrets Block: no --tls-keylog needed.
+        let dsb = try Self.analyzed(Self.path("\(version)-login-dsb.pcapng"))
+        let withFile = try Self.analyzed("--tls-keylog", Self.path("\(version)-login.keys"), Self.path("\(version)-login.pcap"))
+        #expect(try Self.picture(dsb) == Self.picture(withFile))
+    }
+
+    @Test func sslKeyLogFileFromTheEnvironment() throws {
+        let r = try runProcess(
+            "/usr/bin/env", ["SSLKEYLOGFILE=\(Self.path("tls13-login.keys"))", TestPaths.binary.path, "messages", Self.path("tls13-login.pcap")])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("POST /manage/api/v1/login"))
+        #expect(r.stdout.hasSuffix("10 HTTP, 30 MQTT in 104 frames; connections: 1 http, 2 mqtt\n"), "\(r.stdout)")
+    }
+
+    @Test func eachFlowSaysWhyItWasNotDecrypted() throws {
+        // No key log: no key for the client randoms.
+        let none = try pilottrace("messages", Self.path("tls13-login.pcap"))
+        #expect(none.stdout.components(separatedBy: "encrypted (no key for this client random in the key log)").count == 4, "\(none.stdout)")
+        // A key log whose secrets are wrong: the records do not authenticate.
+        let wrong = FileManager.default.temporaryDirectory.appendingPathComponent("wrong-\(UUID().uuidString).keys")
+        defer { try? FileManager.default.removeItem(at: wrong) }
+        let keys = try String(contentsOfFile: Self.path("tls12-login.keys"), encoding: .utf8)
+        let damaged = keys.split(separator: "\n").map { line -> String in
+            var fields = line.split(separator: " ").map(String.init)
+            guard fields.count == 3 else { return String(line) }
+            fields[2] = String(fields[2].reversed())
+            return fields.joined(separator: " ")
+        }
+        try damaged.joined(separator: "\n").write(to: wrong, atomically: true, encoding: .utf8)
+        let bad = try pilottrace("messages", "--tls-keylog", wrong.path, Self.path("tls12-login.pcap"))
+        #expect(bad.stdout.contains("record authentication failed"), "\(bad.stdout)")
+        #expect(bad.stdout.contains("wrong key or corrupt capture"))
+        // The capture-incomplete finding names the undecrypted flows of a session.
+        let db = try Self.analyzed("--tls-keylog", Self.path("tls13-login.keys"), Self.path("tls13-login.pcap"), Self.path("tls12-login.pcap"))
+        let deviations = try pilottrace("deviations", "--db", db)
+        #expect(deviations.stdout.contains("capture-incomplete"), "\(deviations.stdout)")
+        #expect(deviations.stdout.contains("3 encrypted (TLS) connections in the capture, not decrypted: #4 no key for this client random"))
+    }
+
+    @Test func theKeyLogIsNeverPrintedOrStored() throws {
+        let keys = try String(contentsOfFile: Self.path("tls13-login.keys"), encoding: .utf8)
+        let secrets = keys.split(separator: "\n").filter { !$0.hasPrefix("#") }.compactMap { $0.split(separator: " ").last.map(String.init) }
+        #expect(secrets.count == 15)
+        let db = try Self.analyzed("--tls-keylog", Self.path("tls13-login.keys"), Self.path("tls13-login.pcap"))
+        var outputs = [try Data(contentsOf: URL(fileURLWithPath: db))]
+        for args in [["timeline", "--db", db, "--json"], ["deviations", "--db", db, "--json"], ["report", "--db", db, "--format", "json", "--out", "-"]] {
+            outputs.append(Data(try pilottrace(args).stdout.utf8))
+        }
+        outputs.append(Data(try pilottrace("messages", "--json", "--tls-keylog", Self.path("tls13-login.keys"), Self.path("tls13-login.pcap")).stdout.utf8))
+        for output in outputs {
+            let text = String(decoding: output, as: UTF8.self).lowercased()
+            for secret in secrets {
+                #expect(!text.contains(secret.lowercased()))
+                // Nor the raw bytes, in the database.
+                let raw = Data(stride(from: 0, to: secret.count, by: 2).map { i -> UInt8 in
+                    let s = secret.index(secret.startIndex, offsetBy: i)
+                    return UInt8(secret[s..<secret.index(s, offsetBy: 2)], radix: 16)!
+                })
+                #expect(output.range(of: raw) == nil)
+            }
+        }
+    }
+}
