@@ -130,7 +130,7 @@ public final class AnalysisRun {
     }
 
     /// The key log files, when TLS is decrypted with some.
-    var tlsKeyFiles: TLSKeyLogFiles?
+    public private(set) var tlsKeyFiles: TLSKeyLogFiles?
 
     /// A capture file's Decryption Secrets Block: a TLS key log joins the files' (the secrets are kept in memory only).
     func addSecrets(_ type: UInt32, _ data: [UInt8]) {

@@ -9,6 +9,10 @@ public final class TLSKeyLogFiles {
     var offsets: [String: UInt64] = [:]
     /// Secrets from the files, plus any added (a pcapng file's Decryption Secrets Blocks).
     public private(set) var log = TLSKeyLog()
+    /// Called with the lines each later read of the files finds (`capture --write` puts them into the pcapng file).
+    public var onRead: (([UInt8]) -> Void)?
+    /// The lines read from the files so far, as they were (for `capture --write`).
+    public private(set) var linesRead: [UInt8] = []
 
     /// Reads every file once.
     /// - Throws: when a file cannot be read (a missing file is an error: it was named).
@@ -40,6 +44,8 @@ public final class TLSKeyLogFiles {
             else { continue }
             let whole = data[data.startIndex...lastNewline]
             log.add(whole)
+            linesRead += whole
+            onRead?(Array(whole))
             offsets[path] = offset + UInt64(whole.count)
             grew = true
         }

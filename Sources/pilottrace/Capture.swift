@@ -99,6 +99,11 @@ struct Capture: ParsableCommand {
             if !existed { database.discard(db, analysis: -1, created: true) }
             throw Failure(database.shown, error)
         }
+        if let writer, let keys = run.tlsKeyFiles {
+            // The saved capture carries the key log lines read (now, and as the files grow).
+            writer.writeTLSKeyLog(keys.linesRead)
+            keys.onRead = { writer.writeTLSKeyLog($0) }
+        }
         let loop = LiveAnalysis(run, duration: duration)
         let signals = StopSignals { loop.requestStop() }
         defer { signals.cancel() }
