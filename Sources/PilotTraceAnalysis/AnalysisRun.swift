@@ -390,7 +390,9 @@ public final class AnalysisRun {
                 roleEvidence: info.roleEvidence.rawValue, protocol: c.appProtocol.rawValue,
                 classificationEvidence: c.evidence.rawValue, classificationNote: c.note, tlsServerName: c.tls?.serverName,
                 firstTime: info.firstSeen.seconds, lastTime: info.firstSeen.seconds, closeReason: "open", handshakeComplete: false,
-                communityID: info.communityID)
+                communityID: info.communityID, tlsVersion: c.decryption?.version?.rawValue,
+                tlsCipherSuite: c.decryption?.cipherSuite?.name, tlsALPN: c.decryption?.alpn, tlsDecrypted: c.decryption?.decrypted,
+                tlsFailure: c.decryption?.failure?.code)
             if keepsRows {
                 flowRows[info.id] = row
                 try writer.upsertFlow(row)

@@ -44,6 +44,25 @@ import Testing
         #expect(try LabRun.findings(tls) == [])
     }
 
+    @Test func theFlowsSayWhatDecryptionGave() throws {
+        let sqlite = try #require(TestPaths.which("sqlite3"), "make test installs sqlite3 (scripts/bootstrap)")
+        let query = "SELECT protocol, tls_version, tls_cipher_suite, coalesce(tls_alpn, '-'), tls_decrypted, coalesce(tls_failure, '-') FROM flows ORDER BY id"
+        let tls = try Self.analyzed("--tls-keylog", Self.path("tls12-login.keys"), Self.path("tls12-login.pcap"))
+        #expect(
+            try runProcess(sqlite, [tls, query]).stdout == """
+                mqtt|TLS 1.2|TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384|-|1|-
+                http|TLS 1.2|TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384|http/1.1|1|-
+                mqtt|TLS 1.2|TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384|-|1|-
+
+                """)
+        let none = try Self.analyzed(Self.path("tls13-login.pcap"))
+        // TLS 1.3 says the chosen ALPN only inside the encryption (EncryptedExtensions).
+        let expected: [Substring] = Array(repeating: "tls|TLS 1.3|TLS_AES_256_GCM_SHA384|-|0|no-key", count: 3)
+        #expect(try runProcess(sqlite, [none, query]).stdout.split(separator: "\n") == expected)
+        let clear = try Self.analyzed(Self.path("tls13-login-clear.pcap"))
+        #expect(try runProcess(sqlite, [clear, "SELECT count(*) FROM flows WHERE tls_decrypted IS NULL AND tls_version IS NULL"]).stdout == "3\n")
+    }
+
     @Test(arguments: versions)
     func theKeyLogInsideThePcapngIsUsed(_ version: String) throws {
         // editcap --inject-secrets wrote the key log into a Decryption Secrets Block: no --tls-keylog needed.

@@ -256,12 +256,13 @@ public struct TLSDecryptingStream: Sendable {
         guard Array(random) != Self.helloRetryRandom else { return }  // the real ServerHello follows the second ClientHello
         serverRandom = Array(random)
         var negotiated = legacy
+        let extensions = c.index
         if let extLength = c.u16() {
             var ext = ByteCursor(body, from: c.index, to: min(body.count, c.index + Int(extLength)))
             while let type = ext.u16(), let len = ext.u16(), let data = ext.take(Int(len)) {
                 if type == 43, data.count == 2 { negotiated = UInt16(data[data.startIndex]) << 8 | UInt16(data[data.startIndex + 1]) }
             }
-            alpn = Self.alpn(inExtensions: body, from: c.index)
+            alpn = Self.alpn(inExtensions: body, from: extensions)
         }
         let suite = TLSCipherSuite(code: code)
         self.suite = suite
