@@ -71,6 +71,15 @@ import Testing
         #expect(try Self.picture(dsb) == Self.picture(withFile))
     }
 
+    @Test(arguments: versions)
+    func resumedSessionsDecryptWithTheirLoggedSecrets(_ version: String) throws {
+        // The second connection resumes the first session (TLS 1.3 PSK, TLS 1.2 abbreviated handshake).
+        let r = try pilottrace("messages", "--tls-keylog", Self.path("\(version)-resumed.keys"), Self.path("\(version)-resumed.pcap"))
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("#1 → HTTP    GET /first") && r.stdout.contains("#2 → HTTP    GET /resumed"), "\(r.stdout)")
+        #expect(r.stdout.contains("connections: 2 http\n"))
+    }
+
     @Test func sslKeyLogFileFromTheEnvironment() throws {
         let r = try runProcess(
             "/usr/bin/env", ["SSLKEYLOGFILE=\(Self.path("tls13-login.keys"))", TestPaths.binary.path, "messages", Self.path("tls13-login.pcap")])

@@ -175,9 +175,10 @@ public struct StreamAnalyzer {
             let keys = tlsKeys
             var newer: TLSKeyLog?
             c.tls!.value.feed(dir, bytes, at: ts, frame: frame, keys: { random in
-                if let s = keys.secrets(for: random) { return s }
+                let known = keys.secrets(for: random)
+                if known?.decryptsApplicationData == true { return known }
                 newer = tlsKeysOnMiss?()
-                return newer?.secrets(for: random)
+                return newer?.secrets(for: random) ?? known
             }, into: &plaintext)
             if let newer { tlsKeys = newer }
             let records = plaintext

@@ -230,7 +230,7 @@ public struct TLSDecryptingStream: Sendable {
             case (1, .toServer): clientHello(body)
             case (2, .toClient): serverHello(body, keys)
             case (8, .toClient): alpn = Self.alpn(inExtensions: body, from: 0) ?? alpn
-            case (20, _) where version == .tls13: finished(dir)
+            case (20, _) where version == .tls13: finished(dir, keys)
             case (24, _) where version == .tls13: keyUpdate(dir)
             default: break
             }
@@ -289,9 +289,13 @@ public struct TLSDecryptingStream: Sendable {
     }
 
     /// TLS 1.3: after its Finished, a side protects its records with its application traffic secret (RFC 8446 §7.2).
-    mutating func finished(_ dir: Direction) {
+    mutating func finished(_ dir: Direction, _ keys: KeyLookup) {
         let d = dir.rawValue
         guard sides[d].phase == .handshake else { return }
+        if sides[d].trafficSecret == nil, let clientRandom, let secrets = keys(clientRandom) {
+            // A log still being written when the ServerHello was read: its traffic secrets may have come since.
+            sides[d].trafficSecret = dir == .toServer ? secrets.clientTraffic : secrets.serverTraffic
+        }
         guard let secret = sides[d].trafficSecret, let suite, let p = Self.protection13(secret, suite) else { return fail(.noKey) }
         sides[d].protection = p
         sides[d].phase = .application

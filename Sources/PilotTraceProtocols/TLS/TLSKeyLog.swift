@@ -17,6 +17,10 @@ public struct TLSKeyLog: Sendable, CustomStringConvertible {
         public var serverTraffic: [UInt8]?
 
         public init() {}
+
+        /// Whether these secrets decrypt application data: a master secret, or both TLS 1.3 traffic secrets. A log
+        /// still being written may have a session's handshake secrets before its traffic secrets.
+        public var decryptsApplicationData: Bool { masterSecret != nil || clientTraffic != nil && serverTraffic != nil }
     }
 
     public private(set) var sessions: [[UInt8]: Secrets] = [:]

@@ -200,3 +200,23 @@ import Testing
         #expect(stream.alpn == "http/1.1")
     }
 }
+
+@Suite struct TLSGrowingKeyLogTests {
+    @Test func trafficSecretsLoggedAfterTheServerHelloAreFoundAtFinished() {
+        // The log has only the handshake secrets when the ServerHello is read, all four by the Finished messages.
+        let handshakeOnly = TLSKeyLog(Array(RFC8448.keyLog.split(separator: "\n").filter { $0.contains("HANDSHAKE") }.joined(separator: "\n").utf8))
+        let full = TLSKeyLog(Array(RFC8448.keyLog.utf8))
+        var stream = TLSDecryptingStream()
+        var out: [TLSDecryptingStream.Plaintext] = []
+        var log = handshakeOnly
+        let c = RFC8448.clientStream, s = RFC8448.serverStream
+        let clientHelloEnd = 5 + RFC8448.clientHello.count, serverHelloEnd = 5 + RFC8448.serverHello.count
+        stream.feed(.toServer, Array(c[..<clientHelloEnd]), at: .zero, frame: .unknown, keys: { log.secrets(for: $0) }, into: &out)
+        stream.feed(.toClient, Array(s[..<serverHelloEnd]), at: .zero, frame: .unknown, keys: { log.secrets(for: $0) }, into: &out)
+        log = full
+        stream.feed(.toClient, Array(s[serverHelloEnd...]), at: .zero, frame: .unknown, keys: { log.secrets(for: $0) }, into: &out)
+        stream.feed(.toServer, Array(c[clientHelloEnd...]), at: .zero, frame: .unknown, keys: { log.secrets(for: $0) }, into: &out)
+        #expect(stream.failure == nil)
+        #expect(out.map(\.bytes) == [Array(0...0x31), Array(0...0x31)])
+    }
+}
