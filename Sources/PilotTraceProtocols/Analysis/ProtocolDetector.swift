@@ -262,10 +262,16 @@ public enum ProtocolDetector {
     ]
 
     static func tlsNote(_ h: TLSClientHello) -> String {
+        tlsDescription(h) + ": encrypted; record it with `pilottrace proxy` to see inside"
+    }
+
+    /// `TLS ClientHello for cloud.example (ALPN mqtt)`: what the ClientHello says in the clear.
+    static func tlsDescription(_ h: TLSClientHello?) -> String {
+        guard let h else { return "TLS handshake (ClientHello unreadable)" }
         var s = "TLS ClientHello"
         if let sni = h.serverName { s += " for \(sni)" }
         if !h.alpn.isEmpty { s += " (ALPN \(h.alpn.joined(separator: ", ")))" }
-        return s + ": encrypted; record it with `pilottrace proxy` to see inside"
+        return s
     }
 
     static func mqttLevel(_ b: [UInt8]) -> String {

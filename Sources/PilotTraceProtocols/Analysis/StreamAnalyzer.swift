@@ -208,10 +208,11 @@ public struct StreamAnalyzer {
         guard var decision = c.outerTLS else { return }
         let d = TLSDecryption(c.tls!.value)
         decision.decryption = d
+        let hello = ProtocolDetector.tlsDescription(decision.tls)
         if let failure = d.failure {
-            decision.note = decision.note.replacingEncrypted("encrypted (\(failure))")
+            decision.note = "\(hello): encrypted (\(failure)); give its key log (--tls-keylog) or record it with `pilottrace proxy`"
         } else {
-            decision.note = decision.note.replacingEncrypted("decrypted (\(d.summary)), no application data")
+            decision.note = "\(hello): decrypted (\(d.summary)), no application data"
         }
         c.sample = nil
         c.queued = []
@@ -260,7 +261,7 @@ public struct StreamAnalyzer {
             c.sample!.serverFromStart = true
             let queued = c.queued
             c.queued = []
-            for e in queued where c.tls != nil { decrypt(c, e, into: &out) }
+            for e in queued { decrypt(c, e, into: &out) }
             return
         }
         if let outer = c.outerTLS {
@@ -438,19 +439,4 @@ public struct StreamAnalyzer {
 final class Boxed<Value> {
     var value: Value
     init(_ value: Value) { self.value = value }
-}
-
-extension String {
-    /// A TLS note with its "encrypted; record it with the proxy" tail replaced by what decryption found.
-    func replacingEncrypted(_ what: String) -> String {
-        let advice = what.hasPrefix("encrypted") ? "; give its key log (--tls-keylog) or record it with `pilottrace proxy`" : ""
-        for marker in [": encrypted", "; encrypted"] {
-            var rest = self[...]
-            while let i = rest.firstIndex(of: marker.first!) {
-                if rest[i...].hasPrefix(marker) { return String(self[..<i]) + ": " + what + advice }
-                rest = rest[index(after: i)...]
-            }
-        }
-        return self + ": " + what + advice
-    }
 }
