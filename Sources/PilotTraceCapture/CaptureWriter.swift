@@ -76,7 +76,8 @@ public final class PcapngWriter {
         guard !data.isEmpty else { return }
         let padding = (4 - data.count % 4) % 4
         let length = UInt32(12 + 8 + data.count + padding)
-        let block = Self.le32(0x0A) + Self.le32(length) + Self.le32(type) + Self.le32(UInt32(data.count)) + data
+        let block =
+            Self.le32(0x0A) + Self.le32(length) + Self.le32(type) + Self.le32(UInt32(data.count)) + data
             + [UInt8](repeating: 0, count: padding) + Self.le32(length)
         buffer.insert(contentsOf: block, at: insertionPoint)
         insertionPoint += block.count

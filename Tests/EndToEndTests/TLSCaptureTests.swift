@@ -23,7 +23,8 @@ import Testing
         try LabRun.sessions(db).map { s in
             let events = (s["events"] as? [[String: Any]] ?? []).map { e -> String in
                 let members = (e["detail"] as? [String: Any] ?? [:]).filter { !$0.key.hasSuffix("_at") && !$0.key.hasSuffix("_at_epoch") }
-                let detail = (try? JSONSerialization.data(withJSONObject: members, options: [.sortedKeys]))
+                let detail =
+                    (try? JSONSerialization.data(withJSONObject: members, options: [.sortedKeys]))
                     .map { String(decoding: $0, as: UTF8.self) } ?? ""
                 return "\(e["phase"] ?? "") \(e["step"] ?? "") \(e["ok"] ?? "") \(detail)"
             }
@@ -128,10 +129,11 @@ import Testing
             for secret in secrets {
                 #expect(!text.contains(secret.lowercased()))
                 // Nor the raw bytes, in the database.
-                let raw = Data(stride(from: 0, to: secret.count, by: 2).map { i -> UInt8 in
-                    let s = secret.index(secret.startIndex, offsetBy: i)
-                    return UInt8(secret[s..<secret.index(s, offsetBy: 2)], radix: 16)!
-                })
+                let raw = Data(
+                    stride(from: 0, to: secret.count, by: 2).map { i -> UInt8 in
+                        let s = secret.index(secret.startIndex, offsetBy: i)
+                        return UInt8(secret[s..<secret.index(s, offsetBy: 2)], radix: 16)!
+                    })
                 #expect(output.range(of: raw) == nil)
             }
         }

@@ -122,7 +122,9 @@ struct CaptureWriterSecretsTests {
         let second = Array("CLIENT_RANDOM \(String(repeating: "bb", count: 32)) \(String(repeating: "02", count: 48))\n".utf8)
         func packet(_ i: Int) throws {
             let f = CaptureWriterTests.frame(i, size: 301)
-            try f.withUnsafeBytes { try w.write(CaptureRecord(timestamp: t.adding(seconds: Double(i)), linkType: .ethernet, data: $0, originalLength: f.count)) }
+            try f.withUnsafeBytes {
+                try w.write(CaptureRecord(timestamp: t.adding(seconds: Double(i)), linkType: .ethernet, data: $0, originalLength: f.count))
+            }
         }
         w.writeTLSKeyLog(first)
         try packet(0)
@@ -139,7 +141,8 @@ struct CaptureWriterSecretsTests {
             }
             try reader.forEach { _ in events.append("packet") }
             // Every file starts with the lines read so far: the first with both (the second went before packet 0).
-            #expect(events.prefix(2) == ["secrets \(first.count)", "secrets \(second.count)"] || n > 0 && events.first == "secrets \(first.count + second.count)")
+            #expect(
+                events.prefix(2) == ["secrets \(first.count)", "secrets \(second.count)"] || n > 0 && events.first == "secrets \(first.count + second.count)")
             #expect(events.filter { $0 == "packet" }.count == w.written[n].records)
         }
         // tshark reads the blocks as Wireshark's own.

@@ -620,7 +620,7 @@ public struct DeviationEngine {
             }
         }
         if events.contains(where: { $0.step == .mqttConnect }), let c = events.first(where: { $0.step == .mqttConnect }),
-            c.detail["password_present"]?.boolValue == true, !c.connection.map(decrypted.contains).orFalse
+            c.detail["password_present"]?.boolValue == true, c.connection.map(decrypted.contains) != true
         {
             add(Rules.cleartextCredentials, c, "the MQTT password travels in clear text (plain TCP)")
         }
@@ -657,8 +657,4 @@ public struct DeviationEngine {
             rule: Rules.captureIncomplete, time: start, session: session, connection: nil, message: nil,
             text: partial.joined(separator: "; "), evidence: .members([("reasons", .strings(partial))]))
     }
-}
-
-extension Optional<Bool> {
-    var orFalse: Bool { self ?? false }
 }

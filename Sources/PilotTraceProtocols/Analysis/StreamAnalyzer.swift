@@ -174,12 +174,14 @@ public struct StreamAnalyzer {
         case .data(let id, let dir, let bytes, let ts, let frame):
             let keys = tlsKeys
             var newer: TLSKeyLog?
-            c.tls!.value.feed(dir, bytes, at: ts, frame: frame, keys: { random in
-                let known = keys.secrets(for: random)
-                if known?.decryptsApplicationData == true { return known }
-                newer = tlsKeysOnMiss?()
-                return newer?.secrets(for: random) ?? known
-            }, into: &plaintext)
+            c.tls!.value.feed(
+                dir, bytes, at: ts, frame: frame,
+                keys: { random in
+                    let known = keys.secrets(for: random)
+                    if known?.decryptsApplicationData == true { return known }
+                    newer = tlsKeysOnMiss?()
+                    return newer?.secrets(for: random) ?? known
+                }, into: &plaintext)
             if let newer { tlsKeys = newer }
             let records = plaintext
             plaintext.removeAll(keepingCapacity: true)

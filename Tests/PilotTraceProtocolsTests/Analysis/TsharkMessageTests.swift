@@ -26,7 +26,9 @@ func keyLogBeside(_ path: String) -> String? {
 
 /// Decodes a capture with pilottrace's pipeline (TLS decrypted with the key log beside it, or inside it).
 /// `tlsPorts` are the servers' ports of decrypted TLS connections.
-func decodeCapture(_ path: String) throws -> (
+func decodeCapture(
+    _ path: String
+) throws -> (
     counts: MessageCounts, mqttPorts: Set<UInt16>, httpPorts: Set<UInt16>, tlsPorts: Set<UInt16>, events: [MessageEvent]
 ) {
     var pipeline = TCPPipeline()

@@ -183,18 +183,21 @@ import Testing
         // legacy_version 0x0303, random, no session id, 0xC02F, no compression; extensions: EMS (23), ALPN "http/1.1".
         let alpn: [UInt8] = [0x00, 0x10, 0x00, 0x0B, 0x00, 0x09, 0x08] + Array("http/1.1".utf8)
         let extensions: [UInt8] = [0x00, 0x17, 0x00, 0x00] + alpn
-        let body: [UInt8] = [0x03, 0x03] + [UInt8](repeating: 7, count: 32) + [0x00, 0xC0, 0x2F, 0x00]
+        let body: [UInt8] =
+            [0x03, 0x03] + [UInt8](repeating: 7, count: 32) + [0x00, 0xC0, 0x2F, 0x00]
             + [UInt8(extensions.count >> 8), UInt8(extensions.count & 0xFF)] + extensions
         let hello: [UInt8] = [2, 0, 0, UInt8(body.count)] + body
         var stream = TLSDecryptingStream()
         var out: [TLSDecryptingStream.Plaintext] = []
         let master = [UInt8](repeating: 9, count: 48)
         stream.feed(.toServer, RFC8448.record(RFC8448.clientHello, type: 22, version: 0x0301), at: .zero, frame: .unknown, keys: { _ in nil }, into: &out)
-        stream.feed(.toClient, RFC8448.record(hello, type: 22), at: .zero, frame: .unknown, keys: { _ in
-            var s = TLSKeyLog.Secrets()
-            s.masterSecret = master
-            return s
-        }, into: &out)
+        stream.feed(
+            .toClient, RFC8448.record(hello, type: 22), at: .zero, frame: .unknown,
+            keys: { _ in
+                var s = TLSKeyLog.Secrets()
+                s.masterSecret = master
+                return s
+            }, into: &out)
         #expect(stream.failure == nil)
         #expect(stream.version == .tls12 && stream.suite?.name == "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
         #expect(stream.alpn == "http/1.1")
