@@ -139,3 +139,65 @@ import Testing
         }
     }
 }
+
+/// `capture --tls-keylog` on loopback: the key log grows while the capture runs, and the written pcapng carries it.
+@Suite(.serialized) struct TLSLiveCaptureTests {
+    static var canCapture: Bool { getuid() == 0 && TestPaths.which("openssl") != nil }
+
+    @Test(.enabled(if: TLSLiveCaptureTests.canCapture, "live capture needs root, and openssl (scripts/bootstrap installs it)"))
+    func aLiveCaptureReadsTheGrowingKeyLogAndWritesItIntoThePcapng() throws {
+        let openssl = try #require(TestPaths.which("openssl"))
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-tls-live-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func path(_ name: String) -> String { dir.appendingPathComponent(name).path }
+        let cert = try runProcess(
+            openssl,
+            [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                "-keyout", path("key.pem"), "-out", path("cert.pem"),
+            ])
+        #expect(cert.status == 0, "\(cert.stderr)")
+        // The key log exists, empty, when the capture starts; s_client appends to it during the capture.
+        FileManager.default.createFile(atPath: path("keys"), contents: nil)
+        let port = try freeLoopbackPort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: openssl)
+        server.arguments = ["s_server", "-accept", "\(port)", "-cert", path("cert.pem"), "-key", path("key.pem"), "-www", "-quiet"]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer {
+            kill(server.processIdentifier, SIGKILL)  // s_server ignores SIGTERM
+            server.waitUntilExit()
+        }
+        let capture = Process()
+        capture.executableURL = TestPaths.binary
+        capture.arguments = [
+            "capture", "--interface", "lo", "--filter", "tcp port \(port)", "--duration", "4", "--tls-keylog", path("keys"),
+            "--write", path("live.pcapng"), "--db", path("live.sqlite"),
+        ]
+        FileManager.default.createFile(atPath: path("capture.out"), contents: nil)
+        let out = try #require(FileHandle(forWritingAtPath: path("capture.out")))
+        capture.standardOutput = out
+        capture.standardError = FileHandle.nullDevice
+        try capture.run()
+        try out.close()
+        usleep(1_500_000)
+        let client = try runProcess(
+            "/bin/sh",
+            [
+                "-c",
+                "(printf 'GET /live HTTP/1.0\\r\\n\\r\\n'; sleep 0.5) | \(openssl) s_client -connect 127.0.0.1:\(port) -keylogfile \(path("keys")) -quiet",
+            ], timeout: 20)
+        #expect(client.status == 0, "\(client.stderr)")
+        capture.waitUntilExit()
+        let output = try String(contentsOfFile: path("capture.out"), encoding: .utf8)
+        #expect(capture.terminationStatus == 0)
+        #expect(output.contains("connections: 1 http; messages: 2 HTTP"), "\(output)")
+        // The written file carries the key log: decrypted without --tls-keylog.
+        let messages = try pilottrace("messages", path("live.pcapng"))
+        #expect(messages.stdout.contains("→ HTTP    GET /live"), "\(messages.stdout)")
+        #expect(messages.stdout.contains("connections: 1 http\n"))
+    }
+}
