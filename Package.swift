@@ -38,8 +38,9 @@ let package = Package(
         // synthesiser: the proxy and the replay record relayed bytes with it, the lab generates its captures with it;
         // the project's digests (swift-crypto's).
         .target(name: "PilotTraceWire", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
-        // PURE: HTTP/1.1, WebSocket and MQTT decoders over reassembled streams (zlib for gzip/deflate bodies).
-        .target(name: "PilotTraceProtocols", dependencies: ["PilotTraceWire", "CZlib"]),
+        // PURE: HTTP/1.1, WebSocket, MQTT and TLS decoders over reassembled streams (zlib for gzip/deflate bodies;
+        // swift-crypto for TLS decryption with a key log: HKDF, HMAC, AES-GCM, ChaCha20-Poly1305).
+        .target(name: "PilotTraceProtocols", dependencies: ["PilotTraceWire", "CZlib", .product(name: "Crypto", package: "swift-crypto")]),
         // PURE: the DJI Cloud API layer and the Pilot 2 session model (sessions, six-phase timelines).
         .target(name: "PilotTraceFlow", dependencies: ["PilotTraceProtocols", "PilotTraceWire"]),
         // The record on two engines behind one interface: SQLite through GRDB, PostgreSQL through a blocking link on

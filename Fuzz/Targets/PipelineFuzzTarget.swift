@@ -27,7 +27,13 @@ public enum PipelineFuzzTarget {
             var pipeline = TCPPipeline()
             let files: [CaptureFileReport], error: CaptureFileError?
             do {
-                (files, error) = try CaptureFiles.analyze([path], pipeline: &pipeline) { events in analysis.consume(events) }
+                (files, error) = try CaptureFiles.analyze(
+                    [path], pipeline: &pipeline,
+                    secrets: { type, data in
+                        // A pcapng file's own key log (Decryption Secrets Block): its TLS is decrypted.
+                        if type == CaptureFileReader.tlsKeyLogSecrets { analysis.analyzer.tlsKeys.merge(TLSKeyLog(data)) }
+                    }
+                ) { events in analysis.consume(events) }
             } catch {
                 preconditionFailure("the analysis threw \(error): capture file errors are returned, and nothing else throws")
             }

@@ -15,6 +15,8 @@ public struct AnalysisOptions: Sendable {
     /// sessions in progress, not the length of the capture (``SessionTracker/Configuration/retireSessions``). Live
     /// runs never do: their picture shows every session.
     public var retireFinishedSessions = true
+    /// Key log files to decrypt TLS with (``TLSKeyLogFiles``: re-read when a connection finds no key in them).
+    public var tlsKeyLogFiles: [String] = []
     public init() {}
 
     /// The sessions' settings for an offline run.
@@ -120,6 +122,26 @@ public final class AnalysisRun {
         if live { sessions.retireSessions = false }
         tracker = SessionTracker(configuration: sessions)
         engine = DeviationEngine(configuration: options.deviationRules)
+        if !options.tlsKeyLogFiles.isEmpty, let files = try? TLSKeyLogFiles(paths: options.tlsKeyLogFiles) {
+            tlsKeyFiles = files
+            analyzer.tlsKeys = files.log
+            analyzer.tlsKeysOnMiss = { [unowned files] in files.refresh() ? files.log : nil }
+        }
+    }
+
+    /// The key log files, when TLS is decrypted with some.
+    public private(set) var tlsKeyFiles: TLSKeyLogFiles?
+
+    /// A capture file's Decryption Secrets Block: a TLS key log joins the files' (the secrets are kept in memory only).
+    func addSecrets(_ type: UInt32, _ data: [UInt8]) {
+        guard type == CaptureFileReader.tlsKeyLogSecrets else { return }
+        let log = TLSKeyLog(data)
+        if let tlsKeyFiles {
+            tlsKeyFiles.add(log)
+            analyzer.tlsKeys = tlsKeyFiles.log
+        } else {
+            analyzer.tlsKeys.merge(log)
+        }
     }
 
     public var analysisID: Int64 { writer.analysisID }
@@ -141,7 +163,9 @@ public final class AnalysisRun {
         // A storage error stops the run at once (reading on would analyze what can no longer be stored); the batch it
         // failed in is not stored, what was stored before stays consistent.
         let shouldStop = stopRequest.map { request in { request() != nil } }
-        let (files, error) = try CaptureFiles.analyze(paths, pipeline: &pipeline, progress: progress, shouldStop: shouldStop) { events in
+        let (files, error) = try CaptureFiles.analyze(
+            paths, pipeline: &pipeline, progress: progress, shouldStop: shouldStop, secrets: { [unowned self] in addSecrets($0, $1) }
+        ) { events in
             try ingest(events)
         }
         let stop: AnalysisWriter.Stop = stopRequest?().map { .interrupted($0) } ?? .complete
@@ -394,7 +418,9 @@ public final class AnalysisRun {
                 roleEvidence: info.roleEvidence.rawValue, protocol: c.appProtocol.rawValue,
                 classificationEvidence: c.evidence.rawValue, classificationNote: c.note, tlsServerName: c.tls?.serverName,
                 firstTime: info.firstSeen.seconds, lastTime: info.firstSeen.seconds, closeReason: "open", handshakeComplete: false,
-                communityID: info.communityID)
+                communityID: info.communityID, tlsVersion: c.decryption?.version?.rawValue,
+                tlsCipherSuite: c.decryption?.cipherSuite?.name, tlsALPN: c.decryption?.alpn, tlsDecrypted: c.decryption?.decrypted,
+                tlsFailure: c.decryption?.failure?.code)
             if keepsRows {
                 flowRows[info.id] = row
                 try writer.upsertFlow(row)

@@ -25,6 +25,11 @@ public final class CaptureFileReader {
     public private(set) var endTime: Timestamp?
     /// The file's size on disk, for progress.
     public let fileSize: UInt64?
+    /// Called with each pcapng Decryption Secrets Block (type 0x0A) as it is read, before the packets after it: its
+    /// secrets type (``tlsKeyLogSecrets``: a TLS key log) and its data. The reader keeps nothing of it.
+    public var secrets: ((_ type: UInt32, _ data: [UInt8]) -> Void)?
+    /// The Decryption Secrets Block's type for a TLS key log in NSS format ("TLSK", pcapng §4.7).
+    public static let tlsKeyLogSecrets: UInt32 = 0x544C_534B
 
     let source: ByteSource
     var buffer: UnsafeMutableRawBufferPointer
@@ -242,10 +247,21 @@ public final class CaptureFileReader {
             case 3: try simplePacket(length, body)
             case 2: try obsoletePacket(length, body)
             case 5: try interfaceStatistics(length)
-            default: break  // name resolution, statistics, custom, decryption secrets: not needed
+            case 0x0A: try decryptionSecrets(length)
+            default: break  // name resolution, custom: not needed
             }
             start += length
         }
+    }
+
+    /// Decryption Secrets (type 0x0A, pcapng §4.7): secrets type, secrets length, the secrets (padded to 4 bytes).
+    func decryptionSecrets(_ length: Int) throws {
+        guard let secrets else { return }
+        guard length >= 20 else { throw error(.corruptHeader, "pcapng decryption secrets block too short (\(length) bytes)") }
+        let type = u32(8, bigEndian: bigEndian), n = Int(u32(12, bigEndian: bigEndian))
+        guard n <= length - 20 else { throw error(.corruptHeader, "pcapng decryption secrets of \(n) bytes in a block of \(length)") }
+        let from = buffer.baseAddress! + start + 16
+        secrets(type, Array(UnsafeRawBufferPointer(start: from, count: n)))
     }
 
     /// Interface statistics (type 5): `isb_endtime` says when the capture stopped, which may be well after its

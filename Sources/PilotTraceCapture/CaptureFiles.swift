@@ -82,6 +82,7 @@ public enum CaptureFiles {
         pipeline: inout TCPPipeline,
         progress: Progress? = nil,
         shouldStop: (() -> Bool)? = nil,
+        secrets: ((_ type: UInt32, _ data: [UInt8]) -> Void)? = nil,
         consume: (inout [StreamEvent]) throws -> Void
     ) throws -> (files: [CaptureFileReport], error: CaptureFileError?) {
         struct StopReading: Error {}
@@ -103,6 +104,7 @@ public enum CaptureFiles {
                 failure = CaptureFileError(path: path, offset: nil, kind: .io, message: "\(error)")
                 break
             }
+            reader.secrets = secrets
             var records = 0
             var first: Timestamp?, last: Timestamp?
             var previous: Timestamp?

@@ -13,6 +13,8 @@ public final class PcapngWriter {
     public private(set) var bytes = 0
     public private(set) var firstTime: Timestamp?
     public private(set) var lastTime: Timestamp?
+    /// Where in `buffer` a block may be inserted: after the section header until the first flush, then its start.
+    var insertionPoint = 0
 
     public init(path: String, linkType: LinkType, snaplen: UInt32 = 262_144, interfaceName: String? = nil, application: String) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil) else {
@@ -23,6 +25,7 @@ public final class PcapngWriter {
         // Section header: byte-order magic, version 1.0, section length unknown (-1), shb_userappl.
         let shb: [UInt8] = [0x4D, 0x3C, 0x2B, 0x1A, 1, 0, 0, 0] + [UInt8](repeating: 0xff, count: 8)
         block(0x0A0D_0D0A, body: shb, options: [(UInt16(4), Array(application.utf8))])
+        insertionPoint = buffer.count
         // Interface description: link type, snaplen, if_name, if_tsresol = 10^-9.
         let idb = Self.le16(UInt16(truncatingIfNeeded: linkType.rawValue)) + [0, 0] + Self.le32(snaplen)
         var options: [(UInt16, [UInt8])] = []
@@ -66,6 +69,20 @@ public final class PcapngWriter {
         if buffer.count >= 1 << 20 { try flush() }
     }
 
+    /// Writes a Decryption Secrets Block (pcapng §4.7; `type` ``CaptureFileReader/tlsKeyLogSecrets`` for a TLS key log)
+    /// as early as it can still go: before every packet not yet flushed to the file (at most a second's, live), so a
+    /// reader meets the keys before the handshake they decrypt, as `editcap --inject-secrets` places them.
+    public func writeDecryptionSecrets(type: UInt32 = CaptureFileReader.tlsKeyLogSecrets, _ data: [UInt8]) {
+        guard !data.isEmpty else { return }
+        let padding = (4 - data.count % 4) % 4
+        let length = UInt32(12 + 8 + data.count + padding)
+        let block =
+            Self.le32(0x0A) + Self.le32(length) + Self.le32(type) + Self.le32(UInt32(data.count)) + data
+            + [UInt8](repeating: 0, count: padding) + Self.le32(length)
+        buffer.insert(contentsOf: block, at: insertionPoint)
+        insertionPoint += block.count
+    }
+
     /// Bytes in the file once what is buffered is written.
     public var size: Int { bytes + buffer.count }
 
@@ -74,6 +91,7 @@ public final class PcapngWriter {
         try handle.write(contentsOf: buffer)
         bytes += buffer.count
         buffer.removeAll(keepingCapacity: true)
+        insertionPoint = 0
     }
 
     /// Writes the statistics block (isb_starttime, isb_endtime, isb_ifrecv, isb_ifdrop) and closes the file.
@@ -107,6 +125,8 @@ public final class RotatingCaptureWriter {
     var pcap: PcapWriter?
     var pcapng: PcapngWriter?
     var index = 0
+    /// The TLS key log lines written so far: each new file of a rotation starts with them all.
+    var secrets: [UInt8] = []
     /// What one file holds.
     public struct File: Sendable {
         public var path: String
@@ -151,7 +171,10 @@ public final class RotatingCaptureWriter {
         let path = rotateBytes == nil ? base : Self.rotatedName(base, index)
         switch format {
         case .pcap: pcap = try PcapWriter(path: path, linkType: linkType, snaplen: snaplen)
-        case .pcapng: pcapng = try PcapngWriter(path: path, linkType: linkType, snaplen: snaplen, interfaceName: interfaceName, application: application)
+        case .pcapng:
+            let w = try PcapngWriter(path: path, linkType: linkType, snaplen: snaplen, interfaceName: interfaceName, application: application)
+            w.writeDecryptionSecrets(secrets)
+            pcapng = w
         }
         written.append(File(path: path))
         if let maxFiles, written.count > maxFiles {
@@ -175,6 +198,14 @@ public final class RotatingCaptureWriter {
         written[written.count - 1].records += 1
         if written[written.count - 1].firstTime == nil { written[written.count - 1].firstTime = record.timestamp }
         written[written.count - 1].lastTime = record.timestamp
+    }
+
+    /// TLS key log lines (NSS format) for the file: pcapng keeps them in a Decryption Secrets Block, so the saved
+    /// capture carries its keys; classic pcap has no place for them.
+    public func writeTLSKeyLog(_ lines: [UInt8]) {
+        guard format == .pcapng, !lines.isEmpty else { return }
+        secrets += lines
+        pcapng?.writeDecryptionSecrets(lines)
     }
 
     public func flush() throws {

@@ -158,6 +158,16 @@ extension PilotTraceDatabase {
         CREATE INDEX sessions_by_part_of ON sessions(part_of) WHERE part_of IS NOT NULL;
         """
 
+    /// Version 8: what TLS decryption with a key log gave, per flow (never the secrets): the version, the cipher suite,
+    /// the ALPN protocol the server chose, whether the records were decrypted, and why not.
+    static let schemaV8 = """
+        ALTER TABLE flows ADD COLUMN tls_version TEXT;
+        ALTER TABLE flows ADD COLUMN tls_cipher_suite TEXT;
+        ALTER TABLE flows ADD COLUMN tls_alpn TEXT;
+        ALTER TABLE flows ADD COLUMN tls_decrypted INTEGER CHECK (tls_decrypted IN (0, 1));
+        ALTER TABLE flows ADD COLUMN tls_failure TEXT;
+        """
+
     static func migrateV7(_ db: Database) throws {
         try db.execute(sql: schemaV7)
         let negative = try Int64.fetchAll(db, sql: "SELECT id FROM sessions WHERE id < 0 ORDER BY analysis_id, start_time, id")
@@ -207,6 +217,9 @@ extension PilotTraceDatabase {
         }
         migrator.registerMigration("v7") { db in
             try migrateV7(db)
+        }
+        migrator.registerMigration("v8") { db in
+            try db.execute(sql: schemaV8)
         }
         return migrator
     }

@@ -39,7 +39,8 @@ struct RowInserts {
             "classification_note", "tls_server_name", "mqtt_role", "first_time", "last_time", "close_reason",
             "handshake_complete", "up_packets", "up_bytes", "up_payload_bytes", "up_gaps", "up_gap_bytes",
             "up_retransmissions", "down_packets", "down_bytes", "down_payload_bytes", "down_gaps", "down_gap_bytes",
-            "down_retransmissions", "community_id",
+            "down_retransmissions", "community_id", "tls_version", "tls_cipher_suite", "tls_alpn", "tls_decrypted",
+            "tls_failure",
         ]
         // An upsert that updates in place (never a delete, which would cascade to the flow's messages).
         flow = try db.cachedStatement(
@@ -95,6 +96,7 @@ struct RowInserts {
             r.downBytes, r.downPayloadBytes, r.downGaps, r.downGapBytes, r.downRetransmissions,
         ] { b.int(n) }
         b.text(r.communityID)
+        b.text(r.tlsVersion); b.text(r.tlsCipherSuite); b.text(r.tlsALPN); b.bool(r.tlsDecrypted); b.text(r.tlsFailure)
         try step(flow)
     }
 

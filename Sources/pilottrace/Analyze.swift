@@ -33,6 +33,7 @@ struct Analyze: ParsableCommand {
     var profile: String?
 
     @OptionGroup var summary: SummaryOptions
+    @OptionGroup var tls: TLSKeyLogOptions
 
     @Flag(help: "Analyze without storing anything (for benchmarks and quick looks): prints the summary only.")
     var noStore = false
@@ -43,8 +44,10 @@ struct Analyze: ParsableCommand {
         for path in captures {
             do { _ = try CaptureFileReader(path: path) } catch { throw Failure(path, error) }
         }
+        try tls.check()
         var options = AnalysisOptions()
         options.reassembly = input.reassembly
+        options.tlsKeyLogFiles = tls.files
         if let profile {
             do {
                 let data = try Data(contentsOf: URL(fileURLWithPath: profile))

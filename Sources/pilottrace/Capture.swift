@@ -56,6 +56,7 @@ struct Capture: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
     @OptionGroup var site: SiteOptions
     @OptionGroup var summary: SummaryOptions
+    @OptionGroup var tls: TLSKeyLogOptions
 
     func validate() throws {
         if let duration, duration <= 0 { throw ValidationError("--duration must be positive.") }
@@ -69,6 +70,7 @@ struct Capture: ParsableCommand {
     }
 
     func run() throws {
+        try tls.check()
         let live: LiveCapture
         var writer: RotatingCaptureWriter?
         do {
@@ -87,13 +89,20 @@ struct Capture: ParsableCommand {
         let started = Date()
         let key = "live:\(interface):\(ISO8601DateFormatter().string(from: started))"
         let run: AnalysisRun
+        var options = AnalysisOptions()
+        options.tlsKeyLogFiles = tls.files
         do {
             run = try AnalysisRun(
-                liveKey: key, capturePath: writer?.files.first, database: db, toolVersion: PilotTraceVersion.string,
+                liveKey: key, capturePath: writer?.files.first, database: db, options: options, toolVersion: PilotTraceVersion.string,
                 site: site.resolved)
         } catch {
             if !existed { database.discard(db, analysis: -1, created: true) }
             throw Failure(database.shown, error)
+        }
+        if let writer, let keys = run.tlsKeyFiles {
+            // The saved capture carries the key log lines read (now, and as the files grow).
+            writer.writeTLSKeyLog(keys.linesRead)
+            keys.onRead = { writer.writeTLSKeyLog($0) }
         }
         let loop = LiveAnalysis(run, duration: duration)
         let signals = StopSignals { loop.requestStop() }

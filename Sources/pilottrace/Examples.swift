@@ -8,11 +8,13 @@ enum Examples {
             "pilottrace analyze capture.pcapng --no-store --fail-on error",
             "pilottrace analyze capture.pcapng --profile our-cloud.yaml",
             "pilottrace analyze web.pcap --site web --db postgres://pt@db.example/pt",
+            "pilottrace analyze https.pcapng --tls-keylog sslkeys.log",
         ],
         "capture": [
             "pilottrace capture --interface eth0 --filter 'tcp port 1883'",
             "pilottrace capture --interface any --write out.pcapng --duration 60",
             "pilottrace capture --interface lo --write ring.pcapng --rotate-size 10",
+            "pilottrace capture --interface eth0 --tls-keylog sslkeys.log",
         ],
         "proxy": [
             "pilottrace proxy --http-upstream http://10.0.0.5:6789 --mqtt-listen 1883",
@@ -47,6 +49,7 @@ enum Examples {
         "messages": [
             "pilottrace messages capture.pcapng",
             "pilottrace messages capture.pcapng --protocol mqtt --json",
+            "pilottrace messages mqtts.pcap --tls-keylog sslkeys.log",
         ],
         "versions": ["pilottrace versions"],
         "lab": ["pilottrace lab cloud --http-listen 6789 --mqtt-listen 1883", "pilottrace lab pilot"],

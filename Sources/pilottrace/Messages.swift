@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PilotTraceAnalysis
 import PilotTraceCapture
 import PilotTraceProtocols
 import PilotTraceReport
@@ -25,6 +26,7 @@ struct Messages: ParsableCommand {
     }
 
     @OptionGroup var input: CaptureOptions
+    @OptionGroup var tls: TLSKeyLogOptions
 
     @Flag(help: "Write JSON Lines (one object per message) instead of text.")
     var json = false
@@ -47,11 +49,23 @@ struct Messages: ParsableCommand {
         config.http.maxWebSocketMessageBytes = bodyCap
         config.mqtt.maxStoredPayload = bodyCap
         var analyzer = StreamAnalyzer(configuration: config)
+        try tls.check()
+        let keyFiles = try tls.files.isEmpty ? nil : TLSKeyLogFiles(paths: tls.files)
+        if let keyFiles {
+            analyzer.tlsKeys = keyFiles.log
+            analyzer.tlsKeysOnMiss = { keyFiles.refresh() ? keyFiles.log : nil }
+        }
         let paths = input.inTimeOrder()
         var printer = MessagePrinter(json: json, only: only, showSecrets: showSecrets, captures: paths)
         var decoded: [MessageEvent] = []
         let progress = ProgressLine()
-        let (files, error) = try CaptureFiles.analyze(paths, pipeline: &pipeline, progress: progress.update) { events in
+        let secrets: (UInt32, [UInt8]) -> Void = { type, data in
+            // A pcapng file's own key log (Decryption Secrets Block).
+            guard type == CaptureFileReader.tlsKeyLogSecrets else { return }
+            keyFiles?.add(TLSKeyLog(data))
+            if let keyFiles { analyzer.tlsKeys = keyFiles.log } else { analyzer.tlsKeys.merge(TLSKeyLog(data)) }
+        }
+        let (files, error) = try CaptureFiles.analyze(paths, pipeline: &pipeline, progress: progress.update, secrets: secrets) { events in
             analyzer.consume(events, into: &decoded)
             progress.clear()
             for m in decoded { printer.print(m) }

@@ -107,3 +107,47 @@ struct CaptureWriterTests {
         #expect(try Self.records(w.files.last!).end == Timestamp(seconds: 2_000, nanoseconds: 0))
     }
 }
+
+/// The key log a live capture writes into its pcapng file (Decryption Secrets Blocks).
+struct CaptureWriterSecretsTests {
+    @Test func secretsComeBeforeThePacketsNotYetFlushedAndSurviveRotation() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pilottrace-dsb-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("live.pcapng").path
+        let w = try RotatingCaptureWriter(
+            path: path, linkType: .ethernet, snaplen: 65_535, interfaceName: "lo", application: "test", rotateBytes: 2000, maxFiles: 5)
+        let t = Timestamp(seconds: 1_800_000_000, nanoseconds: 0)
+        let first = Array("CLIENT_RANDOM \(String(repeating: "aa", count: 32)) \(String(repeating: "01", count: 48))\n".utf8)
+        let second = Array("CLIENT_RANDOM \(String(repeating: "bb", count: 32)) \(String(repeating: "02", count: 48))\n".utf8)
+        func packet(_ i: Int) throws {
+            let f = CaptureWriterTests.frame(i, size: 301)
+            try f.withUnsafeBytes {
+                try w.write(CaptureRecord(timestamp: t.adding(seconds: Double(i)), linkType: .ethernet, data: $0, originalLength: f.count))
+            }
+        }
+        w.writeTLSKeyLog(first)
+        try packet(0)
+        w.writeTLSKeyLog(second)  // read while packet 0 (its handshake) is still buffered
+        for i in 1..<10 { try packet(i) }
+        try w.close(end: t.adding(seconds: 20))
+        #expect(w.files.count > 1)
+        for (n, file) in w.files.enumerated() {
+            let reader = try CaptureFileReader(path: file)
+            var events: [String] = []
+            reader.secrets = { type, data in
+                #expect(type == CaptureFileReader.tlsKeyLogSecrets)
+                events.append("secrets \(data.count)")
+            }
+            try reader.forEach { _ in events.append("packet") }
+            // Every file starts with the lines read so far: the first with both (the second went before packet 0).
+            #expect(
+                events.prefix(2) == ["secrets \(first.count)", "secrets \(second.count)"] || n > 0 && events.first == "secrets \(first.count + second.count)")
+            #expect(events.filter { $0 == "packet" }.count == w.written[n].records)
+        }
+        // tshark reads the blocks as Wireshark's own.
+        let tshark = try #require(TestPaths.which("tshark"), "make test installs tshark (scripts/bootstrap)")
+        let out = try runProcess(tshark, ["-r", w.files[0], "-c", "1"])
+        #expect(out.status == 0, "\(out.stderr)")
+    }
+}

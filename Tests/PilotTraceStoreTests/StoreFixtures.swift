@@ -101,7 +101,8 @@ func writeSmallAnalysis(
         id: try writer.nextFlowID(), analysisID: a, connectionNumber: 3, client: "192.168.1.20:50125",
         server: "10.0.0.5:1883", roleEvidence: "syn", protocol: "mqtt", classificationEvidence: "first-bytes",
         tlsServerName: "mqtt.example.com", mqttRole: "cloud", firstTime: t0 + 2, lastTime: t0 + 2,
-        closeReason: "open", handshakeComplete: true)
+        closeReason: "open", handshakeComplete: true, tlsVersion: "TLS 1.3", tlsCipherSuite: "TLS_AES_128_GCM_SHA256",
+        tlsALPN: "mqtt", tlsDecrypted: true)
     try writer.upsertFlow(httpFlow)
     try writer.upsertFlow(wsFlow)
     try writer.upsertFlow(mqttFlow)

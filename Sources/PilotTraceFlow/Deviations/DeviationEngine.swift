@@ -53,7 +53,10 @@ public final class DeviationEngine {
     var gaps: Set<ConnectionID> = []
     /// Serial numbers seen in osd topics, per connection, with the first time.
     var osd: [ConnectionID: [String: Timestamp]] = [:]
-    var encrypted: [ConnectionInfo] = []
+    /// TLS connections not decrypted, with why (the ClientHello's server name first, when it gave one).
+    var encrypted: [(info: ConnectionInfo, why: String)] = []
+    /// TLS connections decrypted with the key log: what crossed them was not clear text on the network.
+    var decrypted: Set<ConnectionID> = []
     /// Client addresses by connection, and those whose bridge verified its license (or was reported unverified).
     var connectionClients: [ConnectionID: String] = [:]
     var licenseVerified: Set<String> = []
@@ -103,7 +106,11 @@ public final class DeviationEngine {
     public func consume(_ event: MessageEvent, ref: MessageRef? = nil) {
         switch event {
         case .classified(let info, let c):
-            if c.appProtocol == .tls { encrypted.append(info) }
+            if c.appProtocol == .tls, c.decryption?.decrypted != true {
+                encrypted.append((info, c.decryption?.failure?.description ?? "encrypted"))
+            } else if c.decryption?.decrypted == true {
+                decrypted.insert(info.id)
+            }
             if c.appProtocol == .http { connectionClients[info.id] = info.client.address.description }
         case let .mqtt(id, dir, record, ts, _):
             let state = mqttPacket(id, dir, record, ts, ref)
@@ -262,7 +269,7 @@ public final class DeviationEngine {
         if isLogin, r.status == 200, let code = env?.code, code != 0 {
             report(Rules.loginErrorWith200, time, id, ref, "login failed with envelope code \(code) under HTTP 200", base + [("code", .int(Int(code)))])
         }
-        if isLogin || HTTPStepRecognizer.recognize(q, r, profile: configuration.profile).issuedToken != nil,
+        if !decrypted.contains(id), isLogin || HTTPStepRecognizer.recognize(q, r, profile: configuration.profile).issuedToken != nil,
             q.body.json?["password"] != nil || r.body.json?["data"]?["access_token"] != nil
         {
             report(Rules.cleartextCredentials, time, id, ref, "\(q.method) \(path): credentials and tokens travel in clear text (plain HTTP)", base)
@@ -631,7 +638,7 @@ public final class DeviationEngine {
             }
         }
         if events.contains(where: { $0.step == .mqttConnect }), let c = events.first(where: { $0.step == .mqttConnect }),
-            c.detail["password_present"]?.boolValue == true
+            c.detail["password_present"]?.boolValue == true, c.connection.map(decrypted.contains) != true
         {
             add(Rules.cleartextCredentials, c, "the MQTT password travels in clear text (plain TCP)")
         }
@@ -657,7 +664,12 @@ public final class DeviationEngine {
     /// The capture-incomplete finding from a session's reasons and the capture's TLS connections (all of them: at the end).
     func captureIncomplete(_ reasons: [String], session: Int, start: Timestamp) -> Deviation? {
         var partial = reasons
-        if !encrypted.isEmpty { partial.append("\(encrypted.count) encrypted (TLS) connection\(encrypted.count == 1 ? "" : "s") in the capture") }
+        if !encrypted.isEmpty {
+            // Name the first few connections and why each stayed encrypted.
+            let named = encrypted.prefix(5).map { "#\($0.info.id.rawValue) \($0.why)" }.joined(separator: ", ")
+            let more = encrypted.count > 5 ? ", …" : ""
+            partial.append("\(encrypted.count) encrypted (TLS) connection\(encrypted.count == 1 ? "" : "s") in the capture, not decrypted: \(named)\(more)")
+        }
         guard !partial.isEmpty else { return nil }
         return Deviation(
             rule: Rules.captureIncomplete, time: start, session: session, connection: nil, message: nil,

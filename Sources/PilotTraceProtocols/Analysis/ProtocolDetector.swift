@@ -5,7 +5,8 @@ public enum AppProtocol: String, Hashable, Sendable, Codable {
     case http
     /// MQTT directly over TCP (MQTT over WebSocket is `http`, upgraded).
     case mqtt
-    /// TLS: encrypted, not decodable from a capture (use proxy mode).
+    /// TLS not decrypted (no key log, no key for it, or it cannot be: ``Classification/decryption`` says why).
+    /// Decrypted TLS is the protocol it carries, with ``Classification/tls`` and ``Classification/decryption`` set.
     case tls
     case unknown
 }
@@ -27,8 +28,10 @@ public struct Classification: Hashable, Sendable {
     public var evidence: Evidence
     /// A human explanation: what was seen ("MQTT CONNECT, level 4"), or why nothing was decided.
     public var note: String
-    /// The ClientHello, for TLS.
+    /// The ClientHello, for TLS (decrypted or not).
     public var tls: TLSClientHello?
+    /// For TLS: what decryption with the key log achieved (version, cipher suite, ALPN), or why it failed.
+    public var decryption: TLSDecryption?
     /// The content shows the roles the other way round from what the TCP layer guessed (mid-stream pick-up
     /// without the handshake): the requests come from the endpoint taken as the server.
     public var rolesReversed = false
@@ -147,7 +150,9 @@ public enum ProtocolDetector {
                 .mqtt, .midstream, "picked up mid-stream: \(toServer ? "client" : "server") bytes parse as consecutive MQTT packets; the version is assumed")
         }
         if bytes.count >= 5, (20...23).contains(bytes[0]), bytes[1] == 3, bytes[2] <= 4 {
-            return Classification(.tls, .midstream, "picked up mid-stream: TLS records; encrypted, record it with `pilottrace proxy` to see inside")
+            var c = Classification(.tls, .midstream, "picked up mid-stream: TLS records; encrypted, record it with `pilottrace proxy` to see inside")
+            c.decryption = TLSDecryption(failure: .handshakeNotCaptured("picked up mid-stream"))
+            return c
         }
         // A request line later in the bytes (the capture started inside a message).
         if let line = requestLineStart(bytes) {
@@ -257,10 +262,16 @@ public enum ProtocolDetector {
     ]
 
     static func tlsNote(_ h: TLSClientHello) -> String {
+        tlsDescription(h) + ": encrypted; record it with `pilottrace proxy` to see inside"
+    }
+
+    /// `TLS ClientHello for cloud.example (ALPN mqtt)`: what the ClientHello says in the clear.
+    static func tlsDescription(_ h: TLSClientHello?) -> String {
+        guard let h else { return "TLS handshake (ClientHello unreadable)" }
         var s = "TLS ClientHello"
         if let sni = h.serverName { s += " for \(sni)" }
         if !h.alpn.isEmpty { s += " (ALPN \(h.alpn.joined(separator: ", ")))" }
-        return s + ": encrypted; record it with `pilottrace proxy` to see inside"
+        return s
     }
 
     static func mqttLevel(_ b: [UInt8]) -> String {

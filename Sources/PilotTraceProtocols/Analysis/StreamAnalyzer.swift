@@ -44,6 +44,11 @@ public struct StreamAnalyzer: ~Copyable {
         var reversed = false
         /// Capture time of the last stream event while the connection waits for its classification.
         var lastSampleTime: Timestamp?
+        /// A TLS connection being decrypted: its records go through this, and the plaintext is classified and decoded
+        /// as a clear-text connection's bytes would be.
+        var tls: Boxed<TLSDecryptingStream>?
+        /// The TLS classification from the ClientHello, while the plaintext's protocol is not known yet.
+        var outerTLS: Classification?
 
         /// The connection as the decoders see it (roles corrected by content).
         var decodedInfo: ConnectionInfo {
@@ -72,6 +77,12 @@ public struct StreamAnalyzer: ~Copyable {
     public static let roleEvidenceWait = 5.0
     /// Connections per protocol, as classified.
     public private(set) var classified: [AppProtocol: Int] = [:]
+    /// The TLS secrets to decrypt with (empty: TLS connections stay encrypted, saying there is no key for them).
+    public var tlsKeys = TLSKeyLog()
+    /// Asked when ``tlsKeys`` has no secrets for a connection: a newer key log (a file still growing during a live
+    /// capture), or nil when there is nothing new.
+    public var tlsKeysOnMiss: (() -> TLSKeyLog?)?
+    var plaintext: [TLSDecryptingStream.Plaintext] = []
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -89,37 +100,9 @@ public struct StreamAnalyzer: ~Copyable {
             endpointUse[info.client, default: 0] += 1
             endpointUse[info.server, default: 0] += 1
             if !Self.weakRoles(info) { learnServer(info.server) }
-        case .data(let id, let dir, let bytes, let ts, _):
+        case .data(let id, _, _, _, _), .gap(let id, _, _, _), .end(let id, _, _):
             guard let c = connections[id] else { return }
-            if var s = c.sample {
-                c.lastSampleTime = ts
-                c.queued.append(event)
-                appendSample(&s, dir, bytes: bytes)
-                c.sample = s
-                decideIfPossible(c, force: false, into: &out)
-            } else {
-                deliver(c, event, into: &out)
-            }
-        case .gap(let id, let dir, _, _):
-            guard let c = connections[id] else { return }
-            if var s = c.sample {
-                c.queued.append(event)
-                markBroken(&s, dir)
-                c.sample = s
-                decideIfPossible(c, force: false, into: &out)
-            } else {
-                deliver(c, event, into: &out)
-            }
-        case .end(let id, let dir, _):
-            guard let c = connections[id] else { return }
-            if var s = c.sample {
-                c.queued.append(event)
-                if dir == .toServer { s.clientDone = true } else { s.serverDone = true }
-                c.sample = s
-                decideIfPossible(c, force: false, into: &out)
-            } else {
-                deliver(c, event, into: &out)
-            }
+            if c.tls != nil { decrypt(c, event, into: &out) } else { route(c, event, into: &out) }
         case .conflict:
             break
         case .closed(let summary):
@@ -128,6 +111,7 @@ public struct StreamAnalyzer: ~Copyable {
                 let n = endpointUse[e, default: 1] - 1
                 endpointUse[e] = n > 0 ? n : nil
             }
+            if c.tls != nil, c.classification == nil { finishTLS(c, into: &out) }
             if c.sample != nil { decideIfPossible(c, force: true, into: &out) }
             if let http = c.http {
                 http.value.finish(at: summary.lastSeen)
@@ -142,6 +126,102 @@ public struct StreamAnalyzer: ~Copyable {
             }
             out.append(.closed(decoded, c.classification ?? Classification(.unknown, .none, "no payload")))
         }
+    }
+
+    /// A connection's stream event (clear text, or the plaintext of decrypted TLS): into the sample while the protocol
+    /// is undecided, into the decoders after.
+    mutating func route(_ c: Connection, _ event: StreamEvent, into out: inout [MessageEvent]) {
+        switch event {
+        case .data(_, let dir, let bytes, let ts, _):
+            if var s = c.sample {
+                c.lastSampleTime = ts
+                c.queued.append(event)
+                appendSample(&s, dir, bytes: bytes)
+                c.sample = s
+                decideIfPossible(c, force: false, into: &out)
+            } else {
+                deliver(c, event, into: &out)
+            }
+        case .gap(_, let dir, _, _):
+            if var s = c.sample {
+                c.queued.append(event)
+                markBroken(&s, dir)
+                c.sample = s
+                decideIfPossible(c, force: false, into: &out)
+            } else {
+                deliver(c, event, into: &out)
+            }
+        case .end(_, let dir, _):
+            if var s = c.sample {
+                c.queued.append(event)
+                if dir == .toServer { s.clientDone = true } else { s.serverDone = true }
+                c.sample = s
+                decideIfPossible(c, force: false, into: &out)
+            } else {
+                deliver(c, event, into: &out)
+            }
+        default:
+            break
+        }
+    }
+
+    // MARK: - TLS
+
+    /// A TLS connection's stream event: records through the decryption, their plaintext on to ``route(_:_:into:)``
+    /// with the time and frame of the bytes that completed each record.
+    mutating func decrypt(_ c: Connection, _ event: StreamEvent, into out: inout [MessageEvent]) {
+        switch event {
+        case .data(let id, let dir, let bytes, let ts, let frame):
+            let keys = tlsKeys
+            var newer: TLSKeyLog?
+            c.tls!.value.feed(
+                dir, bytes, at: ts, frame: frame,
+                keys: { random in
+                    let known = keys.secrets(for: random)
+                    if known?.decryptsApplicationData == true { return known }
+                    newer = tlsKeysOnMiss?()
+                    return newer?.secrets(for: random) ?? known
+                }, into: &plaintext)
+            if let newer { tlsKeys = newer }
+            let records = plaintext
+            plaintext.removeAll(keepingCapacity: true)
+            for p in records { route(c, .data(id, p.direction, p.bytes, p.time, frame: p.frame), into: &out) }
+        case .gap(_, let dir, _, _):
+            c.tls!.value.gap(dir)
+            if !c.tls!.value.hasFailed { route(c, event, into: &out) }
+        case .end:
+            // Before any plaintext, an end says nothing about the protocol inside: the close decides (finishTLS).
+            if c.sample.map({ $0.client.isEmpty && $0.server.isEmpty }) != true { route(c, event, into: &out) }
+        default:
+            break
+        }
+        if c.classification == nil, c.tls!.value.hasFailed { classifyTLS(c, into: &out) }
+    }
+
+    /// The connection closed before its plaintext was classified: why nothing was decrypted, or the plaintext as it is.
+    mutating func finishTLS(_ c: Connection, into out: inout [MessageEvent]) {
+        if c.tls!.value.finish() != nil || c.sample?.client.isEmpty != false && c.sample?.server.isEmpty != false {
+            classifyTLS(c, into: &out)
+        }
+    }
+
+    /// Classifies a TLS connection whose plaintext says nothing: not decrypted (and why), or decrypted with no data.
+    mutating func classifyTLS(_ c: Connection, into out: inout [MessageEvent]) {
+        guard var decision = c.outerTLS else { return }
+        let d = TLSDecryption(c.tls!.value)
+        decision.decryption = d
+        let hello = ProtocolDetector.tlsDescription(decision.tls)
+        if let failure = d.failure {
+            decision.note = "\(hello): encrypted (\(failure)); give its key log (--tls-keylog) or record it with `pilottrace proxy`"
+        } else {
+            decision.note = "\(hello): decrypted (\(d.summary)), no application data"
+        }
+        c.sample = nil
+        c.queued = []
+        c.outerTLS = nil
+        c.classification = decision
+        classified[decision.appProtocol, default: 0] += 1
+        out.append(.classified(c.decodedInfo, decision))
     }
 
     func appendSample(_ s: inout ProtocolDetector.Sample, _ dir: Direction, bytes: [UInt8]) {
@@ -174,6 +254,25 @@ public struct StreamAnalyzer: ~Copyable {
             s.serverDone = true
         }
         guard var decision = ProtocolDetector.classify(s) else { return }
+        if decision.appProtocol == .tls, decision.evidence == .firstBytes, c.tls == nil {
+            // Decrypt with the key log: the plaintext is sampled and classified afresh, as a clear-text stream from its start.
+            c.tls = Boxed(TLSDecryptingStream())
+            c.outerTLS = decision
+            c.sample = ProtocolDetector.Sample(info: c.info)
+            c.sample!.clientFromStart = true
+            c.sample!.serverFromStart = true
+            let queued = c.queued
+            c.queued = []
+            for e in queued { decrypt(c, e, into: &out) }
+            return
+        }
+        if let outer = c.outerTLS {
+            let d = TLSDecryption(c.tls!.value)
+            decision.tls = outer.tls
+            decision.decryption = d
+            decision.note = "\(outer.tls?.serverName.map { "TLS for \($0)" } ?? "TLS") decrypted (\(d.summary)): \(decision.note)"
+            c.outerTLS = nil
+        }
         if decision.evidence == .midstream, !decision.rolesFromContent, Self.weakRoles(c.info) {
             if let reversed = endpointVerdict(c.info) {
                 decision.rolesReversed = reversed

@@ -40,6 +40,16 @@ public struct FlowRow: Codable, Sendable, Hashable {
     public var downRetransmissions: Int
     /// The connection's Community ID (v1, seed 0: `1:` and a base64 SHA-1), as Zeek, Suricata and Wireshark compute it.
     public var communityID: String?
+    /// TLS, as the handshake said it: `TLS 1.3`, `TLS 1.2`, …; NULL when not TLS or no ServerHello was captured.
+    public var tlsVersion: String?
+    /// The IANA name of the cipher suite the server chose (`TLS_AES_128_GCM_SHA256`, or `0x…`).
+    public var tlsCipherSuite: String?
+    /// The ALPN protocol the server chose.
+    public var tlsALPN: String?
+    /// Whether the records were decrypted with the key log; NULL when not TLS.
+    public var tlsDecrypted: Bool?
+    /// Why not: `no-key`, `unsupported-cipher-suite`, `authentication-failed`, `handshake-not-captured`, `malformed`.
+    public var tlsFailure: String?
 
     public init(
         id: Int64, analysisID: Int64 = 0, connectionNumber: Int, client: String, server: String,
@@ -49,8 +59,14 @@ public struct FlowRow: Codable, Sendable, Hashable {
         upPackets: Int = 0, upBytes: Int = 0, upPayloadBytes: Int = 0, upGaps: Int = 0, upGapBytes: Int = 0,
         upRetransmissions: Int = 0,
         downPackets: Int = 0, downBytes: Int = 0, downPayloadBytes: Int = 0, downGaps: Int = 0, downGapBytes: Int = 0,
-        downRetransmissions: Int = 0, communityID: String? = nil
+        downRetransmissions: Int = 0, communityID: String? = nil, tlsVersion: String? = nil, tlsCipherSuite: String? = nil,
+        tlsALPN: String? = nil, tlsDecrypted: Bool? = nil, tlsFailure: String? = nil
     ) {
+        self.tlsVersion = tlsVersion
+        self.tlsCipherSuite = tlsCipherSuite
+        self.tlsALPN = tlsALPN
+        self.tlsDecrypted = tlsDecrypted
+        self.tlsFailure = tlsFailure
         self.id = id
         self.analysisID = analysisID
         self.connectionNumber = connectionNumber
@@ -108,6 +124,11 @@ public struct FlowRow: Codable, Sendable, Hashable {
         case downGaps = "down_gaps"
         case downGapBytes = "down_gap_bytes"
         case downRetransmissions = "down_retransmissions"
+        case tlsVersion = "tls_version"
+        case tlsCipherSuite = "tls_cipher_suite"
+        case tlsALPN = "tls_alpn"
+        case tlsDecrypted = "tls_decrypted"
+        case tlsFailure = "tls_failure"
         case communityID = "community_id"
     }
 }
