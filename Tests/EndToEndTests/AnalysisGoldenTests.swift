@@ -2,11 +2,12 @@ import Foundation
 import PilotTraceTestSupport
 import Testing
 
-/// What `analyze` stores for every capture the project recorded (and for a generated one whose sessions retire while
-/// the capture goes on), against golden files in Tests/Golden/analysis/: sessions, their timeline steps and the
-/// findings, as SQL reads them back — no database ids, sessions named by their rank in start order. A change that is
-/// only meant to be faster (issue: performance) must leave every line alone; a change of behaviour updates the files
-/// in the same commit, with `PILOTTRACE_UPDATE_GOLDEN=1 swift test --skip-build --filter AnalysisGoldenTests`.
+/// What `analyze` stores for every capture the project recorded (TLS ones with their key logs; and a generated one
+/// whose sessions retire while the capture goes on), against golden files in Tests/Golden/analysis/: the flows (with
+/// what TLS decryption gave), sessions, their timeline steps and the findings, as SQL reads them back — no database
+/// ids, sessions named by their rank in start order. A change that is only meant to be faster (issue: performance)
+/// must leave every line alone; a change of behaviour updates the files in the same commit, with
+/// `PILOTTRACE_UPDATE_GOLDEN=1 swift test --skip-build --filter AnalysisGoldenTests`.
 @Suite struct AnalysisGoldenTests {
     static let folder = TestPaths.packageRoot.appendingPathComponent("Tests/Golden/analysis")
     static var updating: Bool { ProcessInfo.processInfo.environment["PILOTTRACE_UPDATE_GOLDEN"] == "1" }
@@ -17,8 +18,13 @@ import Testing
 
     static let captures = TestPaths.projectCaptureFiles.map(\.lastPathComponent).sorted() + ["generated-come-and-go"]
 
-    /// sessions, steps, findings: one line each, in a stable order.
+    /// flows, sessions, steps, findings: one line each, in a stable order.
     static let dump = """
+        SELECT 'flow', connection_number, client, server, role_evidence, protocol, classification_evidence, classification_note,
+          tls_server_name, mqtt_role, printf('%.6f', first_time), printf('%.6f', last_time), close_reason, handshake_complete,
+          up_packets, up_bytes, down_packets, down_bytes, community_id, tls_version, tls_cipher_suite, tls_alpn, tls_decrypted,
+          tls_failure
+          FROM flows ORDER BY connection_number;
         CREATE TEMP VIEW ranked AS SELECT id, part_of, ROW_NUMBER() OVER (ORDER BY start_time, id) AS n FROM sessions;
         SELECT 'session', r.n, s.gateway_sn, s.gateway_model, s.state, printf('%.6f', s.start_time), printf('%.6f', s.end_time),
           s.client, s.mqtt_client_id, s.mqtt_username, s.aircraft_sns_json, s.summary_json,
@@ -42,12 +48,15 @@ import Testing
             let generated = try pilottrace(["lab", "generate"] + Self.generated + ["--out", path])
             try #require(generated.status == 0, "\(generated.stderr)")
         }
-        let analyzed = try pilottrace("analyze", "--db", db, path)
+        // A TLS capture is analyzed with its key log (`NAME.keys` beside it), so the golden holds what decryption gave.
+        let keys = TestPaths.captures.appendingPathComponent((capture as NSString).deletingPathExtension + ".keys").path
+        let keylog = FileManager.default.fileExists(atPath: keys) ? ["--tls-keylog", keys] : []
+        let analyzed = try pilottrace(["analyze", "--db", db, path] + keylog)
         try #require([0, 1].contains(analyzed.status), "analyze exited \(analyzed.status): \(analyzed.stderr)")
         let sqlite = try #require(TestPaths.which("sqlite3"), "sqlite3 is installed by scripts/bootstrap")
         let dumped = try runProcess(sqlite, ["-bail", "-separator", "|", db, Self.dump])
         try #require(dumped.status == 0, "\(dumped.stderr)")
-        #expect(dumped.stdout.contains("session|1|"), "no session stored for \(capture)")
+        #expect(dumped.stdout.contains("flow|1|"), "no flow stored for \(capture)")
 
         let golden = Self.folder.appendingPathComponent("\(capture).txt")
         if Self.updating {
