@@ -85,7 +85,8 @@ public final class DeviationEngine {
     package func snapshot() -> DeviationEngine {
         let copy = DeviationEngine(configuration: configuration)
         copy.mqtt = mqtt.mapValues { $0.copy() }
-        (copy.requests, copy.findings, copy.gaps, copy.osd, copy.encrypted) = (requests, findings, gaps, osd, encrypted)
+        (copy.requests, copy.findings, copy.gaps, copy.osd) = (requests, findings, gaps, osd)
+        (copy.encrypted, copy.decrypted) = (encrypted, decrypted)
         (copy.connectionClients, copy.licenseVerified, copy.licenseReported, copy.retired) =
             (connectionClients, licenseVerified, licenseReported, retired)
         return copy
