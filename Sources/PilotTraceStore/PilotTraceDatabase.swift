@@ -89,7 +89,7 @@ public struct PilotTraceDatabase: Sendable {
                 throw PilotTraceStoreError(
                     kind: .cannotOpen, path: path, message: "no such database; run `pilottrace analyze <capture> --db \(path)` first")
             }
-            try checkExistingFile(path: path)
+            try checkExistingFileUnderLock(path: path)
             return try openReadOnly(path: path)
         }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
@@ -100,7 +100,7 @@ public struct PilotTraceDatabase: Sendable {
                 kind: .cannotOpen, path: path,
                 message: "cannot create the database folder \(folder.path): \(reason(error))")
         }
-        if exists { try checkExistingFile(path: path) }
+        if exists { try checkExistingFileUnderLock(path: path) }
 
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
@@ -123,7 +123,10 @@ public struct PilotTraceDatabase: Sendable {
         }
         let pool: DatabasePool
         do {
-            pool = try DatabasePool(path: path, configuration: configuration)
+            // Under the folder's lock, as closing is: opening puts the file in WAL mode, closing takes it out when no
+            // one else uses it, and one process doing either while another did the other failed with "database is
+            // locked" (SQLite does not wait for a journal mode change).
+            pool = try withFolderLock(folder) { try DatabasePool(path: path, configuration: configuration) }
         } catch {
             throw PilotTraceStoreError(
                 kind: .cannotOpen, path: path, message: "cannot open the database: \(reason(error))")
@@ -217,12 +220,14 @@ public struct PilotTraceDatabase: Sendable {
                 return
             }
             pool.invalidateReadOnlyConnections()
-            try pool.writeWithoutTransaction { db in
-                // Without waiting (busy timeout 0): while another process uses the database, SQLite refuses both, and
-                // the last process to close does them.
-                try db.execute(sql: "PRAGMA busy_timeout = 0")
-                if (try? db.checkpoint(.truncate)) != nil {
-                    _ = try? String.fetchOne(db, sql: "PRAGMA journal_mode = DELETE")
+            try Self.withFolderLock(URL(fileURLWithPath: path).deletingLastPathComponent()) {
+                try pool.writeWithoutTransaction { db in
+                    // Without waiting (busy timeout 0): while another process uses the database, SQLite refuses both,
+                    // and the last process to close does them.
+                    try db.execute(sql: "PRAGMA busy_timeout = 0")
+                    if (try? db.checkpoint(.truncate)) != nil {
+                        _ = try? String.fetchOne(db, sql: "PRAGMA journal_mode = DELETE")
+                    }
                 }
             }
             try pool.close()
@@ -243,6 +248,13 @@ public struct PilotTraceDatabase: Sendable {
 
     /// The page size of a new database, in bytes.
     static let pageSize = 16_384
+
+    /// ``checkExistingFile(path:)`` holding the folder's lock, which a process creating the database holds while it
+    /// migrates: a database half-created by another process (GRDB's migration table already there, pilottrace's
+    /// `application_id` not yet) is not taken for another program's.
+    private static func checkExistingFileUnderLock(path: String) throws {
+        try withFolderLock(URL(fileURLWithPath: path).deletingLastPathComponent()) { try checkExistingFile(path: path) }
+    }
 
     /// Refuses, without writing to it, a file that is not an SQLite database or is another program's database.
     private static func checkExistingFile(path: String) throws {
