@@ -124,6 +124,13 @@ extension PilotTraceDatabase {
         return try row.map { try spanningParts([$0])[0] }
     }
 
+    /// The sessions with these ids, each spanning its parts as ``session(id:)``'s does, in one query and one for their
+    /// parts (not one pair per session: `deviations` on 10,000 sessions spent 88 % of a second there).
+    public func sessions(ids: [Int64]) throws -> [SessionRow] {
+        guard !ids.isEmpty else { return [] }
+        return try spanningParts(fetch(SessionRow.self, "SELECT * FROM sessions WHERE id IN (\(Self.idList(ids))) ORDER BY start_time, id", []))
+    }
+
     /// The parts of each session that has some (recorded at other capture points), by start.
     public func parts(of sessionIDs: [Int64]) throws -> [Int64: [SessionRow]] {
         guard !sessionIDs.isEmpty else { return [:] }

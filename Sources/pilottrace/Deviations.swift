@@ -48,8 +48,8 @@ struct Deviations: ParsableCommand {
         }
         // Dates when the findings, or the sessions they belong to, span more than one UTC date.
         var times = rows.compactMap(\.time)
-        for id in Set(rows.compactMap(\.sessionID)) {
-            if let s = try db.session(id: id) { times += [s.startTime] + (s.endTime.map { [$0] } ?? []) }
+        for s in try db.sessions(ids: Array(Set(rows.compactMap(\.sessionID)))) {
+            times += [s.startTime] + (s.endTime.map { [$0] } ?? [])
         }
         let dated = TimeText.crossesMidnight(times)
         var table = [["severity", "rule", "session", dated ? "date and time (UTC)" : "time (UTC)", "frames", "what happened"]]
