@@ -237,7 +237,6 @@ public final class AnalysisRun {
         }
     }
 
-    /// What a live analysis has seen so far (for a status line).
     /// What the kernel says of a live capture (libpcap's `pcap_stats`): packets received, dropped by the kernel for
     /// lack of buffer, dropped by the interface.
     public struct KernelCounts: Sendable, Hashable {
@@ -252,6 +251,7 @@ public final class AnalysisRun {
         }
     }
 
+    /// What a live analysis has seen so far (for a status line).
     public struct LiveStatus: Sendable {
         public var frames: Int
         public var connections: Int

@@ -25,14 +25,7 @@ import Testing
         capture.standardError = FileHandle.nullDevice
         try capture.run()
         usleep(1_200_000)
-        let topo =
-            #"{"tid":"a","bid":"b","timestamp":1,"method":"update_topo","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1","sub_devices":[]}}"#
-        let pub = try runProcess(
-            TestPaths.which("mosquitto_pub")!,
-            [
-                "-p", String(port), "-i", "5YSZL260021E9A", "-u", "pilot", "-P", "pilot123",
-                "-q", "1", "-t", "sys/product/5YSZL260021E9A/status", "-m", topo,
-            ])
+        let pub = try publishUpdateTopo(port: port)
         #expect(pub.status == 0)
         // While the capture runs, `serve` on its database exports its frames so far and the kernel's drops.
         do {

@@ -83,3 +83,16 @@ func analysisUnderWay(into database: String) throws -> (process: Process, stderr
     }
     return (process, stderr)
 }
+
+/// Pilot 2's first status, as `mosquitto_pub` sends it to a broker on `port` (device 5YSZL260021E9A, user pilot, an
+/// update_topo without aircraft): one device session for a live capture to find.
+func publishUpdateTopo(port: Int) throws -> ProcessResult {
+    let topo =
+        #"{"tid":"a","bid":"b","timestamp":1,"method":"update_topo","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1","sub_devices":[]}}"#
+    return try runProcess(
+        TestPaths.which("mosquitto_pub")!,
+        [
+            "-p", String(port), "-i", "5YSZL260021E9A", "-u", "pilot", "-P", "pilot123",
+            "-q", "1", "-t", "sys/product/5YSZL260021E9A/status", "-m", topo,
+        ])
+}

@@ -172,14 +172,7 @@ struct PostgresCommandTests {
         try capture.run()
         // The capture has begun its analysis once the database holds it.
         #expect(try waitUntil(timeout: 10, poll: 0.1) { try pilottrace("sessions", "--db", url).status == 0 })
-        let topo =
-            #"{"tid":"a","bid":"b","timestamp":1,"method":"update_topo","data":{"domain":"2","type":119,"sub_type":0,"device_secret":"s","nonce":"n","thing_version":"1","sub_devices":[]}}"#
-        let pub = try runProcess(
-            TestPaths.which("mosquitto_pub")!,
-            [
-                "-p", String(port), "-i", "5YSZL260021E9A", "-u", "pilot", "-P", "pilot123",
-                "-q", "1", "-t", "sys/product/5YSZL260021E9A/status", "-m", topo,
-            ])
+        let pub = try publishUpdateTopo(port: port)
         #expect(pub.status == 0)
         // While the capture runs, the session is already in the database.
         #expect(try waitUntil(timeout: 3, poll: 0.2) { try pilottrace("sessions", "--db", url).stdout.contains("5YSZL260021E9A") })
