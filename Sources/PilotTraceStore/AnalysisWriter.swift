@@ -305,7 +305,7 @@ public final class AnalysisWriter: @unchecked Sendable {
         func write(_ db: Database, analysisID: Int64, known: [Int: Int64]) throws -> Outcome {
             var outcome = Outcome(rows: count)
             let inserts = try RowInserts(db)
-            let tx = SQLiteStatements(db: db)
+            let tx = SQLiteStatements(db: db, cached: true)
             for row in captures.values.sorted(by: { $0.ordinal < $1.ordinal }) {
                 try tx.execute(RowInserts.upsertCaptureSQL, RowInserts.captureArguments(row))
             }
@@ -319,9 +319,9 @@ public final class AnalysisWriter: @unchecked Sendable {
                 if let stored = id(entry.key) {
                     sessionID = stored
                     try RowInserts.updateSession(entry.row, id: stored, tx)
-                    try db.execute(sql: "DELETE FROM timeline_events WHERE session_id = ?", arguments: [stored])
+                    try tx.execute("DELETE FROM timeline_events WHERE session_id = ?", [.integer(stored)])
                     if entry.findings != nil {
-                        try db.execute(sql: "DELETE FROM deviations WHERE session_id = ?", arguments: [stored])
+                        try tx.execute("DELETE FROM deviations WHERE session_id = ?", [.integer(stored)])
                     }
                 } else {
                     sessionID = try RowInserts.insertSession(entry.row, tx)
