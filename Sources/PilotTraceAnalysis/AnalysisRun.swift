@@ -74,6 +74,9 @@ public final class AnalysisRun {
     var pendingRequests = HTTPExchangePairing<Int64>()
     var messageCounts = (http: 0, webSocket: 0, mqtt: 0)
     var lastTime: Timestamp?
+    /// Open telemetry windows (only when rows are kept), and the capture time to next close the due ones at.
+    var telemetry = TelemetryWindows()
+    var nextTelemetrySweep = -Double.infinity
 
     /// Begins a live analysis (nothing to hash yet): `key` names it, e.g. the interface and the start time; `source`
     /// says where the frames come from (`live` capture, `proxy`, `replay`).
@@ -151,8 +154,26 @@ public final class AnalysisRun {
         try AnalysisRun(writer: DiscardingRecorder(), options: options).run(paths)
     }
 
-    /// Writes what is buffered (for an interrupted run: nothing recorded is lost).
-    public func flush() throws { try writer.flush() }
+    /// Writes what is buffered, open telemetry windows included (for an interrupted run: nothing recorded is lost).
+    public func flush() throws {
+        telemetry.closeAll()
+        try storeTelemetry()
+        try writer.flush()
+    }
+
+    /// Gives the closed telemetry windows' rows to the writer.
+    func storeTelemetry() throws {
+        guard telemetry.hasReady else { return }
+        for row in telemetry.takeReady() { try writer.insertMQTTPacket(row) }
+    }
+
+    /// Closes the telemetry windows whose time is over, once per second of capture time.
+    func sweepTelemetry(at t: Double) throws {
+        guard keepsRows, t >= nextTelemetrySweep else { return }
+        nextTelemetrySweep = t + 1
+        telemetry.closeDue(at: t)
+        try storeTelemetry()
+    }
 
     /// Reads the files and stores everything; the report says what was found.
     ///
@@ -181,6 +202,7 @@ public final class AnalysisRun {
         if let t = lastTime {
             tracker.advance(to: t)
             try storeRetired(at: t)
+            try sweepTelemetry(at: t.seconds)
         }
     }
 
@@ -267,6 +289,7 @@ public final class AnalysisRun {
     public func refreshLive(now: Timestamp, kernel: KernelCounts? = nil) throws -> LiveStatus {
         let clock = now.adding(seconds: -1)
         if clock > (lastTime ?? .zero) { tracker.advance(to: clock) }
+        try sweepTelemetry(at: clock.seconds)
         let tracker = self.tracker.snapshot(), engine = self.engine.snapshot()
         let at = max(lastTime ?? clock, clock)
         let sessions = tracker.finish(at: at)
@@ -316,6 +339,8 @@ public final class AnalysisRun {
                     linkTypes: f.linkTypes.map(\.name).joined(separator: ","), records: f.records,
                     firstTime: f.firstTime?.seconds, lastTime: f.lastTime?.seconds, warnings: f.warnings))
         }
+        telemetry.closeAll()
+        try storeTelemetry()
         let end = [lastTime, stopped, files.compactMap(\.endTime).max()].compactMap { $0 }.max() ?? .zero
         var sessions = tracker.finish(at: end)
         if case .interrupted = stop {
@@ -429,9 +454,22 @@ public final class AnalysisRun {
             ref = try http(conn, e)
         case let .mqtt(conn, dir, record, ts, overWebSocket):
             guard let flow = flowIDs[conn] else { break }
-            let id = try writer.nextMQTTID()
+            let id: Int64
             if keepsRows {
-                try writer.insertMQTTPacket(Self.row(record, id: id, flow: flow, dir: dir, ts: ts, overWebSocket: overWebSocket))
+                // Telemetry and its PUBACKs go into their window's row (written when the window closes).
+                let writer = self.writer
+                if let window = try telemetry.fold(
+                    record, connection: conn, direction: dir, time: ts.seconds,
+                    row: { Self.row(record, id: try writer.nextMQTTID(), flow: flow, dir: dir, ts: ts, overWebSocket: overWebSocket) })
+                {
+                    id = window
+                } else {
+                    id = try writer.nextMQTTID()
+                    try writer.insertMQTTPacket(Self.row(record, id: id, flow: flow, dir: dir, ts: ts, overWebSocket: overWebSocket))
+                }
+                try storeTelemetry()
+            } else {
+                id = try writer.nextMQTTID()
             }
             messageCounts.mqtt += 1
             ref = MessageRef(.mqtt, id, frames: record.frames)
@@ -494,6 +532,10 @@ public final class AnalysisRun {
 
     func closed(_ s: ConnectionSummary, _ c: Classification) throws {
         let conn = s.info.id
+        if keepsRows {
+            telemetry.close(connection: conn)
+            try storeTelemetry()
+        }
         let unanswered = pendingRequests.close(conn)
         if let flow = flowIDs[conn] {
             if keepsRows { for (request, id) in unanswered { try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: nil)) } }

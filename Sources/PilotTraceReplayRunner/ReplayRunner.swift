@@ -86,9 +86,21 @@ public final class ReplayRunner {
                 headers: (e.requestHeaders ?? []).map { ($0.name, $0.value) }, body: Array(e.requestBody ?? Data()),
                 requestTime: time, status: e.status, responseBody: Array(e.responseBody ?? Data()), responseTime: e.responseTime)
         }
-        let mqtt = t.mqtt.map { p in
-            RecordedMQTTPacket(
-                connection: p.flowID, direction: p.direction == "to-server" ? .toServer : .toClient, time: p.time, type: p.type,
+        // A telemetry window stands for `packetCount` PUBLISHes: replayed as that many, spread evenly over its time,
+        // each with the payload stored (its first one's).
+        var expanded: [(row: MQTTPacketRow, time: Double)] = []
+        for p in t.mqtt {
+            let n = max(1, p.packetCount)
+            for k in 0..<n {
+                let share = n > 1 ? Double(k) / Double(n - 1) : 0
+                expanded.append((p, p.time + (p.endTime - p.time) * share))
+            }
+        }
+        let order = expanded.indices.sorted { (expanded[$0].time, $0) < (expanded[$1].time, $1) }
+        let mqtt = order.map { i -> RecordedMQTTPacket in
+            let (p, time) = expanded[i]
+            return RecordedMQTTPacket(
+                connection: p.flowID, direction: p.direction == "to-server" ? .toServer : .toClient, time: time, type: p.type,
                 version: p.version, overWebSocket: p.overWebSocket, topic: p.topic, payload: p.payload.map(Array.init), qos: p.qos,
                 retain: p.retain ?? false, clientID: p.clientID, username: p.username, password: p.password.map(Array.init),
                 keepAlive: p.keepAlive, returnCode: p.returnCode,

@@ -205,8 +205,8 @@ public enum ReportLoader {
                 var i = arrows.count - 1
                 while i >= 0, arrows[i].telemetry {
                     if arrows[i].from == from, arrows[i].to == to, arrows[i].label == label {
-                        arrows[i].count += 1
-                        arrows[i].lastTime = p.time
+                        arrows[i].count += p.packetCount
+                        arrows[i].lastTime = max(arrows[i].lastTime, p.endTime)
                         if p.captureOrdinal == arrows[i].frames.ordinal, let last = p.lastFrame { arrows[i].frames.last = last }
                         merged = true
                         break
@@ -216,7 +216,7 @@ public enum ReportLoader {
             }
             if !merged {
                 var a = Arrow(
-                    time: p.time, lastTime: p.time, from: from, to: to, label: label, count: 1, kind: "mqtt", messageID: p.id,
+                    time: p.time, lastTime: p.endTime, from: from, to: to, label: label, count: p.packetCount, kind: "mqtt", messageID: p.id,
                     phase: phaseOf[anchor], ok: ok, findings: findingsOf[anchor] ?? [])
                 a.telemetry = telemetry
                 a.frames = FramePlace(ordinal: p.captureOrdinal, first: p.firstFrame, last: p.lastFrame, analysisID: p.analysisID)
@@ -275,6 +275,12 @@ public enum ReportLoader {
 
     static func mqttText(_ p: MQTTPacketRow, showSecrets: Bool) -> String {
         var out = p.summary + "\n"
+        if let frames = p.frames, p.packetCount > 1 {
+            // A telemetry window: the row is its first PUBLISH; the others are counted.
+            out += "\n\(p.packetCount) PUBLISHes in this 10 s window, \(p.totalPayloadLength ?? 0) payload bytes"
+            if let acked = p.acknowledged { out += ", \(acked) acknowledged" }
+            out += "; frames \(frames). The payload below is the first one's.\n"
+        }
         // Telemetry rows keep only the payload (no payload_json): its text is the JSON.
         let json = p.payloadJSON ?? p.payload.flatMap { String(data: $0, encoding: .utf8) }
         if let json = pretty(json, showSecrets: showSecrets) { out += "\n\(json)\n" }

@@ -168,6 +168,18 @@ extension PilotTraceDatabase {
         ALTER TABLE flows ADD COLUMN tls_failure TEXT;
         """
 
+    /// Version 9 (issue 21): telemetry windows. Periodic telemetry (`thing/product/{sn}/osd`, `…/state`) is stored as
+    /// one `mqtt_packets` row per connection, direction, topic, QoS and 10-second window instead of one per PUBLISH:
+    /// how many it stands for, the last one's time, their payload bytes, the PUBACKs folded into it and each one's
+    /// frame. Rows stored before stand for one packet each.
+    static let schemaV9 = """
+        ALTER TABLE mqtt_packets ADD COLUMN packet_count INTEGER NOT NULL DEFAULT 1 CHECK (packet_count >= 1);
+        ALTER TABLE mqtt_packets ADD COLUMN last_time REAL;
+        ALTER TABLE mqtt_packets ADD COLUMN total_payload_length INTEGER CHECK (total_payload_length >= 0);
+        ALTER TABLE mqtt_packets ADD COLUMN acknowledged INTEGER CHECK (acknowledged >= 0);
+        ALTER TABLE mqtt_packets ADD COLUMN frames TEXT;
+        """
+
     static func migrateV7(_ db: Database) throws {
         try db.execute(sql: schemaV7)
         let negative = try Int64.fetchAll(db, sql: "SELECT id FROM sessions WHERE id < 0 ORDER BY analysis_id, start_time, id")
@@ -220,6 +232,9 @@ extension PilotTraceDatabase {
         }
         migrator.registerMigration("v8") { db in
             try db.execute(sql: schemaV8)
+        }
+        migrator.registerMigration("v9") { db in
+            try db.execute(sql: schemaV9)
         }
         return migrator
     }

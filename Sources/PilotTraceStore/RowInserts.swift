@@ -23,8 +23,9 @@ struct RowInserts {
             sql: """
                 INSERT INTO mqtt_packets (id, analysis_id, flow_id, direction, time, over_websocket, version, version_assumed, type,
                   packet_id, qos, retain, dup, topic, payload, payload_length, payload_json, client_id, username, password,
-                  keep_alive, return_code, summary, capture_ordinal, first_frame, last_frame)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                  keep_alive, return_code, summary, capture_ordinal, first_frame, last_frame, packet_count, last_time,
+                  total_payload_length, acknowledged, frames)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
         http = try db.cachedStatement(
             sql: """
@@ -69,7 +70,8 @@ struct RowInserts {
         b.text(r.version); b.bool(r.versionAssumed); b.text(r.type); b.int(r.packetID); b.int(r.qos); b.bool(r.retain)
         b.bool(r.dup); b.text(r.topic); b.blob(r.payload); b.int(r.payloadLength); b.text(r.payloadJSON); b.text(r.clientID)
         b.text(r.username); b.blob(r.password); b.int(r.keepAlive); b.int(r.returnCode); b.text(r.summary)
-        b.int(r.captureOrdinal); b.int(r.firstFrame); b.int(r.lastFrame)
+        b.int(r.captureOrdinal); b.int(r.firstFrame); b.int(r.lastFrame); b.int(r.packetCount); b.double(r.lastTime)
+        b.int(r.totalPayloadLength); b.int(r.acknowledged); b.text(r.frames)
         try step(mqtt)
     }
 

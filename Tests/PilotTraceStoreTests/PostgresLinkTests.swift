@@ -241,7 +241,7 @@ struct PostgresLinkTests {
                 """
             ).map { $0["i"] }
             #expect(indexes == PostgresSchema.indexNames.sorted().map { .text($0) })
-            #expect(try link.query("SELECT name FROM pilottrace_migrations").map { $0["name"] } == [.text("v7"), .text("v8")])
+            #expect(try link.query("SELECT name FROM pilottrace_migrations").map { $0["name"] } == [.text("v7"), .text("v8"), .text("v9")])
             #expect(try link.scalar("SELECT value FROM pilottrace_meta WHERE key = 'application'") == .text("pilottrace"))
         }
     }

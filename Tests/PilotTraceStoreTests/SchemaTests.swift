@@ -17,7 +17,7 @@ struct SchemaTests {
             let indexes = try database.strings(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
             #expect(indexes == PilotTraceDatabase.indexNames.sorted())
-            #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8"])
+            #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9"])
 
             // The indexes the queries rely on cover the right columns.
             let timelineIndex = try database.strings(
@@ -109,7 +109,7 @@ struct SchemaTests {
         #expect(
             try database.strings("SELECT name FROM pragma_index_info('deviations_by_analysis') ORDER BY seqno")
                 == ["analysis_id", "time"])
-        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8"])
+        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier") == ["v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9"])
     }
 
     @Test("v4 on a v3 database: analyses get their source from their key; replay_of and replay_steps exist")
@@ -247,10 +247,15 @@ struct SchemaTests {
         let database = try PilotTraceDatabase.open(path: path)
 
         // Then the rows are there, their places in the captures not known
-        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier").last == "v8")
+        #expect(try database.strings("SELECT identifier FROM grdb_migrations ORDER BY identifier").last == "v9")
         #expect(try database.flows(analysisID: 1).map(\.communityID) == [nil])
         let packet = try #require(try database.mqttPackets(analysisID: 1).first)
         #expect(packet.captureOrdinal == nil && packet.firstFrame == nil && packet.lastFrame == nil)
+        // (v9: a row stored before telemetry windows stands for one packet, and a window of none is refused)
+        #expect(packet.packetCount == 1 && packet.lastTime == nil && packet.frames == nil && packet.acknowledged == nil)
+        try database.sqlite!.write { db in
+            #expect(throws: DatabaseError.self) { try db.execute(sql: "UPDATE mqtt_packets SET packet_count = 0") }
+        }
         let event = try #require(try database.timeline(sessionID: 1).first)
         #expect(event.firstFrame == nil && event.messageID == 1)
         #expect(try database.deviations(sessionID: 1).map(\.lastFrame) == [nil])

@@ -1,7 +1,15 @@
 import Foundation
 import GRDB
 
-/// One MQTT control packet (table `mqtt_packets`). The id is assigned by ``AnalysisWriter/nextMQTTID()``.
+/// One MQTT control packet (table `mqtt_packets`), or a window of repeated telemetry. The id is assigned by
+/// ``AnalysisWriter/nextMQTTID()``.
+///
+/// **Telemetry windows.** Periodic telemetry (`thing/product/{sn}/osd` and `…/state` PUBLISHes) is most of a real
+/// capture and nothing reads it packet by packet, so an analysis stores it as one row per connection, direction,
+/// topic, QoS and 10-second window (``telemetryWindow``): the row is its first PUBLISH (payload and summary included)
+/// and says how many it stands for (``packetCount``), when the last came (``lastTime``), their payload bytes
+/// (``totalPayloadLength``), how many were acknowledged by a PUBACK (``acknowledged``; those PUBACKs have no row of
+/// their own) and the frame of each (``frames``). Every other packet is a row with a count of 1.
 ///
 /// `password` is a secret: it is stored as captured so a replay can use it, and every reader that shows it must
 /// mask it (``maskedPassword``).
@@ -46,6 +54,23 @@ public struct MQTTPacketRow: Codable, Sendable, Hashable {
     /// and the last byte; NULL when not known (the last one also when it is in the next file of a rotated capture).
     public var firstFrame: Int?
     public var lastFrame: Int?
+    /// How many packets the row stands for: 1, or the PUBLISHes of a telemetry window.
+    public var packetCount: Int
+    /// A telemetry window: the time of its last PUBLISH; NULL for a single packet.
+    public var lastTime: Double?
+    /// A telemetry window: the payload bytes of all its PUBLISHes on the wire; NULL for a single packet.
+    public var totalPayloadLength: Int?
+    /// A telemetry window of QoS 1: how many of its PUBLISHes a PUBACK acknowledged (folded into this row); NULL else.
+    public var acknowledged: Int?
+    /// A telemetry window: the last frame of each PUBLISH in it, in order, comma-separated (`120,131,142`) — the frame
+    /// references Wireshark needs (`frame.number in {120 131 142}`); NULL for a single packet.
+    public var frames: String?
+
+    /// The length of a telemetry window, in seconds: windows start at multiples of it (Unix time).
+    public static let telemetryWindow = 10.0
+
+    /// The time of the row's last packet.
+    public var endTime: Double { lastTime ?? time }
 
     public init(
         id: Int64, analysisID: Int64 = 0, flowID: Int64, direction: String, time: Double, overWebSocket: Bool = false,
@@ -53,7 +78,8 @@ public struct MQTTPacketRow: Codable, Sendable, Hashable {
         retain: Bool? = nil, dup: Bool? = nil, topic: String? = nil, payload: Data? = nil, payloadLength: Int? = nil,
         payloadJSON: String? = nil, clientID: String? = nil, username: String? = nil, password: Data? = nil,
         keepAlive: Int? = nil, returnCode: Int? = nil, summary: String, captureOrdinal: Int? = nil, firstFrame: Int? = nil,
-        lastFrame: Int? = nil
+        lastFrame: Int? = nil, packetCount: Int = 1, lastTime: Double? = nil, totalPayloadLength: Int? = nil,
+        acknowledged: Int? = nil, frames: String? = nil
     ) {
         self.id = id
         self.analysisID = analysisID
@@ -81,6 +107,11 @@ public struct MQTTPacketRow: Codable, Sendable, Hashable {
         self.captureOrdinal = captureOrdinal
         self.firstFrame = firstFrame
         self.lastFrame = lastFrame
+        self.packetCount = packetCount
+        self.lastTime = lastTime
+        self.totalPayloadLength = totalPayloadLength
+        self.acknowledged = acknowledged
+        self.frames = frames
     }
 
     /// The password as a reader should show it: its length only, or nil when there is none.
@@ -109,6 +140,10 @@ public struct MQTTPacketRow: Codable, Sendable, Hashable {
         case captureOrdinal = "capture_ordinal"
         case firstFrame = "first_frame"
         case lastFrame = "last_frame"
+        case packetCount = "packet_count"
+        case lastTime = "last_time"
+        case totalPayloadLength = "total_payload_length"
+        case acknowledged, frames
     }
 }
 
