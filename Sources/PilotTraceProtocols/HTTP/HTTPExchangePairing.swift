@@ -26,7 +26,9 @@ public struct HTTPExchangePairing<Attachment> {
     /// The connection closed: the requests that were never answered, in the order they were sent.
     @discardableResult
     public mutating func close(_ id: ConnectionID) -> [(request: HTTPRequest, attachment: Attachment)] {
-        guard let left = waiting.removeValue(forKey: id) else { return [] }
-        return left.sorted { $0.key < $1.key }.map(\.value)
+        // (A closure, not `\.value`: a key path into a generic type is instantiated by the runtime at each call,
+        // which was 12 % of an analysis without storage, once per connection.)
+        guard let left = waiting.removeValue(forKey: id), !left.isEmpty else { return [] }
+        return left.sorted { $0.key < $1.key }.map { $0.value }
     }
 }
