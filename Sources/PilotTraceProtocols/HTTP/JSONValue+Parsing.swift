@@ -239,21 +239,36 @@ struct JSONParser {
         let start = i
         i += 1  // the opening quote
         var out: [UInt8] = []
+        var escaped = false
+        var ascii = true
         var runStart = i
         while true {
             guard i < bytes.count else { throw JSONError(.unexpectedEnd, offset: start, "unterminated string") }
             let b = bytes[i]
             if b == UInt8(ascii: "\"") {
+                // Most strings (keys, SNs, methods) have no escape: made from the bytes in place, and an ASCII one
+                // needs no UTF-8 validation.
+                if !escaped {
+                    let run = bytes[runStart..<i]
+                    i += 1
+                    if ascii { return String(decoding: run, as: UTF8.self) }
+                    guard let s = String(validating: run, as: UTF8.self) else {
+                        throw JSONError(.invalidUTF8, offset: start, "string is not well-formed UTF-8")
+                    }
+                    return s
+                }
                 out.append(contentsOf: bytes[runStart..<i])
                 i += 1
                 break
             } else if b == UInt8(ascii: "\\") {
+                escaped = true
                 out.append(contentsOf: bytes[runStart..<i])
                 try parseEscape(into: &out)
                 runStart = i
             } else if b < 0x20 {
                 throw JSONError(.controlCharacterInString, offset: i, "unescaped control character 0x\(hex2(b)) in string")
             } else {
+                if b >= 0x80 { ascii = false }
                 i += 1
             }
         }
