@@ -134,6 +134,19 @@ extension SessionTracker {
         return sessions[s]?.lifecycle.isOver ?? true
     }
 
+    /// Forgets the pages fetched before `cutoff` that no login claimed (a page fetched again later stays).
+    func forgetUnclaimedPages(before cutoff: Timestamp) {
+        while pageQueueHead < pageQueue.count, pageQueue[pageQueueHead].time < cutoff {
+            let (addr, time) = pageQueue[pageQueueHead]
+            if lastPage[addr]?.time == time { lastPage[addr] = nil }
+            pageQueueHead += 1
+        }
+        if pageQueueHead > 1_024, pageQueueHead * 2 > pageQueue.count {
+            pageQueue.removeFirst(pageQueueHead)
+            pageQueueHead = 0
+        }
+    }
+
     func exchange(_ id: ConnectionID, _ request: HTTPRequest?, _ response: HTTPResponse, _ ref: MessageRef?) {
         if let request, BridgeReport.isReport(method: request.method, path: request.head.path) {
             bridge(id, request, ref)
@@ -152,6 +165,7 @@ extension SessionTracker {
         }
         if m.isHTMLPage, m.steps.count == 1 {
             lastPage[addr] = events[0]  // claimed by the login that follows, if any
+            pageQueue.append((addr, events[0].time))
             return
         }
         // The context: by the token presented (from this address first: the demo's tokens carry no unique id, so

@@ -105,6 +105,32 @@ import Testing
         #expect(!sessions[0].steps.contains("token-refresh"))
     }
 
+    @Test("A page load waits for its login up to the horizon, then is forgotten (memory: one page per address ever seen)")
+    func aPageLoadIsClaimedWithinTheHorizonOnly() {
+        func login(after seconds: Double) -> [String] {
+            var s = Scenario()
+            let page = s.open("10.0.0.7", server: 6789)
+            s.send(page, .toServer, Scenario.request("GET", "/pilot-login"))
+            s.send(page, .toClient, Scenario.response(200, html: "<html></html>"))
+            s.close(page)
+            // Other web traffic keeps the capture clock going while the user types.
+            var waited = 0.0
+            while waited < seconds {
+                s.wait(min(10, seconds - waited))
+                waited += 10
+            }
+            let h = s.open("10.0.0.7", server: 6789)
+            s.send(h, .toServer, Scenario.request("POST", "/manage/api/v1/login", json: #"{"username":"pilot","password":"pilot123","flag":2}"#))
+            s.send(h, .toClient, Scenario.response(200, json: Scenario.loginResponse()))
+            s.close(h)
+            _ = s.deviceOnline(from: "10.0.0.7")
+            return s.finish().first?.steps ?? []
+        }
+        #expect(login(after: SessionTracker.pageClaimHorizon - 20).first == "h5-page")
+        let late = login(after: SessionTracker.pageClaimHorizon + 20)
+        #expect(!late.contains("h5-page") && late.first == "login", "\(late)")
+    }
+
     @Test func aReconnectOnlyFollowsALostLinkWithinTheGrace() {
         var s = Scenario()
         let first = s.deviceOnline(from: "10.0.0.5")
