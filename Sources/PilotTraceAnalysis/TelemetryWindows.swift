@@ -12,7 +12,7 @@ import PilotTraceWire
 /// reporting success for one of them while its window is open. Everything else is stored packet by packet.
 ///
 /// A window stays open until the capture clock passes its end by ``grace`` (late PUBACKs still find it), its
-/// connection closes, a PUBLISH for it comes from another capture file, or the run flushes; then its row is ready
+/// connection closes, a PUBLISH for it comes from another file of a rotated capture, or the run flushes; then its row is ready
 /// (``takeReady()``). At most the windows of the last 15 seconds of each connection are held.
 struct TelemetryWindows {
     /// Seconds a window stays open after its end, for PUBACKs still on their way.
@@ -41,6 +41,8 @@ struct TelemetryWindows {
         var acknowledged = 0
         /// The last frame of each PUBLISH, as the `frames` column's text.
         var frames: [UInt8] = []
+        /// Whether every PUBLISH's frame is known (else the list is left out).
+        var framesKnown = true
         /// Packet identifiers of its PUBLISHes not acknowledged yet.
         var awaiting: [UInt16] = []
         var isOpen = true
@@ -82,14 +84,13 @@ struct TelemetryWindows {
             var window = byConnection[connection]?.first {
                 $0.index == index && $0.direction == direction && $0.qos == qos && $0.topic == p.topic
             }
-            if let w = window, w.row.captureOrdinal != place.capture || place.capture == nil {
-                close(w)  // from another file of a rotated capture (or not placed): a window keeps to one file
+            if let w = window, w.row.captureOrdinal != place.capture {
+                close(w)  // from another file of a rotated capture: a window keeps to one file
                 window = nil
             }
             let w: Window
             if let window {
                 w = window
-                w.frames.append(UInt8(ascii: ","))
             } else {
                 w = Window(connection: connection, direction: direction, topic: p.topic, qos: qos, index: index, row: try row(), time: time)
                 order.append(w)
@@ -99,7 +100,12 @@ struct TelemetryWindows {
             w.lastTime = time
             w.lastFrame = place.last
             w.payloadBytes += p.payload.length
-            Self.appendNumber(place.last ?? place.first ?? 0, to: &w.frames)
+            if let frame = place.last ?? place.first {
+                if !w.frames.isEmpty { w.frames.append(UInt8(ascii: ",")) }
+                Self.appendNumber(frame, to: &w.frames)
+            } else {
+                w.framesKnown = false
+            }
             if let id = p.packetIdentifier {
                 awaitingAck[AckKey(connection: connection, direction: direction, packetID: id)] = w
                 w.awaiting.append(id)
@@ -168,7 +174,8 @@ struct TelemetryWindows {
         if row.captureOrdinal != nil { row.lastFrame = w.lastFrame }
         row.totalPayloadLength = w.payloadBytes
         row.acknowledged = w.qos == 1 ? w.acknowledged : nil
-        row.frames = String(decoding: w.frames, as: UTF8.self)
+        // (Frames not known — a capture without frame numbers — leave the list NULL, as a packet's frames are.)
+        row.frames = w.framesKnown ? String(decoding: w.frames, as: UTF8.self) : nil
         if w.count > 1 { row.summary += " ×\(w.count) in \(Self.seconds(w.lastTime - row.time)) s" }
         ready.append(row)
     }
