@@ -69,7 +69,7 @@ import Glibc
         #expect(out.status == 0, "\(out.stderr)")
         #expect(out.stdout.contains("50 Pilot 2 sessions (50 offline)"))
         let store = try StoredDB(db)
-        #expect(try store.int("SELECT count(*) FROM mqtt_packets WHERE type = 'PUBLISH' AND direction = 'to-server'") == published)
+        #expect(try store.int("SELECT sum(packet_count) FROM mqtt_packets WHERE type = 'PUBLISH' AND direction = 'to-server'") == published)
         #expect(try store.int("SELECT count(*) FROM mqtt_packets WHERE type = 'CONNECT'") == 50)
         #expect(try store.int("SELECT count(DISTINCT gateway_sn) FROM sessions WHERE state = 'offline'") == 50)
         #expect(try store.int("SELECT count(*) FROM flows WHERE protocol = 'mqtt'") == 50)
