@@ -57,9 +57,8 @@ struct TelemetryWindows {
 
     /// Each connection's open windows (a handful: one per telemetry topic and direction, two around a window's end).
     private var byConnection: [ConnectionID: [Window]] = [:]
-    /// Open windows in the order they opened (closing times nearly in order); `head` is the first still to look at.
-    private var order: [Window] = []
-    private var head = 0
+    /// Windows in the order they opened (closing times nearly in order); closed ones are skipped as they come up.
+    private var order = ExpiringQueue<Window>()
     private var awaitingAck: [AckKey: Window] = [:]
     private var ready: [MQTTPacketRow] = []
 
@@ -125,18 +124,9 @@ struct TelemetryWindows {
 
     /// Closes the windows that ended more than ``grace`` seconds before `time`.
     mutating func closeDue(at time: Double) {
-        while head < order.count {
-            let w = order[head]
-            if w.isOpen {
-                guard w.closesAt <= time else { break }
-                close(w)
-            }
-            head += 1
-        }
-        if head > 1_024, head * 2 > order.count {
-            order.removeFirst(head)
-            head = 0
-        }
+        var due: [Window] = []
+        order.expire(while: { !$0.isOpen || $0.closesAt <= time }) { due.append($0) }
+        for w in due { close(w) }
     }
 
     /// Closes a connection's windows (it closed).
@@ -146,9 +136,9 @@ struct TelemetryWindows {
 
     /// Closes every window.
     mutating func closeAll() {
-        for w in order[head...] where w.isOpen { close(w) }
-        order.removeAll()
-        head = 0
+        var all: [Window] = []
+        order.expireAll { all.append($0) }
+        for w in all { close(w) }
     }
 
     /// The rows of the windows closed since the last call, in the order they closed.

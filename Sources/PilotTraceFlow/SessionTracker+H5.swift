@@ -136,14 +136,8 @@ extension SessionTracker {
 
     /// Forgets the pages fetched before `cutoff` that no login claimed (a page fetched again later stays).
     func forgetUnclaimedPages(before cutoff: Timestamp) {
-        while pageQueueHead < pageQueue.count, pageQueue[pageQueueHead].time < cutoff {
-            let (addr, time) = pageQueue[pageQueueHead]
-            if lastPage[addr]?.time == time { lastPage[addr] = nil }
-            pageQueueHead += 1
-        }
-        if pageQueueHead > 1_024, pageQueueHead * 2 > pageQueue.count {
-            pageQueue.removeFirst(pageQueueHead)
-            pageQueueHead = 0
+        pageQueue.expire(while: { $0.time < cutoff }) { page in
+            if lastPage[page.address]?.time == page.time { lastPage[page.address] = nil }
         }
     }
 

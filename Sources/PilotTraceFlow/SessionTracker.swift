@@ -76,11 +76,10 @@ public final class SessionTracker {
     var contexts = H5Contexts()
     /// The last HTML page fetched by each client address, waiting for a login context to claim it.
     var lastPage: [String: TimelineEvent] = [:]
-    /// The pages in the order they were fetched (from `pageQueueHead` on), to forget those no login claimed within
-    /// ``pageClaimHorizon``: a capture point that also sees other web traffic would otherwise keep one page per
-    /// client address ever seen (22 MB of a 1.4 GB capture's 148 MB peak).
-    var pageQueue: [(address: String, time: Timestamp)] = []
-    var pageQueueHead = 0
+    /// The pages in the order they were fetched, to forget those no login claimed within ``pageClaimHorizon``: a
+    /// capture point that also sees other web traffic would otherwise keep one page per client address ever seen
+    /// (22 MB of a 1.4 GB capture's 148 MB peak).
+    var pageQueue = ExpiringQueue<(address: String, time: Timestamp)>()
     /// Seconds a fetched page waits for a login from its address; a login later than that starts without it.
     public static let pageClaimHorizon = 300.0
     /// Sessions by serial (the order they were created in); retired ones are gone.
@@ -119,7 +118,7 @@ public final class SessionTracker {
         let copy = SessionTracker(configuration: configuration)
         copy.connections = connections.mapValues { $0.copy() }
         (copy.infos, copy.requests, copy.contexts, copy.lastPage) = (infos, requests, contexts, lastPage)
-        (copy.pageQueue, copy.pageQueueHead) = (pageQueue, pageQueueHead)
+        copy.pageQueue = pageQueue
         copy.sessions = sessions.map { $0?.copy() }
         (copy.retainedCount, copy.nextSerial, copy.retiredKeys, copy.retiredOut) = (retainedCount, nextSerial, retiredKeys, retiredOut)
         (copy.retiredNumbers, copy.finishing, copy.released, copy.lostLinks) = (retiredNumbers, finishing, released, lostLinks)

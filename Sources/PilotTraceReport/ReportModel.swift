@@ -277,7 +277,7 @@ public enum ReportLoader {
         var out = p.summary + "\n"
         if let frames = p.frames, p.packetCount > 1 {
             // A telemetry window: the row is its first PUBLISH; the others are counted.
-            out += "\n\(p.packetCount) PUBLISHes in this 10 s window, \(p.totalPayloadLength ?? 0) payload bytes"
+            out += "\n\(p.packetCount) PUBLISHes in this \(Int(MQTTPacketRow.telemetryWindow)) s window, \(p.totalPayloadLength ?? 0) payload bytes"
             if let acked = p.acknowledged { out += ", \(acked) acknowledged" }
             out += "; frames \(frames). The payload below is the first one's.\n"
         }

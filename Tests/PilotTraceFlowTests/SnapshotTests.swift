@@ -47,7 +47,7 @@ import Testing
         // `snapshot()` shows.
         expectExercised(
             s.tracker, SessionTracker(configuration: s.tracker.configuration),
-            unexercised: ["configuration", "finishing", "retiredNumbers", "retiredOut", "lastPage", "pageQueueHead"])
+            unexercised: ["configuration", "finishing", "retiredNumbers", "retiredOut", "lastPage"])
         let connection = try #require(s.tracker.connections.values.first { $0.sn == Scenario.rc })
         expectExercised(
             connection, SessionTracker.Connection(info: connection.info, lastClientPacket: .zero),

@@ -27,7 +27,7 @@ public struct HTTPExchangePairing<Attachment> {
     @discardableResult
     public mutating func close(_ id: ConnectionID) -> [(request: HTTPRequest, attachment: Attachment)] {
         // (A closure, not `\.value`: a key path into a generic type is instantiated by the runtime at each call,
-        // which was 12 % of an analysis without storage, once per connection.)
+        // which cost 6 % of a 40-device analysis without storage, once per connection.)
         guard let left = waiting.removeValue(forKey: id), !left.isEmpty else { return [] }
         return left.sorted { $0.key < $1.key }.map { $0.value }
     }
