@@ -161,10 +161,10 @@ public final class AnalysisRun {
         try writer.flush()
     }
 
-    /// Gives the closed telemetry windows' rows to the writer.
+    /// Completes the closed telemetry windows' rows.
     func storeTelemetry() throws {
         guard telemetry.hasReady else { return }
-        for row in telemetry.takeReady() { try writer.insertMQTTPacket(row) }
+        for close in telemetry.takeReady() { try writer.closeTelemetryWindow(close) }
     }
 
     /// Closes the telemetry windows whose time is over, once per second of capture time.
@@ -456,11 +456,16 @@ public final class AnalysisRun {
             guard let flow = flowIDs[conn] else { break }
             let id: Int64
             if keepsRows {
-                // Telemetry and its PUBACKs go into their window's row (written when the window closes).
+                // Telemetry and its PUBACKs go into their window's row (written as the window opens, completed as it
+                // closes).
                 let writer = self.writer
                 if let window = try telemetry.fold(
                     record, connection: conn, direction: dir, time: ts.seconds,
-                    row: { Self.row(record, id: try writer.nextMQTTID(), flow: flow, dir: dir, ts: ts, overWebSocket: overWebSocket) })
+                    row: {
+                        let row = Self.row(record, id: try writer.nextMQTTID(), flow: flow, dir: dir, ts: ts, overWebSocket: overWebSocket)
+                        try writer.insertMQTTPacket(row)
+                        return row
+                    })
                 {
                     id = window
                 } else {

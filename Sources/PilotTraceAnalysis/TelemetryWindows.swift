@@ -11,9 +11,11 @@ import PilotTraceWire
 /// neither RETAIN nor DUP set (a retained or resent telemetry message is unusual enough to keep whole), and a PUBACK
 /// reporting success for one of them while its window is open. Everything else is stored packet by packet.
 ///
-/// A window stays open until the capture clock passes its end by ``grace`` (late PUBACKs still find it), its
-/// connection closes, a PUBLISH for it comes from another file of a rotated capture, or the run flushes; then its row is ready
-/// (``takeReady()``). At most the windows of the last 15 seconds of each connection are held.
+/// A window's row is its first PUBLISH's, stored as the window opens (the `row` given to ``fold(_:connection:direction:time:row:)``);
+/// an open window keeps only its counts and frame list. It stays open until the capture clock passes its end by
+/// ``grace`` (late PUBACKs still find it), its connection closes, a PUBLISH for it comes from another file of a rotated
+/// capture, or the run flushes; then what completes its row is ready (``takeReady()``). At most the windows of the last
+/// 15 seconds of each connection are held.
 struct TelemetryWindows {
     /// Seconds a window stays open after its end, for PUBACKs still on their way.
     static let grace = 5.0
@@ -33,7 +35,11 @@ struct TelemetryWindows {
         let qos: UInt8
         let index: Int64
         let closesAt: Double
-        var row: MQTTPacketRow
+        /// The row's id, capture file, time and last frame as stored when the window opened.
+        let id: Int64
+        let captureOrdinal: Int?
+        let start: Double
+        let firstLastFrame: Int?
         var count = 0
         var lastTime: Double
         var lastFrame: Int?
@@ -48,7 +54,8 @@ struct TelemetryWindows {
         var isOpen = true
 
         init(connection: ConnectionID, direction: Direction, topic: String, qos: UInt8, index: Int64, row: MQTTPacketRow, time: Double) {
-            (self.connection, self.direction, self.topic, self.qos, self.index, self.row) = (connection, direction, topic, qos, index, row)
+            (self.connection, self.direction, self.topic, self.qos, self.index) = (connection, direction, topic, qos, index)
+            (id, captureOrdinal, start, firstLastFrame) = (row.id, row.captureOrdinal, row.time, row.lastFrame)
             closesAt = Double(index + 1) * MQTTPacketRow.telemetryWindow + TelemetryWindows.grace
             lastTime = time
             payloadBytes = 0
@@ -60,16 +67,16 @@ struct TelemetryWindows {
     /// Windows in the order they opened (closing times nearly in order); closed ones are skipped as they come up.
     private var order = ExpiringQueue<Window>()
     private var awaitingAck: [AckKey: Window] = [:]
-    private var ready: [MQTTPacketRow] = []
+    private var ready: [MQTTPacketRow.WindowClose] = []
 
-    /// Whether closed windows' rows wait to be taken.
+    /// Whether closed windows wait to be taken.
     var hasReady: Bool { !ready.isEmpty }
 
     /// Folds a telemetry PUBLISH or its PUBACK into its window; returns the window row's id (the message's reference),
     /// or nil when the packet is not folded and needs a row of its own.
     ///
     /// - Parameters:
-    ///   - row: Builds the packet's row with an id: called for the PUBLISH that opens a window.
+    ///   - row: Builds the packet's row with an id and stores it: called for the PUBLISH that opens a window.
     mutating func fold(
         _ record: MQTTPacketRecord, connection: ConnectionID, direction: Direction, time: Double,
         row: () throws -> MQTTPacketRow
@@ -83,7 +90,7 @@ struct TelemetryWindows {
             var window = byConnection[connection]?.first {
                 $0.index == index && $0.direction == direction && $0.qos == qos && $0.topic == p.topic
             }
-            if let w = window, w.row.captureOrdinal != place.capture {
+            if let w = window, w.captureOrdinal != place.capture {
                 close(w)  // from another file of a rotated capture: a window keeps to one file
                 window = nil
             }
@@ -109,14 +116,14 @@ struct TelemetryWindows {
                 awaitingAck[AckKey(connection: connection, direction: direction, packetID: id)] = w
                 w.awaiting.append(id)
             }
-            return w.row.id
+            return w.id
         case .pubAck(let ack):
             guard ack.reasonCode?.isSuccess ?? true else { return nil }
             let key = AckKey(connection: connection, direction: direction.reversed, packetID: ack.packetIdentifier)
             guard let w = awaitingAck.removeValue(forKey: key), w.isOpen else { return nil }
             w.acknowledged += 1
             if let i = w.awaiting.firstIndex(of: ack.packetIdentifier) { w.awaiting.remove(at: i) }
-            return w.row.id
+            return w.id
         default:
             return nil
         }
@@ -141,9 +148,9 @@ struct TelemetryWindows {
         for w in all { close(w) }
     }
 
-    /// The rows of the windows closed since the last call, in the order they closed.
-    mutating func takeReady() -> [MQTTPacketRow] {
-        defer { ready.removeAll(keepingCapacity: true) }
+    /// What completes the rows of the windows closed since the last call, in the order they closed.
+    mutating func takeReady() -> [MQTTPacketRow.WindowClose] {
+        defer { ready = [] }
         return ready
     }
 
@@ -158,16 +165,14 @@ struct TelemetryWindows {
             let key = AckKey(connection: w.connection, direction: w.direction, packetID: id)
             if awaitingAck[key] === w { awaitingAck[key] = nil }
         }
-        var row = w.row
-        row.packetCount = w.count
-        row.lastTime = w.lastTime
-        if row.captureOrdinal != nil { row.lastFrame = w.lastFrame }
-        row.totalPayloadLength = w.payloadBytes
-        row.acknowledged = w.qos == 1 ? w.acknowledged : nil
-        // (Frames not known — a capture without frame numbers — leave the list NULL, as a packet's frames are.)
-        row.frames = w.framesKnown ? String(decoding: w.frames, as: UTF8.self) : nil
-        if w.count > 1 { row.summary += " ×\(w.count) in \(Self.seconds(w.lastTime - row.time)) s" }
-        ready.append(row)
+        ready.append(
+            MQTTPacketRow.WindowClose(
+                id: w.id, packetCount: w.count, lastTime: w.lastTime,
+                lastFrame: w.captureOrdinal != nil ? w.lastFrame : w.firstLastFrame, totalPayloadLength: w.payloadBytes,
+                acknowledged: w.qos == 1 ? w.acknowledged : nil,
+                // (Frames not known — a capture without frame numbers — leave the list NULL, as a packet's frames are.)
+                frames: w.framesKnown ? String(decoding: w.frames, as: UTF8.self) : nil,
+                summarySuffix: w.count > 1 ? " ×\(w.count) in \(Self.seconds(w.lastTime - w.start)) s" : ""))
     }
 
     /// Appends `n`'s decimal digits.

@@ -18,6 +18,8 @@ public protocol AnalysisRecorder: AnyObject, Sendable {
     func insertHTTPExchange(_ row: HTTPExchangeRow) throws
     func insertWebSocketMessage(_ row: WebSocketMessageRow) throws
     func insertMQTTPacket(_ row: MQTTPacketRow) throws
+    /// Completes a telemetry window's row (``MQTTPacketRow/WindowClose``).
+    func closeTelemetryWindow(_ close: MQTTPacketRow.WindowClose) throws
     func storeSession(key: Int, _ row: SessionRow, timeline: [TimelineEventRow], findings: [DeviationRow]?) throws
     func replaceFindings(_ findings: [(sessionKey: Int?, row: DeviationRow)]) throws
     func keepSessions(keys: Set<Int>) throws
@@ -65,6 +67,7 @@ public final class DiscardingRecorder: AnalysisRecorder, @unchecked Sendable {
     public func insertHTTPExchange(_ row: HTTPExchangeRow) throws {}
     public func insertWebSocketMessage(_ row: WebSocketMessageRow) throws {}
     public func insertMQTTPacket(_ row: MQTTPacketRow) throws {}
+    public func closeTelemetryWindow(_ close: MQTTPacketRow.WindowClose) throws {}
     public func storeSession(key: Int, _ row: SessionRow, timeline: [TimelineEventRow], findings: [DeviationRow]?) throws {}
     public func replaceFindings(_ findings: [(sessionKey: Int?, row: DeviationRow)]) throws {}
     public func keepSessions(keys: Set<Int>) throws {}

@@ -14,6 +14,7 @@ extension AnalysisWriter.Batch {
         try Self.copy(link, table: "http_exchanges", http)
         try Self.copy(link, table: "websocket_messages", webSocket)
         try Self.copy(link, table: "mqtt_packets", mqtt)
+        try Self.closeWindows(link, windowCloses)
 
         // Sessions: new ones in one INSERT … RETURNING id (ids in row order), stored ones updated in place.
         func id(_ key: Int) -> Int64? { outcome.assigned[key] ?? known[key] }
@@ -81,6 +82,31 @@ extension AnalysisWriter.Batch {
         guard !rows.isEmpty else { return }
         let (names, values) = try columns(rows, generatedID: generatedID)
         try link.insert(table: table, columns: names, rows: values)
+    }
+
+    /// Completes telemetry windows' rows written by earlier batches: multi-row `UPDATE … FROM (VALUES …)` statements
+    /// (the values typed: a NULL parameter in a VALUES list has no column to take its type from).
+    static func closeWindows(_ link: PostgresLink, _ closes: [MQTTPacketRow.WindowClose]) throws {
+        guard !closes.isEmpty else { return }
+        let tuple = "(?::bigint, ?::bigint, ?::double precision, ?::bigint, ?::bigint, ?::bigint, ?::text, ?::text)"
+        var start = 0
+        while start < closes.count {
+            let chunk = closes[start..<min(closes.count, start + 5_000)]
+            let sql = """
+                UPDATE mqtt_packets AS m SET packet_count = v.packet_count, last_time = v.last_time, last_frame = v.last_frame,
+                  total_payload_length = v.total_payload_length, acknowledged = v.acknowledged, frames = v.frames,
+                  summary = m.summary || v.suffix
+                FROM (VALUES \(Array(repeating: tuple, count: chunk.count).joined(separator: ", ")))
+                  AS v(id, packet_count, last_time, last_frame, total_payload_length, acknowledged, frames, suffix)
+                WHERE m.id = v.id
+                """
+            try link.execute(sql, chunk.flatMap { close in
+                var a = close.arguments
+                a.insert(a.removeLast(), at: 0)  // the id first
+                return a
+            })
+            start += chunk.count
+        }
     }
 
     /// Inserts or updates by id, as multi-row `INSERT … ON CONFLICT (id) DO UPDATE` statements (a row given twice in

@@ -136,6 +136,19 @@ public final class AnalysisWriter: @unchecked Sendable {
 
     public func insertMQTTPacket(_ row: MQTTPacketRow) throws { try add { $0.batch.mqtt.append(row.stamped($0.analysisID)) } }
 
+    /// Completes a telemetry window's row, given earlier with ``insertMQTTPacket(_:)``: in place while the row still
+    /// waits in the batch, else with an `UPDATE` written after the batch's inserts.
+    public func closeTelemetryWindow(_ close: MQTTPacketRow.WindowClose) throws {
+        try add {
+            // The batch's MQTT rows are in id order (ids are taken and given in order).
+            if let i = $0.batch.mqttIndex(of: close.id) {
+                close.apply(to: &$0.batch.mqtt[i])
+            } else {
+                $0.batch.windowCloses.append(close)
+            }
+        }
+    }
+
     /// Stores a session (its `id` is ignored: the database assigns it), with its whole timeline, under the caller's
     /// `key`. Given again under the same key, the stored row is updated in place and its timeline replaced; so are its
     /// findings when `findings` is not nil (their `sessionID` is set by the writer).
@@ -285,20 +298,33 @@ public final class AnalysisWriter: @unchecked Sendable {
         var http: [HTTPExchangeRow] = []
         var webSocket: [WebSocketMessageRow] = []
         var mqtt: [MQTTPacketRow] = []
+        /// Telemetry windows closed whose rows were written by an earlier batch.
+        var windowCloses: [MQTTPacketRow.WindowClose] = []
         var sessions: [SessionEntry] = []
         var sessionIndex: [Int: Int] = [:]
         var findings: [(sessionKey: Int?, row: DeviationRow)]?
         var keepSessions: Set<Int>?
 
         var count: Int {
-            captures.count + flows.count + http.count + webSocket.count + mqtt.count
+            captures.count + flows.count + http.count + webSocket.count + mqtt.count + windowCloses.count
                 + sessions.reduce(0) { $0 + 1 + $1.timeline.count + ($1.findings?.count ?? 0) } + (findings?.count ?? 0)
                 + (keepSessions == nil ? 0 : 1)
         }
 
         var isEmpty: Bool {
-            captures.isEmpty && flows.isEmpty && http.isEmpty && webSocket.isEmpty && mqtt.isEmpty && sessions.isEmpty
+            captures.isEmpty && flows.isEmpty && http.isEmpty && webSocket.isEmpty && mqtt.isEmpty && windowCloses.isEmpty
+                && sessions.isEmpty
                 && findings == nil && keepSessions == nil
+        }
+
+        /// Where the MQTT row `id` is in ``mqtt`` (kept in id order), if it is there.
+        func mqttIndex(of id: Int64) -> Int? {
+            var lo = 0, hi = mqtt.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if mqtt[mid].id < id { lo = mid + 1 } else { hi = mid }
+            }
+            return lo < mqtt.count && mqtt[lo].id == id ? lo : nil
         }
 
         /// Writes the batch in the open transaction; `known` are the ids of sessions stored by earlier batches.
@@ -313,6 +339,7 @@ public final class AnalysisWriter: @unchecked Sendable {
             for row in http { try inserts.insert(row) }
             for row in webSocket { try row.insert(db) }
             for row in mqtt { try inserts.insert(row) }
+            for close in windowCloses { try tx.execute(MQTTPacketRow.WindowClose.updateSQL, close.arguments) }
             func id(_ key: Int) -> Int64? { outcome.assigned[key] ?? known[key] }
             for entry in sessions {
                 let sessionID: Int64

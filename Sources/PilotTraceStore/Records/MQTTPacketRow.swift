@@ -119,6 +119,56 @@ public struct MQTTPacketRow: Codable, Sendable, Hashable {
         password.map { "<\($0.count) bytes hidden>" }
     }
 
+    /// What closing a telemetry window writes into its row. The row is stored as the window opens (its first PUBLISH,
+    /// with a count of 1, as any packet) and completed when the window closes, so the analysis holds no payload,
+    /// summary or row for an open window: with thousands of devices online, open windows were the largest part of
+    /// what storing adds to the analysis's memory.
+    public struct WindowClose: Sendable, Hashable {
+        public var id: Int64
+        public var packetCount: Int
+        public var lastTime: Double
+        /// The row's `last_frame` (the last PUBLISH's; nil when the row has no capture file).
+        public var lastFrame: Int?
+        public var totalPayloadLength: Int
+        public var acknowledged: Int?
+        public var frames: String?
+        /// Appended to the row's summary (` ×5 in 8.0 s`); empty for a window of one PUBLISH.
+        public var summarySuffix: String
+
+        public init(
+            id: Int64, packetCount: Int, lastTime: Double, lastFrame: Int?, totalPayloadLength: Int, acknowledged: Int?,
+            frames: String?, summarySuffix: String
+        ) {
+            (self.id, self.packetCount, self.lastTime, self.lastFrame) = (id, packetCount, lastTime, lastFrame)
+            (self.totalPayloadLength, self.acknowledged, self.frames, self.summarySuffix) = (totalPayloadLength, acknowledged, frames, summarySuffix)
+        }
+
+        /// The window's row completed (for a row not written yet).
+        public func apply(to row: inout MQTTPacketRow) {
+            row.packetCount = packetCount
+            row.lastTime = lastTime
+            row.lastFrame = lastFrame
+            row.totalPayloadLength = totalPayloadLength
+            row.acknowledged = acknowledged
+            row.frames = frames
+            row.summary += summarySuffix
+        }
+
+        /// Completes a written row (both engines: `?` placeholders).
+        static let updateSQL = """
+            UPDATE mqtt_packets SET packet_count = ?, last_time = ?, last_frame = ?, total_payload_length = ?,
+              acknowledged = ?, frames = ?, summary = summary || ? WHERE id = ?
+            """
+
+        var arguments: [SQLValue] {
+            [
+                .integer(Int64(packetCount)), .real(lastTime), lastFrame.map { .integer(Int64($0)) } ?? .null,
+                .integer(Int64(totalPayloadLength)), acknowledged.map { .integer(Int64($0)) } ?? .null,
+                frames.map { .text($0) } ?? .null, .text(summarySuffix), .integer(id),
+            ]
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
         case id
         case analysisID = "analysis_id"
