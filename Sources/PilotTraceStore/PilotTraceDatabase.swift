@@ -115,12 +115,13 @@ public struct PilotTraceDatabase: Sendable {
             // checkpoints: one every 4,096 pages (64 MiB with 16 KiB pages) instead of SQLite's 1,000.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA wal_autocheckpoint = 4096")
-            // 16 MiB of page cache (SQLite's default is 2 MiB): the index pages an analysis appends to (one run of
+            // 8 MiB of page cache (SQLite's default is 2 MiB): the index pages an analysis appends to (one run of
             // mqtt_packets_by_flow per open connection) stay in memory instead of being read back from the file for
             // every row, which made storing grow faster than the capture. It was 32 MiB while every telemetry
-            // packet was a row (16 MiB was then 10 % slower on a 1.4 GB capture with 4,000 devices online at once);
-            // with telemetry windows (a third of the rows) 16 MiB is as fast there and peaks 15 MB lower.
-            try db.execute(sql: "PRAGMA cache_size = -16384")
+            // packet was a row (16 MiB was then 10 % slower on a 1.4 GB capture with 4,000 devices online at once),
+            // then 16 MiB with telemetry windows (a third of the rows); 8 MiB is as fast on the bench's shapes and the
+            // storms, and peaks 8 MB lower (docs/benchmarks.md, "Round 3 of issue 21").
+            try db.execute(sql: "PRAGMA cache_size = -8192")
         }
         let pool: DatabasePool
         do {
