@@ -185,9 +185,13 @@ public struct Session: Hashable, Sendable {
 }
 
 extension JSONValue {
-    /// An object from members, leaving out nil values.
+    /// An object from members, leaving out nil values. Its storage is exactly as large as the members: timelines hold
+    /// these details for every open session (`compactMap` grows by doubling and may leave half of it unused).
     static func members(_ items: [(String, JSONValue?)]) -> JSONValue {
-        .object(items.compactMap { k, v in v.map { (k, $0) } })
+        var kept: [(String, JSONValue)] = []
+        kept.reserveCapacity(items.reduce(0) { $1.1 == nil ? $0 : $0 + 1 })
+        for (k, v) in items { if let v { kept.append((k, v)) } }
+        return .object(kept)
     }
 
     static func text(_ s: String?) -> JSONValue? { s.map { .string($0) } }
