@@ -120,7 +120,7 @@ public struct PilotTraceDatabase: Sendable {
             // every row, which made storing grow faster than the capture. It was 32 MiB while every telemetry
             // packet was a row (16 MiB was then 10 % slower on a 1.4 GB capture with 4,000 devices online at once),
             // then 16 MiB with telemetry windows (a third of the rows); 8 MiB is as fast on the bench's shapes and the
-            // storms, and peaks 8 MB lower (docs/benchmarks.md, "Round 3 of issue 21").
+            // storms, and peaks 8 MB lower (docs/benchmarks.md, "Login storms, third round").
             try db.execute(sql: "PRAGMA cache_size = -8192")
         }
         let pool: DatabasePool
