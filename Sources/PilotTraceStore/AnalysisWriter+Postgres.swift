@@ -88,7 +88,8 @@ extension AnalysisWriter.Batch {
     /// (the values typed: a NULL parameter in a VALUES list has no column to take its type from).
     static func closeWindows(_ link: PostgresLink, _ closes: [MQTTPacketRow.WindowClose]) throws {
         guard !closes.isEmpty else { return }
-        let tuple = "(?::bigint, ?::bigint, ?::double precision, ?::bigint, ?::bigint, ?::bigint, ?::text, ?::text)"
+        // Each tuple is a window's `arguments`, in their order (the id last).
+        let tuple = "(?::bigint, ?::double precision, ?::bigint, ?::bigint, ?::bigint, ?::text, ?::text, ?::bigint)"
         var start = 0
         while start < closes.count {
             let chunk = closes[start..<min(closes.count, start + 5_000)]
@@ -97,14 +98,10 @@ extension AnalysisWriter.Batch {
                   total_payload_length = v.total_payload_length, acknowledged = v.acknowledged, frames = v.frames,
                   summary = m.summary || v.suffix
                 FROM (VALUES \(Array(repeating: tuple, count: chunk.count).joined(separator: ", ")))
-                  AS v(id, packet_count, last_time, last_frame, total_payload_length, acknowledged, frames, suffix)
+                  AS v(packet_count, last_time, last_frame, total_payload_length, acknowledged, frames, suffix, id)
                 WHERE m.id = v.id
                 """
-            try link.execute(sql, chunk.flatMap { close in
-                var a = close.arguments
-                a.insert(a.removeLast(), at: 0)  // the id first
-                return a
-            })
+            try link.execute(sql, chunk.flatMap { $0.arguments })
             start += chunk.count
         }
     }

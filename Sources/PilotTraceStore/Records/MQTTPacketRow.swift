@@ -154,7 +154,8 @@ public struct MQTTPacketRow: Codable, Sendable, Hashable {
             row.summary += summarySuffix
         }
 
-        /// Completes a written row (both engines: `?` placeholders).
+        /// Completes a written row (SQLite; PostgreSQL completes a batch's windows in one statement:
+        /// `AnalysisWriter.Batch.closeWindows`). ``arguments`` are its values, in order.
         static let updateSQL = """
             UPDATE mqtt_packets SET packet_count = ?, last_time = ?, last_frame = ?, total_payload_length = ?,
               acknowledged = ?, frames = ?, summary = summary || ? WHERE id = ?
