@@ -18,7 +18,8 @@ public struct TCPReassembler: ~Copyable {
         public var idleTimeout: Double = 600
         /// Capture seconds a connection closed by FIN or RST is kept, to absorb late ACKs and retransmissions.
         public var closeLinger: Double = 30
-        /// Delivered bytes kept per direction, until its FIN, to tell a faithful retransmission from a conflicting one.
+        /// Delivered bytes kept per direction, until the peer acknowledges all of them or the FIN, to tell a faithful
+        /// retransmission from a conflicting one.
         public var conflictWindow = 4096
         public init() {}
     }
@@ -337,11 +338,20 @@ final class Connection {
                 if half.isn != nil || half.delivered > 0 || length > 0 { checkEnd(half, dir, at: ts, into: &events) }
             }
         }
-        // The peer acknowledged bytes we never saw in front of buffered ones: they will not come; skip them.
-        if f.contains(.ack), other.started, let first = other.pending.first {
+        if f.contains(.ack), other.started {
+            var delivered = other.delivered
             let acked = other.offset(of: s.acknowledgment)
-            if acked > other.delivered && acked >= first.offset {
+            // The peer acknowledged bytes we never saw in front of buffered ones: they will not come; skip them.
+            if let first = other.pending.first, acked > delivered && acked >= first.offset {
                 skipToPending(other, dir.reversed, at: ts, budget: budget, into: &events)
+                delivered = other.delivered
+            }
+            // The peer has every delivered byte: a copy sent again can no longer change what it received, so the
+            // conflict window is freed (Zeek trims its reassembly buffer at the acknowledgment the same way). A
+            // connection that sends a message a second and has it acknowledged keeps no window between messages;
+            // with thousands of such connections open, their windows were the reassembler's largest memory.
+            if acked >= delivered, acked - delivered <= 1, other.recent.count > 0 {
+                other.recent.removeAll(keepingCapacityUpTo: RecentBytes.retainedCapacity)
             }
         }
     }
@@ -561,7 +571,7 @@ struct RecentBytes {
             let fill = min(capacity - storage.count, n)
             // Exact growth: never more than the window.
             if storage.capacity < storage.count + fill { storage.reserveCapacity(min(capacity, max(storage.count + fill, storage.count * 2))) }
-            storage.append(contentsOf: bytes[0..<fill])
+            bytes.withUnsafeBufferPointer { storage.append(contentsOf: UnsafeBufferPointer(rebasing: $0[0..<fill])) }
             from = fill
         }
         guard from < n else { return }
@@ -582,6 +592,15 @@ struct RecentBytes {
     mutating func removeAll() {
         storage.removeAll(keepingCapacity: true)
         head = 0
+    }
+
+    /// Storage a window emptied at an acknowledgment keeps: enough for a small message, so a connection that sends
+    /// one a second does not allocate for each, while one that sent more gives its memory back.
+    static let retainedCapacity = 1024
+
+    /// Forgets the kept bytes; keeps their memory only up to `limit` bytes.
+    mutating func removeAll(keepingCapacityUpTo limit: Int) {
+        if storage.capacity <= limit { removeAll() } else { release() }
     }
 
     /// Forgets the kept bytes and their memory.

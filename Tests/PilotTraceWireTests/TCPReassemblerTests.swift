@@ -152,6 +152,34 @@ struct ReassemblyHarness: ~Copyable {
         #expect(h.summaries[0].toServer.conflicts == 1)
     }
 
+    @Test("Once the peer acknowledges every delivered byte the window is freed; a partial acknowledgment keeps it")
+    func conflictWindowIsFreedAtTheFullAcknowledgment() {
+        var h = ReassemblyHarness()
+        h.handshake()
+        h.send(.toServer, seq: 101, message)
+        // The server acknowledged only part of the message: the window stays, a conflicting copy is reported.
+        h.send(.toClient, seq: 5001, ack: 105)
+        h.send(.toServer, seq: 101, Array(repeating: UInt8(ascii: "X"), count: 8))
+        #expect(h.conflicts == 1)
+        // It acknowledges all of it: the same conflicting copy is only counted as a retransmission.
+        h.send(.toClient, seq: 5001, ack: 101 + UInt32(message.count))
+        h.send(.toServer, seq: 101, Array(repeating: UInt8(ascii: "X"), count: 8))
+        #expect(h.conflicts == 1)
+        // New bytes start a new window, compared again until they are acknowledged.
+        let more = Array("more bytes".utf8)
+        h.send(.toServer, seq: 101 + UInt32(message.count), more)
+        h.send(.toServer, seq: 101 + UInt32(message.count), Array(repeating: UInt8(ascii: "Y"), count: more.count))
+        #expect(h.conflicts == 2)
+        // An acknowledgment far beyond what was sent (forged, or of another stream) frees nothing.
+        h.send(.toClient, seq: 5001, ack: 101 + UInt32(message.count) + 5000)
+        h.send(.toServer, seq: 101 + UInt32(message.count), Array(repeating: UInt8(ascii: "Y"), count: more.count))
+        h.finish()
+        #expect(h.conflicts == 3)
+        #expect(h.stream(.toServer).bytes == message + more)
+        #expect(h.summaries[0].toServer.conflicts == 3)
+        #expect(h.summaries[0].toServer.retransmissions == 4)
+    }
+
     @Test func recentBytesReleaseFreesTheRing() {
         var recent = RecentBytes(capacity: 16)
         recent.append(Array(0..<20))
