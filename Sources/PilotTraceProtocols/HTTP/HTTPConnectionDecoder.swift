@@ -126,6 +126,10 @@ public struct HTTPConnectionDecoder: Sendable {
     /// messages in progress, undrained events not counted); bounded by the configuration.
     public var bufferedByteCount: Int { requests.bufferedByteCount + responses.bufferedByteCount }
 
+    /// Both directions ended and every event was drained: ``finish(at:)`` would emit nothing and later bytes would only
+    /// be counted, so the decoder can be let go before its connection is.
+    public var isFinished: Bool { context.events.isEmpty && requests.isEnded && responses.isEnded }
+
     /// Returns the events produced since the last call, in the order they completed.
     public mutating func drainEvents() -> [HTTPConnectionEvent] {
         defer { context.events.removeAll() }

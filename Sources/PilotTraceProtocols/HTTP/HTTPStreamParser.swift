@@ -137,6 +137,12 @@ struct HTTPStreamParser: Sendable {
         (end - read) + (draft.map { $0.body.count } ?? 0) + replayBytes + (webSocket?.bufferedByteCount ?? 0)
     }
 
+    /// The direction ended and holds nothing: no input, no message in progress, nothing it could still emit.
+    var isEnded: Bool {
+        guard case .ended = state else { return false }
+        return read >= end && draft == nil && webSocket == nil
+    }
+
     var awaitingDecision: Int? {
         if case .paused(let index) = state { return index }
         return nil
