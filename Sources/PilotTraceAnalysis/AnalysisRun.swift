@@ -69,7 +69,8 @@ public final class AnalysisRun {
     let tracker: SessionTracker
     let engine: DeviationEngine
     var flowIDs: [ConnectionID: Int64] = [:]
-    var flowRows: [ConnectionID: FlowRow] = [:]
+    /// The names of each open connection's row (while rows are kept), to write it again when it closes.
+    var openFlows: [ConnectionID: FlowNames] = [:]
     /// Requests waiting for their responses: (row id, request), by connection and request index.
     var pendingRequests = HTTPExchangePairing<Int64>()
     var messageCounts = (http: 0, webSocket: 0, mqtt: 0)
@@ -438,17 +439,10 @@ public final class AnalysisRun {
         case .classified(let info, let c):
             let id = try writer.nextFlowID()
             flowIDs[info.id] = id
-            let row = FlowRow(
-                id: id, connectionNumber: Int(info.id.rawValue), client: info.client.description, server: info.server.description,
-                roleEvidence: info.roleEvidence.rawValue, protocol: c.appProtocol.rawValue,
-                classificationEvidence: c.evidence.rawValue, classificationNote: c.note, tlsServerName: c.tls?.serverName,
-                firstTime: info.firstSeen.seconds, lastTime: info.firstSeen.seconds, closeReason: "open", handshakeComplete: false,
-                communityID: info.communityID, tlsVersion: c.decryption?.version?.rawValue,
-                tlsCipherSuite: c.decryption?.cipherSuite?.name, tlsALPN: c.decryption?.alpn, tlsDecrypted: c.decryption?.decrypted,
-                tlsFailure: c.decryption?.failure?.code)
             if keepsRows {
-                flowRows[info.id] = row
-                try writer.upsertFlow(row)
+                let names = FlowNames(info)
+                openFlows[info.id] = names
+                try writer.upsertFlow(Self.flowRow(id: id, info, names, c))
             }
         case .http(let conn, let e):
             ref = try http(conn, e)
@@ -478,17 +472,44 @@ public final class AnalysisRun {
             }
             messageCounts.mqtt += 1
             ref = MessageRef(.mqtt, id, frames: record.frames)
-        case .closed(let summary, let c):
-            try closed(summary, c)
+        case .closed(let summary, _):
+            try closed(summary)
         case .mqttError:
             break
         }
         tracker.consume(m, ref: ref)
         engine.consume(m, ref: ref)
-        if case .closed(let summary, _) = m, var row = flowRows.removeValue(forKey: summary.info.id) {
+        if case .closed(let summary, let c) = m, let names = openFlows.removeValue(forKey: summary.info.id),
+            let id = flowIDs[summary.info.id]
+        {
+            // The row written at the classification again, completed: built afresh from the summary (the same
+            // connection, as the decoders saw it), the classification the close repeats and the names kept, so only
+            // those are held per open connection in between.
+            var row = Self.flowRow(id: id, summary.info, names, c)
+            row.complete(with: summary)
             row.mqttRole = tracker.roles[summary.info.id]?.rawValue
             try writer.upsertFlow(row)
         }
+    }
+
+    /// An open connection's endpoints and Community ID as its row gives them: formatted (and hashed) once.
+    struct FlowNames {
+        var client: String, server: String, communityID: String
+        init(_ info: ConnectionInfo) {
+            (client, server, communityID) = (info.client.description, info.server.description, info.communityID)
+        }
+    }
+
+    /// A connection's row as written when it is classified (still open).
+    static func flowRow(id: Int64, _ info: ConnectionInfo, _ names: FlowNames, _ c: Classification) -> FlowRow {
+        FlowRow(
+            id: id, connectionNumber: Int(info.id.rawValue), client: names.client, server: names.server,
+            roleEvidence: info.roleEvidence.rawValue, protocol: c.appProtocol.rawValue,
+            classificationEvidence: c.evidence.rawValue, classificationNote: c.note, tlsServerName: c.tls?.serverName,
+            firstTime: info.firstSeen.seconds, lastTime: info.firstSeen.seconds, closeReason: "open", handshakeComplete: false,
+            communityID: names.communityID, tlsVersion: c.decryption?.version?.rawValue,
+            tlsCipherSuite: c.decryption?.cipherSuite?.name, tlsALPN: c.decryption?.alpn, tlsDecrypted: c.decryption?.decrypted,
+            tlsFailure: c.decryption?.failure?.code)
     }
 
     func http(_ conn: ConnectionID, _ e: HTTPConnectionEvent) throws -> MessageRef? {
@@ -535,7 +556,7 @@ public final class AnalysisRun {
         }
     }
 
-    func closed(_ s: ConnectionSummary, _ c: Classification) throws {
+    func closed(_ s: ConnectionSummary) throws {
         let conn = s.info.id
         if keepsRows {
             telemetry.close(connection: conn)
@@ -545,15 +566,6 @@ public final class AnalysisRun {
         if let flow = flowIDs[conn] {
             if keepsRows { for (request, id) in unanswered { try writer.insertHTTPExchange(Self.row(id: id, flow: flow, request: request, response: nil)) } }
         }
-        guard var row = flowRows[conn] else { return }
-        row.lastTime = s.lastSeen.seconds
-        row.closeReason = s.closeReason.rawValue
-        row.handshakeComplete = s.handshakeComplete
-        (row.upPackets, row.upBytes, row.upPayloadBytes, row.upGaps, row.upGapBytes, row.upRetransmissions) =
-            (s.toServer.packets, s.toServer.bytes, s.toServer.payloadBytes, s.toServer.gaps, s.toServer.gapBytes, s.toServer.retransmissions)
-        (row.downPackets, row.downBytes, row.downPayloadBytes, row.downGaps, row.downGapBytes, row.downRetransmissions) =
-            (s.toClient.packets, s.toClient.bytes, s.toClient.payloadBytes, s.toClient.gaps, s.toClient.gapBytes, s.toClient.retransmissions)
-        flowRows[conn] = row
     }
 
     static func direction(_ d: Direction) -> String { d == .toServer ? "to-server" : "to-client" }
@@ -624,5 +636,18 @@ public final class AnalysisRun {
             state: s.state.rawValue, startTime: s.start.seconds, endTime: s.end.seconds, client: s.client,
             mqttClientID: s.mqttClientID, mqttUsername: s.mqttUsername, aircraftSNs: s.aircraft,
             summaryJSON: JSONValue.object([("exchanges", s.exchangeSummary())]).compact)
+    }
+}
+
+extension FlowRow {
+    /// The closed connection's end, close reason and per-direction counters.
+    fileprivate mutating func complete(with s: ConnectionSummary) {
+        lastTime = s.lastSeen.seconds
+        closeReason = s.closeReason.rawValue
+        handshakeComplete = s.handshakeComplete
+        (upPackets, upBytes, upPayloadBytes, upGaps, upGapBytes, upRetransmissions) =
+            (s.toServer.packets, s.toServer.bytes, s.toServer.payloadBytes, s.toServer.gaps, s.toServer.gapBytes, s.toServer.retransmissions)
+        (downPackets, downBytes, downPayloadBytes, downGaps, downGapBytes, downRetransmissions) =
+            (s.toClient.packets, s.toClient.bytes, s.toClient.payloadBytes, s.toClient.gaps, s.toClient.gapBytes, s.toClient.retransmissions)
     }
 }
