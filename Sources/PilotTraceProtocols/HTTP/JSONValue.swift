@@ -9,7 +9,10 @@
 /// - ``compact``
 /// - ``pretty(indent:)``
 /// - ``subscript(_:)-(String)``
-public indirect enum JSONValue: Sendable, Hashable {
+///
+/// Not `indirect`: arrays and objects already hold their elements in array storage, so a value is stored inline
+/// (32 bytes) instead of each one, down to every `true` and every number, in a heap box of its own.
+public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(JSONNumber)
