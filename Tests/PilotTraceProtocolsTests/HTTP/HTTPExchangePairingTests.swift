@@ -32,6 +32,26 @@ import Testing
         #expect(p.close(c1).map(\.attachment) == ["row2"])
         #expect(p.close(c1).isEmpty)
         #expect(p.close(c2).map(\.attachment) == ["other"])
+        #expect(p.connectionCount == 0)
+    }
+
+    @Test("A connection whose requests were all answered holds nothing until its close")
+    func anAnsweredConnectionIsForgotten() throws {
+        let (requests, responses) = Self.decoded(
+            "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        let c = ConnectionID(rawValue: 3)
+        var p = HTTPExchangePairing<Int>()
+        // Given out of order, a request still waits in its place; given again, it replaces the first.
+        p.request(requests[1], on: c, 2)
+        p.request(requests[0], on: c, 0)
+        p.request(requests[0], on: c, 1)
+        #expect(p.connectionCount == 1)
+        #expect(p.response(responses[0], on: c)?.attachment == 1)
+        #expect(p.connectionCount == 1)
+        #expect(p.response(responses[1], on: c)?.request.head.path == "/b")
+        #expect(p.connectionCount == 0)
+        #expect(p.close(c).isEmpty)
     }
 
     @Test func anInformationalResponseLeavesTheRequestWaiting() throws {
