@@ -2,21 +2,22 @@
 /// compacted now and then, so appending and expiring cost O(1) amortized (the pure targets have no `Deque`).
 ///
 /// For state kept "until some time has passed", where items fall due roughly in the order they were added: telemetry
-/// windows waiting for late acknowledgements, fetched pages waiting for their login.
+/// windows waiting for late acknowledgements, fetched pages waiting for their login. `@inlinable`, so the modules using
+/// it specialise it for their element (unspecialised, each item was copied through value witnesses).
 public struct ExpiringQueue<Element> {
-    private var items: [Element] = []
-    private var head = 0
+    @usableFromInline var items: [Element] = []
+    @usableFromInline var head = 0
 
-    public init() {}
+    @inlinable public init() {}
 
     /// The items still queued.
-    public var count: Int { items.count - head }
+    @inlinable public var count: Int { items.count - head }
 
-    public mutating func append(_ item: Element) { items.append(item) }
+    @inlinable public mutating func append(_ item: Element) { items.append(item) }
 
     /// Takes items off the front while `isDue` says so, handing each to `expire`; stops at the first that is not due
     /// (a later one that is due waits for it).
-    public mutating func expire(while isDue: (Element) -> Bool, _ expire: (Element) -> Void) {
+    @inlinable public mutating func expire(while isDue: (Element) -> Bool, _ expire: (Element) -> Void) {
         while head < items.count, isDue(items[head]) {
             expire(items[head])
             head += 1
@@ -28,7 +29,7 @@ public struct ExpiringQueue<Element> {
     }
 
     /// Takes every item off, handing each to `expire` in order.
-    public mutating func expireAll(_ expire: (Element) -> Void) {
+    @inlinable public mutating func expireAll(_ expire: (Element) -> Void) {
         for item in items[head...] { expire(item) }
         items.removeAll()
         head = 0
