@@ -347,9 +347,10 @@ final class Connection {
                 delivered = other.delivered
             }
             // The peer has every delivered byte: a copy sent again can no longer change what it received, so the
-            // conflict window is freed (Zeek trims its reassembly buffer at the acknowledgment the same way). A
-            // connection that sends a message a second and has it acknowledged keeps no window between messages;
-            // with thousands of such connections open, their windows were the reassembler's largest memory.
+            // conflict window is emptied, its storage given back beyond 1 KiB (Zeek trims its reassembly buffer at
+            // the acknowledgment the same way). A connection that sends a message a second and has it acknowledged
+            // keeps no bytes between messages; with thousands of such connections open, their full windows were the
+            // reassembler's largest memory.
             if acked >= delivered, acked - delivered <= 1, other.recent.count > 0 {
                 other.recent.removeAll(keepingCapacityUpTo: RecentBytes.retainedCapacity)
             }

@@ -375,7 +375,8 @@ public struct StreamAnalyzer: ~Copyable {
             emit(c, events, into: &out)
             // Both directions ended: the decoder is let go now rather than at the release, which keeps a closed
             // connection 30 s for late segments (with many short connections their decoders added up).
-            if case .end = event, c.webSocketMQTT == nil, c.http!.value.isFinished { c.http = nil }
+            // (A connection upgraded to WebSocket keeps its decoder: its frame decoder is never let go.)
+            if case .end = event, c.http!.value.isFinished { c.http = nil }
         } else if c.mqtt != nil {
             switch event {
             case .data(_, let dir, let bytes, let ts, let frame):
